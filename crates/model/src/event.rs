@@ -1,0 +1,132 @@
+//! Events (accepted requests) and their deliveries (DESIGN §1, §3.2).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BucketId, EventId, InputId, OutputId, TenantId};
+use crate::IntegrationKind;
+
+/// What ingest hands to the store: everything about an accepted request
+/// except the id and receive time, which the store assigns at commit so that
+/// id order is commit order.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub tenant: TenantId,
+    pub bucket: BucketId,
+    pub input: InputId,
+    pub integration: Option<IntegrationKind>,
+    pub method: String,
+    /// The path after the input's route (`/extra/path`), or empty.
+    pub path: String,
+    pub query: String,
+    /// Header names lower-cased, in arrival order; repeated names repeat.
+    pub headers: Vec<(String, String)>,
+    pub body: EventBody,
+    pub client_ip: String,
+    pub delivery_id: Option<String>,
+    pub event_type: Option<String>,
+    pub event_count: u32,
+    pub verified: bool,
+    /// Dedup window for `delivery_id`, in ms: the store records the id and
+    /// refuses a second event with it inside the window.
+    pub dedup_window_ms: i64,
+}
+
+/// The payload of an event. Ephemeral buckets keep only the size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    Stored(Vec<u8>),
+    /// Not stored (ephemeral bucket); only its size is known.
+    Omitted { size: u64 },
+}
+
+impl EventBody {
+    /// The body size in bytes.
+    pub fn size(&self) -> u64 {
+        match self {
+            EventBody::Stored(b) => b.len() as u64,
+            EventBody::Omitted { size } => *size,
+        }
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: EventId,
+    pub tenant: TenantId,
+    pub bucket: BucketId,
+    pub input: InputId,
+    pub integration: Option<IntegrationKind>,
+    pub received_at: i64,
+    pub method: String,
+    pub path: String,
+    /// `None` for ephemeral events.
+    pub query: Option<String>,
+    pub headers: Option<Vec<(String, String)>>,
+    pub body: EventBody,
+    pub client_ip: String,
+    pub delivery_id: Option<String>,
+    pub event_type: Option<String>,
+    pub event_count: u32,
+    pub verified: bool,
+}
+
+/// The state of one event for one output (DESIGN §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    InFlight,
+    Delivered,
+    Failed,
+    Expired,
+}
+
+impl DeliveryState {
+    /// The state's name as stored and answered.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::InFlight => "in_flight",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Expired => "expired",
+        }
+    }
+
+    /// Parses a stored state name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::InFlight,
+            DeliveryState::Delivered,
+            DeliveryState::Failed,
+            DeliveryState::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// One try at delivering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub at: i64,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
+
+/// One event's delivery to one output (and, for internal outputs, one group).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub event: EventId,
+    pub output: OutputId,
+    /// The agent group; `None` until agent delivery assigns one.
+    pub group: Option<String>,
+    pub state: DeliveryState,
+    pub attempts: Vec<Attempt>,
+    pub updated_at: i64,
+}

@@ -1,0 +1,23 @@
+//! Domain types of hookrelay, named as in DESIGN §1: tenants, buckets, inputs,
+//! outputs, tokens, events and deliveries, with their prefixed identifiers and
+//! validation rules.
+//!
+//! No I/O and no async here: every other crate depends on this one, and this
+//! one depends on nothing of ours. Start with [`ids`] for the identifier
+//! newtypes, then [`objects`] for the administered objects and [`event`] for
+//! what ingest produces.
+
+pub mod event;
+pub mod ids;
+pub mod objects;
+pub mod secret;
+pub mod time;
+
+pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
+pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};
+pub use objects::{
+    validate_slug, IntegrationKind,
+    AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input, Output, RateLimit,
+    ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant, Token, TokenScope, ValidationError,
+};
+pub use secret::Secret;

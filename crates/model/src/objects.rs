@@ -1,0 +1,504 @@
+//! The administered objects of DESIGN §1 and §3.4: tenant, bucket, input,
+//! output and token, with their defaults and validation.
+//!
+//! These are the stored shapes. Secrets they carry (bucket passwords, input
+//! secrets, token hashes) are [`Secret`]s and are skipped when an object is
+//! serialised for an API answer; the server adds them back only where the
+//! contract says a secret is shown once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BucketId, InputId, OutputId, TenantId, TokenKey};
+use crate::Secret;
+
+/// A field that failed validation, named as in the API's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    /// The JSON field name (`name`, `rateLimit.requests`, ...).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ValidationError {
+    /// A validation failure of `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The unit of isolation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    pub id: TenantId,
+    pub label: String,
+    /// Tenant kill switch: when false every input of the tenant answers 503.
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+/// How callers authenticate to every input of a bucket (DESIGN §1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum BucketAuth {
+    None,
+    Basic { username: String, password: Secret },
+    Token { token: Secret },
+}
+
+impl BucketAuth {
+    /// The same auth with its secrets removed, for API answers.
+    pub fn redacted(&self) -> serde_json::Value {
+        match self {
+            BucketAuth::None => serde_json::json!({"type": "none"}),
+            BucketAuth::Basic { username, .. } => {
+                serde_json::json!({"type": "basic", "username": username})
+            }
+            BucketAuth::Token { .. } => serde_json::json!({"type": "token"}),
+        }
+    }
+}
+
+/// A named group of inputs and outputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    pub id: BucketId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub auth: BucketAuth,
+    /// Bodies, headers and queries of an ephemeral bucket are never stored.
+    pub ephemeral: bool,
+    pub retention_seconds: u64,
+    pub catchup_seconds: u64,
+    /// Bucket kill switch.
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+impl Bucket {
+    /// Default retention: 24 h.
+    pub const DEFAULT_RETENTION_SECONDS: u64 = 86_400;
+    /// Default catch-up window for a reconnecting agent: 10 min.
+    pub const DEFAULT_CATCHUP_SECONDS: u64 = 600;
+}
+
+/// The closed set of signature schemes (DESIGN §4). The verification code
+/// for each lives in the `verify` crate; this is only the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntegrationKind {
+    Github,
+    GenericHmac,
+}
+
+impl IntegrationKind {
+    /// Every supported integration, in documentation order.
+    pub const ALL: &'static [IntegrationKind] =
+        &[IntegrationKind::Github, IntegrationKind::GenericHmac];
+
+    /// The name used in the API, the CLI and `WEBHOOK_SECRET_<NAME>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IntegrationKind::Github => "github",
+            IntegrationKind::GenericHmac => "generic-hmac",
+        }
+    }
+
+    /// Parses an integration name (`github`, `generic-hmac`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+/// Digest of a generic HMAC signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+/// Text encoding of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    Hex,
+    Base64,
+}
+
+/// Configuration of the `generic-hmac` integration (DESIGN §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenericHmac {
+    pub header: String,
+    pub algorithm: HmacAlgorithm,
+    pub encoding: SignatureEncoding,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// What the caller of an input is answered (DESIGN §3.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ResponsePolicy {
+    Default,
+    Static {
+        status: u16,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        body: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Wait {
+        #[serde(default = "ResponsePolicy::default_wait_ms")]
+        timeout_ms: u64,
+        #[serde(default)]
+        headers: Vec<String>,
+    },
+}
+
+impl ResponsePolicy {
+    fn default_wait_ms() -> u64 {
+        10_000
+    }
+
+    /// Checks the status and headers of a static answer.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            ResponsePolicy::Static {
+                status, headers, ..
+            } => {
+                if !(200..=599).contains(status) {
+                    return Err(ValidationError::new(
+                        "response.status",
+                        "must be between 200 and 599",
+                    ));
+                }
+                for (name, value) in headers {
+                    let name_ok = !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                    let value_ok = value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+                    if !name_ok || !value_ok {
+                        return Err(ValidationError::new(
+                            "response.headers",
+                            format!("invalid header {name:?}"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            ResponsePolicy::Wait { .. } => Err(ValidationError::new(
+                "response.type",
+                "the wait policy needs agent delivery, which this version does not have yet",
+            )),
+            ResponsePolicy::Default => Ok(()),
+        }
+    }
+}
+
+/// A sliding-window rate limit: `requests` per `window_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window_seconds: u32,
+}
+
+impl RateLimit {
+    /// The ingest default: 100 per minute per (tenant, input, client IP).
+    pub const INGEST_DEFAULT: RateLimit = RateLimit {
+        requests: 100,
+        window_seconds: 60,
+    };
+
+    /// Both numbers must be positive.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.requests == 0 {
+            return Err(ValidationError::new("rateLimit.requests", "must be positive"));
+        }
+        if self.window_seconds == 0 || self.window_seconds > 86_400 {
+            return Err(ValidationError::new(
+                "rateLimit.windowSeconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A public endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Input {
+    pub id: InputId,
+    pub tenant: TenantId,
+    pub bucket: BucketId,
+    /// Slug, unique in the tenant; routes `/api/webhooks/{name}`.
+    pub name: Option<String>,
+    pub integration: Option<IntegrationKind>,
+    pub generic_hmac: Option<GenericHmac>,
+    /// Newest first; each is tried in order (rotation).
+    #[serde(skip_serializing, default)]
+    pub secrets: Vec<Secret>,
+    pub response: ResponsePolicy,
+    /// Input kill switch.
+    pub enabled: bool,
+    pub body_limit: Option<u64>,
+    pub rate_limit: Option<RateLimit>,
+    pub timestamp_tolerance_seconds: u64,
+    pub created_at: i64,
+}
+
+impl Input {
+    /// Default body limit: 256 KiB.
+    pub const DEFAULT_BODY_LIMIT: u64 = 256 * 1024;
+    /// Hard ceiling for a configured body limit: 16 MiB.
+    pub const MAX_BODY_LIMIT: u64 = 16 * 1024 * 1024;
+    /// Default tolerance of a signed timestamp, either way.
+    pub const DEFAULT_TIMESTAMP_TOLERANCE_SECONDS: u64 = 300;
+
+    /// Checks the rules that tie fields together.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(name) = &self.name {
+            validate_slug("name", name)?;
+        }
+        match (self.integration, &self.generic_hmac) {
+            (Some(IntegrationKind::GenericHmac), None) => {
+                return Err(ValidationError::new(
+                    "genericHmac",
+                    "required with integration generic-hmac",
+                ))
+            }
+            (Some(IntegrationKind::GenericHmac), Some(cfg)) if cfg.header.trim().is_empty() => {
+                return Err(ValidationError::new("genericHmac.header", "must not be empty"))
+            }
+            (Some(IntegrationKind::GenericHmac), Some(_)) => {}
+            (_, Some(_)) => {
+                return Err(ValidationError::new(
+                    "genericHmac",
+                    "only allowed with integration generic-hmac",
+                ))
+            }
+            _ => {}
+        }
+        if self.integration.is_some() && self.secrets.is_empty() {
+            return Err(ValidationError::new(
+                "secrets",
+                "an input with an integration needs at least one secret",
+            ));
+        }
+        if self.secrets.iter().any(|s| s.expose().is_empty()) {
+            return Err(ValidationError::new("secrets", "a secret must not be empty"));
+        }
+        if let Some(limit) = self.body_limit {
+            if limit == 0 || limit > Self::MAX_BODY_LIMIT {
+                return Err(ValidationError::new(
+                    "bodyLimit",
+                    format!("must be between 1 and {}", Self::MAX_BODY_LIMIT),
+                ));
+            }
+        }
+        if let Some(rate) = &self.rate_limit {
+            rate.validate()?;
+        }
+        self.response.validate()
+    }
+
+    /// The body limit in force.
+    pub fn effective_body_limit(&self) -> u64 {
+        self.body_limit.unwrap_or(Self::DEFAULT_BODY_LIMIT)
+    }
+}
+
+/// Checks a slug: 1 to 64 of `[a-z0-9-_]`, starting with a letter or digit.
+pub fn validate_slug(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.as_bytes()[0].is_ascii_alphanumeric()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            "must be 1 to 64 of lowercase letters, digits, '-' or '_'",
+        ))
+    }
+}
+
+/// How often a failed delivery is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 8 }
+    }
+}
+
+/// A destination of a bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    pub id: OutputId,
+    pub tenant: TenantId,
+    pub bucket: BucketId,
+    pub url: String,
+    /// True: delivered by agents inside the private network.
+    pub internal: bool,
+    pub timeout_ms: u64,
+    pub headers: BTreeMap<String, String>,
+    pub retry: RetryPolicy,
+    pub created_at: i64,
+}
+
+impl Output {
+    /// Checks the URL and the retry policy.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
+        if !scheme_ok || self.url.len() > 2048 || self.url.chars().any(char::is_whitespace) {
+            return Err(ValidationError::new("url", "must be an absolute http(s) URL"));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 300_000 {
+            return Err(ValidationError::new("timeoutMs", "must be between 1 and 300000"));
+        }
+        if self.retry.max_attempts == 0 || self.retry.max_attempts > 100 {
+            return Err(ValidationError::new(
+                "retry.maxAttempts",
+                "must be between 1 and 100",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    Admin,
+    Tenant,
+    Agent,
+    Poll,
+}
+
+impl TokenScope {
+    /// The scope's name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenScope::Admin => "admin",
+            TokenScope::Tenant => "tenant",
+            TokenScope::Agent => "agent",
+            TokenScope::Poll => "poll",
+        }
+    }
+}
+
+/// An agent token's mode, fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    Forward,
+    Tunnel,
+}
+
+/// An access credential. Only the bcrypt hash of its secret is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    pub key: TokenKey,
+    pub tenant: TenantId,
+    pub scope: TokenScope,
+    /// Agent and poll tokens: the buckets they may read; empty means all.
+    pub buckets: Vec<BucketId>,
+    pub mode: Option<AgentMode>,
+    pub description: String,
+    #[serde(skip_serializing, default = "empty_secret")]
+    pub secret_hash: Secret,
+    pub created_at: i64,
+}
+
+fn empty_secret() -> Secret {
+    Secret::new("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> Input {
+        Input {
+            id: InputId::generate(),
+            tenant: TenantId::default_tenant(),
+            bucket: BucketId::generate(),
+            name: Some("github".into()),
+            integration: Some(IntegrationKind::Github),
+            generic_hmac: None,
+            secrets: vec![Secret::new("s")],
+            response: ResponsePolicy::Default,
+            enabled: true,
+            body_limit: None,
+            rate_limit: None,
+            timestamp_tolerance_seconds: 300,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn input_rules() {
+        assert!(input().validate().is_ok());
+        let mut i = input();
+        i.secrets.clear();
+        assert_eq!(i.validate().unwrap_err().field, "secrets");
+        let mut i = input();
+        i.integration = Some(IntegrationKind::GenericHmac);
+        assert_eq!(i.validate().unwrap_err().field, "genericHmac");
+        let mut i = input();
+        i.name = Some("Bad Name".into());
+        assert_eq!(i.validate().unwrap_err().field, "name");
+        let mut i = input();
+        i.body_limit = Some(0);
+        assert_eq!(i.validate().unwrap_err().field, "bodyLimit");
+    }
+
+    #[test]
+    fn policies_parse_as_documented() {
+        let p: ResponsePolicy = serde_json::from_str(
+            r#"{"type":"static","status":202,"headers":{"x-a":"b"},"body":"ok"}"#,
+        )
+        .unwrap();
+        assert!(p.validate().is_ok());
+        let bad: ResponsePolicy =
+            serde_json::from_str(r#"{"type":"static","status":99}"#).unwrap();
+        assert!(bad.validate().is_err());
+        assert!(serde_json::from_str::<ResponsePolicy>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn secrets_never_serialise() {
+        let json = serde_json::to_string(&input()).unwrap();
+        assert!(!json.contains("secrets"));
+        let auth = BucketAuth::Basic {
+            username: "u".into(),
+            password: Secret::new("pw"),
+        };
+        assert!(!auth.redacted().to_string().contains("pw"));
+    }
+}
