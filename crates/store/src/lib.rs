@@ -1,1 +1,201 @@
+//! The storage seam of hookrelay: the [`Store`] trait, which every backend
+//! satisfies, and its embedded SQLite implementation ([`sqlite`]).
+//!
+//! Depends on `model` only. The server holds an `Arc<dyn Store>` and never
+//! sees SQL. Start with [`Store`]: its documentation lists the guarantees a
+//! backend must keep; `conformance` (feature `test-suite`) checks them.
 
+mod limiter;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+#[cfg(feature = "test-suite")]
+pub mod conformance;
+
+use async_trait::async_trait;
+use model::{
+    Bucket, BucketId, Delivery, Event, EventId, Input, InputId, NewEvent, Output, OutputId,
+    RateLimit, Tenant, TenantId, Token, TokenKey,
+};
+
+pub use limiter::SlidingWindow;
+
+/// What went wrong in a store operation, in domain terms the server maps to
+/// status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object does not exist in this tenant.
+    #[error("not found")]
+    NotFound,
+    /// A unique name or id is taken; the string names the field.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The event's provider delivery id was already accepted in its window.
+    #[error("duplicate delivery id")]
+    Duplicate,
+    /// The backend cannot be reached or failed to write; nothing was stored.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (corruption, bad schema).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Short for store results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a read of events starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// From the oldest retained event.
+    Start,
+    /// Strictly after this event id (cursor pagination, SSE resume).
+    After(EventId),
+    /// Received at or after this time in ms (Radarboard `since`).
+    Since(i64),
+}
+
+/// A read of a tenant's events, oldest first.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub from: Cursor,
+    /// Only these buckets; empty means every bucket of the tenant.
+    pub buckets: Vec<BucketId>,
+    pub limit: usize,
+}
+
+/// What [`Store::append`] assigned to an accepted event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub id: EventId,
+    pub received_at: i64,
+}
+
+/// Rate-limit verdict of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    Allowed,
+    /// Refused; the caller may retry after this many seconds (at least 1).
+    Limited { retry_after_secs: u64 },
+}
+
+/// A tenant with its poll secret's hash (Radarboard provisioning).
+#[derive(Debug, Clone)]
+pub struct TenantRecord {
+    pub tenant: Tenant,
+    /// bcrypt hash of the tenant's poll secret, if it has one.
+    pub poll_secret_hash: Option<String>,
+}
+
+/// The storage seam.
+///
+/// Guarantees every implementation keeps:
+/// - **Tenant isolation**: every read or write of a tenant's objects takes the
+///   `TenantId` first and never returns another tenant's data, even for a
+///   known id. The only lookups without a tenant are [`Store::input_by_id`]
+///   (ingest knows only the unguessable input id) and [`Store::token_by_key`]
+///   (a bearer token names its key before its tenant is known).
+/// - **Durability**: when [`Store::append`] returns `Ok`, the event, its
+///   delivery rows and its dedup entry are committed and on disk (fsync), or
+///   in the shared store. Concurrent appends share one commit (group commit).
+/// - **Dedup**: a `delivery_id` recorded by `append` makes a later `append`
+///   with the same (tenant, input, delivery id) inside its window fail with
+///   [`Error::Duplicate`], atomically; [`Store::delivery_seen`] is the cheap
+///   early check.
+/// - **Order**: event ids are minted at commit, strictly increasing; reads
+///   return events in id order, which is `receivedAt` order.
+/// - **Visibility**: every event whose `receivedAt` is below
+///   [`Store::visible_before`] (read before the query) is returned by a query
+///   that starts after it.
+/// - Each method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- tenants ----
+    /// Creates a tenant. [`Error::Conflict`] if the id is taken.
+    async fn create_tenant(&self, record: &TenantRecord) -> Result<()>;
+    async fn tenant(&self, id: &TenantId) -> Result<TenantRecord>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    /// Replaces the tenant's label and kill switch.
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Sets (or clears) the tenant's poll secret hash.
+    async fn set_poll_secret(&self, id: &TenantId, hash: Option<&str>) -> Result<()>;
+    /// Deletes the tenant and every byte it owns: buckets, inputs, outputs,
+    /// tokens, events, deliveries, dedup entries.
+    async fn delete_tenant(&self, id: &TenantId) -> Result<()>;
+
+    // ---- buckets ----
+    /// [`Error::Conflict`] if the name is taken in the tenant.
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()>;
+    async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket>;
+    async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket>;
+    async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>>;
+    async fn update_bucket(&self, bucket: &Bucket) -> Result<()>;
+    /// Deletes the bucket with its inputs, outputs, events and deliveries.
+    async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()>;
+
+    // ---- inputs ----
+    /// [`Error::Conflict`] if the name is taken in the tenant.
+    async fn create_input(&self, input: &Input) -> Result<()>;
+    async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input>;
+    /// Ingest routing: the input with this id in whatever tenant owns it.
+    async fn input_by_id(&self, id: &InputId) -> Result<Input>;
+    async fn input_by_name(&self, tenant: &TenantId, name: &str) -> Result<Input>;
+    async fn list_inputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Input>>;
+    async fn update_input(&self, input: &Input) -> Result<()>;
+    async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()>;
+
+    // ---- outputs ----
+    async fn create_output(&self, output: &Output) -> Result<()>;
+    async fn output(&self, tenant: &TenantId, id: &OutputId) -> Result<Output>;
+    async fn list_outputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Output>>;
+    async fn update_output(&self, output: &Output) -> Result<()>;
+    async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()>;
+
+    // ---- tokens ----
+    async fn create_token(&self, token: &Token) -> Result<()>;
+    /// Authentication: the token with this key in whatever tenant owns it.
+    async fn token_by_key(&self, key: &TokenKey) -> Result<Token>;
+    async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<Token>>;
+    async fn update_token(&self, token: &Token) -> Result<()>;
+    async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()>;
+    /// True if any admin-scope token exists (first-start bootstrap).
+    async fn has_admin_token(&self) -> Result<bool>;
+
+    // ---- events ----
+    /// Durably stores one accepted event with a `pending` delivery per output
+    /// of its bucket and its dedup entry; see the trait's guarantees.
+    async fn append(&self, event: NewEvent) -> Result<Appended>;
+    /// Whether `delivery_id` was accepted for this input within its window.
+    async fn delivery_seen(
+        &self,
+        tenant: &TenantId,
+        input: &InputId,
+        delivery_id: &str,
+        now_ms: i64,
+    ) -> Result<bool>;
+    async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<(Event, Vec<Delivery>)>;
+    async fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<Vec<Event>>;
+    /// A time in ms such that every event received before it is visible to
+    /// a query started after this call (the poll's `X-Relay-Timestamp`).
+    fn visible_before(&self) -> i64;
+    /// Ticks after every commit of new events (long-poll and SSE wake-up).
+    fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Sets the event's deliveries (all, or one output's) back to `pending`
+    /// for a manual resend; returns how many were reset.
+    async fn reset_deliveries(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        output: Option<&OutputId>,
+    ) -> Result<usize>;
+
+    // ---- limits and housekeeping ----
+    /// Counts one request against `key`'s sliding window.
+    async fn rate_limit(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<RateDecision>;
+    /// Deletes up to `batch` events older than their bucket's retention and
+    /// expired dedup entries; returns how many events went.
+    async fn purge_expired(&self, now_ms: i64, batch: usize) -> Result<usize>;
+    /// Cheap reachability check for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+    /// Finishes queued writes and closes; later calls fail `Unavailable`.
+    async fn close(&self);
+}
