@@ -284,6 +284,14 @@ impl Input {
             (Some(IntegrationKind::GenericHmac), Some(cfg)) if cfg.header.trim().is_empty() => {
                 return Err(ValidationError::new("genericHmac.header", "must not be empty"))
             }
+            (Some(IntegrationKind::GenericHmac), Some(cfg))
+                if cfg.header.len() > 256 || cfg.prefix.as_ref().is_some_and(|p| p.len() > 64) =>
+            {
+                return Err(ValidationError::new(
+                    "genericHmac",
+                    "header name at most 256 bytes, prefix at most 64",
+                ))
+            }
             (Some(IntegrationKind::GenericHmac), Some(_)) => {}
             (_, Some(_)) => {
                 return Err(ValidationError::new(

@@ -1,1 +1,92 @@
+//! The hookrelay server: an axum application on a hyper accept loop.
+//!
+//! Depends on `model`, `verify` and `store` (through `Arc<dyn Store>` only).
+//! The binary builds a [`Config`], opens a store, binds a listener and calls
+//! [`run`]; tests do the same on `127.0.0.1:0`.
+//!
+//! # Layout
+//! - [`config`]: the typed configuration the binary hands over.
+//! - `listener`: the accept loop (connection limit, header read timeout,
+//!   graceful drain).
+//! - `state`: `AppState`, shared by every handler.
+//! - `error`: `ApiError`, the one error answer, and extractor wrappers that
+//!   turn axum's own rejections into it.
+//! - `auth`: bearer tokens, the admin and poll secrets, and the bcrypt cache.
+//! - `catalog`: the ingest-side cache of inputs with their kill switches.
+//! - `ingest/`: the public webhook routes and the pipeline of DESIGN §3.1.
+//! - `api/`: administration, Radarboard provisioning, event reads, SSE.
+//! - `ops`: health, readiness and Prometheus metrics.
+//! - `bootstrap`: first start (default tenant, admin token) and the
+//!   Radarboard environment.
+//! - `jobs/`: background work (retention), never in the request path.
 
+mod api;
+mod auth;
+mod bootstrap;
+mod catalog;
+pub mod config;
+mod error;
+mod ingest;
+mod jobs;
+mod listener;
+mod metrics;
+mod ops;
+mod secrets;
+mod state;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use bootstrap::Bootstrapped;
+pub use config::Config;
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Prepares the store for `config` (default tenant, first-start admin token,
+/// Radarboard environment) and reports what a human must see once.
+pub async fn bootstrap(store: &Arc<dyn store::Store>, config: &Config) -> Result<Bootstrapped, Error> {
+    bootstrap::run(store, config).await
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight
+/// requests finish (up to `config.shutdown_grace`), stops background jobs and
+/// closes the store so every queued write is flushed.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn store::Store>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let config = Arc::new(config);
+    let state = state::AppState::new(config.clone(), store.clone(), shutdown.clone()).await?;
+    let app = router(state.clone());
+    let jobs = jobs::spawn(state.clone(), shutdown.child_token());
+    listener::serve(listener, app, &config, shutdown).await;
+    jobs.stop().await;
+    store.close().await;
+    Ok(())
+}
+
+fn router(state: state::AppState) -> axum::Router {
+    axum::Router::new()
+        .merge(ingest::router())
+        .merge(api::router())
+        .merge(ops::router())
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,118 @@
+//! `/v1/buckets/{bucket}/outputs` and `/v1/outputs/{id}`: a bucket's
+//! destinations.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use model::{BucketId, Output, OutputId, RetryPolicy, TenantId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{or_not_found, resolve_bucket, views};
+use crate::auth::Admin;
+use crate::error::{ApiError, Json};
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/buckets/{bucket}/outputs", get(list).post(create))
+        .route("/v1/outputs/{output}", get(show).patch(update).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OutputBody {
+    url: String,
+    #[serde(default = "internal")]
+    internal: bool,
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    retry: RetryPolicy,
+}
+
+fn internal() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+
+impl OutputBody {
+    fn into_output(self, id: OutputId, tenant: TenantId, bucket: BucketId, created_at: i64) -> Result<Output, ApiError> {
+        let output = Output {
+            id,
+            tenant,
+            bucket,
+            url: self.url,
+            internal: self.internal,
+            timeout_ms: self.timeout_ms,
+            headers: self.headers,
+            retry: self.retry,
+            created_at,
+        };
+        output.validate()?;
+        Ok(output)
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(bucket): Path<String>,
+    Json(body): Json<OutputBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
+    let output = body.into_output(OutputId::generate(), caller.tenant, bucket.id, model::time::now_ms())?;
+    state.store.create_output(&output).await?;
+    Ok((StatusCode::CREATED, Json(views::output(&output))))
+}
+
+async fn list(State(state): State<AppState>, Admin(caller): Admin, Path(bucket): Path<String>) -> Result<Json<Value>, ApiError> {
+    let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
+    let outputs = state.store.list_outputs(&caller.tenant, &bucket.id).await?;
+    let outputs: Vec<Value> = outputs.iter().map(views::output).collect();
+    Ok(Json(json!({ "outputs": outputs })))
+}
+
+async fn find(state: &AppState, tenant: &TenantId, id: &str) -> Result<Output, ApiError> {
+    let id: OutputId = id.parse().map_err(|_| ApiError::not_found("output"))?;
+    state.store.output(tenant, &id).await.map_err(or_not_found("output"))
+}
+
+async fn show(State(state): State<AppState>, Admin(caller): Admin, Path(output): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::output(&find(&state, &caller.tenant, &output).await?)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(output): Path<String>,
+    Json(patch): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let current = find(&state, &caller.tenant, &output).await?;
+    let merged = views::merge_patch(
+        views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]),
+        patch,
+    )?;
+    let body: OutputBody = serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let updated = body.into_output(current.id, current.tenant, current.bucket, current.created_at)?;
+    state.store.update_output(&updated).await.map_err(or_not_found("output"))?;
+    Ok(Json(views::output(&updated)))
+}
+
+async fn remove(State(state): State<AppState>, Admin(caller): Admin, Path(output): Path<String>) -> Result<StatusCode, ApiError> {
+    let output = find(&state, &caller.tenant, &output).await?;
+    state
+        .store
+        .delete_output(&caller.tenant, &output.id)
+        .await
+        .map_err(or_not_found("output"))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,245 @@
+//! Radarboard-compatible tenant provisioning (`/api/tenants`, DESIGN §3.4),
+//! for the administrator only, and the named-input upsert that both
+//! `PUT /api/tenants/{id}/secrets` and `WEBHOOK_SECRET_<NAME>` use.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, put};
+use axum::Router;
+use model::{
+    Bucket, BucketAuth, BucketId, Input, InputId, IntegrationKind, ResponsePolicy, Secret, Tenant,
+    TenantId,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{or_not_found, views};
+use crate::auth::SuperAdmin;
+use crate::error::{ApiError, Json};
+use crate::secrets;
+use crate::state::AppState;
+
+/// The bucket that holds a tenant's named (Radarboard-style) inputs.
+const NAMED_INPUTS_BUCKET: &str = "default";
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/tenants", get(list).post(create))
+        .route("/api/tenants/{tenant}", get(show).patch(update).delete(remove))
+        .route("/api/tenants/{tenant}/secrets", put(set_secrets))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    label: String,
+    #[serde(default)]
+    id: Option<TenantId>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SecretsBody {
+    webhook_secrets: BTreeMap<String, String>,
+}
+
+async fn create(State(state): State<AppState>, _: SuperAdmin, Json(body): Json<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+    let label = body.label.trim().to_owned();
+    if label.is_empty() || label.len() > 200 {
+        return Err(ApiError::invalid_request("label: must be 1 to 200 characters"));
+    }
+    let id = match body.id {
+        Some(id) => id,
+        None => TenantId::slug_of(&label).ok_or_else(|| {
+            ApiError::invalid_request("label: needs letters or digits to make an id, or pass id")
+        })?,
+    };
+    let poll_secret = secrets::generate();
+    let record = store::TenantRecord {
+        tenant: Tenant {
+            id: id.clone(),
+            label,
+            enabled: true,
+            created_at: model::time::now_ms(),
+        },
+        poll_secret_hash: Some(secrets::hash(poll_secret.clone(), state.config.bcrypt_cost).await?),
+    };
+    state.store.create_tenant(&record).await?;
+    let answer = json!({
+        "tenant": views::tenant(&record.tenant),
+        "pollSecret": poll_secret,
+        "webhookBaseUrl": format!("/api/t/{id}/webhooks"),
+        "pollUrl": format!("/api/t/{id}/events"),
+    });
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+async fn list(State(state): State<AppState>, _: SuperAdmin) -> Result<Json<Value>, ApiError> {
+    let tenants = state.store.list_tenants().await?;
+    let tenants: Vec<Value> = tenants.iter().map(views::tenant).collect();
+    Ok(Json(json!({ "tenants": tenants })))
+}
+
+fn parse_id(id: &str) -> Result<TenantId, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found("tenant"))
+}
+
+async fn show(State(state): State<AppState>, _: SuperAdmin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let record = state.store.tenant(&parse_id(&id)?).await.map_err(or_not_found("tenant"))?;
+    Ok(Json(views::tenant(&record.tenant)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    Path(id): Path<String>,
+    Json(patch): Json<PatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tenant = state
+        .store
+        .tenant(&parse_id(&id)?)
+        .await
+        .map_err(or_not_found("tenant"))?
+        .tenant;
+    if let Some(label) = patch.label {
+        tenant.label = label;
+    }
+    if let Some(enabled) = patch.enabled {
+        tenant.enabled = enabled;
+    }
+    state.store.update_tenant(&tenant).await.map_err(or_not_found("tenant"))?;
+    state.catalog.invalidate();
+    Ok(Json(views::tenant(&tenant)))
+}
+
+async fn remove(State(state): State<AppState>, _: SuperAdmin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    if id == TenantId::default_tenant() {
+        return Err(ApiError::invalid_request("the default tenant cannot be deleted"));
+    }
+    state.store.delete_tenant(&id).await.map_err(or_not_found("tenant"))?;
+    state.catalog.invalidate();
+    state.auth.forget(&crate::auth::poll_cache_name(&id));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_secrets(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    Path(id): Path<String>,
+    Json(body): Json<SecretsBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    state.store.tenant(&id).await.map_err(or_not_found("tenant"))?;
+    let pairs = body
+        .webhook_secrets
+        .into_iter()
+        .map(|(name, list)| (name, split_secrets(&list)))
+        .collect();
+    let names = upsert_named_inputs(&state.store, &id, pairs).await?;
+    state.catalog.invalidate();
+    Ok(Json(json!({ "integrations": names })))
+}
+
+/// A comma-separated secret list, newest first, blanks dropped.
+pub(crate) fn split_secrets(list: &str) -> Vec<Secret> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Secret::from)
+        .collect()
+}
+
+/// Creates or updates `tenant`'s named inputs `<name>` with integration
+/// `<name>` and the given secrets, in the tenant's `default` bucket.
+/// Returns the input names now configured.
+pub(crate) async fn upsert_named_inputs(
+    store: &std::sync::Arc<dyn store::Store>,
+    tenant: &TenantId,
+    pairs: Vec<(String, Vec<Secret>)>,
+) -> Result<Vec<String>, ApiError> {
+    let bucket = named_inputs_bucket(store.as_ref(), tenant).await?;
+    let mut names = Vec::new();
+    for (raw_name, secrets) in pairs {
+        let name = raw_name.to_ascii_lowercase().replace('_', "-");
+        let kind = IntegrationKind::from_name(&name)
+            .filter(|k| *k != IntegrationKind::GenericHmac)
+            .ok_or_else(|| {
+                ApiError::invalid_request(format!(
+                    "webhookSecrets.{raw_name}: not a supported integration with a fixed scheme"
+                ))
+            })?;
+        if secrets.is_empty() {
+            return Err(ApiError::invalid_request(format!(
+                "webhookSecrets.{raw_name}: needs at least one secret"
+            )));
+        }
+        match store.input_by_name(tenant, &name).await {
+            Ok(mut input) => {
+                input.integration = Some(kind);
+                input.secrets = secrets;
+                input.validate()?;
+                store.update_input(&input).await?;
+            }
+            Err(store::Error::NotFound) => {
+                let input = Input {
+                    id: InputId::generate(),
+                    tenant: tenant.clone(),
+                    bucket: bucket.id.clone(),
+                    name: Some(name.clone()),
+                    integration: Some(kind),
+                    generic_hmac: None,
+                    secrets,
+                    response: ResponsePolicy::Default,
+                    enabled: true,
+                    body_limit: None,
+                    rate_limit: None,
+                    timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
+                    created_at: model::time::now_ms(),
+                };
+                input.validate()?;
+                store.create_input(&input).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+async fn named_inputs_bucket(store: &dyn store::Store, tenant: &TenantId) -> Result<Bucket, ApiError> {
+    match store.bucket_by_name(tenant, NAMED_INPUTS_BUCKET).await {
+        Ok(bucket) => return Ok(bucket),
+        Err(store::Error::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let bucket = Bucket {
+        id: BucketId::generate(),
+        tenant: tenant.clone(),
+        name: NAMED_INPUTS_BUCKET.to_owned(),
+        auth: BucketAuth::None,
+        ephemeral: false,
+        retention_seconds: Bucket::DEFAULT_RETENTION_SECONDS,
+        catchup_seconds: Bucket::DEFAULT_CATCHUP_SECONDS,
+        enabled: true,
+        created_at: model::time::now_ms(),
+    };
+    match store.create_bucket(&bucket).await {
+        Ok(()) => Ok(bucket),
+        // Another request created it first; use theirs.
+        Err(store::Error::Conflict(_)) => Ok(store.bucket_by_name(tenant, NAMED_INPUTS_BUCKET).await?),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,179 @@
+//! `/v1/tokens`: a tenant's access tokens. The secret is returned once, at
+//! creation, as part of the bearer string `<key>.<secret>`; only its bcrypt
+//! hash is kept. A token's scope and agent mode never change.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use model::{AgentMode, BucketId, Secret, TenantId, Token, TokenKey, TokenScope};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{or_not_found, resolve_bucket, views};
+use crate::auth::Admin;
+use crate::error::{ApiError, Json};
+use crate::secrets;
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tokens", get(list).post(create))
+        .route("/v1/tokens/{key}", get(show).patch(update).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    scope: TokenScope,
+    #[serde(default)]
+    buckets: Vec<String>,
+    #[serde(default)]
+    mode: Option<AgentMode>,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    buckets: Option<Vec<String>>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// A new token and its secret (shown once).
+pub(crate) struct Issued {
+    pub(crate) token: Token,
+    pub(crate) secret: String,
+}
+
+impl Issued {
+    /// The bearer string a client presents.
+    pub(crate) fn bearer(&self) -> String {
+        format!("{}.{}", self.token.key, self.secret)
+    }
+}
+
+/// Makes and stores a token.
+pub(crate) async fn issue(
+    store: &dyn store::Store,
+    bcrypt_cost: u32,
+    tenant: TenantId,
+    scope: TokenScope,
+    buckets: Vec<BucketId>,
+    mode: Option<AgentMode>,
+    description: String,
+) -> Result<Issued, ApiError> {
+    let secret = secrets::generate();
+    let hash = secrets::hash(secret.clone(), bcrypt_cost).await?;
+    let token = Token {
+        key: TokenKey::generate(),
+        tenant,
+        scope,
+        buckets,
+        mode,
+        description,
+        secret_hash: Secret::new(hash),
+        created_at: model::time::now_ms(),
+    };
+    store.create_token(&token).await?;
+    Ok(Issued { token, secret })
+}
+
+async fn bucket_ids(state: &AppState, tenant: &TenantId, names: &[String]) -> Result<Vec<BucketId>, ApiError> {
+    let mut ids = Vec::with_capacity(names.len());
+    for name in names {
+        ids.push(resolve_bucket(state, tenant, name).await?.id);
+    }
+    Ok(ids)
+}
+
+async fn create(State(state): State<AppState>, Admin(caller): Admin, Json(body): Json<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+    if body.scope == TokenScope::Admin && !caller.is_admin() {
+        return Err(ApiError::invalid_request(
+            "scope: only the administrator can create admin tokens",
+        ));
+    }
+    let mode = match (body.scope, body.mode) {
+        (TokenScope::Agent, mode) => Some(mode.unwrap_or(AgentMode::Forward)),
+        (_, None) => None,
+        (_, Some(_)) => return Err(ApiError::invalid_request("mode: only agent tokens have a mode")),
+    };
+    let scoped = matches!(body.scope, TokenScope::Agent | TokenScope::Poll);
+    if !scoped && !body.buckets.is_empty() {
+        return Err(ApiError::invalid_request(
+            "buckets: only agent and poll tokens are limited to buckets",
+        ));
+    }
+    let buckets = bucket_ids(&state, &caller.tenant, &body.buckets).await?;
+    let issued = issue(
+        state.store.as_ref(),
+        state.config.bcrypt_cost,
+        caller.tenant,
+        body.scope,
+        buckets,
+        mode,
+        body.description,
+    )
+    .await?;
+    let mut view = views::token(&issued.token);
+    view["secret"] = json!(issued.secret);
+    view["token"] = json!(issued.bearer());
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list(State(state): State<AppState>, Admin(caller): Admin) -> Result<Json<Value>, ApiError> {
+    let tokens = state.store.list_tokens(&caller.tenant).await?;
+    let tokens: Vec<Value> = tokens.iter().map(views::token).collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+async fn find(state: &AppState, tenant: &TenantId, key: &str) -> Result<Token, ApiError> {
+    let key: TokenKey = key.parse().map_err(|_| ApiError::not_found("token"))?;
+    let token = state.store.token_by_key(&key).await.map_err(or_not_found("token"))?;
+    if token.tenant != *tenant {
+        return Err(ApiError::not_found("token"));
+    }
+    Ok(token)
+}
+
+async fn show(State(state): State<AppState>, Admin(caller): Admin, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::token(&find(&state, &caller.tenant, &key).await?)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+    Json(patch): Json<PatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    let mut token = find(&state, &caller.tenant, &key).await?;
+    if let Some(buckets) = patch.buckets {
+        if !matches!(token.scope, TokenScope::Agent | TokenScope::Poll) && !buckets.is_empty() {
+            return Err(ApiError::invalid_request(
+                "buckets: only agent and poll tokens are limited to buckets",
+            ));
+        }
+        token.buckets = bucket_ids(&state, &caller.tenant, &buckets).await?;
+    }
+    if let Some(description) = patch.description {
+        token.description = description;
+    }
+    state.store.update_token(&token).await.map_err(or_not_found("token"))?;
+    state.auth.forget(token.key.as_str());
+    Ok(Json(views::token(&token)))
+}
+
+async fn remove(State(state): State<AppState>, Admin(caller): Admin, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+    let token = find(&state, &caller.tenant, &key).await?;
+    state
+        .store
+        .delete_token(&caller.tenant, &token.key)
+        .await
+        .map_err(or_not_found("token"))?;
+    state.auth.forget(token.key.as_str());
+    Ok(StatusCode::NO_CONTENT)
+}

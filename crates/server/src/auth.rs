@@ -1,0 +1,296 @@
+//! Who is calling: bearer credentials turned into a [`Caller`], with a
+//! short-lived cache so hot routes do not pay bcrypt on every request.
+//!
+//! Credentials (DESIGN §3.4, §8): `Bearer <key>.<secret>` for tokens,
+//! `Bearer <admin secret>` for the admin secret, `Bearer <poll secret>` on
+//! the poll routes. Only bcrypt hashes are stored; the cache keeps a SHA-256
+//! of a verified secret for `auth_cache_ttl` and compares in constant time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use model::{BucketId, TenantId, Token, TokenKey, TokenScope};
+
+use crate::error::ApiError;
+use crate::secrets;
+use crate::state::AppState;
+
+/// Header the admin uses to pick the tenant it acts on.
+pub(crate) const TENANT_HEADER: &str = "x-hookrelay-tenant";
+
+/// An authenticated caller, already narrowed to one tenant.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) scope: TokenScope,
+    pub(crate) tenant: TenantId,
+    /// Buckets an agent or poll token is limited to; empty means all.
+    pub(crate) buckets: Vec<BucketId>,
+}
+
+impl Caller {
+    pub(crate) fn is_admin(&self) -> bool {
+        self.scope == TokenScope::Admin
+    }
+
+    /// Whether the caller may administer its tenant's objects.
+    pub(crate) fn may_administer(&self) -> bool {
+        matches!(self.scope, TokenScope::Admin | TokenScope::Tenant)
+    }
+
+    /// Whether the caller may read events of `bucket`.
+    pub(crate) fn may_read(&self, bucket: &BucketId) -> bool {
+        match self.scope {
+            TokenScope::Admin | TokenScope::Tenant => true,
+            TokenScope::Poll | TokenScope::Agent => {
+                self.buckets.is_empty() || self.buckets.contains(bucket)
+            }
+        }
+    }
+}
+
+struct Verified {
+    digest: [u8; 32],
+    expires: Instant,
+    token: Option<Token>,
+}
+
+/// Cache of recently verified secrets, by credential name (`tok_…`,
+/// `admin`, `poll:<tenant>`).
+pub(crate) struct AuthCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Verified>>,
+}
+
+/// Entries above this are swept of expired ones before inserting, so a
+/// stream of distinct valid tokens cannot grow the map without bound.
+const CACHE_SWEEP_AT: usize = 10_000;
+
+impl AuthCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached token (or `Some(None)` for a secret without a token) if
+    /// `secret` was verified for `name` within the TTL.
+    fn lookup(&self, name: &str, secret: &str) -> Option<Option<Token>> {
+        let digest = secrets::digest(secret);
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(name)?;
+        let fresh = entry.expires > Instant::now();
+        (fresh && secrets::ct_eq(&entry.digest, &digest)).then(|| entry.token.clone())
+    }
+
+    fn remember(&self, name: String, secret: &str, token: Option<Token>) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_SWEEP_AT {
+            entries.retain(|_, v| v.expires > now);
+        }
+        entries.insert(
+            name,
+            Verified {
+                digest: secrets::digest(secret),
+                expires: now + self.ttl,
+                token,
+            },
+        );
+    }
+
+    /// Drops a credential after it was deleted or rotated.
+    pub(crate) fn forget(&self, name: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+}
+
+pub(crate) fn poll_cache_name(tenant: &TenantId) -> String {
+    format!("poll:{tenant}")
+}
+
+/// The credential of an `Authorization: Bearer …` header, if any.
+pub(crate) fn bearer(parts: &http::HeaderMap) -> Option<&str> {
+    let value = parts.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Splits `tok_….secret` into its key and secret.
+fn split_token(credential: &str) -> Option<(TokenKey, &str)> {
+    let (key, secret) = credential.split_once('.')?;
+    Some((key.parse().ok()?, secret))
+}
+
+/// Verifies a `<key>.<secret>` token.
+async fn verify_token(state: &AppState, key: TokenKey, secret: &str) -> Result<Token, ApiError> {
+    if let Some(Some(token)) = state.auth.lookup(key.as_str(), secret) {
+        return Ok(token);
+    }
+    let token = match state.store.token_by_key(&key).await {
+        Ok(token) => token,
+        Err(store::Error::NotFound) => return Err(ApiError::unauthorized()),
+        Err(e) => return Err(e.into()),
+    };
+    let ok = secrets::verify(secret.to_owned(), token.secret_hash.expose().to_owned()).await;
+    if !ok {
+        return Err(ApiError::unauthorized());
+    }
+    state
+        .auth
+        .remember(key.as_str().to_owned(), secret, Some(token.clone()));
+    Ok(token)
+}
+
+/// Verifies the admin secret against its bcrypt hash.
+async fn verify_admin_secret(state: &AppState, secret: &str) -> bool {
+    let Some(hash) = &state.admin_secret_hash else {
+        return false;
+    };
+    if state.auth.lookup("admin", secret).is_some() {
+        return true;
+    }
+    let ok = secrets::verify(secret.to_owned(), hash.clone()).await;
+    if ok {
+        state.auth.remember("admin".to_owned(), secret, None);
+    }
+    ok
+}
+
+/// Authenticates an `Authorization` header for the administration and event
+/// routes. The admin acts on the tenant named by `X-Hookrelay-Tenant`.
+pub(crate) async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
+    let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    if let Some((key, secret)) = split_token(credential) {
+        let token = verify_token(state, key, secret).await?;
+        if token.scope == TokenScope::Admin {
+            return Ok(admin_caller(headers)?);
+        }
+        return Ok(Caller {
+            scope: token.scope,
+            tenant: token.tenant,
+            buckets: token.buckets,
+        });
+    }
+    if verify_admin_secret(state, credential).await {
+        return admin_caller(headers);
+    }
+    Err(ApiError::unauthorized())
+}
+
+fn admin_caller(headers: &http::HeaderMap) -> Result<Caller, ApiError> {
+    let tenant = match headers.get(TENANT_HEADER) {
+        None => TenantId::default_tenant(),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ApiError::invalid_request("X-Hookrelay-Tenant: not a tenant id"))?,
+    };
+    Ok(Caller {
+        scope: TokenScope::Admin,
+        tenant,
+        buckets: Vec::new(),
+    })
+}
+
+/// Authenticates a Radarboard poll of `tenant`: its poll secret, or a poll,
+/// tenant or admin token (or the admin secret) valid for it. The poll secret
+/// is tried first so the common case costs one cache lookup.
+pub(crate) async fn authenticate_poll(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    tenant: &TenantId,
+) -> Result<Caller, ApiError> {
+    let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    let poll_caller = Caller {
+        scope: TokenScope::Poll,
+        tenant: tenant.clone(),
+        buckets: Vec::new(),
+    };
+    if split_token(credential).is_none() && poll_secret_matches(state, tenant, credential).await? {
+        return Ok(poll_caller);
+    }
+    let caller = authenticate(state, headers).await?;
+    let same_tenant = caller.is_admin() || caller.tenant == *tenant;
+    if !same_tenant || caller.scope == TokenScope::Agent {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(Caller {
+        tenant: tenant.clone(),
+        ..caller
+    })
+}
+
+async fn poll_secret_matches(state: &AppState, tenant: &TenantId, secret: &str) -> Result<bool, ApiError> {
+    let name = poll_cache_name(tenant);
+    if state.auth.lookup(&name, secret).is_some() {
+        return Ok(true);
+    }
+    let record = match state.store.tenant(tenant).await {
+        Ok(record) => record,
+        Err(store::Error::NotFound) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(hash) = record.poll_secret_hash else {
+        return Ok(false);
+    };
+    let ok = secrets::verify(secret.to_owned(), hash).await;
+    if ok {
+        state.auth.remember(name, secret, None);
+    }
+    Ok(ok)
+}
+
+/// Extractor: a caller allowed to administer its tenant (admin or tenant
+/// scope). Any other valid token gets 404 on admin routes, as if they did
+/// not exist for it.
+pub(crate) struct Admin(pub(crate) Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = authenticate(state, &parts.headers).await?;
+        if !caller.may_administer() {
+            return Err(ApiError::not_found("route"));
+        }
+        Ok(Admin(caller))
+    }
+}
+
+/// Extractor: the server administrator only (Radarboard tenant routes).
+pub(crate) struct SuperAdmin;
+
+impl FromRequestParts<AppState> for SuperAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = authenticate(state, &parts.headers).await?;
+        if !caller.is_admin() {
+            return Err(ApiError::not_found("route"));
+        }
+        Ok(SuperAdmin)
+    }
+}
+
+/// Extractor: a caller allowed to read events (admin, tenant or poll scope).
+pub(crate) struct Reader(pub(crate) Caller);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = authenticate(state, &parts.headers).await?;
+        if caller.scope == TokenScope::Agent {
+            return Err(ApiError::not_found("route"));
+        }
+        Ok(Reader(caller))
+    }
+}

@@ -1,0 +1,82 @@
+//! Typed server configuration. The binary turns flags, `HOOKRELAY_*` and
+//! Radarboard environment variables and the TOML file into this; the server
+//! never reads the environment itself.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use model::{RateLimit, Secret};
+
+/// Everything the server needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL the relay is reached at from the outside, without a trailing
+    /// slash; used in input URLs (and, later, Twilio's signed URL).
+    pub public_url: String,
+    /// The admin secret, presented as `Bearer <secret>`. When unset, a first
+    /// start creates an admin token instead.
+    pub admin_secret: Option<Secret>,
+    /// The default tenant's poll secret (`RELAY_POLL_SECRET`).
+    pub poll_secret: Option<Secret>,
+    /// Server-wide kill switch (`RELAY_ENABLED=false` turns it off).
+    pub enabled: bool,
+    /// Default tenant's input names disabled by `RELAY_DISABLE_<NAME>=true`.
+    pub disabled_inputs: HashSet<String>,
+    /// `WEBHOOK_SECRET_<NAME>`: input name → secrets, newest first.
+    pub webhook_secrets: Vec<(String, Vec<Secret>)>,
+    /// The CORS origin allowed on the poll routes (`ALLOWED_ORIGIN`).
+    pub allowed_origin: Option<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Ingest rate limit for inputs without their own.
+    pub ingest_rate_limit: RateLimit,
+    /// Rate limit of the Radarboard poll routes, per client IP.
+    pub poll_rate_limit: RateLimit,
+    /// How long a provider delivery id is remembered.
+    pub dedup_window: Duration,
+    /// A client must send its request headers within this.
+    pub header_read_timeout: Duration,
+    /// A client must send its whole body within this.
+    pub body_read_timeout: Duration,
+    /// Open connections at most; further ones wait in the kernel backlog.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// How often the retention job runs.
+    pub retention_interval: Duration,
+    /// bcrypt cost for new token, admin and poll secrets (at least 10 in
+    /// production; tests may lower it to 4 to save CPU).
+    pub bcrypt_cost: u32,
+    /// How long a verified bearer secret is trusted without bcrypt again.
+    pub auth_cache_ttl: Duration,
+}
+
+impl Config {
+    /// Defaults for a relay reachable at `public_url`.
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            admin_secret: None,
+            poll_secret: None,
+            enabled: true,
+            disabled_inputs: HashSet::new(),
+            webhook_secrets: Vec::new(),
+            allowed_origin: None,
+            trusted_proxies: Vec::new(),
+            ingest_rate_limit: RateLimit::INGEST_DEFAULT,
+            poll_rate_limit: RateLimit {
+                requests: 20,
+                window_seconds: 60,
+            },
+            dedup_window: Duration::from_secs(300),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(30),
+            retention_interval: Duration::from_secs(60),
+            bcrypt_cost: 12,
+            auth_cache_ttl: Duration::from_secs(30),
+        }
+    }
+}

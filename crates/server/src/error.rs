@@ -1,0 +1,177 @@
+//! `ApiError`, the one error answer of every route: a status and the body
+//! `{"error": "<code>", "message": "<sentence>"}` (DESIGN §3), plus extractor
+//! wrappers so axum's own rejections take the same shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub(crate) retry_after: Option<u64>,
+    /// Realm for a `WWW-Authenticate: Basic` challenge (401 on basic auth).
+    pub(crate) basic_challenge: bool,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            basic_challenge: false,
+        }
+    }
+
+    pub(crate) fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid credentials",
+        )
+    }
+
+    /// Anything outside the caller's reach is "not found", never 403, so
+    /// existence does not leak across tenants.
+    pub(crate) fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub(crate) fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the store is unavailable; nothing was accepted, try again",
+        )
+    }
+
+    pub(crate) fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; retry after {retry_after_secs} s"),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
+        }
+        let body = ErrorBody {
+            error: self.code,
+            message: &self.message,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.basic_challenge {
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"hookrelay\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::NotFound => ApiError::not_found("object"),
+            store::Error::Conflict(field) => ApiError::conflict(format!("{field} already exists")),
+            store::Error::Duplicate => ApiError::new(
+                StatusCode::CONFLICT,
+                "replay",
+                "this delivery id was already accepted",
+            ),
+            store::Error::Unavailable(_) => ApiError::unavailable(),
+            store::Error::Corrupt(msg) => ApiError::internal(format!("stored data is corrupt: {msg}")),
+        }
+    }
+}
+
+impl From<model::ValidationError> for ApiError {
+    fn from(e: model::ValidationError) -> Self {
+        ApiError::invalid_request(e.to_string())
+    }
+}
+
+/// The fallback route: JSON 404 instead of axum's empty one.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// `axum::Json` whose rejections are [`ApiError`]s naming what is wrong.
+pub(crate) struct Json<T>(pub(crate) T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(ApiError::invalid_request(rejection.body_text())),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query` whose rejections are [`ApiError`]s.
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(ApiError::invalid_request(rejection.body_text())),
+        }
+    }
+}

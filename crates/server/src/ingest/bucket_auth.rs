@@ -1,0 +1,140 @@
+//! Step 6 of the pipeline: the bucket's own authentication of callers
+//! (`basic` or `token`, DESIGN §1, §8), compared in constant time.
+
+use base64::Engine;
+use model::BucketAuth;
+
+use crate::error::ApiError;
+use crate::secrets;
+
+/// Checks the request's credentials against the bucket's auth.
+pub(super) fn check(auth: &BucketAuth, headers: &http::HeaderMap, query: &str) -> Result<(), ApiError> {
+    let ok = match auth {
+        BucketAuth::None => true,
+        BucketAuth::Basic { username, password } => {
+            let expected = format!("{username}:{}", password.expose());
+            basic_credentials(headers).is_some_and(|given| {
+                secrets::ct_eq(&secrets::digest(&given), &secrets::digest(&expected))
+            })
+        }
+        BucketAuth::Token { token } => {
+            let expected = secrets::digest(token.expose());
+            let bearer = crate::auth::bearer(headers).map(str::to_owned);
+            bearer
+                .into_iter()
+                .chain(query_token(query))
+                .any(|given| secrets::ct_eq(&secrets::digest(&given), &expected))
+        }
+    };
+    if ok {
+        return Ok(());
+    }
+    let mut err = ApiError::unauthorized();
+    err.basic_challenge = matches!(auth, BucketAuth::Basic { .. });
+    Err(err)
+}
+
+fn basic_credentials(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    String::from_utf8(decoded).ok()
+}
+
+/// The `token` query parameter, percent-decoded.
+fn query_token(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| percent_decode(v))
+}
+
+/// Removes the `token` parameter, so the bucket's credential is not stored
+/// or forwarded with the event.
+pub(super) fn strip_query_token(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("token=") && *pair != "token")
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, b) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::Secret;
+
+    fn headers(auth: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, auth.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn basic_auth() {
+        let auth = BucketAuth::Basic {
+            username: "u".into(),
+            password: Secret::new("p"),
+        };
+        assert!(check(&auth, &headers("Basic dTpw"), "").is_ok());
+        let err = check(&auth, &headers("Basic dTpx"), "").unwrap_err();
+        assert!(err.basic_challenge);
+        assert!(check(&auth, &http::HeaderMap::new(), "").is_err());
+        assert!(check(&auth, &headers("Basic !!!"), "").is_err());
+    }
+
+    #[test]
+    fn token_auth_by_header_or_query() {
+        let auth = BucketAuth::Token {
+            token: Secret::new("t 1"),
+        };
+        assert!(check(&auth, &headers("Bearer t 1"), "").is_ok());
+        assert!(check(&auth, &http::HeaderMap::new(), "a=1&token=t%201").is_ok());
+        assert!(check(&auth, &http::HeaderMap::new(), "token=t2").is_err());
+        assert_eq!(strip_query_token("a=1&token=x&b=2"), "a=1&b=2");
+    }
+
+    #[test]
+    fn percent_decoding_never_panics() {
+        for s in ["%", "%4", "%zz", "%41%", "a%2"] {
+            let _ = percent_decode(s);
+        }
+        assert_eq!(percent_decode("%41b%2"), "Ab%2");
+    }
+}

@@ -1,0 +1,176 @@
+//! Public ingest routes (DESIGN §3.1): `/v1/webhooks/{input_id}[/{*rest}]`
+//! (Webhook Relay style) and the Radarboard-style named routes
+//! `/api/webhooks/{name}` and `/api/t/{tenant}/webhooks/{name}`.
+//!
+//! Handlers here only find the input and shape the answer; the pipeline of
+//! checks lives in [`pipeline`], bucket authentication in [`bucket_auth`].
+
+mod bucket_auth;
+mod pipeline;
+
+pub(crate) use pipeline::client_ip;
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use axum::Router;
+use model::{InputId, ResponsePolicy, TenantId};
+
+use crate::catalog::Route;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/webhooks/{input_id}", any(by_id))
+        .route("/v1/webhooks/{input_id}/{*rest}", any(by_id_with_rest))
+        .route(
+            "/api/webhooks/{name}",
+            post(by_name_default).fallback(method_not_allowed),
+        )
+        .route(
+            "/api/t/{tenant}/webhooks/{name}",
+            post(by_name).fallback(method_not_allowed),
+        )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route takes POST",
+    )
+}
+
+/// How the answer to an accepted request is shaped.
+#[derive(Clone, Copy)]
+enum RouteForm {
+    /// `/v1/webhooks`: 200 with an empty body by default.
+    WebhookRelay,
+    /// `/api/...`: `{"received": true, "eventCount": N}` by default.
+    Radarboard,
+}
+
+async fn by_id(
+    State(state): State<AppState>,
+    Path(input_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    ingest_by_id(state, &input_id, String::new(), peer, request).await
+}
+
+async fn by_id_with_rest(
+    State(state): State<AppState>,
+    Path((input_id, rest)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    ingest_by_id(state, &input_id, format!("/{rest}"), peer, request).await
+}
+
+async fn ingest_by_id(
+    state: AppState,
+    input_id: &str,
+    path: String,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    // Step 1: an unknown input answers exactly like a known one, so ids
+    // cannot be probed; nothing is read or stored.
+    let Ok(id) = input_id.parse::<InputId>() else {
+        return StatusCode::OK.into_response();
+    };
+    match state.catalog.by_id(state.store.as_ref(), &id).await {
+        Ok(Some(route)) => accept(state, route, path, peer, request, RouteForm::WebhookRelay).await,
+        Ok(None) => StatusCode::OK.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn by_name_default(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    ingest_by_name(state, TenantId::default_tenant(), &name, peer, request).await
+}
+
+async fn by_name(
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let Ok(tenant) = tenant.parse::<TenantId>() else {
+        return unknown_integration().into_response();
+    };
+    ingest_by_name(state, tenant, &name, peer, request).await
+}
+
+async fn ingest_by_name(
+    state: AppState,
+    tenant: TenantId,
+    name: &str,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    match state.catalog.by_name(state.store.as_ref(), &tenant, name).await {
+        Ok(Some(route)) => accept(state, route, String::new(), peer, request, RouteForm::Radarboard).await,
+        Ok(None) => unknown_integration().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn unknown_integration() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_integration",
+        "no input with this name",
+    )
+}
+
+async fn accept(
+    state: AppState,
+    route: std::sync::Arc<Route>,
+    path: String,
+    peer: SocketAddr,
+    request: Request,
+    form: RouteForm,
+) -> Response {
+    match pipeline::run(&state, &route, path, peer, request).await {
+        Ok(accepted) => respond(&route.input.response, form, accepted.event_count),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Step 11: the input's response policy.
+fn respond(policy: &ResponsePolicy, form: RouteForm, event_count: u32) -> Response {
+    match (policy, form) {
+        (ResponsePolicy::Static { status, headers, body }, _) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
+            let mut response = (status, body.clone()).into_response();
+            for (name, value) in headers {
+                // Validated at creation; a header that still fails to parse
+                // is skipped rather than failing an accepted request.
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::try_from(name.as_str()),
+                    http::HeaderValue::try_from(value.as_str()),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
+        (_, RouteForm::Radarboard) => axum::Json(serde_json::json!({
+            "received": true,
+            "eventCount": event_count,
+        }))
+        .into_response(),
+        (_, RouteForm::WebhookRelay) => StatusCode::OK.into_response(),
+    }
+}

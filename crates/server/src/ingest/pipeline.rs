@@ -1,0 +1,260 @@
+//! The ingest pipeline of DESIGN §3.1, steps 2 to 10, cheapest first. Step 1
+//! (finding the input) and step 11 (the answer) are the caller's.
+//!
+//! Nothing is stored until every check has passed, and the dedup set learns
+//! a delivery id only with the stored event (step 10), so a request that
+//! fails its signature can never poison it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use http_body_util::{BodyExt, Limited};
+use model::{EventBody, NewEvent, RateLimit};
+use store::RateDecision;
+use verify::Rejection;
+
+use super::bucket_auth;
+use crate::catalog::Route;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What an accepted request produced.
+pub(super) struct Accepted {
+    pub(super) event_count: u32,
+}
+
+pub(super) async fn run(
+    state: &AppState,
+    route: &Route,
+    path: String,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Accepted, ApiError> {
+    let input = &route.input;
+    check_enabled(state, route)?;
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, &parts.headers, input.effective_body_limit(), state.config.body_read_timeout).await?;
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Some(integration) = &route.integration {
+        if !integration.accepts_content_type(content_type) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "this input does not accept this content type",
+            ));
+        }
+    }
+    let client_ip = client_ip(&state.config.trusted_proxies, peer, &parts.headers);
+    check_rate(state, route, client_ip).await?;
+    let raw_query = parts.uri.query().unwrap_or("");
+    bucket_auth::check(&route.bucket.auth, &parts.headers, raw_query)?;
+
+    let now_ms = model::time::now_ms();
+    let verdict = match &route.integration {
+        Some(integration) => {
+            let req = verify::Request {
+                headers: &parts.headers,
+                body: &body,
+                public_url: &state.config.public_url,
+            };
+            let preflight = integration
+                .preflight(&req, now_ms / 1000, input.timestamp_tolerance_seconds)
+                .map_err(rejection)?;
+            if let Some(id) = &preflight.delivery_id {
+                if state.store.delivery_seen(&input.tenant, &input.id, id, now_ms).await? {
+                    return Err(replay());
+                }
+            }
+            integration.verify(&req, &input.secrets).map_err(rejection)?;
+            Some(integration.parse(&req, preflight).map_err(rejection)?)
+        }
+        None => None,
+    };
+
+    let ephemeral = route.bucket.ephemeral;
+    let event_count = verdict.as_ref().map_or(1, |p| p.event_count);
+    let keeps_auth_header = matches!(route.bucket.auth, model::BucketAuth::None);
+    let event = NewEvent {
+        tenant: input.tenant.clone(),
+        bucket: input.bucket.clone(),
+        input: input.id,
+        integration: input.integration,
+        method: parts.method.as_str().to_owned(),
+        path,
+        query: if ephemeral {
+            String::new()
+        } else {
+            bucket_auth::strip_query_token(raw_query)
+        },
+        headers: if ephemeral {
+            Vec::new()
+        } else {
+            stored_headers(&parts.headers, keeps_auth_header)
+        },
+        body: if ephemeral {
+            EventBody::Omitted {
+                size: body.len() as u64,
+            }
+        } else {
+            EventBody::Stored(body.to_vec())
+        },
+        client_ip: client_ip.to_string(),
+        delivery_id: verdict.as_ref().and_then(|p| p.delivery_id.clone()),
+        event_type: verdict.as_ref().and_then(|p| p.event_type.clone()),
+        event_count,
+        verified: verdict.is_some(),
+        dedup_window_ms: state.config.dedup_window.as_millis() as i64,
+    };
+    match state.store.append(event).await {
+        Ok(_) => {
+            state.metrics.event_stored();
+            Ok(Accepted { event_count })
+        }
+        Err(store::Error::Duplicate) => Err(replay()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Step 2: the server, tenant, bucket and input kill switches.
+fn check_enabled(state: &AppState, route: &Route) -> Result<(), ApiError> {
+    let input = &route.input;
+    let disabled_by_env = input.tenant.as_str() == "default"
+        && input
+            .name
+            .as_ref()
+            .is_some_and(|n| state.config.disabled_inputs.contains(n));
+    let enabled = state.config.enabled
+        && route.tenant_enabled
+        && route.bucket.enabled
+        && input.enabled
+        && !disabled_by_env;
+    if !enabled {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disabled",
+            "this input is disabled",
+        ));
+    }
+    // An integration whose configuration no longer builds fails closed.
+    if input.integration.is_some() && route.integration.is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disabled",
+            "this input's integration is misconfigured",
+        ));
+    }
+    Ok(())
+}
+
+/// Step 3: reads at most `limit + 1` bytes, within the read timeout.
+async fn read_body(
+    body: Body,
+    headers: &http::HeaderMap,
+    limit: u64,
+    timeout: Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds this input's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let limited = Limited::new(body, limit as usize);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the body was not received in time",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::invalid_request("the request body could not be read")),
+    }
+}
+
+/// Step 5: the sliding window per (tenant, input, client IP).
+async fn check_rate(state: &AppState, route: &Route, client_ip: IpAddr) -> Result<(), ApiError> {
+    let input = &route.input;
+    let limit: RateLimit = input.rate_limit.unwrap_or(state.config.ingest_rate_limit);
+    let key = format!("ingest:{}:{}:{}", input.tenant, input.id, client_ip);
+    match state.store.rate_limit(&key, limit, model::time::now_ms()).await? {
+        RateDecision::Allowed => Ok(()),
+        RateDecision::Limited { retry_after_secs } => Err(ApiError::rate_limited(retry_after_secs)),
+    }
+}
+
+/// The client's address: the socket peer, or, behind a trusted proxy, the
+/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub(crate) fn client_ip(trusted: &[IpAddr], peer: SocketAddr, headers: &http::HeaderMap) -> IpAddr {
+    let peer_ip = peer.ip();
+    if !trusted.contains(&peer_ip) {
+        return peer_ip;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer_ip)
+}
+
+/// Headers as stored with the event: names lower-case (hyper's), values as
+/// text. The bucket's own `Authorization` credential is dropped.
+fn stored_headers(headers: &http::HeaderMap, keep_authorization: bool) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| keep_authorization || *name != http::header::AUTHORIZATION)
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn replay() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "replay",
+        "this delivery was already accepted or its timestamp is outside the tolerance",
+    )
+}
+
+fn rejection(r: Rejection) -> ApiError {
+    match r {
+        Rejection::UnsupportedMediaType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "this input does not accept this content type",
+        ),
+        Rejection::StaleTimestamp => replay(),
+        Rejection::InvalidSignature(reason) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            format!("signature verification failed: {reason}"),
+        ),
+        Rejection::InvalidPayload(reason) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            format!("the payload could not be parsed: {reason}"),
+        ),
+    }
+}

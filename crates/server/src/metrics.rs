@@ -1,0 +1,125 @@
+//! Prometheus metrics (DESIGN §3.5), kept by hand: a handful of counters and
+//! one histogram do not need a metrics framework.
+//!
+//! The request counter is keyed by the matched route pattern (never the raw
+//! path, whose input ids would explode the label set) and the status code.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::state::AppState;
+
+/// Upper bounds of the ingest latency histogram, in seconds.
+const LATENCY_BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+pub(crate) struct Metrics {
+    /// route pattern → status → count.
+    requests: Mutex<HashMap<String, HashMap<u16, u64>>>,
+    ingest_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
+    ingest_count: AtomicU64,
+    ingest_sum_micros: AtomicU64,
+    events_stored: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        Self {
+            requests: Mutex::new(HashMap::new()),
+            ingest_buckets: Default::default(),
+            ingest_count: AtomicU64::new(0),
+            ingest_sum_micros: AtomicU64::new(0),
+            events_stored: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn event_stored(&self) {
+        self.events_stored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn request(&self, route: &str, status: u16) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        // Look up by &str first so the common case allocates nothing.
+        if let Some(by_status) = requests.get_mut(route) {
+            *by_status.entry(status).or_insert(0) += 1;
+        } else {
+            requests.insert(route.to_owned(), HashMap::from([(status, 1)]));
+        }
+    }
+
+    fn ingest_latency(&self, seconds: f64) {
+        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| seconds <= *b) {
+            self.ingest_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.ingest_count.fetch_add(1, Ordering::Relaxed);
+        self.ingest_sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP hookrelay_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE hookrelay_http_requests_total counter\n");
+        {
+            let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            let mut rows: Vec<_> = requests
+                .iter()
+                .flat_map(|(route, by_status)| by_status.iter().map(move |(s, c)| (route, *s, *c)))
+                .collect();
+            rows.sort();
+            for (route, status, count) in rows {
+                let _ = writeln!(
+                    out,
+                    "hookrelay_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+                );
+            }
+        }
+        out.push_str("# HELP hookrelay_ingest_duration_seconds Time to answer an ingest request.\n");
+        out.push_str("# TYPE hookrelay_ingest_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.ingest_buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "hookrelay_ingest_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.ingest_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "hookrelay_ingest_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.ingest_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "hookrelay_ingest_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "hookrelay_ingest_duration_seconds_count {count}");
+        out.push_str("# HELP hookrelay_events_stored_total Events durably stored.\n");
+        out.push_str("# TYPE hookrelay_events_stored_total counter\n");
+        let _ = writeln!(
+            out,
+            "hookrelay_events_stored_total {}",
+            self.events_stored.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// Middleware: counts every request by route and status, and times ingest.
+pub(crate) async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.request(route, response.status().as_u16());
+    if route.contains("/webhooks/") {
+        state
+            .metrics
+            .ingest_latency(started.elapsed().as_secs_f64());
+    }
+    response
+}

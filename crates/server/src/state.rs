@@ -1,0 +1,50 @@
+//! `AppState`: what every handler shares. Cheap to clone (all `Arc`s).
+
+use std::sync::Arc;
+
+use crate::auth::AuthCache;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::secrets;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Arc<dyn store::Store>,
+    pub(crate) auth: Arc<AuthCache>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// bcrypt hash of the configured admin secret, made once at start so
+    /// the secret is checked like every other credential.
+    pub(crate) admin_secret_hash: Option<String>,
+    /// Cancelled at shutdown: long-polls and SSE streams end on it so the
+    /// graceful drain does not wait for them.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl AppState {
+    pub(crate) async fn new(
+        config: Arc<Config>,
+        store: Arc<dyn store::Store>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Self, crate::Error> {
+        let admin_secret_hash = match &config.admin_secret {
+            Some(secret) => Some(
+                secrets::hash(secret.expose().to_owned(), config.bcrypt_cost)
+                    .await
+                    .map_err(|e| crate::Error::Config(e.message))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            auth: Arc::new(AuthCache::new(config.auth_cache_ttl)),
+            catalog: Arc::new(Catalog::new()),
+            metrics: Arc::new(Metrics::new()),
+            admin_secret_hash,
+            shutdown,
+            config,
+            store,
+        })
+    }
+}

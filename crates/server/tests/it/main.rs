@@ -1,0 +1,57 @@
+//! Behaviour of the real server over real HTTP on `127.0.0.1:0`, through
+//! `testkit`. One binary, a module per concern:
+//! - `ingest`: every pipeline step's rejection and the order of the steps;
+//! - `admin`: the administration API's shapes and error answers;
+//! - `isolation`: one tenant's credentials see nothing of another's;
+//! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
+//! - `lifecycle`: operations routes, restart persistence, shutdown.
+
+mod admin;
+mod ingest;
+mod isolation;
+mod lifecycle;
+mod reading;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use testkit::Relay;
+
+/// The GitHub secret every test input uses.
+const SECRET: &str = "It's a Secret to Everybody";
+
+/// A relay with one bucket and one GitHub input; returns (relay, input).
+async fn relay_with_github_input() -> (Relay, Value) {
+    let relay = Relay::spawn().await;
+    let input = github_input(&relay, json!({"name": "prod"})).await;
+    (relay, input)
+}
+
+/// Creates a bucket from `bucket` and a GitHub input in it.
+async fn github_input(relay: &Relay, bucket: Value) -> Value {
+    let bucket = relay.create_bucket(bucket).await;
+    relay
+        .create_input(
+            bucket["id"].as_str().unwrap(),
+            json!({"name": format!("gh-{}", bucket["name"].as_str().unwrap()), "integration": "github", "secrets": [SECRET]}),
+        )
+        .await
+}
+
+/// Posts a correctly signed GitHub `push` webhook to `url`.
+async fn post_signed(relay: &Relay, url: &str, body: &[u8]) -> (StatusCode, String) {
+    let mut headers = testkit::github_headers(SECRET, body, "push");
+    headers.push(("content-type".into(), "application/json".into()));
+    testkit::post(&relay.http, url, &headers, body).await
+}
+
+/// The `error` code of a JSON error body.
+fn error_code(body: &str) -> String {
+    serde_json::from_str::<Value>(body).unwrap_or(Value::Null)["error"]
+        .as_str()
+        .unwrap_or("<no error code>")
+        .to_owned()
+}
+
+async fn patch(relay: &Relay, path: &str, body: Value) -> Value {
+    relay.admin(Method::PATCH, path, Some(body), StatusCode::OK).await
+}

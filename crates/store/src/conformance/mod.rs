@@ -1,0 +1,244 @@
+//! The conformance suite every [`Store`] backend must pass (feature
+//! `test-suite`). It speaks only the trait, so SQLite and Redis run the very
+//! same checks.
+//!
+//! Each check makes its own tenants with unique ids, so checks can share one
+//! store (and one Redis) without seeing each other; only
+//! [`close_refuses_later_calls`] ends the store, which is why [`run_all`]
+//! runs it last. Checks panic on failure, like any test.
+//!
+//! # Layout
+//! - `mod.rs`: [`run_all`] and the fixtures (objects with sensible defaults).
+//! - `admin`: tenants, buckets, inputs, outputs, tokens, isolation, deletes.
+//! - `events`: append, order, dedup, ephemeral events, cursors, deliveries,
+//!   retention, visibility and commit ticks.
+
+mod admin;
+mod events;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use model::{
+    Bucket, BucketAuth, BucketId, EventBody, Input, InputId, NewEvent, Output, OutputId,
+    ResponsePolicy, RetryPolicy, Secret, Tenant, TenantId, Token, TokenKey, TokenScope,
+};
+
+use crate::{Error, Result, Store, TenantRecord};
+
+pub use admin::{
+    buckets, delete_bucket_removes_its_children, delete_tenant_removes_everything, inputs, outputs,
+    tenant_isolation, tenants, tokens,
+};
+pub use events::{
+    append_round_trip, concurrent_appends_are_ordered, cursors, dedup, deliveries_and_reset,
+    ephemeral_events, polling_never_misses, purge_respects_retention, sequential_order,
+    visibility_and_commits,
+};
+
+/// The whole suite, in an order that lets one store serve every check.
+pub async fn run_all(store: Arc<dyn Store>) {
+    tenants(&store).await;
+    buckets(&store).await;
+    inputs(&store).await;
+    outputs(&store).await;
+    tokens(&store).await;
+    tenant_isolation(&store).await;
+    delete_tenant_removes_everything(&store).await;
+    delete_bucket_removes_its_children(&store).await;
+    append_round_trip(&store).await;
+    sequential_order(&store).await;
+    concurrent_appends_are_ordered(&store).await;
+    dedup(&store).await;
+    ephemeral_events(&store).await;
+    cursors(&store).await;
+    deliveries_and_reset(&store).await;
+    purge_respects_retention(&store).await;
+    visibility_and_commits(&store).await;
+    polling_never_misses(&store).await;
+    close_refuses_later_calls(&store).await;
+}
+
+/// After `close`, writes and reads fail `Unavailable`.
+pub async fn close_refuses_later_calls(store: &Arc<dyn Store>) {
+    let world = World::create(store, "close").await;
+    store.close().await;
+    assert_unavailable(store.append(world.event()).await, "append after close");
+    assert_unavailable(
+        store.create_tenant(&tenant_record(unique("late"))).await,
+        "create_tenant after close",
+    );
+    assert_unavailable(store.tenant(&world.tenant).await, "read after close");
+}
+
+// ---- fixtures ----
+
+/// A tenant id no other check (or earlier run on a shared Redis) uses.
+pub fn unique(label: &str) -> TenantId {
+    let suffix = ulid::Ulid::new().to_string().to_lowercase();
+    format!("{label}-{suffix}")
+        .parse()
+        .expect("labels are short lowercase slugs, and a ULID is alphanumeric")
+}
+
+pub fn now() -> i64 {
+    model::time::now_ms()
+}
+
+pub fn tenant_record(id: TenantId) -> TenantRecord {
+    TenantRecord {
+        tenant: Tenant {
+            label: format!("Tenant {id}"),
+            id,
+            enabled: true,
+            created_at: now(),
+        },
+        poll_secret_hash: None,
+    }
+}
+
+pub fn bucket_in(tenant: &TenantId, name: &str) -> Bucket {
+    Bucket {
+        id: BucketId::generate(),
+        tenant: tenant.clone(),
+        name: name.into(),
+        auth: BucketAuth::None,
+        ephemeral: false,
+        retention_seconds: Bucket::DEFAULT_RETENTION_SECONDS,
+        catchup_seconds: Bucket::DEFAULT_CATCHUP_SECONDS,
+        enabled: true,
+        created_at: now(),
+    }
+}
+
+pub fn input_in(bucket: &Bucket, name: Option<&str>) -> Input {
+    Input {
+        id: InputId::generate(),
+        tenant: bucket.tenant.clone(),
+        bucket: bucket.id.clone(),
+        name: name.map(str::to_owned),
+        integration: None,
+        generic_hmac: None,
+        secrets: Vec::new(),
+        response: ResponsePolicy::Default,
+        enabled: true,
+        body_limit: None,
+        rate_limit: None,
+        timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
+        created_at: now(),
+    }
+}
+
+pub fn output_in(bucket: &Bucket) -> Output {
+    Output {
+        id: OutputId::generate(),
+        tenant: bucket.tenant.clone(),
+        bucket: bucket.id.clone(),
+        url: "http://localhost:3000/hook".into(),
+        internal: true,
+        timeout_ms: 10_000,
+        headers: BTreeMap::new(),
+        retry: RetryPolicy::default(),
+        created_at: now(),
+    }
+}
+
+pub fn token_in(tenant: &TenantId, scope: TokenScope) -> Token {
+    Token {
+        key: TokenKey::generate(),
+        tenant: tenant.clone(),
+        scope,
+        buckets: Vec::new(),
+        mode: None,
+        description: "conformance".into(),
+        secret_hash: Secret::new("$2b$10$abcdefghijklmnopqrstuuv0123456789abcdefghijklmnopqrs"),
+        created_at: now(),
+    }
+}
+
+pub fn event_for(input: &Input) -> NewEvent {
+    NewEvent {
+        tenant: input.tenant.clone(),
+        bucket: input.bucket.clone(),
+        input: input.id,
+        integration: None,
+        method: "POST".into(),
+        path: "/extra".into(),
+        query: "a=1".into(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("x-b".into(), "1".into()),
+            ("x-a".into(), "2".into()),
+            ("x-b".into(), "3".into()),
+        ],
+        body: EventBody::Stored(b"{\"hello\":\"world\"}".to_vec()),
+        client_ip: "203.0.113.7".into(),
+        delivery_id: None,
+        event_type: Some("push".into()),
+        event_count: 1,
+        verified: false,
+        dedup_window_ms: 300_000,
+    }
+}
+
+/// A tenant with one bucket, one input and two outputs.
+pub struct World {
+    pub tenant: TenantId,
+    pub bucket: Bucket,
+    pub input: Input,
+    pub outputs: Vec<Output>,
+}
+
+impl World {
+    pub async fn create(store: &Arc<dyn Store>, label: &str) -> World {
+        let tenant = unique(label);
+        store
+            .create_tenant(&tenant_record(tenant.clone()))
+            .await
+            .expect("create tenant");
+        let bucket = bucket_in(&tenant, "main");
+        store.create_bucket(&bucket).await.expect("create bucket");
+        let input = input_in(&bucket, Some("hook"));
+        store.create_input(&input).await.expect("create input");
+        let mut outputs = Vec::new();
+        for _ in 0..2 {
+            let output = output_in(&bucket);
+            store.create_output(&output).await.expect("create output");
+            outputs.push(output);
+        }
+        World {
+            tenant,
+            bucket,
+            input,
+            outputs,
+        }
+    }
+
+    pub fn event(&self) -> NewEvent {
+        event_for(&self.input)
+    }
+}
+
+#[track_caller]
+pub fn assert_not_found<T: std::fmt::Debug>(result: Result<T>, what: &str) {
+    match result {
+        Err(Error::NotFound) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub fn assert_conflict<T: std::fmt::Debug>(result: Result<T>, field: &str, what: &str) {
+    match result {
+        Err(Error::Conflict(f)) if f == field => {}
+        other => panic!("{what}: expected Conflict({field:?}), got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub fn assert_unavailable<T: std::fmt::Debug>(result: Result<T>, what: &str) {
+    match result {
+        Err(Error::Unavailable(_)) => {}
+        other => panic!("{what}: expected Unavailable, got {other:?}"),
+    }
+}

@@ -1,0 +1,296 @@
+//! SQL of events, their deliveries and dedup entries: the append that runs
+//! inside a writer job, cursor reads, resend and retention.
+//!
+//! An event's id is `evt_` + a ULID whose time part equals its
+//! `received_at`, so id order is time order and "received at or after `ms`"
+//! is the id range `>= EventId::floor_at(ms)`: the `(tenant, id)` and
+//! `(tenant, bucket, id)` indexes serve cursors, `since` and retention.
+
+use model::{Delivery, Event, EventBody, EventId, InputId, NewEvent, OutputId, TenantId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::rows::{self, db_err, to_json};
+use super::writer::WriteCx;
+use crate::{Appended, Cursor, Error, EventQuery, Result};
+
+/// The largest time a ULID can carry (48 bits of ms, year 10889).
+const MAX_ULID_MS: i64 = (1 << 48) - 1;
+
+fn floor_text(ms: i64) -> String {
+    EventId::floor_at(ms.min(MAX_ULID_MS)).to_string()
+}
+
+/// Stores one event, its pending deliveries and its dedup entry. Runs in
+/// the job's savepoint: any error leaves no trace of the event.
+pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
+    let conn = cx.conn;
+    let ephemeral: bool = conn
+        .prepare_cached("SELECT ephemeral FROM buckets WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row([e.tenant.as_str(), e.bucket.as_str()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db_err)?
+        .ok_or(Error::NotFound)?;
+    let (id, received_at) = cx.ids.next(cx.clock);
+    let id_text = id.to_string();
+    let input = e.input.to_string();
+    if let Some(delivery_id) = &e.delivery_id {
+        // Inserts the entry, or renews an expired one; a live one makes the
+        // upsert's WHERE false, changing nothing.
+        let changed = conn
+            .prepare_cached(
+                "INSERT INTO dedup (tenant, input, delivery_id, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, input, delivery_id)
+                 DO UPDATE SET expires_at = excluded.expires_at
+                 WHERE dedup.expires_at <= ?5",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.tenant.as_str(),
+                    input,
+                    delivery_id,
+                    received_at.saturating_add(e.dedup_window_ms.max(0)),
+                    received_at,
+                ])
+            })
+            .map_err(db_err)?;
+        if changed == 0 {
+            return Err(Error::Duplicate);
+        }
+    }
+    // The bucket is checked here too, not only by ingest: an ephemeral
+    // bucket's payload must never reach the disk, whatever the caller sent.
+    let kept = match &e.body {
+        EventBody::Stored(bytes) if !ephemeral => {
+            Some((bytes.as_slice(), to_json(&e.headers)?, e.query.as_str()))
+        }
+        _ => None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO events (id, tenant, bucket, input, integration, received_at, method, path,
+                             query, headers, body, body_size, client_ip, delivery_id,
+                             event_type, event_count, verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id_text,
+            e.tenant.as_str(),
+            e.bucket.as_str(),
+            input,
+            e.integration.map(|k| k.name()),
+            received_at,
+            e.method,
+            e.path,
+            kept.as_ref().map(|k| k.2),
+            kept.as_ref().map(|k| k.1.as_str()),
+            kept.as_ref().map(|k| k.0),
+            rows::int(e.body.size()),
+            e.client_ip,
+            e.delivery_id,
+            e.event_type,
+            e.event_count,
+            e.verified,
+        ])
+    })
+    .map_err(db_err)?;
+    conn.prepare_cached(
+        "INSERT INTO deliveries (tenant, event_id, output_id, grp, state, attempts, updated_at)
+         SELECT ?1, ?2, id, NULL, 'pending', '[]', ?3
+         FROM outputs WHERE tenant = ?1 AND bucket = ?4 ORDER BY created_at, id",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            e.tenant.as_str(),
+            id_text,
+            received_at,
+            e.bucket.as_str()
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(Appended { id, received_at })
+}
+
+pub(super) fn delivery_seen(
+    conn: &Connection,
+    tenant: &TenantId,
+    input: &InputId,
+    delivery_id: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM dedup
+         WHERE tenant = ?1 AND input = ?2 AND delivery_id = ?3 AND expires_at > ?4)",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![tenant.as_str(), input.to_string(), delivery_id, now_ms],
+            |r| r.get(0),
+        )
+    })
+    .map_err(db_err)
+}
+
+/// One event and its deliveries, read in one transaction so they agree.
+pub(super) fn event(
+    conn: &mut Connection,
+    tenant: &TenantId,
+    id: &EventId,
+) -> Result<(Event, Vec<Delivery>)> {
+    let tx = conn.transaction().map_err(db_err)?;
+    let (tenant, id) = (tenant.as_str(), id.to_string());
+    let event = {
+        let sql = format!(
+            "SELECT {} FROM events WHERE tenant = ?1 AND id = ?2",
+            rows::EVENT_COLS
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(db_err)?;
+        let mut found = stmt.query([tenant, &id]).map_err(db_err)?;
+        match found.next().map_err(db_err)? {
+            Some(row) => rows::event(row)?,
+            None => return Err(Error::NotFound),
+        }
+    };
+    let deliveries = {
+        let sql = format!(
+            "SELECT {} FROM deliveries WHERE tenant = ?1 AND event_id = ?2 ORDER BY rowid",
+            rows::DELIVERY_COLS
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(db_err)?;
+        let found = stmt.query([tenant, &id]).map_err(db_err)?;
+        rows::collect(found, rows::delivery)?
+    };
+    tx.commit().map_err(db_err)?;
+    Ok((event, deliveries))
+}
+
+pub(super) fn events(conn: &Connection, tenant: &TenantId, q: &EventQuery) -> Result<Vec<Event>> {
+    if q.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let (op, bound, since) = match q.from {
+        Cursor::Start => (">=", String::new(), i64::MIN),
+        Cursor::After(id) => (">", id.to_string(), i64::MIN),
+        // The id bound does the work through the index; the received_at
+        // term keeps the answer exact for times a ULID cannot hold.
+        Cursor::Since(ms) => (">=", floor_text(ms), ms),
+    };
+    let (filter, buckets) = match q.buckets.as_slice() {
+        [] => ("", None),
+        [one] => ("AND bucket = ?4", Some(one.as_str().to_owned())),
+        many => (
+            "AND bucket IN (SELECT value FROM json_each(?4))",
+            Some(to_json(many)?),
+        ),
+    };
+    // `+received_at` keeps the planner off the time index, which would
+    // need a sort; the id-ordered indexes answer ORDER BY id LIMIT n.
+    let sql = format!(
+        "SELECT {} FROM events
+         WHERE tenant = ?1 AND id {op} ?2 AND +received_at >= ?3 {filter}
+         ORDER BY id LIMIT ?5",
+        rows::EVENT_COLS
+    );
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let found = stmt
+        .query(params![tenant.as_str(), bound, since, buckets, limit])
+        .map_err(db_err)?;
+    rows::collect(found, rows::event)
+}
+
+pub(super) fn reset_deliveries(
+    conn: &Connection,
+    tenant: &TenantId,
+    event: &EventId,
+    output: Option<&OutputId>,
+    now_ms: i64,
+) -> Result<usize> {
+    let (tenant, event) = (tenant.as_str(), event.to_string());
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM events WHERE tenant = ?1 AND id = ?2")
+        .and_then(|mut s| s.query_row([tenant, &event], |_| Ok(())).optional())
+        .map_err(db_err)?;
+    exists.ok_or(Error::NotFound)?;
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = 'pending', updated_at = ?4
+         WHERE tenant = ?1 AND event_id = ?2 AND (?3 IS NULL OR output_id = ?3)",
+    )
+    .and_then(|mut s| s.execute(params![tenant, event, output.map(OutputId::as_str), now_ms]))
+    .map_err(db_err)
+}
+
+/// Deletes up to `batch` events past their bucket's retention, with their
+/// deliveries, and up to `batch` expired dedup entries.
+pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usize> {
+    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+    let buckets: Vec<(String, String, i64)> = {
+        let mut stmt = conn
+            .prepare_cached("SELECT tenant, id, retention_seconds FROM buckets")
+            .map_err(db_err)?;
+        let found = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db_err)?;
+        found.collect::<rusqlite::Result<_>>().map_err(db_err)?
+    };
+    let mut victims: Vec<(i64, String, String)> = Vec::new();
+    for (tenant, bucket, retention) in buckets {
+        let room = limit - victims.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        let cutoff = now_ms.saturating_sub(retention.saturating_mul(1000));
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT rowid, id FROM events
+                 WHERE tenant = ?1 AND bucket = ?2 AND id < ?3 AND +received_at < ?4
+                 ORDER BY id LIMIT ?5",
+            )
+            .map_err(db_err)?;
+        let found = stmt
+            .query_map(
+                params![tenant, bucket, floor_text(cutoff), cutoff, room],
+                |r| Ok((r.get(0)?, tenant.clone(), r.get(1)?)),
+            )
+            .map_err(db_err)?;
+        for victim in found {
+            victims.push(victim.map_err(db_err)?);
+        }
+    }
+    for (rowid, tenant, id) in &victims {
+        conn.prepare_cached("DELETE FROM deliveries WHERE tenant = ?1 AND event_id = ?2")
+            .and_then(|mut s| s.execute([tenant, id]))
+            .map_err(db_err)?;
+        conn.prepare_cached("DELETE FROM events WHERE rowid = ?1")
+            .and_then(|mut s| s.execute([rowid]))
+            .map_err(db_err)?;
+    }
+    conn.prepare_cached(
+        "DELETE FROM dedup WHERE rowid IN
+           (SELECT rowid FROM dedup WHERE expires_at <= ?1 LIMIT ?2)",
+    )
+    .and_then(|mut s| s.execute(params![now_ms, limit]))
+    .map_err(db_err)?;
+    Ok(victims.len())
+}
+
+/// The newest stored event id, to seed the id mint at open.
+pub(super) fn newest(conn: &Connection) -> Result<Option<EventId>> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT id FROM events
+             WHERE received_at = (SELECT MAX(received_at) FROM events)
+             ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))
+    })
+    .transpose()
+}

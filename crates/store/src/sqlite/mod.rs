@@ -1,0 +1,404 @@
+//! The embedded store: one SQLite file (`hookrelay.db`) in WAL mode in the
+//! data directory, needing no other service.
+//!
+//! Writes go through one group-commit thread (`writer`), reads through a
+//! small pool of read-only connections on tokio's blocking pool. Start with
+//! [`SqliteStore::open`], then `writer` for how appends are made durable and
+//! visible.
+//!
+//! # Layout
+//! - `mod.rs`: [`SqliteStore`], the read pool and the [`Store`] impl, which
+//!   only routes each call to a read or a write job.
+//! - `writer`: the group-commit thread, the clock, the id mint and the
+//!   visibility floor.
+//! - `schema`: tables, migrations and pragmas.
+//! - `admin`: SQL of tenants, buckets, inputs, outputs and tokens.
+//! - `events`: SQL of events, deliveries, dedup and retention.
+//! - `rows`: row decoding and error mapping.
+
+mod admin;
+mod events;
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
+
+use async_trait::async_trait;
+use model::{
+    Bucket, BucketId, Delivery, Event, EventId, Input, InputId, NewEvent, Output, OutputId,
+    RateLimit, Tenant, TenantId, Token, TokenKey,
+};
+use rusqlite::Connection;
+use tokio::sync::watch;
+
+use crate::{
+    Appended, Error, EventQuery, RateDecision, Result, SlidingWindow, Store, TenantRecord,
+};
+use writer::{Clock, IdMint, Shared, Writer};
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "hookrelay.db";
+
+/// Read connections. Reads are short (index range scans, `LIMIT`ed), so a
+/// few connections keep up with the 2-core target; WAL lets them all read
+/// while the writer commits.
+const READERS: usize = 4;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    /// The only path to the write connection.
+    writer: Writer,
+    /// Shared with blocking read tasks, hence the `Arc`.
+    readers: Arc<ReadPool>,
+    /// Clock, visibility floor and commit counters, shared with the writer.
+    shared: Arc<Shared>,
+    /// Rate limits are per node in the embedded deployment: one node.
+    limiter: SlidingWindow,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir/hookrelay.db`, migrates its
+    /// schema and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        let conn = schema::open_writer(&path)?;
+        // Seeding both from the newest stored event keeps ids strictly
+        // increasing across a restart even if the system clock went back.
+        let newest = events::newest(&conn)?;
+        let newest_ms = newest.map_or(0, |id| {
+            i64::try_from(id.ulid().timestamp_ms()).unwrap_or(i64::MAX)
+        });
+        let shared = Arc::new(Shared {
+            clock: Clock::starting_at(newest_ms),
+            floor: AtomicI64::new(i64::MAX),
+            commits: watch::channel(0).0,
+            commit_count: AtomicU64::new(0),
+        });
+        let readers = (0..READERS)
+            .map(|_| schema::open_reader(&path).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        let writer = Writer::spawn(conn, IdMint::after(newest), Arc::clone(&shared))?;
+        Ok(SqliteStore {
+            writer,
+            readers: Arc::new(ReadPool {
+                conns: readers,
+                next: AtomicUsize::new(0),
+            }),
+            shared,
+            limiter: SlidingWindow::new(),
+        })
+    }
+
+    /// How many transactions the writer has committed since open. Under
+    /// concurrent load this grows much slower than the number of writes.
+    pub fn commit_count(&self) -> u64 {
+        self.shared.commit_count.load(Ordering::SeqCst)
+    }
+
+    fn closed() -> Error {
+        Error::Unavailable("store is closed".into())
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        if self.writer.is_closed() {
+            return Err(Self::closed());
+        }
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.call(false, move |cx| f(cx.conn)).await
+    }
+}
+
+/// Read-only connections, each behind its own lock.
+struct ReadPool {
+    conns: Vec<Mutex<Connection>>,
+    /// Where the next read starts looking for a free connection.
+    next: AtomicUsize,
+}
+
+impl ReadPool {
+    /// Runs `f` on the first free connection, or waits for one.
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let n = self.conns.len();
+        if n == 0 {
+            return Err(Error::Unavailable("no read connections".into()));
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let free = (0..n).find_map(|i| match self.conns[(start + i) % n].try_lock() {
+            Ok(guard) => Some(guard),
+            // A panic mid-read poisons the lock but leaves the connection
+            // usable; an open transaction is rolled back below.
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        });
+        let mut conn = match free {
+            Some(guard) => guard,
+            None => self.conns[start % n]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        f(&mut conn)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_tenant(&self, record: &TenantRecord) -> Result<()> {
+        let record = record.clone();
+        self.write(move |c| admin::create_tenant(c, &record)).await
+    }
+
+    async fn tenant(&self, id: &TenantId) -> Result<TenantRecord> {
+        let id = id.clone();
+        self.read(move |c| admin::tenant(c, &id)).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let records = self.read(|c| admin::list_tenants(c)).await?;
+        Ok(records.into_iter().map(|r| r.tenant).collect())
+    }
+
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let tenant = tenant.clone();
+        self.write(move |c| admin::update_tenant(c, &tenant)).await
+    }
+
+    async fn set_poll_secret(&self, id: &TenantId, hash: Option<&str>) -> Result<()> {
+        let (id, hash) = (id.clone(), hash.map(str::to_owned));
+        self.write(move |c| admin::set_poll_secret(c, &id, hash.as_deref()))
+            .await
+    }
+
+    async fn delete_tenant(&self, id: &TenantId) -> Result<()> {
+        let id = id.clone();
+        self.write(move |c| admin::delete_tenant(c, &id)).await
+    }
+
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
+        let bucket = bucket.clone();
+        self.write(move |c| admin::create_bucket(c, &bucket)).await
+    }
+
+    async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| admin::bucket(c, &tenant, &id)).await
+    }
+
+    async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.read(move |c| admin::bucket_by_name(c, &tenant, &name))
+            .await
+    }
+
+    async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>> {
+        let tenant = tenant.clone();
+        self.read(move |c| admin::list_buckets(c, &tenant)).await
+    }
+
+    async fn update_bucket(&self, bucket: &Bucket) -> Result<()> {
+        let bucket = bucket.clone();
+        self.write(move |c| admin::update_bucket(c, &bucket)).await
+    }
+
+    async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(move |c| admin::delete_bucket(c, &tenant, &id))
+            .await
+    }
+
+    async fn create_input(&self, input: &Input) -> Result<()> {
+        let input = input.clone();
+        self.write(move |c| admin::create_input(c, &input)).await
+    }
+
+    async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input> {
+        let (tenant, id) = (tenant.clone(), *id);
+        self.read(move |c| admin::input(c, &tenant, &id)).await
+    }
+
+    async fn input_by_id(&self, id: &InputId) -> Result<Input> {
+        let id = *id;
+        self.read(move |c| admin::input_by_id(c, &id)).await
+    }
+
+    async fn input_by_name(&self, tenant: &TenantId, name: &str) -> Result<Input> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.read(move |c| admin::input_by_name(c, &tenant, &name))
+            .await
+    }
+
+    async fn list_inputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Input>> {
+        let (tenant, bucket) = (tenant.clone(), bucket.clone());
+        self.read(move |c| admin::list_inputs(c, &tenant, &bucket))
+            .await
+    }
+
+    async fn update_input(&self, input: &Input) -> Result<()> {
+        let input = input.clone();
+        self.write(move |c| admin::update_input(c, &input)).await
+    }
+
+    async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), *id);
+        self.write(move |c| admin::delete_input(c, &tenant, &id))
+            .await
+    }
+
+    async fn create_output(&self, output: &Output) -> Result<()> {
+        let output = output.clone();
+        self.write(move |c| admin::create_output(c, &output)).await
+    }
+
+    async fn output(&self, tenant: &TenantId, id: &OutputId) -> Result<Output> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |c| admin::output(c, &tenant, &id)).await
+    }
+
+    async fn list_outputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Output>> {
+        let (tenant, bucket) = (tenant.clone(), bucket.clone());
+        self.read(move |c| admin::list_outputs(c, &tenant, &bucket))
+            .await
+    }
+
+    async fn update_output(&self, output: &Output) -> Result<()> {
+        let output = output.clone();
+        self.write(move |c| admin::update_output(c, &output)).await
+    }
+
+    async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(move |c| admin::delete_output(c, &tenant, &id))
+            .await
+    }
+
+    async fn create_token(&self, token: &Token) -> Result<()> {
+        let token = token.clone();
+        self.write(move |c| admin::create_token(c, &token)).await
+    }
+
+    async fn token_by_key(&self, key: &TokenKey) -> Result<Token> {
+        let key = key.clone();
+        self.read(move |c| admin::token_by_key(c, &key)).await
+    }
+
+    async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<Token>> {
+        let tenant = tenant.clone();
+        self.read(move |c| admin::list_tokens(c, &tenant)).await
+    }
+
+    async fn update_token(&self, token: &Token) -> Result<()> {
+        let token = token.clone();
+        self.write(move |c| admin::update_token(c, &token)).await
+    }
+
+    async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()> {
+        let (tenant, key) = (tenant.clone(), key.clone());
+        self.write(move |c| admin::delete_token(c, &tenant, &key))
+            .await
+    }
+
+    async fn has_admin_token(&self) -> Result<bool> {
+        self.read(|c| admin::has_admin_token(c)).await
+    }
+
+    async fn append(&self, event: NewEvent) -> Result<Appended> {
+        self.writer
+            .call(true, move |cx| events::append(cx, &event))
+            .await
+    }
+
+    async fn delivery_seen(
+        &self,
+        tenant: &TenantId,
+        input: &InputId,
+        delivery_id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let (tenant, input, delivery_id) = (tenant.clone(), *input, delivery_id.to_owned());
+        self.read(move |c| events::delivery_seen(c, &tenant, &input, &delivery_id, now_ms))
+            .await
+    }
+
+    async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<(Event, Vec<Delivery>)> {
+        let (tenant, id) = (tenant.clone(), *id);
+        self.read(move |c| events::event(c, &tenant, &id)).await
+    }
+
+    async fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<Vec<Event>> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.read(move |c| events::events(c, &tenant, &query)).await
+    }
+
+    fn visible_before(&self) -> i64 {
+        // Clock FIRST, floor second: the writer publishes its floor before
+        // assigning any received_at, so this order guarantees that a batch
+        // in flight either shows up as the floor or assigns times at or
+        // above `now` (see `writer::Thread::commit`). Reversed, a batch
+        // starting between the two loads could assign a time below `now`
+        // that a poller using this answer as `since` would skip.
+        let now = self.shared.clock.now();
+        let floor = self.shared.floor.load(Ordering::SeqCst);
+        now.min(floor)
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.shared.commits.subscribe()
+    }
+
+    async fn reset_deliveries(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        output: Option<&OutputId>,
+    ) -> Result<usize> {
+        let (tenant, event, output) = (tenant.clone(), *event, output.cloned());
+        let now = self.shared.clock.now();
+        self.write(move |c| events::reset_deliveries(c, &tenant, &event, output.as_ref(), now))
+            .await
+    }
+
+    async fn rate_limit(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<RateDecision> {
+        if self.writer.is_closed() {
+            return Err(Self::closed());
+        }
+        Ok(self.limiter.hit(key, limit, now_ms))
+    }
+
+    async fn purge_expired(&self, now_ms: i64, batch: usize) -> Result<usize> {
+        self.write(move |c| events::purge(c, now_ms, batch)).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(rows::db_err)
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+    }
+}

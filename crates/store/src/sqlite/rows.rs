@@ -1,0 +1,294 @@
+//! Translation between SQLite rows and model types, and between rusqlite
+//! errors and [`crate::Error`].
+//!
+//! Every `*_COLS` list matches the column order its decoder reads, so a
+//! query is written as `SELECT {COLS} FROM ...` and decoded by position.
+
+use std::str::FromStr;
+
+use model::{
+    AgentMode, Bucket, Delivery, DeliveryState, Event, EventBody, Input, IntegrationKind, Output,
+    Secret, Tenant, Token, TokenScope,
+};
+use rusqlite::types::FromSql;
+use rusqlite::{ErrorCode, Row};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Error, Result, TenantRecord};
+
+pub(super) const TENANT_COLS: &str = "id, label, enabled, created_at, poll_secret_hash";
+pub(super) const BUCKET_COLS: &str =
+    "id, tenant, name, auth, ephemeral, retention_seconds, catchup_seconds, enabled, created_at";
+pub(super) const INPUT_COLS: &str = "id, tenant, bucket, name, integration, generic_hmac, \
+    secrets, response, enabled, body_limit, rate_limit, timestamp_tolerance_seconds, created_at";
+pub(super) const OUTPUT_COLS: &str =
+    "id, tenant, bucket, url, internal, timeout_ms, headers, retry, created_at";
+pub(super) const TOKEN_COLS: &str =
+    "key, tenant, scope, buckets, mode, description, secret_hash, created_at";
+pub(super) const EVENT_COLS: &str = "id, tenant, bucket, input, integration, received_at, \
+    method, path, query, headers, body, body_size, client_ip, delivery_id, event_type, \
+    event_count, verified";
+pub(super) const DELIVERY_COLS: &str = "event_id, output_id, grp, state, attempts, updated_at";
+
+/// Maps a rusqlite error to the store's domain error. Messages carry SQLite's
+/// own text, which names tables and columns but never bound values, so no
+/// secret or body can leak through them.
+pub(super) fn db_err(e: rusqlite::Error) -> Error {
+    use rusqlite::Error as E;
+    match &e {
+        E::QueryReturnedNoRows => Error::NotFound,
+        E::SqliteFailure(failure, msg) => match failure.code {
+            ErrorCode::ConstraintViolation => {
+                Error::Conflict(conflict_field(msg.as_deref().unwrap_or_default()))
+            }
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Error::Corrupt(e.to_string()),
+            _ => Error::Unavailable(e.to_string()),
+        },
+        E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::Utf8Error(_)
+        | E::InvalidColumnType(..) => Error::Corrupt(e.to_string()),
+        _ => Error::Unavailable(e.to_string()),
+    }
+}
+
+/// The field a unique constraint protects, from SQLite's message
+/// (`UNIQUE constraint failed: buckets.tenant, buckets.name` → `name`).
+fn conflict_field(msg: &str) -> &'static str {
+    let last = msg.rsplit(['.', ' ']).next().unwrap_or_default();
+    match last {
+        "name" => "name",
+        "key" => "key",
+        "delivery_id" => "delivery_id",
+        _ => "id",
+    }
+}
+
+/// Stores a `u64` setting; values beyond `i64::MAX` (never valid settings)
+/// saturate instead of failing the write.
+pub(super) fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Error::Unavailable(format!("cannot encode a column: {e}")))
+}
+
+fn col<T: FromSql>(row: &Row<'_>, i: usize) -> Result<T> {
+    row.get(i).map_err(db_err)
+}
+
+fn parsed<T: FromStr>(row: &Row<'_>, i: usize) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = col(row, i)?;
+    text.parse()
+        .map_err(|e: T::Err| Error::Corrupt(e.to_string()))
+}
+
+fn json<T: DeserializeOwned>(row: &Row<'_>, i: usize) -> Result<T> {
+    let text: String = col(row, i)?;
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("column {i}: {e}")))
+}
+
+fn json_opt<T: DeserializeOwned>(row: &Row<'_>, i: usize) -> Result<Option<T>> {
+    let text: Option<String> = col(row, i)?;
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| Error::Corrupt(format!("column {i}: {e}")))
+}
+
+fn integration(row: &Row<'_>, i: usize) -> Result<Option<IntegrationKind>> {
+    let name: Option<String> = col(row, i)?;
+    name.map(|n| {
+        IntegrationKind::from_name(&n).ok_or_else(|| Error::Corrupt(format!("integration {n:?}")))
+    })
+    .transpose()
+}
+
+pub(super) fn scope_of(name: &str) -> Result<TokenScope> {
+    [
+        TokenScope::Admin,
+        TokenScope::Tenant,
+        TokenScope::Agent,
+        TokenScope::Poll,
+    ]
+    .into_iter()
+    .find(|s| s.name() == name)
+    .ok_or_else(|| Error::Corrupt(format!("token scope {name:?}")))
+}
+
+pub(super) fn mode_name(mode: AgentMode) -> &'static str {
+    match mode {
+        AgentMode::Forward => "forward",
+        AgentMode::Tunnel => "tunnel",
+    }
+}
+
+fn mode_of(name: &str) -> Result<AgentMode> {
+    match name {
+        "forward" => Ok(AgentMode::Forward),
+        "tunnel" => Ok(AgentMode::Tunnel),
+        other => Err(Error::Corrupt(format!("agent mode {other:?}"))),
+    }
+}
+
+pub(super) fn tenant(row: &Row<'_>) -> Result<TenantRecord> {
+    Ok(TenantRecord {
+        tenant: Tenant {
+            id: parsed(row, 0)?,
+            label: col(row, 1)?,
+            enabled: col(row, 2)?,
+            created_at: col(row, 3)?,
+        },
+        poll_secret_hash: col(row, 4)?,
+    })
+}
+
+pub(super) fn bucket(row: &Row<'_>) -> Result<Bucket> {
+    Ok(Bucket {
+        id: parsed(row, 0)?,
+        tenant: parsed(row, 1)?,
+        name: col(row, 2)?,
+        auth: json(row, 3)?,
+        ephemeral: col(row, 4)?,
+        retention_seconds: col(row, 5)?,
+        catchup_seconds: col(row, 6)?,
+        enabled: col(row, 7)?,
+        created_at: col(row, 8)?,
+    })
+}
+
+pub(super) fn input(row: &Row<'_>) -> Result<Input> {
+    let secrets: Vec<String> = json(row, 6)?;
+    Ok(Input {
+        id: parsed(row, 0)?,
+        tenant: parsed(row, 1)?,
+        bucket: parsed(row, 2)?,
+        name: col(row, 3)?,
+        integration: integration(row, 4)?,
+        generic_hmac: json_opt(row, 5)?,
+        secrets: secrets.into_iter().map(Secret::new).collect(),
+        response: json(row, 7)?,
+        enabled: col(row, 8)?,
+        body_limit: col(row, 9)?,
+        rate_limit: json_opt(row, 10)?,
+        timestamp_tolerance_seconds: col(row, 11)?,
+        created_at: col(row, 12)?,
+    })
+}
+
+pub(super) fn output(row: &Row<'_>) -> Result<Output> {
+    Ok(Output {
+        id: parsed(row, 0)?,
+        tenant: parsed(row, 1)?,
+        bucket: parsed(row, 2)?,
+        url: col(row, 3)?,
+        internal: col(row, 4)?,
+        timeout_ms: col(row, 5)?,
+        headers: json(row, 6)?,
+        retry: json(row, 7)?,
+        created_at: col(row, 8)?,
+    })
+}
+
+pub(super) fn token(row: &Row<'_>) -> Result<Token> {
+    let mode: Option<String> = col(row, 4)?;
+    Ok(Token {
+        key: parsed(row, 0)?,
+        tenant: parsed(row, 1)?,
+        scope: scope_of(&col::<String>(row, 2)?)?,
+        buckets: json(row, 3)?,
+        mode: mode.as_deref().map(mode_of).transpose()?,
+        description: col(row, 5)?,
+        secret_hash: Secret::new(col::<String>(row, 6)?),
+        created_at: col(row, 7)?,
+    })
+}
+
+pub(super) fn event(row: &Row<'_>) -> Result<Event> {
+    let body: Option<Vec<u8>> = col(row, 10)?;
+    let body = match body {
+        Some(bytes) => EventBody::Stored(bytes),
+        None => EventBody::Omitted {
+            size: col(row, 11)?,
+        },
+    };
+    Ok(Event {
+        id: parsed(row, 0)?,
+        tenant: parsed(row, 1)?,
+        bucket: parsed(row, 2)?,
+        input: parsed(row, 3)?,
+        integration: integration(row, 4)?,
+        received_at: col(row, 5)?,
+        method: col(row, 6)?,
+        path: col(row, 7)?,
+        query: col(row, 8)?,
+        headers: json_opt(row, 9)?,
+        body,
+        client_ip: col(row, 12)?,
+        delivery_id: col(row, 13)?,
+        event_type: col(row, 14)?,
+        event_count: col(row, 15)?,
+        verified: col(row, 16)?,
+    })
+}
+
+pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery> {
+    let state: String = col(row, 3)?;
+    Ok(Delivery {
+        event: parsed(row, 0)?,
+        output: parsed(row, 1)?,
+        group: col(row, 2)?,
+        state: DeliveryState::from_name(&state)
+            .ok_or_else(|| Error::Corrupt(format!("delivery state {state:?}")))?,
+        attempts: json(row, 4)?,
+        updated_at: col(row, 5)?,
+    })
+}
+
+/// Runs a prepared query and decodes every row.
+pub(super) fn collect<T>(
+    mut rows: rusqlite::Rows<'_>,
+    decode: fn(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_fields_come_from_the_constraint_message() {
+        let cases = [
+            (
+                "UNIQUE constraint failed: buckets.tenant, buckets.name",
+                "name",
+            ),
+            (
+                "UNIQUE constraint failed: inputs.tenant, inputs.name",
+                "name",
+            ),
+            ("UNIQUE constraint failed: tokens.key", "key"),
+            ("UNIQUE constraint failed: tenants.id", "id"),
+            ("", "id"),
+        ];
+        for (msg, field) in cases {
+            assert_eq!(conflict_field(msg), field, "{msg}");
+        }
+    }
+
+    #[test]
+    fn huge_settings_saturate() {
+        assert_eq!(int(u64::MAX), i64::MAX);
+        assert_eq!(int(7), 7);
+    }
+}

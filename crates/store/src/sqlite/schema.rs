@@ -1,0 +1,224 @@
+//! The SQLite schema, its migrations (tracked in `PRAGMA user_version`) and
+//! the pragmas every connection runs with.
+//!
+//! Nested configuration (bucket auth, response policy, rate limit, output
+//! headers and retry, token buckets) lives in JSON text columns: it is only
+//! ever read whole, and JSON keeps it schema-free across versions. Secrets
+//! that the model skips when serialising (input secrets, token hashes) get
+//! their own columns so serde can never drop them.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::rows::db_err;
+use crate::{Error, Result};
+
+/// Migration `i` moves a database from `user_version = i` to `i + 1`.
+/// Append only; never edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// How long a connection waits on a lock before failing `Unavailable`. Only
+/// checkpoints and the rare reader-vs-recovery race ever wait.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Statements cached per connection: the writer's append path alone uses
+/// about ten, and each shape of event query is its own statement.
+const STATEMENT_CACHE: usize = 64;
+
+const V1: &str = "
+CREATE TABLE tenants (
+    id               TEXT PRIMARY KEY,
+    label            TEXT NOT NULL,
+    enabled          INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    poll_secret_hash TEXT
+) STRICT;
+
+CREATE TABLE buckets (
+    id                TEXT PRIMARY KEY,
+    tenant            TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    auth              TEXT NOT NULL,
+    ephemeral         INTEGER NOT NULL,
+    retention_seconds INTEGER NOT NULL,
+    catchup_seconds   INTEGER NOT NULL,
+    enabled           INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL,
+    UNIQUE (tenant, name)
+) STRICT;
+
+CREATE TABLE inputs (
+    id                          TEXT PRIMARY KEY,
+    tenant                      TEXT NOT NULL,
+    bucket                      TEXT NOT NULL,
+    name                        TEXT,
+    integration                 TEXT,
+    generic_hmac                TEXT,
+    secrets                     TEXT NOT NULL,
+    response                    TEXT NOT NULL,
+    enabled                     INTEGER NOT NULL,
+    body_limit                  INTEGER,
+    rate_limit                  TEXT,
+    timestamp_tolerance_seconds INTEGER NOT NULL,
+    created_at                  INTEGER NOT NULL,
+    UNIQUE (tenant, name)
+) STRICT;
+CREATE INDEX inputs_by_bucket ON inputs (tenant, bucket);
+
+CREATE TABLE outputs (
+    id         TEXT PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    bucket     TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    internal   INTEGER NOT NULL,
+    timeout_ms INTEGER NOT NULL,
+    headers    TEXT NOT NULL,
+    retry      TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX outputs_by_bucket ON outputs (tenant, bucket);
+
+CREATE TABLE tokens (
+    key         TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    buckets     TEXT NOT NULL,
+    mode        TEXT,
+    description TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX tokens_by_tenant ON tokens (tenant);
+
+-- A rowid table rather than WITHOUT ROWID: rows carry bodies up to 16 MiB,
+-- which SQLite advises against keeping inside a clustered index.
+-- body, headers and query are NULL for ephemeral events; body_size stays.
+CREATE TABLE events (
+    id          TEXT NOT NULL,
+    tenant      TEXT NOT NULL,
+    bucket      TEXT NOT NULL,
+    input       TEXT NOT NULL,
+    integration TEXT,
+    received_at INTEGER NOT NULL,
+    method      TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    query       TEXT,
+    headers     TEXT,
+    body        BLOB,
+    body_size   INTEGER NOT NULL,
+    client_ip   TEXT NOT NULL,
+    delivery_id TEXT,
+    event_type  TEXT,
+    event_count INTEGER NOT NULL,
+    verified    INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX events_by_tenant ON events (tenant, id);
+CREATE INDEX events_by_bucket ON events (tenant, bucket, id);
+-- Finds the newest event at open (to seed the id mint) without a scan.
+CREATE INDEX events_by_time ON events (received_at);
+
+-- One row per (event, output, agent group); group is NULL until agent
+-- delivery assigns one.
+CREATE TABLE deliveries (
+    tenant     TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    output_id  TEXT NOT NULL,
+    grp        TEXT,
+    state      TEXT NOT NULL,
+    attempts   TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deliveries_by_event ON deliveries (tenant, event_id, output_id);
+
+-- A rowid table so purge can delete expired rows in bounded batches.
+CREATE TABLE dedup (
+    tenant      TEXT NOT NULL,
+    input       TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    UNIQUE (tenant, input, delivery_id)
+) STRICT;
+CREATE INDEX dedup_by_expiry ON dedup (expires_at);
+";
+
+/// Opens the single write connection, sets WAL and durable commits, and
+/// brings the schema up to date.
+pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(db_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Unavailable(format!(
+            "the database refused WAL mode (got {mode})"
+        )));
+    }
+    // FULL: in WAL mode every COMMIT is fsynced, so an acknowledged append
+    // survives power loss. NORMAL would only survive a process crash.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_err)?;
+    // Referential cleanup is done explicitly (delete_tenant, delete_bucket):
+    // foreign key checks would cost a parent lookup per delivery row on the
+    // hot append path for no guarantee we do not already keep.
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(db_err)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection; the writer must have created the file.
+pub(super) fn open_reader(path: &std::path::Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(db_err)?;
+    let target = MIGRATIONS.len() as i64;
+    if version > target {
+        return Err(Error::Corrupt(format!(
+            "database schema version {version} is newer than this binary's {target}"
+        )));
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        // Each step and its version bump commit together, so a crash mid-way
+        // leaves a database at a known version.
+        let step = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            from + 1
+        );
+        if let Err(e) = conn.execute_batch(&step) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(db_err(e));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open_writer(&path).unwrap());
+        let conn = open_writer(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        assert!(matches!(open_writer(&path), Err(Error::Corrupt(_))));
+    }
+}

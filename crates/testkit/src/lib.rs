@@ -1,0 +1,207 @@
+//! Test fixtures for hookrelay (dev-only): [`Relay`] runs the real server on
+//! `127.0.0.1:0` over a real SQLite file and talks to it over real HTTP;
+//! [`wait_until`] replaces sleeps with a condition and a deadline.
+//!
+//! Depends on `server` and `store`; nothing depends on it but tests and
+//! benchmarks.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The admin secret every test relay is configured with.
+pub const ADMIN_SECRET: &str = "test-admin-secret";
+
+/// Polls `condition` until it holds or `deadline` passes; panics with
+/// `what` on timeout, so a test fails with a reason instead of hanging.
+pub async fn wait_until<F, Fut>(deadline: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < end, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Builds a [`Relay`].
+pub struct RelayBuilder {
+    data_dir: Option<PathBuf>,
+    configure: Vec<Box<dyn FnOnce(&mut server::Config) + Send>>,
+}
+
+impl RelayBuilder {
+    /// Uses (and keeps) this data directory instead of a fresh temporary one,
+    /// e.g. to restart on the same store.
+    pub fn data_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.data_dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Adjusts the server configuration.
+    pub fn config(mut self, f: impl FnOnce(&mut server::Config) + Send + 'static) -> Self {
+        self.configure.push(Box::new(f));
+        self
+    }
+
+    /// Binds `127.0.0.1:0`, opens the store and starts serving.
+    pub async fn spawn(self) -> Relay {
+        let (data_dir, temp) = match self.data_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::tempdir().expect("a temporary directory");
+                (temp.path().to_owned(), Some(temp))
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
+        let url = format!("http://{addr}");
+        let mut config = server::Config::new(url.clone());
+        config.admin_secret = Some(model::Secret::new(ADMIN_SECRET));
+        // Cost 4 keeps tests fast; production uses 12.
+        config.bcrypt_cost = 4;
+        for f in self.configure {
+            f(&mut config);
+        }
+        let sqlite = store::sqlite::SqliteStore::open(&data_dir).expect("open the SQLite store");
+        let store: Arc<dyn store::Store> = Arc::new(sqlite);
+        let bootstrapped = server::bootstrap(&store, &config).await.expect("bootstrap");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server::run(listener, config, store, shutdown.clone()));
+        Relay {
+            url,
+            admin: ADMIN_SECRET.to_owned(),
+            first_start_token: bootstrapped.admin_token,
+            data_dir,
+            _temp: temp,
+            shutdown,
+            task: Some(task),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A running relay. Dropping it cancels the server; [`Relay::stop`] also
+/// waits for the drain and the store's final flush.
+pub struct Relay {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The admin bearer credential.
+    pub admin: String,
+    /// The token printed at first start, when no admin secret was set.
+    pub first_start_token: Option<String>,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<Result<(), server::Error>>>,
+    /// A plain HTTP client for raw requests.
+    pub http: reqwest::Client,
+}
+
+impl Relay {
+    /// A builder with test defaults.
+    pub fn builder() -> RelayBuilder {
+        RelayBuilder {
+            data_dir: None,
+            configure: Vec::new(),
+        }
+    }
+
+    /// A relay with test defaults.
+    pub async fn spawn() -> Relay {
+        Self::builder().spawn().await
+    }
+
+    /// Graceful shutdown: waits until in-flight requests finished and the
+    /// store was closed. Returns the temporary directory, if the relay made
+    /// one, so a test can restart on it.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran cleanly");
+        }
+        self._temp.take()
+    }
+
+    /// Sends an API request with `credential` as bearer and returns the
+    /// status and the JSON body (`Value::Null` when empty or not JSON).
+    pub async fn call(&self, method: Method, path: &str, credential: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(credential);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request reaches the relay");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("response body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// An admin API call that must answer `expect`.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>, expect: StatusCode) -> Value {
+        let (status, value) = self.call(method.clone(), path, &self.admin, body).await;
+        assert_eq!(status, expect, "{method} {path} answered {value}");
+        value
+    }
+
+    /// Creates a bucket and returns its JSON.
+    pub async fn create_bucket(&self, body: Value) -> Value {
+        self.admin(Method::POST, "/v1/buckets", Some(body), StatusCode::CREATED)
+            .await
+    }
+
+    /// Creates an input in `bucket` and returns its JSON.
+    pub async fn create_input(&self, bucket: &str, body: Value) -> Value {
+        let path = format!("/v1/buckets/{bucket}/inputs");
+        self.admin(Method::POST, &path, Some(body), StatusCode::CREATED)
+            .await
+    }
+
+    /// The events of the default tenant, oldest first, via `/v1/events`.
+    pub async fn events(&self) -> Vec<Value> {
+        let v = self.admin(Method::GET, "/v1/events?limit=500", None, StatusCode::OK).await;
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Headers that make `body` verify as a GitHub webhook signed with `secret`,
+/// plus its event type (`verify::sign` adds a fresh delivery id).
+pub fn github_headers(secret: &str, body: &[u8], event: &str) -> Vec<(String, String)> {
+    let integration = verify::Integration::new(model::IntegrationKind::Github, None).expect("github needs no config");
+    let mut headers = verify::sign(&integration, secret, body, model::time::now_ms() / 1000);
+    headers.push(("x-github-event".into(), event.into()));
+    headers
+}
+
+/// Sends a POST with these headers and body; returns status and body text.
+pub async fn post(http: &reqwest::Client, url: &str, headers: &[(String, String)], body: &[u8]) -> (StatusCode, String) {
+    let mut request = http.post(url).body(body.to_vec());
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.expect("request reaches the relay");
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
