@@ -1,1 +1,74 @@
-fn main(){}
+//! The `hookrelay` binary: command-line parsing, configuration loading,
+//! logging, signals and exit codes. The only crate that uses `anyhow`.
+//!
+//! Subcommands: `serve` runs the relay ([`serve`]); `admin`, `events` and
+//! `send` are HTTP clients of a running relay (`client`).
+
+mod client;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a bad configuration or command line (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "hookrelay", version, about = "A self-hosted webhook relay")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay.
+    Serve(Box<serve::ServeArgs>),
+    /// Administer tenants, buckets, inputs, outputs and tokens of a running relay.
+    Admin {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: client::AdminCommand,
+    },
+    /// List, show and resend events of a running relay.
+    Events {
+        #[command(flatten)]
+        client: client::ClientArgs,
+        #[command(subcommand)]
+        command: client::EventsCommand,
+    },
+    /// Send a correctly signed test webhook.
+    Send(client::SendArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Admin { client, command } => client::run_admin(client, command).await,
+            Command::Events { client, command } => client::run_events(client, command).await,
+            Command::Send(args) => client::run_send(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<serve::ConfigError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

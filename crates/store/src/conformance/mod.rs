@@ -9,32 +9,36 @@
 //!
 //! # Layout
 //! - `mod.rs`: [`run_all`] and the fixtures (objects with sensible defaults).
-//! - `admin`: tenants, buckets, inputs, outputs, tokens, isolation, deletes.
-//! - `events`: append, order, dedup, ephemeral events, cursors, deliveries,
-//!   retention, visibility and commit ticks.
+//! - `objects`: CRUD of tenants, buckets, inputs, outputs and tokens.
+//! - `isolation`: tenant isolation and cascading deletes.
+//! - `events`: append, order, dedup, ephemeral events, deliveries.
+//! - `reads`: cursors, retention, visibility, commit ticks, polling.
 
-mod admin;
 mod events;
+mod isolation;
+mod objects;
+mod reads;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use model::{
-    Bucket, BucketAuth, BucketId, EventBody, Input, InputId, NewEvent, Output, OutputId,
-    ResponsePolicy, RetryPolicy, Secret, Tenant, TenantId, Token, TokenKey, TokenScope,
+    Bucket, BucketAuth, BucketId, Event, EventBody, EventId, Input, InputId, NewEvent, Output,
+    OutputId, ResponsePolicy, RetryPolicy, Secret, Tenant, TenantId, Token, TokenKey, TokenScope,
 };
 
-use crate::{Error, Result, Store, TenantRecord};
+use crate::{Appended, Cursor, Error, EventQuery, Result, Store, TenantRecord};
 
-pub use admin::{
-    buckets, delete_bucket_removes_its_children, delete_tenant_removes_everything, inputs, outputs,
-    tenant_isolation, tenants, tokens,
-};
 pub use events::{
-    append_round_trip, concurrent_appends_are_ordered, cursors, dedup, deliveries_and_reset,
-    ephemeral_events, polling_never_misses, purge_respects_retention, sequential_order,
-    visibility_and_commits,
+    append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
+    ephemeral_events, sequential_order,
 };
+pub use isolation::{
+    delete_bucket_removes_its_children, delete_tenant_removes_everything, tenant_isolation,
+};
+pub use objects::{buckets, inputs, outputs, tenants, tokens};
+pub use reads::{cursors, polling_never_misses, purge_respects_retention, visibility_and_commits};
 
 /// The whole suite, in an order that lets one store serve every check.
 pub async fn run_all(store: Arc<dyn Store>) {
@@ -71,7 +75,7 @@ pub async fn close_refuses_later_calls(store: &Arc<dyn Store>) {
     assert_unavailable(store.tenant(&world.tenant).await, "read after close");
 }
 
-// ---- fixtures ----
+// ---- fixtures, public so a backend's own tests can reuse them ----
 
 /// A tenant id no other check (or earlier run on a shared Redis) uses.
 pub fn unique(label: &str) -> TenantId {
@@ -241,4 +245,41 @@ pub fn assert_unavailable<T: std::fmt::Debug>(result: Result<T>, what: &str) {
         Err(Error::Unavailable(_)) => {}
         other => panic!("{what}: expected Unavailable, got {other:?}"),
     }
+}
+
+// ---- shared by the checks ----
+
+/// Bound on every wait in this suite, so a broken store fails instead of
+/// hanging CI.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
+
+pub(crate) fn query(from: Cursor, limit: usize) -> EventQuery {
+    EventQuery {
+        from,
+        buckets: Vec::new(),
+        limit,
+    }
+}
+
+pub(crate) fn ids(events: &[Event]) -> Vec<EventId> {
+    events.iter().map(|e| e.id).collect()
+}
+
+/// Appends `n` events concurrently, one task each.
+pub(crate) async fn append_concurrently(
+    store: &Arc<dyn Store>,
+    event: &NewEvent,
+    n: usize,
+) -> Vec<Appended> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (store, event) = (Arc::clone(store), event.clone());
+            tokio::spawn(async move { store.append(event).await })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for task in tasks {
+        out.push(task.await.expect("append task").expect("append"));
+    }
+    out
 }

@@ -7,24 +7,28 @@
 //! visible.
 //!
 //! # Layout
-//! - `mod.rs`: [`SqliteStore`], the read pool and the [`Store`] impl, which
+//! - `mod.rs`: [`SqliteStore`] and the [`Store`] impl, which
 //!   only routes each call to a read or a write job.
 //! - `writer`: the group-commit thread, the clock, the id mint and the
 //!   visibility floor.
 //! - `schema`: tables, migrations and pragmas.
-//! - `admin`: SQL of tenants, buckets, inputs, outputs and tokens.
+//! - `reader`: the pool of read-only connections.
+//! - `tenants`: SQL of tenants and tokens.
+//! - `buckets`: SQL of buckets, inputs and outputs.
 //! - `events`: SQL of events, deliveries, dedup and retention.
 //! - `rows`: row decoding and error mapping.
 
-mod admin;
+mod buckets;
 mod events;
+mod reader;
 mod rows;
 mod schema;
+mod tenants;
 mod writer;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use model::{
@@ -37,6 +41,7 @@ use tokio::sync::watch;
 use crate::{
     Appended, Error, EventQuery, RateDecision, Result, SlidingWindow, Store, TenantRecord,
 };
+use reader::ReadPool;
 use writer::{Clock, IdMint, Shared, Writer};
 
 /// The database file inside the data directory.
@@ -80,16 +85,11 @@ impl SqliteStore {
             commits: watch::channel(0).0,
             commit_count: AtomicU64::new(0),
         });
-        let readers = (0..READERS)
-            .map(|_| schema::open_reader(&path).map(Mutex::new))
-            .collect::<Result<Vec<_>>>()?;
+        let readers = Arc::new(ReadPool::open(&path, READERS)?);
         let writer = Writer::spawn(conn, IdMint::after(newest), Arc::clone(&shared))?;
         Ok(SqliteStore {
             writer,
-            readers: Arc::new(ReadPool {
-                conns: readers,
-                next: AtomicUsize::new(0),
-            }),
+            readers,
             shared,
             limiter: SlidingWindow::new(),
         })
@@ -128,199 +128,170 @@ impl SqliteStore {
     }
 }
 
-/// Read-only connections, each behind its own lock.
-struct ReadPool {
-    conns: Vec<Mutex<Connection>>,
-    /// Where the next read starts looking for a free connection.
-    next: AtomicUsize,
-}
-
-impl ReadPool {
-    /// Runs `f` on the first free connection, or waits for one.
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let n = self.conns.len();
-        if n == 0 {
-            return Err(Error::Unavailable("no read connections".into()));
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let free = (0..n).find_map(|i| match self.conns[(start + i) % n].try_lock() {
-            Ok(guard) => Some(guard),
-            // A panic mid-read poisons the lock but leaves the connection
-            // usable; an open transaction is rolled back below.
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        });
-        let mut conn = match free {
-            Some(guard) => guard,
-            None => self.conns[start % n]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        };
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        f(&mut conn)
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_tenant(&self, record: &TenantRecord) -> Result<()> {
         let record = record.clone();
-        self.write(move |c| admin::create_tenant(c, &record)).await
+        self.write(move |c| tenants::create_tenant(c, &record))
+            .await
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<TenantRecord> {
         let id = id.clone();
-        self.read(move |c| admin::tenant(c, &id)).await
+        self.read(move |c| tenants::tenant(c, &id)).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        let records = self.read(|c| admin::list_tenants(c)).await?;
+        let records = self.read(|c| tenants::list_tenants(c)).await?;
         Ok(records.into_iter().map(|r| r.tenant).collect())
     }
 
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
         let tenant = tenant.clone();
-        self.write(move |c| admin::update_tenant(c, &tenant)).await
+        self.write(move |c| tenants::update_tenant(c, &tenant))
+            .await
     }
 
     async fn set_poll_secret(&self, id: &TenantId, hash: Option<&str>) -> Result<()> {
         let (id, hash) = (id.clone(), hash.map(str::to_owned));
-        self.write(move |c| admin::set_poll_secret(c, &id, hash.as_deref()))
+        self.write(move |c| tenants::set_poll_secret(c, &id, hash.as_deref()))
             .await
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<()> {
         let id = id.clone();
-        self.write(move |c| admin::delete_tenant(c, &id)).await
+        self.write(move |c| tenants::delete_tenant(c, &id)).await
     }
 
     async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
         let bucket = bucket.clone();
-        self.write(move |c| admin::create_bucket(c, &bucket)).await
+        self.write(move |c| buckets::create_bucket(c, &bucket))
+            .await
     }
 
     async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.read(move |c| admin::bucket(c, &tenant, &id)).await
+        self.read(move |c| buckets::bucket(c, &tenant, &id)).await
     }
 
     async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket> {
         let (tenant, name) = (tenant.clone(), name.to_owned());
-        self.read(move |c| admin::bucket_by_name(c, &tenant, &name))
+        self.read(move |c| buckets::bucket_by_name(c, &tenant, &name))
             .await
     }
 
     async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>> {
         let tenant = tenant.clone();
-        self.read(move |c| admin::list_buckets(c, &tenant)).await
+        self.read(move |c| buckets::list_buckets(c, &tenant)).await
     }
 
     async fn update_bucket(&self, bucket: &Bucket) -> Result<()> {
         let bucket = bucket.clone();
-        self.write(move |c| admin::update_bucket(c, &bucket)).await
+        self.write(move |c| buckets::update_bucket(c, &bucket))
+            .await
     }
 
     async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.write(move |c| admin::delete_bucket(c, &tenant, &id))
+        self.write(move |c| buckets::delete_bucket(c, &tenant, &id))
             .await
     }
 
     async fn create_input(&self, input: &Input) -> Result<()> {
         let input = input.clone();
-        self.write(move |c| admin::create_input(c, &input)).await
+        self.write(move |c| buckets::create_input(c, &input)).await
     }
 
     async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input> {
         let (tenant, id) = (tenant.clone(), *id);
-        self.read(move |c| admin::input(c, &tenant, &id)).await
+        self.read(move |c| buckets::input(c, &tenant, &id)).await
     }
 
     async fn input_by_id(&self, id: &InputId) -> Result<Input> {
         let id = *id;
-        self.read(move |c| admin::input_by_id(c, &id)).await
+        self.read(move |c| buckets::input_by_id(c, &id)).await
     }
 
     async fn input_by_name(&self, tenant: &TenantId, name: &str) -> Result<Input> {
         let (tenant, name) = (tenant.clone(), name.to_owned());
-        self.read(move |c| admin::input_by_name(c, &tenant, &name))
+        self.read(move |c| buckets::input_by_name(c, &tenant, &name))
             .await
     }
 
     async fn list_inputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Input>> {
         let (tenant, bucket) = (tenant.clone(), bucket.clone());
-        self.read(move |c| admin::list_inputs(c, &tenant, &bucket))
+        self.read(move |c| buckets::list_inputs(c, &tenant, &bucket))
             .await
     }
 
     async fn update_input(&self, input: &Input) -> Result<()> {
         let input = input.clone();
-        self.write(move |c| admin::update_input(c, &input)).await
+        self.write(move |c| buckets::update_input(c, &input)).await
     }
 
     async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()> {
         let (tenant, id) = (tenant.clone(), *id);
-        self.write(move |c| admin::delete_input(c, &tenant, &id))
+        self.write(move |c| buckets::delete_input(c, &tenant, &id))
             .await
     }
 
     async fn create_output(&self, output: &Output) -> Result<()> {
         let output = output.clone();
-        self.write(move |c| admin::create_output(c, &output)).await
+        self.write(move |c| buckets::create_output(c, &output))
+            .await
     }
 
     async fn output(&self, tenant: &TenantId, id: &OutputId) -> Result<Output> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.read(move |c| admin::output(c, &tenant, &id)).await
+        self.read(move |c| buckets::output(c, &tenant, &id)).await
     }
 
     async fn list_outputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Output>> {
         let (tenant, bucket) = (tenant.clone(), bucket.clone());
-        self.read(move |c| admin::list_outputs(c, &tenant, &bucket))
+        self.read(move |c| buckets::list_outputs(c, &tenant, &bucket))
             .await
     }
 
     async fn update_output(&self, output: &Output) -> Result<()> {
         let output = output.clone();
-        self.write(move |c| admin::update_output(c, &output)).await
+        self.write(move |c| buckets::update_output(c, &output))
+            .await
     }
 
     async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.write(move |c| admin::delete_output(c, &tenant, &id))
+        self.write(move |c| buckets::delete_output(c, &tenant, &id))
             .await
     }
 
     async fn create_token(&self, token: &Token) -> Result<()> {
         let token = token.clone();
-        self.write(move |c| admin::create_token(c, &token)).await
+        self.write(move |c| tenants::create_token(c, &token)).await
     }
 
     async fn token_by_key(&self, key: &TokenKey) -> Result<Token> {
         let key = key.clone();
-        self.read(move |c| admin::token_by_key(c, &key)).await
+        self.read(move |c| tenants::token_by_key(c, &key)).await
     }
 
     async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<Token>> {
         let tenant = tenant.clone();
-        self.read(move |c| admin::list_tokens(c, &tenant)).await
+        self.read(move |c| tenants::list_tokens(c, &tenant)).await
     }
 
     async fn update_token(&self, token: &Token) -> Result<()> {
         let token = token.clone();
-        self.write(move |c| admin::update_token(c, &token)).await
+        self.write(move |c| tenants::update_token(c, &token)).await
     }
 
     async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()> {
         let (tenant, key) = (tenant.clone(), key.clone());
-        self.write(move |c| admin::delete_token(c, &tenant, &key))
+        self.write(move |c| tenants::delete_token(c, &tenant, &key))
             .await
     }
 
     async fn has_admin_token(&self) -> Result<bool> {
-        self.read(|c| admin::has_admin_token(c)).await
+        self.read(|c| tenants::has_admin_token(c)).await
     }
 
     async fn append(&self, event: NewEvent) -> Result<Appended> {

@@ -1,6 +1,9 @@
 //! Translation between SQLite rows and model types, and between rusqlite
 //! errors and [`crate::Error`].
 //!
+//! Also the few query runners (`one`, `many`, `changed`, `exists`) the SQL
+//! modules share.
+//!
 //! Every `*_COLS` list matches the column order its decoder reads, so a
 //! query is written as `SELECT {COLS} FROM ...` and decoded by position.
 
@@ -11,7 +14,7 @@ use model::{
     Secret, Tenant, Token, TokenScope,
 };
 use rusqlite::types::FromSql;
-use rusqlite::{ErrorCode, Row};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Params, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -260,6 +263,53 @@ pub(super) fn collect<T>(
         out.push(decode(row)?);
     }
     Ok(out)
+}
+
+// ---- query runners shared by the SQL modules ----
+
+/// Runs a write and turns "no row matched" into `NotFound`.
+pub(super) fn changed(conn: &Connection, sql: &str, params: impl Params) -> Result<usize> {
+    let n = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(n)
+}
+
+pub(super) fn exists(conn: &Connection, sql: &str, params: impl Params) -> Result<()> {
+    let found = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |_| Ok(())).optional())
+        .map_err(db_err)?;
+    found.ok_or(Error::NotFound)
+}
+
+pub(super) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = stmt.query(params).map_err(db_err)?;
+    match rows.next().map_err(db_err)? {
+        Some(row) => decode(row),
+        None => Err(Error::NotFound),
+    }
+}
+
+pub(super) fn many<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt.query(params).map_err(db_err)?;
+    collect(rows, decode)
 }
 
 #[cfg(test)]

@@ -1,0 +1,49 @@
+//! `hookrelay admin <object> <verb>`: the object level of the command tree.
+//! Each object's verbs, flags and request bodies live in its own module
+//! ([`super::tenant`], [`super::bucket`], [`super::input`], [`super::output`],
+//! [`super::token`]); this file only dispatches.
+
+use super::http::ApiClient;
+use super::table::View;
+use super::{bucket, input, output, tenant, token};
+
+/// The administered objects of DESIGN §1.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum AdminCommand {
+    /// Tenants, the unit of isolation (admin secret or admin token only).
+    Tenant {
+        #[command(subcommand)]
+        verb: tenant::TenantCommand,
+    },
+    /// Buckets: named groups of inputs and outputs.
+    Bucket {
+        #[command(subcommand)]
+        verb: bucket::BucketCommand,
+    },
+    /// Inputs: the public endpoints webhooks are sent to.
+    Input {
+        #[command(subcommand)]
+        verb: input::InputCommand,
+    },
+    /// Outputs: where a bucket's events are delivered.
+    Output {
+        #[command(subcommand)]
+        verb: output::OutputCommand,
+    },
+    /// Tokens: credentials for admins, tenants, agents and pollers.
+    Token {
+        #[command(subcommand)]
+        verb: token::TokenCommand,
+    },
+}
+
+/// Runs one admin command against the relay.
+pub(crate) async fn run(api: &ApiClient, view: View, cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Tenant { verb } => tenant::run(api, view, verb).await,
+        AdminCommand::Bucket { verb } => bucket::run(api, view, verb).await,
+        AdminCommand::Input { verb } => input::run(api, view, verb).await,
+        AdminCommand::Output { verb } => output::run(api, view, verb).await,
+        AdminCommand::Token { verb } => token::run(api, view, verb).await,
+    }
+}

@@ -1,0 +1,351 @@
+//! `hookrelay serve`: flags, `HOOKRELAY_*` variables, the optional TOML file
+//! and the Radarboard variables turned into one validated
+//! [`server::Config`]; then the store is opened, the port bound, and the
+//! server run until SIGINT or SIGTERM.
+//!
+//! Precedence: defaults < TOML file < environment < flag. clap merges the
+//! last two; the file fills what they leave unset.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use model::Secret;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+/// A configuration mistake: reported with exit code 64.
+#[derive(Debug)]
+pub(crate) struct ConfigError(pub(crate) String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn config_error(message: impl Into<String>) -> anyhow::Error {
+    ConfigError(message.into()).into()
+}
+
+#[derive(Args, Debug, Default)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HOOKRELAY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory of the embedded store [default: ./hookrelay-data].
+    #[arg(long, env = "HOOKRELAY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// `sqlite` (embedded, the default) or `redis://HOST:PORT/DB`.
+    #[arg(long, env = "HOOKRELAY_STORE")]
+    store: Option<String>,
+    /// The URL senders use to reach this relay [default: http://<listen>].
+    #[arg(long, env = "HOOKRELAY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "HOOKRELAY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "HOOKRELAY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Admin secret, presented as `Bearer <secret>` (also RELAY_ADMIN_SECRET).
+    #[arg(long, env = "HOOKRELAY_ADMIN_SECRET", hide_env_values = true)]
+    admin_secret: Option<String>,
+    /// Proxy addresses whose X-Forwarded-For is trusted (repeatable).
+    #[arg(long = "trusted-proxy", env = "HOOKRELAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<IpAddr>,
+    /// bcrypt cost of new secrets (10 or more in production).
+    #[arg(long, env = "HOOKRELAY_BCRYPT_COST")]
+    bcrypt_cost: Option<u32>,
+    /// Seconds between retention sweeps [default: 60].
+    #[arg(long, env = "HOOKRELAY_RETENTION_INTERVAL")]
+    retention_interval: Option<u64>,
+    /// A TOML file with the same settings (snake_case keys).
+    #[arg(long, env = "HOOKRELAY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The TOML file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+    public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    admin_secret: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<IpAddr>,
+    bcrypt_cost: Option<u32>,
+    retention_interval: Option<u64>,
+    allowed_origin: Option<String>,
+}
+
+/// Everything `serve` needs, resolved.
+struct Resolved {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    /// Whether `config.public_url` was configured, rather than derived from
+    /// the listen address (which is only known for port 0 after binding).
+    public_url_given: bool,
+    config: server::Config,
+}
+
+fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config_error(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| config_error(format!("{}: {e}", path.display())))
+}
+
+fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved> {
+    let file = load_file(args.config.as_ref())?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("hookrelay-data"));
+    match args.store.or(file.store).as_deref() {
+        None | Some("sqlite") => {}
+        Some(other) => {
+            return Err(config_error(format!(
+                "--store {other}: this version has the embedded store only (sqlite); Redis is planned"
+            )))
+        }
+    }
+    if args.tls_cert.or(file.tls_cert).is_some() || args.tls_key.or(file.tls_key).is_some() {
+        return Err(config_error(
+            "--tls-cert/--tls-key: TLS is not in this version yet; terminate TLS in a reverse proxy for now",
+        ));
+    }
+    let given_url = args.public_url.or(file.public_url);
+    let public_url_given = given_url.is_some();
+    let public_url = given_url.unwrap_or_else(|| format!("http://{listen}"));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        return Err(config_error("--public-url must start with http:// or https://"));
+    }
+    let mut config = server::Config::new(public_url);
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    config.admin_secret = args
+        .admin_secret
+        .or(file.admin_secret)
+        .or_else(|| var("RELAY_ADMIN_SECRET"))
+        .filter(|s| !s.is_empty())
+        .map(Secret::from);
+    config.poll_secret = var("RELAY_POLL_SECRET").filter(|s| !s.is_empty()).map(Secret::from);
+    config.enabled = !var("RELAY_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("false"));
+    config.allowed_origin = var("ALLOWED_ORIGIN").or(file.allowed_origin);
+    config.trusted_proxies = if args.trusted_proxies.is_empty() {
+        file.trusted_proxies
+    } else {
+        args.trusted_proxies
+    };
+    config.disabled_inputs = disabled_inputs(env);
+    config.webhook_secrets = webhook_secrets(env);
+    if let Some(cost) = args.bcrypt_cost.or(file.bcrypt_cost) {
+        if !(4..=31).contains(&cost) {
+            return Err(config_error("--bcrypt-cost must be between 4 and 31"));
+        }
+        if cost < 10 {
+            tracing::warn!(cost, "bcrypt cost below 10: fine for tests, too weak for production");
+        }
+        config.bcrypt_cost = cost;
+    }
+    if let Some(secs) = args.retention_interval.or(file.retention_interval) {
+        config.retention_interval = Duration::from_secs(secs.max(1));
+    }
+    if var("SENTRY_DSN").is_some() {
+        tracing::warn!("SENTRY_DSN is set, but error reporting to Sentry is not supported yet; errors go to the log");
+    }
+    Ok(Resolved {
+        listen,
+        data_dir,
+        public_url_given,
+        config,
+    })
+}
+
+/// `RELAY_DISABLE_<NAME>=true` → input name (lowercase, `_` → `-`).
+fn disabled_inputs(env: &[(String, String)]) -> HashSet<String> {
+    env.iter()
+        .filter(|(_, v)| v.eq_ignore_ascii_case("true"))
+        .filter_map(|(k, _)| k.strip_prefix("RELAY_DISABLE_"))
+        .map(input_name)
+        .collect()
+}
+
+/// `WEBHOOK_SECRET_<NAME>=s1,s2` → (input name, secrets newest first).
+fn webhook_secrets(env: &[(String, String)]) -> Vec<(String, Vec<Secret>)> {
+    let mut pairs: Vec<_> = env
+        .iter()
+        .filter_map(|(k, v)| Some((input_name(k.strip_prefix("WEBHOOK_SECRET_")?), v)))
+        .map(|(name, list)| {
+            let secrets = list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::from)
+                .collect();
+            (name, secrets)
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs
+}
+
+fn input_name(env_suffix: &str) -> String {
+    env_suffix.to_ascii_lowercase().replace('_', "-")
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let Resolved {
+        listen,
+        data_dir,
+        public_url_given,
+        mut config,
+    } = resolve(args, &env)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| config_error(format!("cannot listen on {listen}: {e}")))?;
+    let local = listener.local_addr()?;
+    if !public_url_given {
+        config.public_url = format!("http://{local}");
+    }
+
+    let sqlite = store::sqlite::SqliteStore::open(&data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store: Arc<dyn store::Store> = Arc::new(sqlite);
+    let bootstrapped = server::bootstrap(&store, &config)
+        .await
+        .map_err(|e| match e {
+            server::Error::Config(message) => config_error(message),
+            other => anyhow::Error::new(other),
+        })?;
+    if let Some(token) = &bootstrapped.admin_token {
+        println!("admin token (shown once, keep it safe): {token}");
+    }
+    for name in &bootstrapped.named_inputs {
+        tracing::info!(input = %name, "named input configured from WEBHOOK_SECRET_*");
+    }
+    tracing::info!(address = %local, data_dir = %data_dir.display(), "hookrelay listening");
+    println!("hookrelay listening on http://{local}");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    server::run(listener, config, store, shutdown).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hookrelay=info,server=info,store=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn radarboard_environment() {
+        let env = env(&[
+            ("WEBHOOK_SECRET_GITHUB", "new, old"),
+            ("RELAY_DISABLE_GIT_HUB", "true"),
+            ("RELAY_DISABLE_OTHER", "false"),
+            ("RELAY_ENABLED", "false"),
+            ("RELAY_POLL_SECRET", "p"),
+            ("ALLOWED_ORIGIN", "https://dash.example"),
+        ]);
+        let resolved = resolve(ServeArgs::default(), &env).unwrap();
+        let c = resolved.config;
+        assert!(!c.enabled);
+        assert_eq!(c.webhook_secrets.len(), 1);
+        assert_eq!(c.webhook_secrets[0].0, "github");
+        let secrets: Vec<_> = c.webhook_secrets[0].1.iter().map(|s| s.expose()).collect();
+        assert_eq!(secrets, ["new", "old"]);
+        assert!(c.disabled_inputs.contains("git-hub"));
+        assert!(!c.disabled_inputs.contains("other"));
+        assert_eq!(c.allowed_origin.as_deref(), Some("https://dash.example"));
+        assert!(c.poll_secret.is_some());
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookrelay.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\npublic_url = \"https://relay.example\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            public_url: Some("https://flag.example".into()),
+            ..Default::default()
+        };
+        let r = resolve(args, &[]).unwrap();
+        assert_eq!(r.listen.port(), 9999);
+        assert_eq!(r.config.public_url, "https://flag.example");
+
+        std::fs::write(&path, "nonsense = 1\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = resolve(args, &[]).err().unwrap();
+        assert!(err.downcast_ref::<ConfigError>().is_some());
+    }
+
+    #[test]
+    fn unsupported_store_is_a_config_error() {
+        let args = ServeArgs {
+            store: Some("redis://127.0.0.1:6379/0".into()),
+            ..Default::default()
+        };
+        assert!(resolve(args, &[]).err().unwrap().downcast_ref::<ConfigError>().is_some());
+    }
+}

@@ -1,0 +1,170 @@
+//! The `hookrelay` binary end to end: the README's quick start driven
+//! through the real CLI against a real `hookrelay serve` process on an
+//! ephemeral loopback port, then a SIGTERM shutdown and a restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookrelay");
+const SECRET: &str = "It's a Secret to Everybody";
+
+/// A `hookrelay serve` child process and what it printed at start.
+struct Serve {
+    child: Child,
+    url: String,
+    admin_token: Option<String>,
+}
+
+impl Serve {
+    fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Serve {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--data-dir"])
+            .arg(data_dir)
+            .envs(extra_env.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hookrelay serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut admin_token = None;
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("serve prints its address within 30 s");
+            if let Some(token) = line.strip_prefix("admin token (shown once, keep it safe): ") {
+                admin_token = Some(token.trim().to_owned());
+            }
+            if let Some(url) = line.strip_prefix("hookrelay listening on ") {
+                return Serve {
+                    child,
+                    url: url.trim().to_owned(),
+                    admin_token,
+                };
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status within a deadline.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(killed.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "serve did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a client subcommand; returns (success, stdout, stderr).
+fn cli(serve: &Serve, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("HOOKRELAY_URL", &serve.url)
+        .env("HOOKRELAY_TOKEN", token)
+        .output()
+        .expect("run the hookrelay client");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_json(serve: &Serve, token: &str, args: &[&str]) -> Value {
+    let (ok, stdout, stderr) = cli(serve, token, args);
+    assert!(ok, "hookrelay {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn the_readme_quick_start_works_end_to_end() {
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(data.path(), &[]);
+    let token = serve.admin_token.clone().expect("first start prints an admin token");
+
+    let (ok, table, _) = cli(&serve, &token, &["admin", "bucket", "create", "prod"]);
+    assert!(ok && table.contains("prod"), "{table}");
+    let input = cli_json(
+        &serve,
+        &token,
+        &["admin", "--json", "input", "create", "--bucket", "prod", "--name", "github", "--integration", "github", "--secret", SECRET],
+    );
+    let url = input["url"].as_str().expect("the input's URL").to_owned();
+    assert!(url.starts_with(&serve.url));
+
+    let (ok, stdout, stderr) = cli(&serve, &token, &["send", "--url", &url, "--integration", "github", "--secret", SECRET]);
+    assert!(ok, "signed send refused: {stdout} {stderr}");
+    let (ok, _, _) = cli(&serve, &token, &["send", "--url", &url, "--integration", "github", "--secret", "wrong"]);
+    assert!(!ok, "a wrong secret must be refused");
+
+    let page = cli_json(&serve, &token, &["events", "--json", "list"]);
+    let events = page["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["verified"], true);
+    assert_eq!(events[0]["eventType"], "ping");
+    let id = events[0]["id"].as_str().unwrap().to_owned();
+    let (ok, shown, _) = cli(&serve, &token, &["events", "show", &id]);
+    assert!(ok && shown.contains(&id), "{shown}");
+
+    // The token is not shown again on a restart, and everything persists.
+    assert!(serve.terminate().success(), "SIGTERM is a clean exit");
+    let serve = Serve::start(data.path(), &[]);
+    assert!(serve.admin_token.is_none());
+    let page = cli_json(&serve, &token, &["events", "--json", "list"]);
+    assert_eq!(page["events"][0]["id"], id.as_str());
+    assert!(serve.terminate().success());
+}
+
+#[test]
+fn radarboard_environment_configures_named_inputs() {
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        data.path(),
+        &[
+            ("WEBHOOK_SECRET_GITHUB", "newest, It's a Secret to Everybody"),
+            ("RELAY_POLL_SECRET", "poll-me"),
+            ("RELAY_ADMIN_SECRET", "admin-me"),
+        ],
+    );
+    assert!(serve.admin_token.is_none(), "an admin secret is configured");
+    let url = format!("{}/api/webhooks/github", serve.url);
+    let (ok, stdout, stderr) = cli(&serve, "", &["send", "--url", &url, "--integration", "github", "--secret", SECRET]);
+    assert!(ok, "{stdout} {stderr}");
+    assert!(stdout.contains("\"received\":true") || stdout.contains("\"received\": true"), "{stdout}");
+    let buckets = cli_json(&serve, "admin-me", &["admin", "--json", "bucket", "list"]);
+    assert_eq!(buckets["buckets"][0]["name"], "default");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--store", "redis://127.0.0.1:6379/0", "--data-dir"])
+        .arg(data.path().join("unused"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "an unsupported store is a usage error");
+    drop(serve);
+}
