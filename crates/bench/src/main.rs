@@ -128,13 +128,13 @@ async fn run(base: &str, levels: &[usize], seconds: u64, body_size: usize) -> an
     println!("machine: {} cores; {seconds} s per level; server and load generator share the machine", cores());
     println!("{:>11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", "connections", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors");
     let mut accepted = 0u64;
-    for &connections in levels {
+    for (level, &connections) in levels.iter().enumerate() {
         let addr = base.trim_start_matches("http://").to_owned();
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut tasks = Vec::new();
         for c in 0..connections {
             let (addr, path, body, signature) = (addr.clone(), path.clone(), body.clone(), signature.clone());
-            tasks.push(tokio::spawn(async move { drive(addr, path, body, signature, c, deadline).await }));
+            tasks.push(tokio::spawn(async move { drive(addr, path, body, signature, (level, c), deadline).await }));
         }
         let started = Instant::now();
         let mut latencies = Vec::new();
@@ -186,7 +186,7 @@ async fn drive(
     path: String,
     body: Bytes,
     signature: String,
-    connection: usize,
+    (level, connection): (usize, usize),
     deadline: Instant,
 ) -> anyhow::Result<(Vec<u32>, u64)> {
     let stream = tokio::net::TcpStream::connect(&addr).await?;
@@ -202,7 +202,7 @@ async fn drive(
             .header("host", addr.as_str())
             .header("content-type", "application/json")
             .header("x-github-event", "push")
-            .header("x-github-delivery", format!("bench-{connection}-{seq}"))
+            .header("x-github-delivery", format!("bench-{level}-{connection}-{seq}"))
             .header("x-hub-signature-256", signature.as_str())
             .body(Full::new(body.clone()))?;
         let started = Instant::now();

