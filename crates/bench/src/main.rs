@@ -61,7 +61,12 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting {} (build it with cargo build --release)", bin.display()))?;
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release)",
+                bin.display()
+            )
+        })?;
     let base = listening_url(&mut child).await?;
     let result = run(&base, &args.concurrency, args.seconds, args.body_size).await;
     let _ = child.kill().await;
@@ -104,7 +109,10 @@ async fn run(base: &str, levels: &[usize], seconds: u64, body_size: usize) -> an
         .json()
         .await?;
     let input: serde_json::Value = http
-        .post(format!("{base}/v1/buckets/{}/inputs", bucket["id"].as_str().context("bucket id")?))
+        .post(format!(
+            "{base}/v1/buckets/{}/inputs",
+            bucket["id"].as_str().context("bucket id")?
+        ))
         .bearer_auth(ADMIN)
         .json(&json!({
             "integration": "github",
@@ -117,7 +125,8 @@ async fn run(base: &str, levels: &[usize], seconds: u64, body_size: usize) -> an
         .await?;
     let path = format!("/v1/webhooks/{}", input["id"].as_str().context("input id")?);
     let body = Bytes::from(payload(body_size));
-    let integration = verify::Integration::new(model::IntegrationKind::Github, None).context("github")?;
+    let integration =
+        verify::Integration::new(model::IntegrationKind::Github, None).context("github")?;
     let signature = verify::sign(&integration, SECRET, &body, 0)
         .into_iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("x-hub-signature-256"))
@@ -125,16 +134,25 @@ async fn run(base: &str, levels: &[usize], seconds: u64, body_size: usize) -> an
         .1;
 
     println!("hookrelay ingest benchmark: signed GitHub webhooks ({body_size} B), verified and fsynced before 200");
-    println!("machine: {} cores; {seconds} s per level; server and load generator share the machine", cores());
-    println!("{:>11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", "connections", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors");
+    println!(
+        "machine: {} cores; {seconds} s per level; server and load generator share the machine",
+        cores()
+    );
+    println!(
+        "{:>11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "connections", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    );
     let mut accepted = 0u64;
     for (level, &connections) in levels.iter().enumerate() {
         let addr = base.trim_start_matches("http://").to_owned();
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut tasks = Vec::new();
         for c in 0..connections {
-            let (addr, path, body, signature) = (addr.clone(), path.clone(), body.clone(), signature.clone());
-            tasks.push(tokio::spawn(async move { drive(addr, path, body, signature, (level, c), deadline).await }));
+            let (addr, path, body, signature) =
+                (addr.clone(), path.clone(), body.clone(), signature.clone());
+            tasks.push(tokio::spawn(async move {
+                drive(addr, path, body, signature, (level, c), deadline).await
+            }));
         }
         let started = Instant::now();
         let mut latencies = Vec::new();
@@ -165,7 +183,12 @@ async fn run(base: &str, levels: &[usize], seconds: u64, body_size: usize) -> an
             errors
         );
     }
-    let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let stored: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("hookrelay_events_stored_total "))
@@ -202,7 +225,10 @@ async fn drive(
             .header("host", addr.as_str())
             .header("content-type", "application/json")
             .header("x-github-event", "push")
-            .header("x-github-delivery", format!("bench-{level}-{connection}-{seq}"))
+            .header(
+                "x-github-delivery",
+                format!("bench-{level}-{connection}-{seq}"),
+            )
             .header("x-hub-signature-256", signature.as_str())
             .body(Full::new(body.clone()))?;
         let started = Instant::now();

@@ -58,7 +58,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HOOKRELAY_ADMIN_SECRET", hide_env_values = true)]
     admin_secret: Option<String>,
     /// Proxy addresses whose X-Forwarded-For is trusted (repeatable).
-    #[arg(long = "trusted-proxy", env = "HOOKRELAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "HOOKRELAY_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     trusted_proxies: Vec<IpAddr>,
     /// bcrypt cost of new secrets (10 or more in production).
     #[arg(long, env = "HOOKRELAY_BCRYPT_COST")]
@@ -120,11 +124,9 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         .unwrap_or_else(|| PathBuf::from("hookrelay-data"));
     match args.store.or(file.store).as_deref() {
         None | Some("sqlite") => {}
-        Some(other) => {
-            return Err(config_error(format!(
-                "--store {other}: this version has the embedded store only (sqlite); Redis is planned"
-            )))
-        }
+        Some(other) => return Err(config_error(format!(
+            "--store {other}: this version has the embedded store only (sqlite); Redis is planned"
+        ))),
     }
     if args.tls_cert.or(file.tls_cert).is_some() || args.tls_key.or(file.tls_key).is_some() {
         return Err(config_error(
@@ -135,7 +137,9 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     let public_url_given = given_url.is_some();
     let public_url = given_url.unwrap_or_else(|| format!("http://{listen}"));
     if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-        return Err(config_error("--public-url must start with http:// or https://"));
+        return Err(config_error(
+            "--public-url must start with http:// or https://",
+        ));
     }
     let mut config = server::Config::new(public_url);
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
@@ -145,7 +149,9 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         .or_else(|| var("RELAY_ADMIN_SECRET"))
         .filter(|s| !s.is_empty())
         .map(Secret::from);
-    config.poll_secret = var("RELAY_POLL_SECRET").filter(|s| !s.is_empty()).map(Secret::from);
+    config.poll_secret = var("RELAY_POLL_SECRET")
+        .filter(|s| !s.is_empty())
+        .map(Secret::from);
     config.enabled = !var("RELAY_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("false"));
     config.allowed_origin = var("ALLOWED_ORIGIN").or(file.allowed_origin);
     config.trusted_proxies = if args.trusted_proxies.is_empty() {
@@ -160,7 +166,10 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
             return Err(config_error("--bcrypt-cost must be between 4 and 31"));
         }
         if cost < 10 {
-            tracing::warn!(cost, "bcrypt cost below 10: fine for tests, too weak for production");
+            tracing::warn!(
+                cost,
+                "bcrypt cost below 10: fine for tests, too weak for production"
+            );
         }
         config.bcrypt_cost = cost;
     }
@@ -253,8 +262,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hookrelay=info,server=info,store=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("hookrelay=info,server=info,store=info")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -291,7 +301,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -321,7 +334,11 @@ mod tests {
     fn file_fills_what_flags_leave() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hookrelay.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\npublic_url = \"https://relay.example\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\npublic_url = \"https://relay.example\"\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(path.clone()),
             public_url: Some("https://flag.example".into()),
@@ -346,6 +363,10 @@ mod tests {
             store: Some("redis://127.0.0.1:6379/0".into()),
             ..Default::default()
         };
-        assert!(resolve(args, &[]).err().unwrap().downcast_ref::<ConfigError>().is_some());
+        assert!(resolve(args, &[])
+            .err()
+            .unwrap()
+            .downcast_ref::<ConfigError>()
+            .is_some());
     }
 }

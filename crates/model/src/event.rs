@@ -36,7 +36,9 @@ pub struct NewEvent {
 pub enum EventBody {
     Stored(Vec<u8>),
     /// Not stored (ephemeral bucket); only its size is known.
-    Omitted { size: u64 },
+    Omitted {
+        size: u64,
+    },
 }
 
 impl EventBody {

@@ -311,8 +311,14 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(TenantId::slug_of("Acme Corp").unwrap().as_str(), "acme-corp");
-        assert_eq!(TenantId::slug_of("  --Hello__World!! ").unwrap().as_str(), "hello-world");
+        assert_eq!(
+            TenantId::slug_of("Acme Corp").unwrap().as_str(),
+            "acme-corp"
+        );
+        assert_eq!(
+            TenantId::slug_of("  --Hello__World!! ").unwrap().as_str(),
+            "hello-world"
+        );
         assert!(TenantId::slug_of("!!!").is_none());
     }
 

@@ -16,8 +16,8 @@ pub mod time;
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
 pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};
 pub use objects::{
-    validate_slug, IntegrationKind,
-    AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input, Output, RateLimit,
-    ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant, Token, TokenScope, ValidationError,
+    validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,
+    IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant,
+    Token, TokenScope, ValidationError,
 };
 pub use secret::Secret;

@@ -189,7 +189,9 @@ impl ResponsePolicy {
                         && name
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-                    let value_ok = value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+                    let value_ok = value
+                        .bytes()
+                        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
                     if !name_ok || !value_ok {
                         return Err(ValidationError::new(
                             "response.headers",
@@ -226,7 +228,10 @@ impl RateLimit {
     /// Both numbers must be positive.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.requests == 0 {
-            return Err(ValidationError::new("rateLimit.requests", "must be positive"));
+            return Err(ValidationError::new(
+                "rateLimit.requests",
+                "must be positive",
+            ));
         }
         if self.window_seconds == 0 || self.window_seconds > 86_400 {
             return Err(ValidationError::new(
@@ -282,7 +287,10 @@ impl Input {
                 ))
             }
             (Some(IntegrationKind::GenericHmac), Some(cfg)) if cfg.header.trim().is_empty() => {
-                return Err(ValidationError::new("genericHmac.header", "must not be empty"))
+                return Err(ValidationError::new(
+                    "genericHmac.header",
+                    "must not be empty",
+                ))
             }
             (Some(IntegrationKind::GenericHmac), Some(cfg))
                 if cfg.header.len() > 256 || cfg.prefix.as_ref().is_some_and(|p| p.len() > 64) =>
@@ -308,7 +316,10 @@ impl Input {
             ));
         }
         if self.secrets.iter().any(|s| s.expose().is_empty()) {
-            return Err(ValidationError::new("secrets", "a secret must not be empty"));
+            return Err(ValidationError::new(
+                "secrets",
+                "a secret must not be empty",
+            ));
         }
         if let Some(limit) = self.body_limit {
             if limit == 0 || limit > Self::MAX_BODY_LIMIT {
@@ -382,10 +393,16 @@ impl Output {
     pub fn validate(&self) -> Result<(), ValidationError> {
         let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
         if !scheme_ok || self.url.len() > 2048 || self.url.chars().any(char::is_whitespace) {
-            return Err(ValidationError::new("url", "must be an absolute http(s) URL"));
+            return Err(ValidationError::new(
+                "url",
+                "must be an absolute http(s) URL",
+            ));
         }
         if self.timeout_ms == 0 || self.timeout_ms > 300_000 {
-            return Err(ValidationError::new("timeoutMs", "must be between 1 and 300000"));
+            return Err(ValidationError::new(
+                "timeoutMs",
+                "must be between 1 and 300000",
+            ));
         }
         if self.retry.max_attempts == 0 || self.retry.max_attempts > 100 {
             return Err(ValidationError::new(
@@ -493,8 +510,7 @@ mod tests {
         )
         .unwrap();
         assert!(p.validate().is_ok());
-        let bad: ResponsePolicy =
-            serde_json::from_str(r#"{"type":"static","status":99}"#).unwrap();
+        let bad: ResponsePolicy = serde_json::from_str(r#"{"type":"static","status":99}"#).unwrap();
         assert!(bad.validate().is_err());
         assert!(serde_json::from_str::<ResponsePolicy>(r#"{"type":"nope"}"#).is_err());
     }

@@ -165,12 +165,15 @@ async fn verify_admin_secret(state: &AppState, secret: &str) -> bool {
 
 /// Authenticates an `Authorization` header for the administration and event
 /// routes. The admin acts on the tenant named by `X-Hookrelay-Tenant`.
-pub(crate) async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &http::HeaderMap,
+) -> Result<Caller, ApiError> {
     let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     if let Some((key, secret)) = split_token(credential) {
         let token = verify_token(state, key, secret).await?;
         if token.scope == TokenScope::Admin {
-            return Ok(admin_caller(headers)?);
+            return admin_caller(headers);
         }
         return Ok(Caller {
             scope: token.scope,
@@ -228,7 +231,11 @@ pub(crate) async fn authenticate_poll(
     })
 }
 
-async fn poll_secret_matches(state: &AppState, tenant: &TenantId, secret: &str) -> Result<bool, ApiError> {
+async fn poll_secret_matches(
+    state: &AppState,
+    tenant: &TenantId,
+    secret: &str,
+) -> Result<bool, ApiError> {
     let name = poll_cache_name(tenant);
     if state.auth.lookup(&name, secret).is_some() {
         return Ok(true);

@@ -19,17 +19,27 @@ pub struct Bootstrapped {
     pub named_inputs: Vec<String>,
 }
 
-pub(crate) async fn run(store: &Arc<dyn store::Store>, config: &Config) -> Result<Bootstrapped, Error> {
+pub(crate) async fn run(
+    store: &Arc<dyn store::Store>,
+    config: &Config,
+) -> Result<Bootstrapped, Error> {
     let default = TenantId::default_tenant();
     ensure_default_tenant(store.as_ref()).await?;
     if let Some(secret) = &config.poll_secret {
-        set_poll_secret(store.as_ref(), &default, secret.expose(), config.bcrypt_cost).await?;
+        set_poll_secret(
+            store.as_ref(),
+            &default,
+            secret.expose(),
+            config.bcrypt_cost,
+        )
+        .await?;
     }
     let mut done = Bootstrapped::default();
     if !config.webhook_secrets.is_empty() {
-        done.named_inputs = crate::api::upsert_named_inputs(store, &default, config.webhook_secrets.clone())
-            .await
-            .map_err(|e| Error::Config(format!("WEBHOOK_SECRET_*: {}", e.message)))?;
+        done.named_inputs =
+            crate::api::upsert_named_inputs(store, &default, config.webhook_secrets.clone())
+                .await
+                .map_err(|e| Error::Config(format!("WEBHOOK_SECRET_*: {}", e.message)))?;
     }
     if config.admin_secret.is_none() && !store.has_admin_token().await? {
         let issued = crate::api::issue_token(
@@ -66,7 +76,12 @@ async fn ensure_default_tenant(store: &dyn store::Store) -> Result<(), Error> {
 
 /// Stores the hash of `secret` unless the stored hash already matches it,
 /// so a restart does not rewrite it.
-async fn set_poll_secret(store: &dyn store::Store, tenant: &TenantId, secret: &str, cost: u32) -> Result<(), Error> {
+async fn set_poll_secret(
+    store: &dyn store::Store,
+    tenant: &TenantId,
+    secret: &str,
+    cost: u32,
+) -> Result<(), Error> {
     let current = store.tenant(tenant).await?.poll_secret_hash;
     if let Some(hash) = current {
         if secrets::verify(secret.to_owned(), hash).await {

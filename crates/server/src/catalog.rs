@@ -63,7 +63,10 @@ impl Catalog {
 
     fn cached_name(&self, tenant: &TenantId, name: &str) -> Option<InputId> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.by_name.get(&(tenant.clone(), name.to_owned())).copied()
+        entries
+            .by_name
+            .get(&(tenant.clone(), name.to_owned()))
+            .copied()
     }
 
     /// The input with this id, or `None` if there is none.
@@ -148,6 +151,8 @@ impl Catalog {
                 .by_name
                 .insert((input.tenant.clone(), name.clone()), input.id);
         }
-        entries.by_id.insert(input.id, (route.clone(), Instant::now()));
+        entries
+            .by_id
+            .insert(input.id, (route.clone(), Instant::now()));
     }
 }

@@ -47,7 +47,11 @@ impl ApiError {
     /// Anything outside the caller's reach is "not found", never 403, so
     /// existence does not leak across tenants.
     pub(crate) fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
@@ -118,7 +122,9 @@ impl From<store::Error> for ApiError {
                 "this delivery id was already accepted",
             ),
             store::Error::Unavailable(_) => ApiError::unavailable(),
-            store::Error::Corrupt(msg) => ApiError::internal(format!("stored data is corrupt: {msg}")),
+            store::Error::Corrupt(msg) => {
+                ApiError::internal(format!("stored data is corrupt: {msg}"))
+            }
         }
     }
 }

@@ -55,7 +55,10 @@ pub enum Error {
 
 /// Prepares the store for `config` (default tenant, first-start admin token,
 /// Radarboard environment) and reports what a human must see once.
-pub async fn bootstrap(store: &Arc<dyn store::Store>, config: &Config) -> Result<Bootstrapped, Error> {
+pub async fn bootstrap(
+    store: &Arc<dyn store::Store>,
+    config: &Config,
+) -> Result<Bootstrapped, Error> {
     bootstrap::run(store, config).await
 }
 

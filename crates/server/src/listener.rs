@@ -23,7 +23,12 @@ use crate::config::Config;
 
 /// Serves `app` on `listener` until `shutdown`, then waits up to the grace
 /// period for open requests to finish.
-pub(crate) async fn serve(listener: TcpListener, app: Router, config: &Config, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: &Config,
+    shutdown: CancellationToken,
+) {
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -85,7 +90,9 @@ fn connection_service(
     http::Request<Incoming>,
     Response = axum::response::Response,
     Error = std::convert::Infallible,
-    Future = impl std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+    Future = impl std::future::Future<
+        Output = Result<axum::response::Response, std::convert::Infallible>,
+    > + Send,
 > + Clone {
     hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));

@@ -83,7 +83,9 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP hookrelay_ingest_duration_seconds Time to answer an ingest request.\n");
+        out.push_str(
+            "# HELP hookrelay_ingest_duration_seconds Time to answer an ingest request.\n",
+        );
         out.push_str("# TYPE hookrelay_ingest_duration_seconds histogram\n");
         let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.ingest_buckets) {
@@ -94,7 +96,10 @@ impl Metrics {
             );
         }
         let count = self.ingest_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "hookrelay_ingest_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "hookrelay_ingest_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let sum = self.ingest_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "hookrelay_ingest_duration_seconds_sum {sum}");
         let _ = writeln!(out, "hookrelay_ingest_duration_seconds_count {count}");
@@ -110,7 +115,11 @@ impl Metrics {
 }
 
 /// Middleware: counts every request by route and status, and times ingest.
-pub(crate) async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn record(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let started = Instant::now();

@@ -24,7 +24,11 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.store.ping().await.map_err(|_| ApiError::unavailable())?;
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|_| ApiError::unavailable())?;
     Ok((StatusCode::OK, axum::Json(json!({ "status": "ready" }))))
 }
 

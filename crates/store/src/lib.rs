@@ -5,11 +5,12 @@
 //! sees SQL. Start with [`Store`]: its documentation lists the guarantees a
 //! backend must keep; `conformance` (feature `test-suite`) checks them.
 
+#[cfg(feature = "test-suite")]
+pub mod conformance;
+mod dedup;
 mod limiter;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-#[cfg(feature = "test-suite")]
-pub mod conformance;
 
 use async_trait::async_trait;
 use model::{
@@ -17,6 +18,7 @@ use model::{
     RateLimit, Tenant, TenantId, Token, TokenKey,
 };
 
+pub use dedup::DedupSet;
 pub use limiter::SlidingWindow;
 
 /// What went wrong in a store operation, in domain terms the server maps to
@@ -75,7 +77,9 @@ pub struct Appended {
 pub enum RateDecision {
     Allowed,
     /// Refused; the caller may retry after this many seconds (at least 1).
-    Limited { retry_after_secs: u64 },
+    Limited {
+        retry_after_secs: u64,
+    },
 }
 
 /// A tenant with its poll secret's hash (Radarboard provisioning).
@@ -100,7 +104,8 @@ pub struct TenantRecord {
 /// - **Dedup**: a `delivery_id` recorded by `append` makes a later `append`
 ///   with the same (tenant, input, delivery id) inside its window fail with
 ///   [`Error::Duplicate`], atomically; [`Store::delivery_seen`] is the cheap
-///   early check.
+///   early check. The entry survives a restart; windows are honoured up to
+///   one hour (longer ones are cut to an hour).
 /// - **Order**: event ids are minted at commit, strictly increasing; reads
 ///   return events in id order, which is `receivedAt` order.
 /// - **Visibility**: every event whose `receivedAt` is below

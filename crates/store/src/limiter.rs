@@ -98,7 +98,9 @@ mod tests {
             assert_eq!(l.hit("k", FIVE_PER_10S, 1_000), RateDecision::Allowed);
         }
         match l.hit("k", FIVE_PER_10S, 1_000) {
-            RateDecision::Limited { retry_after_secs } => assert!((1..=10).contains(&retry_after_secs)),
+            RateDecision::Limited { retry_after_secs } => {
+                assert!((1..=10).contains(&retry_after_secs))
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert_eq!(l.hit("other", FIVE_PER_10S, 1_000), RateDecision::Allowed);
@@ -111,7 +113,10 @@ mod tests {
             l.hit("k", FIVE_PER_10S, 9_000);
         }
         // 1 s into the next window, 90 % of the previous 5 still count.
-        assert!(matches!(l.hit("k", FIVE_PER_10S, 11_000), RateDecision::Limited { .. }));
+        assert!(matches!(
+            l.hit("k", FIVE_PER_10S, 11_000),
+            RateDecision::Limited { .. }
+        ));
         // Two windows later everything has faded.
         assert_eq!(l.hit("k", FIVE_PER_10S, 30_000), RateDecision::Allowed);
     }

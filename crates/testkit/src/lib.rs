@@ -30,15 +30,21 @@ where
         if condition().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < end, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
+/// A change to the server configuration, applied before start.
+type Configure = Box<dyn FnOnce(&mut server::Config) + Send>;
+
 /// Builds a [`Relay`].
 pub struct RelayBuilder {
     data_dir: Option<PathBuf>,
-    configure: Vec<Box<dyn FnOnce(&mut server::Config) + Send>>,
+    configure: Vec<Configure>,
 }
 
 impl RelayBuilder {
@@ -132,14 +138,22 @@ impl Relay {
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server ran cleanly");
+            task.await
+                .expect("server task")
+                .expect("server ran cleanly");
         }
         self._temp.take()
     }
 
     /// Sends an API request with `credential` as bearer and returns the
     /// status and the JSON body (`Value::Null` when empty or not JSON).
-    pub async fn call(&self, method: Method, path: &str, credential: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        credential: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -150,11 +164,20 @@ impl Relay {
         let response = request.send().await.expect("request reaches the relay");
         let status = response.status();
         let bytes = response.bytes().await.expect("response body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// An admin API call that must answer `expect`.
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>, expect: StatusCode) -> Value {
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        expect: StatusCode,
+    ) -> Value {
         let (status, value) = self.call(method.clone(), path, &self.admin, body).await;
         assert_eq!(status, expect, "{method} {path} answered {value}");
         value
@@ -175,7 +198,9 @@ impl Relay {
 
     /// The events of the default tenant, oldest first, via `/v1/events`.
     pub async fn events(&self) -> Vec<Value> {
-        let v = self.admin(Method::GET, "/v1/events?limit=500", None, StatusCode::OK).await;
+        let v = self
+            .admin(Method::GET, "/v1/events?limit=500", None, StatusCode::OK)
+            .await;
         v["events"].as_array().cloned().unwrap_or_default()
     }
 }
@@ -189,14 +214,20 @@ impl Drop for Relay {
 /// Headers that make `body` verify as a GitHub webhook signed with `secret`,
 /// plus its event type (`verify::sign` adds a fresh delivery id).
 pub fn github_headers(secret: &str, body: &[u8], event: &str) -> Vec<(String, String)> {
-    let integration = verify::Integration::new(model::IntegrationKind::Github, None).expect("github needs no config");
+    let integration = verify::Integration::new(model::IntegrationKind::Github, None)
+        .expect("github needs no config");
     let mut headers = verify::sign(&integration, secret, body, model::time::now_ms() / 1000);
     headers.push(("x-github-event".into(), event.into()));
     headers
 }
 
 /// Sends a POST with these headers and body; returns status and body text.
-pub async fn post(http: &reqwest::Client, url: &str, headers: &[(String, String)], body: &[u8]) -> (StatusCode, String) {
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (StatusCode, String) {
     let mut request = http.post(url).body(body.to_vec());
     for (k, v) in headers {
         request = request.header(k, v);

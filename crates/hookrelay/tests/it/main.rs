@@ -22,8 +22,15 @@ struct Serve {
 
 impl Serve {
     fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Serve {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--data-dir"])
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--bcrypt-cost",
+                "4",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .envs(extra_env.iter().copied())
             .env("RUST_LOG", "warn")
@@ -31,7 +38,14 @@ impl Serve {
             .stderr(Stdio::null())
             .spawn()
             .expect("start hookrelay serve");
-        let stdout = child.stdout.take().expect("piped stdout");
+        // Owned by `Serve` from here on, so a failed start still kills and
+        // reaps the process when the half-built fixture drops.
+        let mut serve = Serve {
+            child,
+            url: String::new(),
+            admin_token: None,
+        };
+        let stdout = serve.child.stdout.take().expect("piped stdout");
         let (lines_tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -40,20 +54,16 @@ impl Serve {
                 }
             }
         });
-        let mut admin_token = None;
         loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(30))
                 .expect("serve prints its address within 30 s");
             if let Some(token) = line.strip_prefix("admin token (shown once, keep it safe): ") {
-                admin_token = Some(token.trim().to_owned());
+                serve.admin_token = Some(token.trim().to_owned());
             }
             if let Some(url) = line.strip_prefix("hookrelay listening on ") {
-                return Serve {
-                    child,
-                    url: url.trim().to_owned(),
-                    admin_token,
-                };
+                serve.url = url.trim().to_owned();
+                return serve;
             }
         }
     }
@@ -61,14 +71,20 @@ impl Serve {
     /// SIGTERM, then the exit status within a deadline.
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(killed.success());
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "serve did not stop within 30 s of SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop within 30 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -99,28 +115,69 @@ fn cli(serve: &Serve, token: &str, args: &[&str]) -> (bool, String, String) {
 fn cli_json(serve: &Serve, token: &str, args: &[&str]) -> Value {
     let (ok, stdout, stderr) = cli(serve, token, args);
     assert!(ok, "hookrelay {args:?} failed: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {stdout}"))
 }
 
 #[test]
 fn the_readme_quick_start_works_end_to_end() {
     let data = tempfile::tempdir().unwrap();
     let serve = Serve::start(data.path(), &[]);
-    let token = serve.admin_token.clone().expect("first start prints an admin token");
+    let token = serve
+        .admin_token
+        .clone()
+        .expect("first start prints an admin token");
 
     let (ok, table, _) = cli(&serve, &token, &["admin", "bucket", "create", "prod"]);
     assert!(ok && table.contains("prod"), "{table}");
     let input = cli_json(
         &serve,
         &token,
-        &["admin", "--json", "input", "create", "--bucket", "prod", "--name", "github", "--integration", "github", "--secret", SECRET],
+        &[
+            "admin",
+            "--json",
+            "input",
+            "create",
+            "--bucket",
+            "prod",
+            "--name",
+            "github",
+            "--integration",
+            "github",
+            "--secret",
+            SECRET,
+        ],
     );
     let url = input["url"].as_str().expect("the input's URL").to_owned();
     assert!(url.starts_with(&serve.url));
 
-    let (ok, stdout, stderr) = cli(&serve, &token, &["send", "--url", &url, "--integration", "github", "--secret", SECRET]);
+    let (ok, stdout, stderr) = cli(
+        &serve,
+        &token,
+        &[
+            "send",
+            "--url",
+            &url,
+            "--integration",
+            "github",
+            "--secret",
+            SECRET,
+        ],
+    );
     assert!(ok, "signed send refused: {stdout} {stderr}");
-    let (ok, _, _) = cli(&serve, &token, &["send", "--url", &url, "--integration", "github", "--secret", "wrong"]);
+    let (ok, _, _) = cli(
+        &serve,
+        &token,
+        &[
+            "send",
+            "--url",
+            &url,
+            "--integration",
+            "github",
+            "--secret",
+            "wrong",
+        ],
+    );
     assert!(!ok, "a wrong secret must be refused");
 
     let page = cli_json(&serve, &token, &["events", "--json", "list"]);
@@ -147,16 +204,34 @@ fn radarboard_environment_configures_named_inputs() {
     let serve = Serve::start(
         data.path(),
         &[
-            ("WEBHOOK_SECRET_GITHUB", "newest, It's a Secret to Everybody"),
+            (
+                "WEBHOOK_SECRET_GITHUB",
+                "newest, It's a Secret to Everybody",
+            ),
             ("RELAY_POLL_SECRET", "poll-me"),
             ("RELAY_ADMIN_SECRET", "admin-me"),
         ],
     );
     assert!(serve.admin_token.is_none(), "an admin secret is configured");
     let url = format!("{}/api/webhooks/github", serve.url);
-    let (ok, stdout, stderr) = cli(&serve, "", &["send", "--url", &url, "--integration", "github", "--secret", SECRET]);
+    let (ok, stdout, stderr) = cli(
+        &serve,
+        "",
+        &[
+            "send",
+            "--url",
+            &url,
+            "--integration",
+            "github",
+            "--secret",
+            SECRET,
+        ],
+    );
     assert!(ok, "{stdout} {stderr}");
-    assert!(stdout.contains("\"received\":true") || stdout.contains("\"received\": true"), "{stdout}");
+    assert!(
+        stdout.contains("\"received\":true") || stdout.contains("\"received\": true"),
+        "{stdout}"
+    );
     let buckets = cli_json(&serve, "admin-me", &["admin", "--json", "bucket", "list"]);
     assert_eq!(buckets["buckets"][0]["name"], "default");
 
@@ -165,6 +240,10 @@ fn radarboard_environment_configures_named_inputs() {
         .arg(data.path().join("unused"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(64), "an unsupported store is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "an unsupported store is a usage error"
+    );
     drop(serve);
 }

@@ -17,7 +17,10 @@ use crate::state::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/buckets", get(list).post(create))
-        .route("/v1/buckets/{bucket}", get(show).patch(update).delete(remove))
+        .route(
+            "/v1/buckets/{bucket}",
+            get(show).patch(update).delete(remove),
+        )
 }
 
 /// The create body of DESIGN §3.4; also what a PATCH is merged into.
@@ -51,7 +54,12 @@ fn enabled() -> bool {
 }
 
 impl BucketBody {
-    fn into_bucket(self, id: BucketId, tenant: TenantId, created_at: i64) -> Result<Bucket, ApiError> {
+    fn into_bucket(
+        self,
+        id: BucketId,
+        tenant: TenantId,
+        created_at: i64,
+    ) -> Result<Bucket, ApiError> {
         model::validate_slug("name", &self.name)?;
         if self.retention_seconds == 0 || self.retention_seconds > 365 * 86_400 {
             return Err(ApiError::invalid_request(
@@ -64,12 +72,16 @@ impl BucketBody {
             ));
         }
         let empty_secret = match &self.auth {
-            BucketAuth::Basic { username, password } => username.is_empty() || password.expose().is_empty(),
+            BucketAuth::Basic { username, password } => {
+                username.is_empty() || password.expose().is_empty()
+            }
             BucketAuth::Token { token } => token.expose().is_empty(),
             BucketAuth::None => false,
         };
         if empty_secret {
-            return Err(ApiError::invalid_request("auth: credentials must not be empty"));
+            return Err(ApiError::invalid_request(
+                "auth: credentials must not be empty",
+            ));
         }
         Ok(Bucket {
             id,
@@ -85,20 +97,31 @@ impl BucketBody {
     }
 }
 
-async fn create(State(state): State<AppState>, Admin(caller): Admin, Json(body): Json<BucketBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Json(body): Json<BucketBody>,
+) -> Result<impl IntoResponse, ApiError> {
     let bucket = body.into_bucket(BucketId::generate(), caller.tenant, model::time::now_ms())?;
     state.store.create_bucket(&bucket).await?;
     state.catalog.invalidate();
     Ok((StatusCode::CREATED, Json(views::bucket(&bucket))))
 }
 
-async fn list(State(state): State<AppState>, Admin(caller): Admin) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+) -> Result<Json<Value>, ApiError> {
     let buckets = state.store.list_buckets(&caller.tenant).await?;
     let buckets: Vec<Value> = buckets.iter().map(views::bucket).collect();
     Ok(Json(json!({ "buckets": buckets })))
 }
 
-async fn show(State(state): State<AppState>, Admin(caller): Admin, Path(bucket): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(bucket): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
     Ok(Json(views::bucket(&bucket)))
 }
@@ -114,14 +137,23 @@ async fn update(
         views::as_create_body(&current, &["id", "tenant", "createdAt"]),
         patch,
     )?;
-    let body: BucketBody = serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let body: BucketBody =
+        serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let updated = body.into_bucket(current.id, current.tenant, current.created_at)?;
-    state.store.update_bucket(&updated).await.map_err(or_not_found("bucket"))?;
+    state
+        .store
+        .update_bucket(&updated)
+        .await
+        .map_err(or_not_found("bucket"))?;
     state.catalog.invalidate();
     Ok(Json(views::bucket(&updated)))
 }
 
-async fn remove(State(state): State<AppState>, Admin(caller): Admin, Path(bucket): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(bucket): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
     state
         .store

@@ -58,7 +58,11 @@ pub(crate) async fn readable_buckets(
     }
 }
 
-async fn list(State(state): State<AppState>, Reader(caller): Reader, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Reader(caller): Reader,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let buckets = readable_buckets(&state, &caller, q.bucket.as_deref()).await?;
     let from = match &q.after {
         Some(after) => Cursor::After(
@@ -75,10 +79,7 @@ async fn list(State(state): State<AppState>, Reader(caller): Reader, Query(q): Q
     };
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
     let events = read_or_wait(&state, &caller.tenant, &query, wait).await?;
-    let next = events
-        .last()
-        .map(|e| e.id.to_string())
-        .or(q.after);
+    let next = events.last().map(|e| e.id.to_string()).or(q.after);
     let events: Vec<Value> = events.iter().map(views::event).collect();
     Ok(Json(json!({ "events": events, "next": next })))
 }
@@ -112,7 +113,11 @@ fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("event"))
 }
 
-async fn show(State(state): State<AppState>, Reader(caller): Reader, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Reader(caller): Reader,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let (event, deliveries) = state
         .store
         .event(&caller.tenant, &parse_event_id(&id)?)
@@ -139,7 +144,10 @@ async fn resend(
     Query(q): Query<ResendQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let output = match &q.output {
-        Some(o) => Some(o.parse::<OutputId>().map_err(|_| ApiError::not_found("output"))?),
+        Some(o) => Some(
+            o.parse::<OutputId>()
+                .map_err(|_| ApiError::not_found("output"))?,
+        ),
         None => None,
     };
     let reset = state

@@ -60,7 +60,13 @@ fn default_tolerance() -> u64 {
 }
 
 impl InputBody {
-    pub(crate) fn into_input(self, id: InputId, tenant: TenantId, bucket: BucketId, created_at: i64) -> Result<Input, ApiError> {
+    pub(crate) fn into_input(
+        self,
+        id: InputId,
+        tenant: TenantId,
+        bucket: BucketId,
+        created_at: i64,
+    ) -> Result<Input, ApiError> {
         let input = Input {
             id,
             tenant,
@@ -88,7 +94,12 @@ async fn create(
     Json(body): Json<InputBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
-    let input = body.into_input(InputId::generate(), caller.tenant, bucket.id, model::time::now_ms())?;
+    let input = body.into_input(
+        InputId::generate(),
+        caller.tenant,
+        bucket.id,
+        model::time::now_ms(),
+    )?;
     state.store.create_input(&input).await?;
     state.catalog.invalidate();
     let mut view = views::input(&input, &state.config.public_url);
@@ -97,7 +108,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-async fn list(State(state): State<AppState>, Admin(caller): Admin, Path(bucket): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(bucket): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
     let inputs = state.store.list_inputs(&caller.tenant, &bucket.id).await?;
     let inputs: Vec<Value> = inputs
@@ -109,10 +124,18 @@ async fn list(State(state): State<AppState>, Admin(caller): Admin, Path(bucket):
 
 async fn find(state: &AppState, tenant: &TenantId, id: &str) -> Result<Input, ApiError> {
     let id: InputId = id.parse().map_err(|_| ApiError::not_found("input"))?;
-    state.store.input(tenant, &id).await.map_err(or_not_found("input"))
+    state
+        .store
+        .input(tenant, &id)
+        .await
+        .map_err(or_not_found("input"))
 }
 
-async fn show(State(state): State<AppState>, Admin(caller): Admin, Path(input): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(input): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let input = find(&state, &caller.tenant, &input).await?;
     Ok(Json(views::input(&input, &state.config.public_url)))
 }
@@ -127,14 +150,28 @@ async fn update(
     let mut body = views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]);
     body.insert("secrets".into(), json!(current.secrets));
     let merged = views::merge_patch(body, patch)?;
-    let body: InputBody = serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let updated = body.into_input(current.id, current.tenant, current.bucket, current.created_at)?;
-    state.store.update_input(&updated).await.map_err(or_not_found("input"))?;
+    let body: InputBody =
+        serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let updated = body.into_input(
+        current.id,
+        current.tenant,
+        current.bucket,
+        current.created_at,
+    )?;
+    state
+        .store
+        .update_input(&updated)
+        .await
+        .map_err(or_not_found("input"))?;
     state.catalog.invalidate();
     Ok(Json(views::input(&updated, &state.config.public_url)))
 }
 
-async fn remove(State(state): State<AppState>, Admin(caller): Admin, Path(input): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(input): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let input = find(&state, &caller.tenant, &input).await?;
     state
         .store

@@ -38,7 +38,11 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// A bucket of `tenant` by id or by name (agents and the CLI take either).
-pub(crate) async fn resolve_bucket(state: &AppState, tenant: &TenantId, id_or_name: &str) -> Result<Bucket, ApiError> {
+pub(crate) async fn resolve_bucket(
+    state: &AppState,
+    tenant: &TenantId,
+    id_or_name: &str,
+) -> Result<Bucket, ApiError> {
     let found = match id_or_name.parse::<BucketId>() {
         Ok(id) => state.store.bucket(tenant, &id).await,
         Err(_) => state.store.bucket_by_name(tenant, id_or_name).await,

@@ -20,7 +20,10 @@ use crate::state::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/buckets/{bucket}/outputs", get(list).post(create))
-        .route("/v1/outputs/{output}", get(show).patch(update).delete(remove))
+        .route(
+            "/v1/outputs/{output}",
+            get(show).patch(update).delete(remove),
+        )
 }
 
 #[derive(Deserialize)]
@@ -45,7 +48,13 @@ fn default_timeout() -> u64 {
 }
 
 impl OutputBody {
-    fn into_output(self, id: OutputId, tenant: TenantId, bucket: BucketId, created_at: i64) -> Result<Output, ApiError> {
+    fn into_output(
+        self,
+        id: OutputId,
+        tenant: TenantId,
+        bucket: BucketId,
+        created_at: i64,
+    ) -> Result<Output, ApiError> {
         let output = Output {
             id,
             tenant,
@@ -69,12 +78,21 @@ async fn create(
     Json(body): Json<OutputBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
-    let output = body.into_output(OutputId::generate(), caller.tenant, bucket.id, model::time::now_ms())?;
+    let output = body.into_output(
+        OutputId::generate(),
+        caller.tenant,
+        bucket.id,
+        model::time::now_ms(),
+    )?;
     state.store.create_output(&output).await?;
     Ok((StatusCode::CREATED, Json(views::output(&output))))
 }
 
-async fn list(State(state): State<AppState>, Admin(caller): Admin, Path(bucket): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(bucket): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
     let outputs = state.store.list_outputs(&caller.tenant, &bucket.id).await?;
     let outputs: Vec<Value> = outputs.iter().map(views::output).collect();
@@ -83,11 +101,21 @@ async fn list(State(state): State<AppState>, Admin(caller): Admin, Path(bucket):
 
 async fn find(state: &AppState, tenant: &TenantId, id: &str) -> Result<Output, ApiError> {
     let id: OutputId = id.parse().map_err(|_| ApiError::not_found("output"))?;
-    state.store.output(tenant, &id).await.map_err(or_not_found("output"))
+    state
+        .store
+        .output(tenant, &id)
+        .await
+        .map_err(or_not_found("output"))
 }
 
-async fn show(State(state): State<AppState>, Admin(caller): Admin, Path(output): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::output(&find(&state, &caller.tenant, &output).await?)))
+async fn show(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(output): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::output(
+        &find(&state, &caller.tenant, &output).await?,
+    )))
 }
 
 async fn update(
@@ -101,13 +129,27 @@ async fn update(
         views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]),
         patch,
     )?;
-    let body: OutputBody = serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let updated = body.into_output(current.id, current.tenant, current.bucket, current.created_at)?;
-    state.store.update_output(&updated).await.map_err(or_not_found("output"))?;
+    let body: OutputBody =
+        serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let updated = body.into_output(
+        current.id,
+        current.tenant,
+        current.bucket,
+        current.created_at,
+    )?;
+    state
+        .store
+        .update_output(&updated)
+        .await
+        .map_err(or_not_found("output"))?;
     Ok(Json(views::output(&updated)))
 }
 
-async fn remove(State(state): State<AppState>, Admin(caller): Admin, Path(output): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(output): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let output = find(&state, &caller.tenant, &output).await?;
     state
         .store

@@ -27,7 +27,10 @@ const DEFAULT_LOOKBACK_MS: i64 = 60_000;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/events", get(poll_default).options(preflight))
-        .route("/api/t/{tenant}/events", get(poll_tenant).options(preflight))
+        .route(
+            "/api/t/{tenant}/events",
+            get(poll_tenant).options(preflight),
+        )
 }
 
 #[derive(Deserialize)]
@@ -43,7 +46,11 @@ async fn poll_default(
     Query(q): Query<PollQuery>,
 ) -> Response {
     let response = poll(&state, peer, &headers, TenantId::default_tenant(), q).await;
-    with_cors(&state, &headers, response.unwrap_or_else(IntoResponse::into_response))
+    with_cors(
+        &state,
+        &headers,
+        response.unwrap_or_else(IntoResponse::into_response),
+    )
 }
 
 async fn poll_tenant(
@@ -57,7 +64,11 @@ async fn poll_tenant(
         Ok(tenant) => poll(&state, peer, &headers, tenant, q).await,
         Err(_) => Err(ApiError::unauthorized()),
     };
-    with_cors(&state, &headers, response.unwrap_or_else(IntoResponse::into_response))
+    with_cors(
+        &state,
+        &headers,
+        response.unwrap_or_else(IntoResponse::into_response),
+    )
 }
 
 async fn poll(
@@ -70,8 +81,10 @@ async fn poll(
     let ip = crate::ingest::client_ip(&state.config.trusted_proxies, peer, headers);
     let key = format!("poll:{ip}");
     let now = model::time::now_ms();
-    if let RateDecision::Limited { retry_after_secs } =
-        state.store.rate_limit(&key, state.config.poll_rate_limit, now).await?
+    if let RateDecision::Limited { retry_after_secs } = state
+        .store
+        .rate_limit(&key, state.config.poll_rate_limit, now)
+        .await?
     {
         return Err(ApiError::rate_limited(retry_after_secs));
     }
@@ -97,7 +110,10 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Respons
     let mut response = StatusCode::NO_CONTENT.into_response();
     if allowed_origin(&state, &headers).is_some() {
         let h = response.headers_mut();
-        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, OPTIONS"));
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, OPTIONS"),
+        );
         h.insert(
             "access-control-allow-headers",
             HeaderValue::from_static("authorization, content-type"),

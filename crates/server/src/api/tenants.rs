@@ -28,7 +28,10 @@ const NAMED_INPUTS_BUCKET: &str = "default";
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/tenants", get(list).post(create))
-        .route("/api/tenants/{tenant}", get(show).patch(update).delete(remove))
+        .route(
+            "/api/tenants/{tenant}",
+            get(show).patch(update).delete(remove),
+        )
         .route("/api/tenants/{tenant}/secrets", put(set_secrets))
 }
 
@@ -55,10 +58,16 @@ struct SecretsBody {
     webhook_secrets: BTreeMap<String, String>,
 }
 
-async fn create(State(state): State<AppState>, _: SuperAdmin, Json(body): Json<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    Json(body): Json<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
     let label = body.label.trim().to_owned();
     if label.is_empty() || label.len() > 200 {
-        return Err(ApiError::invalid_request("label: must be 1 to 200 characters"));
+        return Err(ApiError::invalid_request(
+            "label: must be 1 to 200 characters",
+        ));
     }
     let id = match body.id {
         Some(id) => id,
@@ -96,8 +105,16 @@ fn parse_id(id: &str) -> Result<TenantId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("tenant"))
 }
 
-async fn show(State(state): State<AppState>, _: SuperAdmin, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let record = state.store.tenant(&parse_id(&id)?).await.map_err(or_not_found("tenant"))?;
+async fn show(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = state
+        .store
+        .tenant(&parse_id(&id)?)
+        .await
+        .map_err(or_not_found("tenant"))?;
     Ok(Json(views::tenant(&record.tenant)))
 }
 
@@ -119,17 +136,31 @@ async fn update(
     if let Some(enabled) = patch.enabled {
         tenant.enabled = enabled;
     }
-    state.store.update_tenant(&tenant).await.map_err(or_not_found("tenant"))?;
+    state
+        .store
+        .update_tenant(&tenant)
+        .await
+        .map_err(or_not_found("tenant"))?;
     state.catalog.invalidate();
     Ok(Json(views::tenant(&tenant)))
 }
 
-async fn remove(State(state): State<AppState>, _: SuperAdmin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     if id == TenantId::default_tenant() {
-        return Err(ApiError::invalid_request("the default tenant cannot be deleted"));
+        return Err(ApiError::invalid_request(
+            "the default tenant cannot be deleted",
+        ));
     }
-    state.store.delete_tenant(&id).await.map_err(or_not_found("tenant"))?;
+    state
+        .store
+        .delete_tenant(&id)
+        .await
+        .map_err(or_not_found("tenant"))?;
     state.catalog.invalidate();
     state.auth.forget(&crate::auth::poll_cache_name(&id));
     Ok(StatusCode::NO_CONTENT)
@@ -142,7 +173,11 @@ async fn set_secrets(
     Json(body): Json<SecretsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    state.store.tenant(&id).await.map_err(or_not_found("tenant"))?;
+    state
+        .store
+        .tenant(&id)
+        .await
+        .map_err(or_not_found("tenant"))?;
     let pairs = body
         .webhook_secrets
         .into_iter()
@@ -219,7 +254,10 @@ pub(crate) async fn upsert_named_inputs(
     Ok(names)
 }
 
-async fn named_inputs_bucket(store: &dyn store::Store, tenant: &TenantId) -> Result<Bucket, ApiError> {
+async fn named_inputs_bucket(
+    store: &dyn store::Store,
+    tenant: &TenantId,
+) -> Result<Bucket, ApiError> {
     match store.bucket_by_name(tenant, NAMED_INPUTS_BUCKET).await {
         Ok(bucket) => return Ok(bucket),
         Err(store::Error::NotFound) => {}
@@ -239,7 +277,9 @@ async fn named_inputs_bucket(store: &dyn store::Store, tenant: &TenantId) -> Res
     match store.create_bucket(&bucket).await {
         Ok(()) => Ok(bucket),
         // Another request created it first; use theirs.
-        Err(store::Error::Conflict(_)) => Ok(store.bucket_by_name(tenant, NAMED_INPUTS_BUCKET).await?),
+        Err(store::Error::Conflict(_)) => {
+            Ok(store.bucket_by_name(tenant, NAMED_INPUTS_BUCKET).await?)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -83,7 +83,11 @@ pub(crate) async fn issue(
     Ok(Issued { token, secret })
 }
 
-async fn bucket_ids(state: &AppState, tenant: &TenantId, names: &[String]) -> Result<Vec<BucketId>, ApiError> {
+async fn bucket_ids(
+    state: &AppState,
+    tenant: &TenantId,
+    names: &[String],
+) -> Result<Vec<BucketId>, ApiError> {
     let mut ids = Vec::with_capacity(names.len());
     for name in names {
         ids.push(resolve_bucket(state, tenant, name).await?.id);
@@ -91,7 +95,11 @@ async fn bucket_ids(state: &AppState, tenant: &TenantId, names: &[String]) -> Re
     Ok(ids)
 }
 
-async fn create(State(state): State<AppState>, Admin(caller): Admin, Json(body): Json<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Json(body): Json<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
     if body.scope == TokenScope::Admin && !caller.is_admin() {
         return Err(ApiError::invalid_request(
             "scope: only the administrator can create admin tokens",
@@ -100,7 +108,11 @@ async fn create(State(state): State<AppState>, Admin(caller): Admin, Json(body):
     let mode = match (body.scope, body.mode) {
         (TokenScope::Agent, mode) => Some(mode.unwrap_or(AgentMode::Forward)),
         (_, None) => None,
-        (_, Some(_)) => return Err(ApiError::invalid_request("mode: only agent tokens have a mode")),
+        (_, Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "mode: only agent tokens have a mode",
+            ))
+        }
     };
     let scoped = matches!(body.scope, TokenScope::Agent | TokenScope::Poll);
     if !scoped && !body.buckets.is_empty() {
@@ -125,7 +137,10 @@ async fn create(State(state): State<AppState>, Admin(caller): Admin, Json(body):
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-async fn list(State(state): State<AppState>, Admin(caller): Admin) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+) -> Result<Json<Value>, ApiError> {
     let tokens = state.store.list_tokens(&caller.tenant).await?;
     let tokens: Vec<Value> = tokens.iter().map(views::token).collect();
     Ok(Json(json!({ "tokens": tokens })))
@@ -133,15 +148,25 @@ async fn list(State(state): State<AppState>, Admin(caller): Admin) -> Result<Jso
 
 async fn find(state: &AppState, tenant: &TenantId, key: &str) -> Result<Token, ApiError> {
     let key: TokenKey = key.parse().map_err(|_| ApiError::not_found("token"))?;
-    let token = state.store.token_by_key(&key).await.map_err(or_not_found("token"))?;
+    let token = state
+        .store
+        .token_by_key(&key)
+        .await
+        .map_err(or_not_found("token"))?;
     if token.tenant != *tenant {
         return Err(ApiError::not_found("token"));
     }
     Ok(token)
 }
 
-async fn show(State(state): State<AppState>, Admin(caller): Admin, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::token(&find(&state, &caller.tenant, &key).await?)))
+async fn show(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::token(
+        &find(&state, &caller.tenant, &key).await?,
+    )))
 }
 
 async fn update(
@@ -162,12 +187,20 @@ async fn update(
     if let Some(description) = patch.description {
         token.description = description;
     }
-    state.store.update_token(&token).await.map_err(or_not_found("token"))?;
+    state
+        .store
+        .update_token(&token)
+        .await
+        .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
     Ok(Json(views::token(&token)))
 }
 
-async fn remove(State(state): State<AppState>, Admin(caller): Admin, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let token = find(&state, &caller.tenant, &key).await?;
     state
         .store

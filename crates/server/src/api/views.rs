@@ -27,7 +27,10 @@ pub(crate) fn bucket(b: &Bucket) -> Value {
 
 pub(crate) fn input(i: &Input, public_url: &str) -> Value {
     let mut map = object(i);
-    map.insert("url".into(), json!(format!("{public_url}/v1/webhooks/{}", i.id)));
+    map.insert(
+        "url".into(),
+        json!(format!("{public_url}/v1/webhooks/{}", i.id)),
+    );
     map.insert("secretCount".into(), json!(i.secrets.len()));
     Value::Object(map)
 }
@@ -94,7 +97,10 @@ pub(crate) fn event(e: &Event) -> Value {
 }
 
 /// Merges a PATCH object into a create-body object, field by field.
-pub(crate) fn merge_patch(mut current: Map<String, Value>, patch: Value) -> Result<Value, crate::error::ApiError> {
+pub(crate) fn merge_patch(
+    mut current: Map<String, Value>,
+    patch: Value,
+) -> Result<Value, crate::error::ApiError> {
     let Value::Object(patch) = patch else {
         return Err(crate::error::ApiError::invalid_request(
             "the body must be a JSON object",
@@ -108,7 +114,10 @@ pub(crate) fn merge_patch(mut current: Map<String, Value>, patch: Value) -> Resu
 
 /// The stored object as a create body: `value` serialised, minus the
 /// server-assigned fields.
-pub(crate) fn as_create_body<T: serde::Serialize>(value: &T, assigned: &[&str]) -> Map<String, Value> {
+pub(crate) fn as_create_body<T: serde::Serialize>(
+    value: &T,
+    assigned: &[&str],
+) -> Map<String, Value> {
     let mut map = object(value);
     for key in assigned {
         map.remove(*key);

@@ -8,7 +8,11 @@ use crate::error::ApiError;
 use crate::secrets;
 
 /// Checks the request's credentials against the bucket's auth.
-pub(super) fn check(auth: &BucketAuth, headers: &http::HeaderMap, query: &str) -> Result<(), ApiError> {
+pub(super) fn check(
+    auth: &BucketAuth,
+    headers: &http::HeaderMap,
+    query: &str,
+) -> Result<(), ApiError> {
     let ok = match auth {
         BucketAuth::None => true,
         BucketAuth::Basic { username, password } => {

@@ -119,8 +119,22 @@ async fn ingest_by_name(
     peer: SocketAddr,
     request: Request,
 ) -> Response {
-    match state.catalog.by_name(state.store.as_ref(), &tenant, name).await {
-        Ok(Some(route)) => accept(state, route, String::new(), peer, request, RouteForm::Radarboard).await,
+    match state
+        .catalog
+        .by_name(state.store.as_ref(), &tenant, name)
+        .await
+    {
+        Ok(Some(route)) => {
+            accept(
+                state,
+                route,
+                String::new(),
+                peer,
+                request,
+                RouteForm::Radarboard,
+            )
+            .await
+        }
         Ok(None) => unknown_integration().into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -151,7 +165,14 @@ async fn accept(
 /// Step 11: the input's response policy.
 fn respond(policy: &ResponsePolicy, form: RouteForm, event_count: u32) -> Response {
     match (policy, form) {
-        (ResponsePolicy::Static { status, headers, body }, _) => {
+        (
+            ResponsePolicy::Static {
+                status,
+                headers,
+                body,
+            },
+            _,
+        ) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             let mut response = (status, body.clone()).into_response();
             for (name, value) in headers {

@@ -36,7 +36,13 @@ pub(super) async fn run(
     let input = &route.input;
     check_enabled(state, route)?;
     let (parts, body) = request.into_parts();
-    let body = read_body(body, &parts.headers, input.effective_body_limit(), state.config.body_read_timeout).await?;
+    let body = read_body(
+        body,
+        &parts.headers,
+        input.effective_body_limit(),
+        state.config.body_read_timeout,
+    )
+    .await?;
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -67,11 +73,17 @@ pub(super) async fn run(
                 .preflight(&req, now_ms / 1000, input.timestamp_tolerance_seconds)
                 .map_err(rejection)?;
             if let Some(id) = &preflight.delivery_id {
-                if state.store.delivery_seen(&input.tenant, &input.id, id, now_ms).await? {
+                if state
+                    .store
+                    .delivery_seen(&input.tenant, &input.id, id, now_ms)
+                    .await?
+                {
                     return Err(replay());
                 }
             }
-            integration.verify(&req, &input.secrets).map_err(rejection)?;
+            integration
+                .verify(&req, &input.secrets)
+                .map_err(rejection)?;
             Some(integration.parse(&req, preflight).map_err(rejection)?)
         }
         None => None,
@@ -182,7 +194,9 @@ async fn read_body(
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(_)) => Err(ApiError::invalid_request("the request body could not be read")),
+        Ok(Err(_)) => Err(ApiError::invalid_request(
+            "the request body could not be read",
+        )),
     }
 }
 
@@ -191,7 +205,11 @@ async fn check_rate(state: &AppState, route: &Route, client_ip: IpAddr) -> Resul
     let input = &route.input;
     let limit: RateLimit = input.rate_limit.unwrap_or(state.config.ingest_rate_limit);
     let key = format!("ingest:{}:{}:{}", input.tenant, input.id, client_ip);
-    match state.store.rate_limit(&key, limit, model::time::now_ms()).await? {
+    match state
+        .store
+        .rate_limit(&key, limit, model::time::now_ms())
+        .await?
+    {
         RateDecision::Allowed => Ok(()),
         RateDecision::Limited { retry_after_secs } => Err(ApiError::rate_limited(retry_after_secs)),
     }

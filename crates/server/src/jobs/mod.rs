@@ -52,7 +52,11 @@ async fn retention(state: AppState, cancel: CancellationToken) {
 async fn purge_all(state: &AppState, cancel: &CancellationToken) {
     let mut total = 0;
     while !cancel.is_cancelled() {
-        match state.store.purge_expired(model::time::now_ms(), RETENTION_BATCH).await {
+        match state
+            .store
+            .purge_expired(model::time::now_ms(), RETENTION_BATCH)
+            .await
+        {
             Ok(n) => {
                 total += n;
                 if n < RETENTION_BATCH {

@@ -9,7 +9,12 @@ use super::*;
 #[tokio::test]
 async fn a_tenant_token_sees_nothing_of_another_tenant() {
     let (relay, input) = relay_with_github_input().await;
-    assert_eq!(post_signed(&relay, input["url"].as_str().unwrap(), b"{}").await.0, StatusCode::OK);
+    assert_eq!(
+        post_signed(&relay, input["url"].as_str().unwrap(), b"{}")
+            .await
+            .0,
+        StatusCode::OK
+    );
     let event = relay.events().await[0]["id"].as_str().unwrap().to_owned();
     let bucket = input["bucket"].as_str().unwrap().to_owned();
     let output = relay
@@ -21,10 +26,22 @@ async fn a_tenant_token_sees_nothing_of_another_tenant() {
         )
         .await;
     let default_token = relay
-        .admin(Method::POST, "/v1/tokens", Some(json!({"scope": "poll"})), StatusCode::CREATED)
+        .admin(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"scope": "poll"})),
+            StatusCode::CREATED,
+        )
         .await;
 
-    relay.admin(Method::POST, "/api/tenants", Some(json!({"label": "Other"})), StatusCode::CREATED).await;
+    relay
+        .admin(
+            Method::POST,
+            "/api/tenants",
+            Some(json!({"label": "Other"})),
+            StatusCode::CREATED,
+        )
+        .await;
     let (status, other) = relay
         .http
         .post(format!("{}/v1/tokens", relay.url))
@@ -74,6 +91,13 @@ async fn a_tenant_token_sees_nothing_of_another_tenant() {
     let (status, _) = relay.call(Method::GET, "/api/events", other, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // And everything still exists for its owner.
-    relay.admin(Method::GET, &format!("/v1/inputs/{input_id}"), None, StatusCode::OK).await;
+    relay
+        .admin(
+            Method::GET,
+            &format!("/v1/inputs/{input_id}"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(relay.events().await.len(), 1);
 }

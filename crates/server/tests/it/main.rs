@@ -53,5 +53,7 @@ fn error_code(body: &str) -> String {
 }
 
 async fn patch(relay: &Relay, path: &str, body: Value) -> Value {
-    relay.admin(Method::PATCH, path, Some(body), StatusCode::OK).await
+    relay
+        .admin(Method::PATCH, path, Some(body), StatusCode::OK)
+        .await
 }

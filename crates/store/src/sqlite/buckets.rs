@@ -97,8 +97,6 @@ const BUCKET_CHILDREN: &[&str] = &[
     "DELETE FROM deliveries WHERE tenant = ?1
        AND event_id IN (SELECT id FROM events WHERE tenant = ?1 AND bucket = ?2)",
     "DELETE FROM events WHERE tenant = ?1 AND bucket = ?2",
-    "DELETE FROM dedup WHERE tenant = ?1
-       AND input IN (SELECT id FROM inputs WHERE tenant = ?1 AND bucket = ?2)",
     "DELETE FROM inputs WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM outputs WHERE tenant = ?1 AND bucket = ?2",
 ];

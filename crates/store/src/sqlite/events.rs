@@ -1,4 +1,4 @@
-//! SQL of events, their deliveries and dedup entries: the append that runs
+//! SQL of events and their deliveries: the append that runs
 //! inside a writer job, cursor reads, resend and retention.
 //!
 //! An event's id is `evt_` + a ULID whose time part equals its
@@ -10,8 +10,11 @@ use model::{Delivery, Event, EventBody, EventId, InputId, NewEvent, OutputId, Te
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, db_err, to_json};
-use super::writer::WriteCx;
+use super::writer::{Recorded, WriteCx};
 use crate::{Appended, Cursor, Error, EventQuery, Result};
+
+/// The longest dedup window honoured: what the open-time rebuild scans back.
+pub(super) const MAX_DEDUP_WINDOW_MS: i64 = 3_600_000;
 
 /// The largest time a ULID can carry (48 bits of ms, year 10889).
 const MAX_ULID_MS: i64 = (1 << 48) - 1;
@@ -20,7 +23,8 @@ fn floor_text(ms: i64) -> String {
     EventId::floor_at(ms.min(MAX_ULID_MS)).to_string()
 }
 
-/// Stores one event, its pending deliveries and its dedup entry. Runs in
+/// Stores one event and its pending deliveries, and records its delivery id
+/// in the dedup set (undone by the writer if the batch fails). Runs in
 /// the job's savepoint: any error leaves no trace of the event.
 pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
     let conn = cx.conn;
@@ -35,28 +39,12 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
     let (id, received_at) = cx.ids.next(cx.clock);
     let id_text = id.to_string();
     let input = e.input.to_string();
+    let dedup_expires_at = e
+        .delivery_id
+        .as_ref()
+        .map(|_| received_at.saturating_add(e.dedup_window_ms.clamp(0, MAX_DEDUP_WINDOW_MS)));
     if let Some(delivery_id) = &e.delivery_id {
-        // Inserts the entry, or renews an expired one; a live one makes the
-        // upsert's WHERE false, changing nothing.
-        let changed = conn
-            .prepare_cached(
-                "INSERT INTO dedup (tenant, input, delivery_id, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (tenant, input, delivery_id)
-                 DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE dedup.expires_at <= ?5",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    e.tenant.as_str(),
-                    input,
-                    delivery_id,
-                    received_at.saturating_add(e.dedup_window_ms.max(0)),
-                    received_at,
-                ])
-            })
-            .map_err(db_err)?;
-        if changed == 0 {
+        if cx.dedup.seen(&e.tenant, &e.input, delivery_id, received_at) {
             return Err(Error::Duplicate);
         }
     }
@@ -71,8 +59,8 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
     conn.prepare_cached(
         "INSERT INTO events (id, tenant, bucket, input, integration, received_at, method, path,
                              query, headers, body, body_size, client_ip, delivery_id,
-                             event_type, event_count, verified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                             event_type, event_count, verified, dedup_expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -93,6 +81,7 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
             e.event_type,
             e.event_count,
             e.verified,
+            dedup_expires_at,
         ])
     })
     .map_err(db_err)?;
@@ -110,27 +99,53 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
         ])
     })
     .map_err(db_err)?;
+    // Last, so a failed statement above never leaves an id recorded.
+    if let (Some(delivery_id), Some(expires)) = (&e.delivery_id, dedup_expires_at) {
+        cx.dedup
+            .insert(&e.tenant, &e.input, delivery_id, received_at, expires);
+        cx.recorded.push(Recorded {
+            tenant: e.tenant.clone(),
+            input: e.input,
+            delivery_id: delivery_id.clone(),
+        });
+    }
     Ok(Appended { id, received_at })
 }
 
-pub(super) fn delivery_seen(
+/// Delivery ids still live at `now_ms`, read from the events that carry
+/// them, to rebuild the in-memory dedup set at open.
+pub(super) fn live_delivery_ids(
     conn: &Connection,
-    tenant: &TenantId,
-    input: &InputId,
-    delivery_id: &str,
     now_ms: i64,
-) -> Result<bool> {
-    conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM dedup
-         WHERE tenant = ?1 AND input = ?2 AND delivery_id = ?3 AND expires_at > ?4)",
-    )
-    .and_then(|mut s| {
-        s.query_row(
-            params![tenant.as_str(), input.to_string(), delivery_id, now_ms],
-            |r| r.get(0),
+) -> Result<Vec<(TenantId, InputId, String, i64)>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT tenant, input, delivery_id, dedup_expires_at FROM events
+             WHERE received_at >= ?1 AND dedup_expires_at > ?2 AND delivery_id IS NOT NULL",
         )
-    })
-    .map_err(db_err)
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![now_ms - MAX_DEDUP_WINDOW_MS, now_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(db_err)?;
+    let mut live = Vec::new();
+    for row in rows {
+        let (tenant, input, delivery_id, expires) = row.map_err(db_err)?;
+        let tenant = tenant
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
+        let input = input
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
+        live.push((tenant, input, delivery_id, expires));
+    }
+    Ok(live)
 }
 
 /// One event and its deliveries, read in one transaction so they agree.
@@ -223,7 +238,7 @@ pub(super) fn reset_deliveries(
 }
 
 /// Deletes up to `batch` events past their bucket's retention, with their
-/// deliveries, and up to `batch` expired dedup entries.
+/// deliveries.
 pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usize> {
     let limit = i64::try_from(batch).unwrap_or(i64::MAX);
     let buckets: Vec<(String, String, i64)> = {
@@ -267,12 +282,6 @@ pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usiz
             .and_then(|mut s| s.execute([rowid]))
             .map_err(db_err)?;
     }
-    conn.prepare_cached(
-        "DELETE FROM dedup WHERE rowid IN
-           (SELECT rowid FROM dedup WHERE expires_at <= ?1 LIMIT ?2)",
-    )
-    .and_then(|mut s| s.execute(params![now_ms, limit]))
-    .map_err(db_err)?;
     Ok(victims.len())
 }
 

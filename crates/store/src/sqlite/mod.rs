@@ -15,7 +15,7 @@
 //! - `reader`: the pool of read-only connections.
 //! - `tenants`: SQL of tenants and tokens.
 //! - `buckets`: SQL of buckets, inputs and outputs.
-//! - `events`: SQL of events, deliveries, dedup and retention.
+//! - `events`: SQL of events, deliveries and retention; the dedup rebuild.
 //! - `rows`: row decoding and error mapping.
 
 mod buckets;
@@ -39,7 +39,7 @@ use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::{
-    Appended, Error, EventQuery, RateDecision, Result, SlidingWindow, Store, TenantRecord,
+    Appended, DedupSet, Error, EventQuery, RateDecision, Result, SlidingWindow, Store, TenantRecord,
 };
 use reader::ReadPool;
 use writer::{Clock, IdMint, Shared, Writer};
@@ -84,7 +84,14 @@ impl SqliteStore {
             floor: AtomicI64::new(i64::MAX),
             commits: watch::channel(0).0,
             commit_count: AtomicU64::new(0),
+            dedup: DedupSet::new(),
         });
+        let now = shared.clock.now();
+        for (tenant, input, delivery_id, expires) in events::live_delivery_ids(&conn, now)? {
+            shared
+                .dedup
+                .insert(&tenant, &input, &delivery_id, now, expires);
+        }
         let readers = Arc::new(ReadPool::open(&path, READERS)?);
         let writer = Writer::spawn(conn, IdMint::after(newest), Arc::clone(&shared))?;
         Ok(SqliteStore {
@@ -159,8 +166,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<()> {
-        let id = id.clone();
-        self.write(move |c| tenants::delete_tenant(c, &id)).await
+        let gone = id.clone();
+        self.write(move |c| tenants::delete_tenant(c, &gone))
+            .await?;
+        self.shared.dedup.forget_tenant(id);
+        Ok(())
     }
 
     async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
@@ -307,9 +317,7 @@ impl Store for SqliteStore {
         delivery_id: &str,
         now_ms: i64,
     ) -> Result<bool> {
-        let (tenant, input, delivery_id) = (tenant.clone(), *input, delivery_id.to_owned());
-        self.read(move |c| events::delivery_seen(c, &tenant, &input, &delivery_id, now_ms))
-            .await
+        Ok(self.shared.dedup.seen(tenant, input, delivery_id, now_ms))
     }
 
     async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<(Event, Vec<Delivery>)> {
@@ -358,6 +366,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now_ms: i64, batch: usize) -> Result<usize> {
+        self.shared.dedup.purge(now_ms);
         self.write(move |c| events::purge(c, now_ms, batch)).await
     }
 

@@ -114,7 +114,10 @@ CREATE TABLE events (
     delivery_id TEXT,
     event_type  TEXT,
     event_count INTEGER NOT NULL,
-    verified    INTEGER NOT NULL
+    verified    INTEGER NOT NULL,
+    -- Until when delivery_id blocks a replay; rebuilds the in-memory dedup
+    -- set at open (see crate::dedup).
+    dedup_expires_at INTEGER
 ) STRICT;
 CREATE UNIQUE INDEX events_by_tenant ON events (tenant, id);
 CREATE INDEX events_by_bucket ON events (tenant, bucket, id);
@@ -134,15 +137,6 @@ CREATE TABLE deliveries (
 ) STRICT;
 CREATE INDEX deliveries_by_event ON deliveries (tenant, event_id, output_id);
 
--- A rowid table so purge can delete expired rows in bounded batches.
-CREATE TABLE dedup (
-    tenant      TEXT NOT NULL,
-    input       TEXT NOT NULL,
-    delivery_id TEXT NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    UNIQUE (tenant, input, delivery_id)
-) STRICT;
-CREATE INDEX dedup_by_expiry ON dedup (expires_at);
 ";
 
 /// Opens the single write connection, sets WAL and durable commits, and

@@ -63,7 +63,6 @@ pub(super) fn set_poll_secret(conn: &Connection, id: &TenantId, hash: Option<&st
 const TENANT_TABLES: &[&str] = &[
     "DELETE FROM deliveries WHERE tenant = ?1",
     "DELETE FROM events WHERE tenant = ?1",
-    "DELETE FROM dedup WHERE tenant = ?1",
     "DELETE FROM tokens WHERE tenant = ?1",
     "DELETE FROM outputs WHERE tenant = ?1",
     "DELETE FROM inputs WHERE tenant = ?1",

@@ -17,13 +17,13 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, UNIX_EPOCH};
 
-use model::EventId;
+use model::{EventId, InputId, TenantId};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
 use ulid::Ulid;
 
 use super::rows::db_err;
-use crate::{Error, Result};
+use crate::{DedupSet, Error, Result};
 
 /// Jobs waiting for the writer. Beyond this, callers wait for room
 /// (backpressure) rather than queueing without bound.
@@ -106,6 +106,17 @@ pub(super) struct Shared {
     pub(super) commits: watch::Sender<u64>,
     /// Successful COMMITs, for tests and metrics.
     pub(super) commit_count: AtomicU64,
+    /// Live delivery ids; only the writer inserts, so check-then-insert
+    /// inside a job is atomic with respect to other appends.
+    pub(super) dedup: DedupSet,
+}
+
+/// A delivery id recorded by a job of the batch in flight, taken back if the
+/// batch does not commit.
+pub(super) struct Recorded {
+    pub(super) tenant: TenantId,
+    pub(super) input: InputId,
+    pub(super) delivery_id: String,
 }
 
 /// What a job sees while it runs inside its savepoint.
@@ -113,6 +124,9 @@ pub(super) struct WriteCx<'a> {
     pub(super) conn: &'a Connection,
     pub(super) ids: &'a mut IdMint,
     pub(super) clock: &'a Clock,
+    pub(super) dedup: &'a DedupSet,
+    /// Where a job notes each delivery id it recorded in `dedup`.
+    pub(super) recorded: &'a mut Vec<Recorded>,
 }
 
 /// A write job, type-erased so appends and admin writes share one queue.
@@ -191,7 +205,15 @@ impl Writer {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("hookrelay-sqlite-writer".into())
-            .spawn(move || Thread { conn, ids, shared }.run(jobs))
+            .spawn(move || {
+                Thread {
+                    conn,
+                    ids,
+                    shared,
+                    recorded: Vec::new(),
+                }
+                .run(jobs)
+            })
             .map_err(|e| Error::Unavailable(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             queue,
@@ -250,6 +272,8 @@ struct Thread {
     conn: Connection,
     ids: IdMint,
     shared: std::sync::Arc<Shared>,
+    /// Delivery ids recorded by the batch in flight.
+    recorded: Vec<Recorded>,
 }
 
 impl Thread {
@@ -299,7 +323,16 @@ impl Thread {
         let outcome = self.transaction(batch);
         if outcome.is_ok() {
             self.shared.commit_count.fetch_add(1, Ordering::SeqCst);
+        } else {
+            // Nothing of the batch is stored, so none of its ids may block
+            // the sender's retry.
+            for r in &self.recorded {
+                self.shared
+                    .dedup
+                    .remove(&r.tenant, &r.input, &r.delivery_id);
+            }
         }
+        self.recorded.clear();
         if appends {
             // Committed (or abandoned): nothing of this batch is pending.
             self.shared.floor.store(i64::MAX, Ordering::SeqCst);
@@ -340,6 +373,8 @@ impl Thread {
                 conn: &self.conn,
                 ids: &mut self.ids,
                 clock: &self.shared.clock,
+                dedup: &self.shared.dedup,
+                recorded: &mut self.recorded,
             };
             let ok = work.run(&mut cx);
             // I/O errors, a full disk or OOM may make SQLite roll the whole
