@@ -124,9 +124,11 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         .unwrap_or_else(|| PathBuf::from("hookrelay-data"));
     match args.store.or(file.store).as_deref() {
         None | Some("sqlite") => {}
-        Some(other) => return Err(config_error(format!(
+        Some(other) => {
+            return Err(config_error(format!(
             "--store {other}: this version has the embedded store only (sqlite); Redis is planned"
-        ))),
+        )))
+        }
     }
     if args.tls_cert.or(file.tls_cert).is_some() || args.tls_key.or(file.tls_key).is_some() {
         return Err(config_error(

@@ -140,6 +140,29 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
 
+/// Middleware: axum answers a known path with the wrong method by an empty
+/// 405; give it the contract's JSON body, keeping its `Allow` header.
+pub(crate) async fn json_method_not_allowed(
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allow = response.headers().get(http::header::ALLOW).cloned();
+    let mut json = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take this method",
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(http::header::ALLOW, allow);
+    }
+    json
+}
+
 /// `axum::Json` whose rejections are [`ApiError`]s naming what is wrong.
 pub(crate) struct Json<T>(pub(crate) T);
 

@@ -87,6 +87,7 @@ fn router(state: state::AppState) -> axum::Router {
         .merge(api::router())
         .merge(ops::router())
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(error::json_method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,

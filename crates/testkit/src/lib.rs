@@ -86,8 +86,14 @@ impl RelayBuilder {
         let store: Arc<dyn store::Store> = Arc::new(sqlite);
         let bootstrapped = server::bootstrap(&store, &config).await.expect("bootstrap");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server::run(listener, config, store, shutdown.clone()));
+        let task = tokio::spawn(server::run(
+            listener,
+            config,
+            store.clone(),
+            shutdown.clone(),
+        ));
         Relay {
+            store,
             url,
             admin: ADMIN_SECRET.to_owned(),
             first_start_token: bootstrapped.admin_token,
@@ -103,6 +109,8 @@ impl RelayBuilder {
 /// A running relay. Dropping it cancels the server; [`Relay::stop`] also
 /// waits for the drain and the store's final flush.
 pub struct Relay {
+    /// The relay's store, for tests that break it on purpose.
+    pub store: Arc<dyn store::Store>,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     /// The admin bearer credential.

@@ -27,22 +27,8 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/webhooks/{input_id}", any(by_id))
         .route("/v1/webhooks/{input_id}/{*rest}", any(by_id_with_rest))
-        .route(
-            "/api/webhooks/{name}",
-            post(by_name_default).fallback(method_not_allowed),
-        )
-        .route(
-            "/api/t/{tenant}/webhooks/{name}",
-            post(by_name).fallback(method_not_allowed),
-        )
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route takes POST",
-    )
+        .route("/api/webhooks/{name}", post(by_name_default))
+        .route("/api/t/{tenant}/webhooks/{name}", post(by_name))
 }
 
 /// How the answer to an accepted request is shaped.

@@ -466,6 +466,10 @@ async fn static_responses_and_the_radarboard_answer() {
     );
     let response = relay.http.get(&url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        error_code(&response.text().await.unwrap()),
+        "method_not_allowed"
+    );
 }
 
 #[tokio::test]

@@ -131,3 +131,189 @@ async fn shutdown_lets_an_in_flight_long_poll_end_promptly() {
     let status = poll.await.unwrap();
     assert!(status.map(|s| s == StatusCode::OK).unwrap_or(true));
 }
+
+#[tokio::test]
+async fn a_failed_store_answers_503_and_acknowledges_nothing() {
+    let (relay, input) = relay_with_github_input().await;
+    let url = input["url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post_signed(&relay, &url, b"{\"n\":1}").await.0,
+        StatusCode::OK
+    );
+    // The real store, closed under the running server: every write fails.
+    relay.store.close().await;
+    let (status, body) = post_signed(&relay, &url, b"{\"n\":2}").await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+    let ready = relay
+        .http
+        .get(format!("{}/readyz", relay.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let dir = relay.stop().await.unwrap();
+    let relay = Relay::builder().data_dir(dir.path()).spawn().await;
+    let events = relay.events().await;
+    assert_eq!(events.len(), 1, "only the acknowledged event was stored");
+    assert_eq!(events[0]["body"], "{\"n\":1}");
+}
+
+#[tokio::test]
+async fn retention_deletes_old_events_in_the_background() {
+    let relay = Relay::builder()
+        .config(|c| c.retention_interval = std::time::Duration::from_millis(50))
+        .spawn()
+        .await;
+    let short = relay
+        .create_bucket(json!({"name": "short", "retentionSeconds": 1, "catchupSeconds": 0}))
+        .await;
+    let long = relay.create_bucket(json!({"name": "long"})).await;
+    let short_input = relay
+        .create_input(short["id"].as_str().unwrap(), json!({}))
+        .await;
+    let long_input = relay
+        .create_input(long["id"].as_str().unwrap(), json!({}))
+        .await;
+    for url in [&short_input["url"], &long_input["url"]] {
+        assert_eq!(
+            testkit::post(&relay.http, url.as_str().unwrap(), &[], b"x")
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(relay.events().await.len(), 2);
+    testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        "the 1 s bucket's event is purged",
+        || async { relay.events().await.len() == 1 },
+    )
+    .await;
+    assert_eq!(relay.events().await[0]["bucket"], long["id"]);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = Relay::builder()
+        .config(|c| c.header_read_timeout = std::time::Duration::from_millis(300))
+        .spawn()
+        .await;
+    let addr = relay.url.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /v1/webhooks/x HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "the server closed the connection");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Real senders are still served.
+    assert_eq!(
+        relay
+            .http
+            .get(format!("{}/healthz", relay.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = Relay::builder()
+        .config(|c| c.body_read_timeout = std::time::Duration::from_millis(300))
+        .spawn()
+        .await;
+    let bucket = relay.create_bucket(json!({"name": "b"})).await;
+    let input = relay
+        .create_input(bucket["id"].as_str().unwrap(), json!({}))
+        .await;
+    let path = input["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&relay.url)
+        .to_owned();
+    let mut slow = tokio::net::TcpStream::connect(relay.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly-part");
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"));
+    assert!(relay.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn headers_that_are_not_utf8_do_not_break_anything() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = Relay::spawn().await;
+    let bucket = relay.create_bucket(json!({"name": "b"})).await;
+    let input = relay
+        .create_input(bucket["id"].as_str().unwrap(), json!({}))
+        .await;
+    let path = input["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&relay.url)
+        .to_owned();
+    let addr = relay.url.trim_start_matches("http://").to_owned();
+    for (route, auth) in [
+        (path.as_str(), false),
+        ("/v1/buckets", true),
+        ("/api/events", true),
+    ] {
+        let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut request = format!(
+            "POST {route} HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n"
+        )
+        .into_bytes();
+        request.extend_from_slice(b"X-Odd: \xff\xfe\x80\r\n");
+        if auth {
+            request.extend_from_slice(b"Authorization: Bearer \xff\xfe\r\n");
+        }
+        request.extend_from_slice(b"\r\n{}");
+        raw.write_all(&request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            raw.read_to_end(&mut answer),
+        )
+        .await
+        .expect("an answer")
+        .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let expected = match route {
+            "/api/events" => "HTTP/1.1 405",
+            _ if auth => "HTTP/1.1 401",
+            _ => "HTTP/1.1 200",
+        };
+        assert!(answer.starts_with(expected), "{route}: {answer}");
+        if route == "/api/events" {
+            assert!(
+                answer.contains("method_not_allowed"),
+                "JSON error body: {answer}"
+            );
+        }
+    }
+    let events = relay.events().await;
+    assert_eq!(events[0]["headers"]["x-odd"], "\u{fffd}\u{fffd}\u{fffd}");
+}
