@@ -24,8 +24,9 @@ fn floor_text(ms: i64) -> String {
 }
 
 /// Stores one event and its pending deliveries, and records its delivery id
-/// in the dedup set (undone by the writer if the batch fails). Runs in
-/// the job's savepoint: any error leaves no trace of the event.
+/// in the dedup set (undone by the writer if the batch fails). Runs without
+/// a savepoint: it refuses before its first write, and marks `cx.wrote`
+/// so that a later failure rolls the whole batch back.
 pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
     let conn = cx.conn;
     let ephemeral: bool = conn
@@ -56,6 +57,9 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
         }
         _ => None,
     };
+    // Everything above refuses without writing; from here on a failure
+    // takes the whole batch down (no savepoint, see the writer).
+    cx.wrote = true;
     conn.prepare_cached(
         "INSERT INTO events (id, tenant, bucket, input, integration, received_at, method, path,
                              query, headers, body, body_size, client_ip, delivery_id,
