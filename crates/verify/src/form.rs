@@ -5,7 +5,7 @@
 
 /// The decoded value of the first field named `name`, or `None` when the
 /// body has no such field. Allocates only for the value returned.
-pub(crate) fn field(body: &[u8], name: &str) -> Option<Vec<u8>> {
+pub fn field(body: &[u8], name: &str) -> Option<Vec<u8>> {
     body.split(|&b| b == b'&').find_map(|pair| {
         let (key, value) = match pair.iter().position(|&b| b == b'=') {
             Some(eq) => (&pair[..eq], &pair[eq + 1..]),

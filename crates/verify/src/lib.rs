@@ -39,6 +39,7 @@ mod media;
 mod sign;
 mod signature;
 
+pub use form::field as form_field;
 pub use media::media_type;
 pub use sign::sign;
 

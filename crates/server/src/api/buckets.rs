@@ -133,12 +133,10 @@ async fn update(
     Json(patch): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let current = resolve_bucket(&state, &caller.tenant, &bucket).await?;
-    let merged = views::merge_patch(
+    let body: BucketBody = views::apply_patch(
         views::as_create_body(&current, &["id", "tenant", "createdAt"]),
         patch,
     )?;
-    let body: BucketBody =
-        serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let updated = body.into_bucket(current.id, current.tenant, current.created_at)?;
     state
         .store

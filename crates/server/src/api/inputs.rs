@@ -149,9 +149,7 @@ async fn update(
     let current = find(&state, &caller.tenant, &input).await?;
     let mut body = views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]);
     body.insert("secrets".into(), json!(current.secrets));
-    let merged = views::merge_patch(body, patch)?;
-    let body: InputBody =
-        serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let body: InputBody = views::apply_patch(body, patch)?;
     let updated = body.into_input(
         current.id,
         current.tenant,

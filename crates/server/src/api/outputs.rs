@@ -125,12 +125,10 @@ async fn update(
     Json(patch): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let current = find(&state, &caller.tenant, &output).await?;
-    let merged = views::merge_patch(
+    let body: OutputBody = views::apply_patch(
         views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]),
         patch,
     )?;
-    let body: OutputBody =
-        serde_json::from_value(merged).map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let updated = body.into_output(
         current.id,
         current.tenant,

@@ -96,20 +96,20 @@ pub(crate) fn event(e: &Event) -> Value {
     Value::Object(map)
 }
 
-/// Merges a PATCH object into a create-body object, field by field.
-pub(crate) fn merge_patch(
+/// Applies a PATCH: its fields replace those of `current` (a create body),
+/// and the result is parsed and checked as a create body would be.
+pub(crate) fn apply_patch<B: serde::de::DeserializeOwned>(
     mut current: Map<String, Value>,
     patch: Value,
-) -> Result<Value, crate::error::ApiError> {
+) -> Result<B, crate::error::ApiError> {
     let Value::Object(patch) = patch else {
         return Err(crate::error::ApiError::invalid_request(
             "the body must be a JSON object",
         ));
     };
-    for (key, value) in patch {
-        current.insert(key, value);
-    }
-    Ok(Value::Object(current))
+    current.extend(patch);
+    serde_json::from_value(Value::Object(current))
+        .map_err(|e| crate::error::ApiError::invalid_request(e.to_string()))
 }
 
 /// The stored object as a create body: `value` serialised, minus the
