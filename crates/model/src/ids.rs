@@ -255,9 +255,13 @@ impl FromStr for EventId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
         let rest = s.strip_prefix("evt_").ok_or(IdError { kind: "event" })?;
-        ulid::Ulid::from_string(rest)
-            .map(Self)
-            .map_err(|_| IdError { kind: "event" })
+        let ulid = ulid::Ulid::from_string(rest).map_err(|_| IdError { kind: "event" })?;
+        // The decoder lets a first character above 7 overflow 128 bits; such
+        // text would name some other id, so it is refused (found by fuzzing).
+        if !ulid.to_string().eq_ignore_ascii_case(rest) {
+            return Err(IdError { kind: "event" });
+        }
+        Ok(Self(ulid))
     }
 }
 
@@ -298,6 +302,16 @@ mod tests {
         assert!("out_abc".parse::<BucketId>().is_err());
         assert!("bkt_".parse::<BucketId>().is_err());
         assert!("bkt_ABC".parse::<BucketId>().is_err());
+    }
+
+    #[test]
+    fn event_ids_have_one_spelling_up_to_case() {
+        let id = EventId::floor_at(1_711_324_800_123);
+        let text = id.to_string();
+        assert_eq!(text.to_lowercase().parse::<EventId>().unwrap(), id);
+        // Found by the `ids` fuzz target: an overflowing first character.
+        assert!("evt_bWWWaktevtvtetjjjWWWWWWWbW".parse::<EventId>().is_err());
+        assert!("evt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse::<EventId>().is_err());
     }
 
     #[test]
