@@ -64,8 +64,8 @@ impl Metrics {
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub(crate) fn render(&self) -> String {
+    /// The Prometheus text exposition; `queue_depth` is the store's.
+    pub(crate) fn render(&self, queue_depth: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP hookrelay_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE hookrelay_http_requests_total counter\n");
@@ -110,6 +110,11 @@ impl Metrics {
             "hookrelay_events_stored_total {}",
             self.events_stored.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP hookrelay_store_queue_depth Writes waiting for the store's next commit.\n",
+        );
+        out.push_str("# TYPE hookrelay_store_queue_depth gauge\n");
+        let _ = writeln!(out, "hookrelay_store_queue_depth {queue_depth}");
         out
     }
 }

@@ -207,6 +207,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `batch` events older than their bucket's retention and
     /// expired dedup entries; returns how many events went.
     async fn purge_expired(&self, now_ms: i64, batch: usize) -> Result<usize>;
+    /// Writes queued and not yet committed (the `/metrics` queue depth).
+    fn pending_writes(&self) -> usize;
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<()>;
     /// Finishes queued writes and closes; later calls fail `Unavailable`.

@@ -48,6 +48,7 @@ async fn health_readiness_and_metrics() {
     );
     assert!(metrics.contains("hookrelay_events_stored_total 1"));
     assert!(metrics.contains("hookrelay_ingest_duration_seconds_count 1"));
+    assert!(metrics.contains("hookrelay_store_queue_depth 0"));
     let missing = relay
         .http
         .get(format!("{}/no/such/route", relay.url))

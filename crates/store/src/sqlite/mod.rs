@@ -370,6 +370,10 @@ impl Store for SqliteStore {
         self.write(move |c| events::purge(c, now_ms, batch)).await
     }
 
+    fn pending_writes(&self) -> usize {
+        self.writer.queued()
+    }
+
     async fn ping(&self) -> Result<()> {
         self.read(|c| {
             c.query_row("SELECT 1", [], |_| Ok(()))

@@ -225,6 +225,11 @@ impl Writer {
         })
     }
 
+    /// Jobs waiting in the queue for the writer thread.
+    pub(super) fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     pub(super) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
