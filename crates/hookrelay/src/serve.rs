@@ -338,7 +338,7 @@ mod tests {
         let path = dir.path().join("hookrelay.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9999\"\npublic_url = \"https://relay.example\"\n",
+            "listen = \"[::1]:9999\"\npublic_url = \"https://relay.example\"\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn unsupported_store_is_a_config_error() {
         let args = ServeArgs {
-            store: Some("redis://127.0.0.1:6379/0".into()),
+            store: Some("redis://redis.example:6379/0".into()),
             ..Default::default()
         };
         assert!(resolve(args, &[])

@@ -176,13 +176,13 @@ mod tests {
     fn create_defaults_to_agent_delivery() {
         let args = OutputCreate {
             bucket: "bkt_1".into(),
-            url: "http://localhost:3000/hook".into(),
+            url: "http://hooks.internal.example/hook".into(),
             public: false,
             options: OutputOptions::default(),
         };
         assert_eq!(
             output_create_body(&args),
-            json!({"url": "http://localhost:3000/hook", "internal": true})
+            json!({"url": "http://hooks.internal.example/hook", "internal": true})
         );
     }
 

@@ -166,7 +166,7 @@ mod tests {
 
     fn args(integration: Option<&str>, secret: Option<&str>) -> SendArgs {
         SendArgs {
-            url: "http://127.0.0.1:8080/v1/webhooks/x".into(),
+            url: "http://relay.example:8080/v1/webhooks/x".into(),
             integration: integration.map(str::to_owned),
             secret: secret.map(Secret::new),
             file: None,

@@ -182,7 +182,7 @@ async fn outputs_and_tokens() {
         .admin(
             Method::POST,
             &outputs,
-            Some(json!({"url": "http://localhost:3000/hook"})),
+            Some(json!({"url": "http://hooks.internal.example/hook"})),
             StatusCode::CREATED,
         )
         .await;

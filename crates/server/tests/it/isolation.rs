@@ -21,7 +21,7 @@ async fn a_tenant_token_sees_nothing_of_another_tenant() {
         .admin(
             Method::POST,
             &format!("/v1/buckets/{bucket}/outputs"),
-            Some(json!({"url": "http://localhost:1/x"})),
+            Some(json!({"url": "http://hooks.internal.example/x"})),
             StatusCode::CREATED,
         )
         .await;

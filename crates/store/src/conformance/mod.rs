@@ -138,7 +138,7 @@ pub fn output_in(bucket: &Bucket) -> Output {
         id: OutputId::generate(),
         tenant: bucket.tenant.clone(),
         bucket: bucket.id.clone(),
-        url: "http://localhost:3000/hook".into(),
+        url: "http://hooks.internal.example/hook".into(),
         internal: true,
         timeout_ms: 10_000,
         headers: BTreeMap::new(),
