@@ -10,9 +10,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use model::{BucketId, TenantId, Token, TokenKey, TokenScope};
+use store::RateDecision;
 
 use crate::error::ApiError;
 use crate::secrets;
@@ -58,11 +61,21 @@ struct Verified {
 }
 
 /// Cache of recently verified secrets, by credential name (`tok_…`,
-/// `admin`, `poll:<tenant>`).
+/// `admin`, `poll:<tenant>`), and the count of recent failures per client.
 pub(crate) struct AuthCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Verified>>,
+    /// Failed authentications per client IP: each may cost a bcrypt check
+    /// (~250 ms of CPU at cost 12), so a client that keeps failing is
+    /// answered 429 before any more are spent on it.
+    failures: store::SlidingWindow,
 }
+
+/// Failed authentications a client may make per minute.
+const FAILURES_ALLOWED: model::RateLimit = model::RateLimit {
+    requests: 20,
+    window_seconds: 60,
+};
 
 /// Entries above this are swept of expired ones before inserting, so a
 /// stream of distinct valid tokens cannot grow the map without bound.
@@ -73,6 +86,7 @@ impl AuthCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            failures: store::SlidingWindow::new(),
         }
     }
 
@@ -164,8 +178,38 @@ async fn verify_admin_secret(state: &AppState, secret: &str) -> bool {
 }
 
 /// Authenticates an `Authorization` header for the administration and event
-/// routes. The admin acts on the tenant named by `X-Hookrelay-Tenant`.
+/// routes, refusing with 429 a client that failed too often. The admin acts
+/// on the tenant named by `X-Hookrelay-Tenant`.
 pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    client: IpAddr,
+) -> Result<Caller, ApiError> {
+    limit_failures(state, client, verify_credential(state, headers)).await
+}
+
+/// Runs an authentication unless `client` failed too often recently, and
+/// counts it if it fails.
+async fn limit_failures(
+    state: &AppState,
+    client: IpAddr,
+    attempt: impl std::future::Future<Output = Result<Caller, ApiError>>,
+) -> Result<Caller, ApiError> {
+    let key = client.to_string();
+    let now = model::time::now_ms();
+    if let RateDecision::Limited { retry_after_secs } =
+        state.auth.failures.peek(&key, FAILURES_ALLOWED, now)
+    {
+        return Err(ApiError::rate_limited(retry_after_secs));
+    }
+    let result = attempt.await;
+    if matches!(&result, Err(e) if e.status == http::StatusCode::UNAUTHORIZED) {
+        state.auth.failures.hit(&key, FAILURES_ALLOWED, now);
+    }
+    result
+}
+
+async fn verify_credential(
     state: &AppState,
     headers: &http::HeaderMap,
 ) -> Result<Caller, ApiError> {
@@ -210,6 +254,20 @@ pub(crate) async fn authenticate_poll(
     state: &AppState,
     headers: &http::HeaderMap,
     tenant: &TenantId,
+    client: IpAddr,
+) -> Result<Caller, ApiError> {
+    limit_failures(
+        state,
+        client,
+        verify_poll_credential(state, headers, tenant),
+    )
+    .await
+}
+
+async fn verify_poll_credential(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    tenant: &TenantId,
 ) -> Result<Caller, ApiError> {
     let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     let poll_caller = Caller {
@@ -220,7 +278,7 @@ pub(crate) async fn authenticate_poll(
     if split_token(credential).is_none() && poll_secret_matches(state, tenant, credential).await? {
         return Ok(poll_caller);
     }
-    let caller = authenticate(state, headers).await?;
+    let caller = verify_credential(state, headers).await?;
     let same_tenant = caller.is_admin() || caller.tenant == *tenant;
     if !same_tenant || caller.scope == TokenScope::Agent {
         return Err(ApiError::unauthorized());
@@ -255,6 +313,17 @@ async fn poll_secret_matches(
     Ok(ok)
 }
 
+/// The caller's address, as the ingest pipeline sees it (`0.0.0.0` when the
+/// request did not come through the listener, as in router unit tests).
+fn client_of(state: &AppState, parts: &Parts) -> IpAddr {
+    match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => {
+            crate::ingest::client_ip(&state.config.trusted_proxies, *peer, &parts.headers)
+        }
+        None => IpAddr::from([0, 0, 0, 0]),
+    }
+}
+
 /// Extractor: a caller allowed to administer its tenant (admin or tenant
 /// scope). Any other valid token gets 404 on admin routes, as if they did
 /// not exist for it.
@@ -264,7 +333,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = authenticate(state, &parts.headers).await?;
+        let caller = authenticate(state, &parts.headers, client_of(state, parts)).await?;
         if !caller.may_administer() {
             return Err(ApiError::not_found("route"));
         }
@@ -279,7 +348,7 @@ impl FromRequestParts<AppState> for SuperAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = authenticate(state, &parts.headers).await?;
+        let caller = authenticate(state, &parts.headers, client_of(state, parts)).await?;
         if !caller.is_admin() {
             return Err(ApiError::not_found("route"));
         }
@@ -294,7 +363,7 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = authenticate(state, &parts.headers).await?;
+        let caller = authenticate(state, &parts.headers, client_of(state, parts)).await?;
         if caller.scope == TokenScope::Agent {
             return Err(ApiError::not_found("route"));
         }

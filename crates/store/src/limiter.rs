@@ -40,6 +40,16 @@ impl SlidingWindow {
 
     /// Counts one request for `key` at `now_ms` and says whether it may pass.
     pub fn hit(&self, key: &str, limit: RateLimit, now_ms: i64) -> RateDecision {
+        self.decide(key, limit, now_ms, true)
+    }
+
+    /// Says whether one more request for `key` would pass, counting nothing
+    /// (to count only failures, e.g. of authentication).
+    pub fn peek(&self, key: &str, limit: RateLimit, now_ms: i64) -> RateDecision {
+        self.decide(key, limit, now_ms, false)
+    }
+
+    fn decide(&self, key: &str, limit: RateLimit, now_ms: i64, count: bool) -> RateDecision {
         let window_ms = i64::from(limit.window_seconds.max(1)) * 1000;
         let start = now_ms - now_ms.rem_euclid(window_ms);
         // A poisoned lock only means another request panicked mid-update;
@@ -77,7 +87,9 @@ impl SlidingWindow {
                 retry_after_secs: ((retry_ms + 999) / 1000) as u64,
             };
         }
-        counters.current += 1;
+        if count {
+            counters.current += 1;
+        }
         RateDecision::Allowed
     }
 }
@@ -104,6 +116,21 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert_eq!(l.hit("other", FIVE_PER_10S, 1_000), RateDecision::Allowed);
+    }
+
+    #[test]
+    fn peeking_counts_nothing() {
+        let l = SlidingWindow::new();
+        for _ in 0..10 {
+            assert_eq!(l.peek("k", FIVE_PER_10S, 1_000), RateDecision::Allowed);
+        }
+        for _ in 0..5 {
+            l.hit("k", FIVE_PER_10S, 1_000);
+        }
+        assert!(matches!(
+            l.peek("k", FIVE_PER_10S, 1_000),
+            RateDecision::Limited { .. }
+        ));
     }
 
     #[test]

@@ -236,7 +236,12 @@ fn radarboard_environment_configures_named_inputs() {
     assert_eq!(buckets["buckets"][0]["name"], "default");
 
     let out = Command::new(BIN)
-        .args(["serve", "--store", "redis://redis.example:6379/0", "--data-dir"])
+        .args([
+            "serve",
+            "--store",
+            "redis://redis.example:6379/0",
+            "--data-dir",
+        ])
         .arg(data.path().join("unused"))
         .output()
         .unwrap();

@@ -88,7 +88,7 @@ async fn poll(
     {
         return Err(ApiError::rate_limited(retry_after_secs));
     }
-    let caller = authenticate_poll(state, headers, &tenant).await?;
+    let caller = authenticate_poll(state, headers, &tenant, ip).await?;
     // Read the horizon before the query: every event received before it is
     // already visible, so `since = horizon` next time misses nothing.
     let horizon = state.store.visible_before();

@@ -371,3 +371,40 @@ async fn radarboard_tenant_provisioning() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_client_that_keeps_failing_authentication_is_slowed_down() {
+    let relay = Relay::spawn().await;
+    let token = relay
+        .admin(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"scope": "tenant"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let wrong = format!("{}.wrong-secret", token["key"].as_str().unwrap());
+    for _ in 0..20 {
+        assert_eq!(
+            relay.call(Method::GET, "/v1/buckets", &wrong, None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let response = relay
+        .http
+        .get(format!("{}/v1/buckets", relay.url))
+        .bearer_auth(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    // No bcrypt is spent on it any more, whatever it sends.
+    let (status, body) = relay
+        .call(Method::GET, "/api/events", "poll-guess", None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+}
