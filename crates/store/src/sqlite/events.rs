@@ -26,8 +26,10 @@ fn floor_text(ms: i64) -> String {
 /// Stores one event and its pending deliveries, and records its delivery id
 /// in the dedup set (undone by the writer if the batch fails). Runs without
 /// a savepoint: it refuses before its first write, and marks `cx.wrote`
-/// so that a later failure rolls the whole batch back.
-pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
+/// so that a later failure rolls the whole batch back. `headers_json` is
+/// the event's headers already serialised by the caller, off the writer
+/// thread, which is the one serial part of ingest.
+pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> Result<Appended> {
     let conn = cx.conn;
     let ephemeral: bool = conn
         .prepare_cached("SELECT ephemeral FROM buckets WHERE tenant = ?1 AND id = ?2")
@@ -53,7 +55,7 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
     // bucket's payload must never reach the disk, whatever the caller sent.
     let kept = match &e.body {
         EventBody::Stored(bytes) if !ephemeral => {
-            Some((bytes.as_slice(), to_json(&e.headers)?, e.query.as_str()))
+            Some((bytes.as_slice(), headers_json, e.query.as_str()))
         }
         _ => None,
     };
@@ -77,7 +79,7 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent) -> Result<Appended> {
             e.method,
             e.path,
             kept.as_ref().map(|k| k.2),
-            kept.as_ref().map(|k| k.1.as_str()),
+            kept.as_ref().map(|k| k.1),
             kept.as_ref().map(|k| k.0),
             rows::int(e.body.size()),
             e.client_ip,

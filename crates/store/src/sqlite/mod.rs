@@ -305,8 +305,9 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, event: NewEvent) -> Result<Appended> {
+        let headers_json = rows::to_json(&event.headers)?;
         self.writer
-            .call(true, move |cx| events::append(cx, &event))
+            .call(true, move |cx| events::append(cx, &event, &headers_json))
             .await
     }
 
