@@ -15,7 +15,8 @@ const SECRET: &str = "It's a Secret to Everybody";
 
 /// A `hookrelay serve` child process and what it printed at start.
 struct Serve {
-    child: Child,
+    /// `None` once `terminate` has taken it to wait for its exit.
+    child: Option<Child>,
     url: String,
     admin_token: Option<String>,
 }
@@ -41,11 +42,15 @@ impl Serve {
         // Owned by `Serve` from here on, so a failed start still kills and
         // reaps the process when the half-built fixture drops.
         let mut serve = Serve {
-            child,
+            child: Some(child),
             url: String::new(),
             admin_token: None,
         };
-        let stdout = serve.child.stdout.take().expect("piped stdout");
+        let stdout = serve
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("piped stdout");
         let (lines_tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -70,30 +75,30 @@ impl Serve {
 
     /// SIGTERM, then the exit status within a deadline.
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+        let mut child = self.child.take().expect("a running serve");
+        let pid = child.id().to_string();
         let killed = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill");
         assert!(killed.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "serve did not stop within 30 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (exited, status) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exited.send(child.wait());
+        });
+        status
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve stops within 30 s of SIGTERM")
+            .expect("exit status")
     }
 }
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
