@@ -126,23 +126,34 @@ pub(super) fn live_delivery_ids(
 ) -> Result<Vec<(TenantId, InputId, String, i64)>> {
     let mut stmt = conn
         .prepare(
-            "SELECT tenant, input, delivery_id, dedup_expires_at FROM events
-             WHERE received_at >= ?1 AND dedup_expires_at > ?2 AND delivery_id IS NOT NULL",
+            "SELECT tenant, input, delivery_id, dedup_expires_at, received_at FROM events
+             ORDER BY seq DESC",
         )
         .map_err(db_err)?;
     let rows = stmt
-        .query_map(params![now_ms - MAX_DEDUP_WINDOW_MS, now_ms], |r| {
+        .query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })
         .map_err(db_err)?;
     let mut live = Vec::new();
+    // Newest first; everything older than the longest window is done with.
     for row in rows {
-        let (tenant, input, delivery_id, expires) = row.map_err(db_err)?;
+        let (tenant, input, delivery_id, expires, received_at) = row.map_err(db_err)?;
+        if received_at < now_ms - MAX_DEDUP_WINDOW_MS {
+            break;
+        }
+        let (Some(delivery_id), Some(expires)) = (delivery_id, expires) else {
+            continue;
+        };
+        if expires <= now_ms {
+            continue;
+        }
         let tenant = tenant
             .parse()
             .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
@@ -206,8 +217,8 @@ pub(super) fn events(conn: &Connection, tenant: &TenantId, q: &EventQuery) -> Re
             Some(to_json(many)?),
         ),
     };
-    // `+received_at` keeps the planner off the time index, which would
-    // need a sort; the id-ordered indexes answer ORDER BY id LIMIT n.
+    // The id-ordered indexes answer ORDER BY id LIMIT n; the received_at
+    // term only trims the edge, so it is kept out of index choice (`+`).
     let sql = format!(
         "SELECT {} FROM events
          WHERE tenant = ?1 AND id {op} ?2 AND +received_at >= ?3 {filter}
@@ -294,13 +305,9 @@ pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usiz
 /// The newest stored event id, to seed the id mint at open.
 pub(super) fn newest(conn: &Connection) -> Result<Option<EventId>> {
     let text: Option<String> = conn
-        .query_row(
-            "SELECT id FROM events
-             WHERE received_at = (SELECT MAX(received_at) FROM events)
-             ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT id FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(db_err)?;
     text.map(|t| {
