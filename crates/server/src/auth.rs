@@ -65,14 +65,20 @@ struct Verified {
 pub(crate) struct AuthCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Verified>>,
-    /// Failed authentications per client IP: each may cost a bcrypt check
-    /// (~250 ms of CPU at cost 12), so a client that keeps failing is
-    /// answered 429 before any more are spent on it.
-    failures: store::SlidingWindow,
+    /// bcrypt checks per client IP. A check not answered from the cache
+    /// costs ~250 ms of CPU at cost 12; a legitimate client needs one per
+    /// credential per cache TTL, so a client that needs many is refused 429
+    /// before it can spend more. Counted before the check, so concurrent
+    /// requests cannot all slip under the limit.
+    bcrypt_budget: store::SlidingWindow,
+    /// bcrypt checks running at once, at most one per core, so a flood of
+    /// them (from many addresses) queues here instead of taking every
+    /// blocking thread and core from ingest.
+    bcrypt_slots: tokio::sync::Semaphore,
 }
 
-/// Failed authentications a client may make per minute.
-const FAILURES_ALLOWED: model::RateLimit = model::RateLimit {
+/// bcrypt checks a client may cause per minute.
+const BCRYPT_CHECKS_ALLOWED: model::RateLimit = model::RateLimit {
     requests: 20,
     window_seconds: 60,
 };
@@ -86,7 +92,10 @@ impl AuthCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
-            failures: store::SlidingWindow::new(),
+            bcrypt_budget: store::SlidingWindow::new(),
+            bcrypt_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         }
     }
 
@@ -116,6 +125,24 @@ impl AuthCache {
         );
     }
 
+    /// Checks `secret` against a bcrypt `hash`, waiting for a free slot.
+    async fn check_bcrypt(&self, secret: &str, hash: String) -> bool {
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(_slot) = self.bcrypt_slots.acquire().await else {
+            return false;
+        };
+        secrets::verify(secret.to_owned(), hash).await
+    }
+
+    /// Drops every cached credential (after a tenant and its tokens were
+    /// deleted: its id may be re-created from the same label at once).
+    pub(crate) fn forget_all(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Drops a credential after it was deleted or rotated.
     pub(crate) fn forget(&self, name: &str) {
         self.entries
@@ -125,7 +152,7 @@ impl AuthCache {
     }
 }
 
-pub(crate) fn poll_cache_name(tenant: &TenantId) -> String {
+fn poll_cache_name(tenant: &TenantId) -> String {
     format!("poll:{tenant}")
 }
 
@@ -143,7 +170,12 @@ fn split_token(credential: &str) -> Option<(TokenKey, &str)> {
 }
 
 /// Verifies a `<key>.<secret>` token.
-async fn verify_token(state: &AppState, key: TokenKey, secret: &str) -> Result<Token, ApiError> {
+async fn verify_token(
+    state: &AppState,
+    key: TokenKey,
+    secret: &str,
+    client: IpAddr,
+) -> Result<Token, ApiError> {
     if let Some(Some(token)) = state.auth.lookup(key.as_str(), secret) {
         return Ok(token);
     }
@@ -152,7 +184,11 @@ async fn verify_token(state: &AppState, key: TokenKey, secret: &str) -> Result<T
         Err(store::Error::NotFound) => return Err(ApiError::unauthorized()),
         Err(e) => return Err(e.into()),
     };
-    let ok = secrets::verify(secret.to_owned(), token.secret_hash.expose().to_owned()).await;
+    spend_bcrypt(state, client)?;
+    let ok = state
+        .auth
+        .check_bcrypt(secret, token.secret_hash.expose().to_owned())
+        .await;
     if !ok {
         return Err(ApiError::unauthorized());
     }
@@ -163,59 +199,49 @@ async fn verify_token(state: &AppState, key: TokenKey, secret: &str) -> Result<T
 }
 
 /// Verifies the admin secret against its bcrypt hash.
-async fn verify_admin_secret(state: &AppState, secret: &str) -> bool {
+async fn verify_admin_secret(
+    state: &AppState,
+    secret: &str,
+    client: IpAddr,
+) -> Result<bool, ApiError> {
     let Some(hash) = &state.admin_secret_hash else {
-        return false;
+        return Ok(false);
     };
     if state.auth.lookup("admin", secret).is_some() {
-        return true;
+        return Ok(true);
     }
-    let ok = secrets::verify(secret.to_owned(), hash.clone()).await;
+    spend_bcrypt(state, client)?;
+    let ok = state.auth.check_bcrypt(secret, hash.clone()).await;
     if ok {
         state.auth.remember("admin".to_owned(), secret, None);
     }
-    ok
+    Ok(ok)
+}
+
+/// Counts one bcrypt check against `client`'s budget, or refuses it.
+fn spend_bcrypt(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+    let decision = state.auth.bcrypt_budget.hit(
+        &client.to_string(),
+        BCRYPT_CHECKS_ALLOWED,
+        model::time::now_ms(),
+    );
+    match decision {
+        RateDecision::Allowed => Ok(()),
+        RateDecision::Limited { retry_after_secs } => Err(ApiError::rate_limited(retry_after_secs)),
+    }
 }
 
 /// Authenticates an `Authorization` header for the administration and event
-/// routes, refusing with 429 a client that failed too often. The admin acts
-/// on the tenant named by `X-Hookrelay-Tenant`.
+/// routes, refusing with 429 a client that caused too many bcrypt checks.
+/// The admin acts on the tenant named by `X-Hookrelay-Tenant`.
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &http::HeaderMap,
     client: IpAddr,
 ) -> Result<Caller, ApiError> {
-    limit_failures(state, client, verify_credential(state, headers)).await
-}
-
-/// Runs an authentication unless `client` failed too often recently, and
-/// counts it if it fails.
-async fn limit_failures(
-    state: &AppState,
-    client: IpAddr,
-    attempt: impl std::future::Future<Output = Result<Caller, ApiError>>,
-) -> Result<Caller, ApiError> {
-    let key = client.to_string();
-    let now = model::time::now_ms();
-    if let RateDecision::Limited { retry_after_secs } =
-        state.auth.failures.peek(&key, FAILURES_ALLOWED, now)
-    {
-        return Err(ApiError::rate_limited(retry_after_secs));
-    }
-    let result = attempt.await;
-    if matches!(&result, Err(e) if e.status == http::StatusCode::UNAUTHORIZED) {
-        state.auth.failures.hit(&key, FAILURES_ALLOWED, now);
-    }
-    result
-}
-
-async fn verify_credential(
-    state: &AppState,
-    headers: &http::HeaderMap,
-) -> Result<Caller, ApiError> {
     let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     if let Some((key, secret)) = split_token(credential) {
-        let token = verify_token(state, key, secret).await?;
+        let token = verify_token(state, key, secret, client).await?;
         if token.scope == TokenScope::Admin {
             return admin_caller(headers);
         }
@@ -225,7 +251,7 @@ async fn verify_credential(
             buckets: token.buckets,
         });
     }
-    if verify_admin_secret(state, credential).await {
+    if verify_admin_secret(state, credential, client).await? {
         return admin_caller(headers);
     }
     Err(ApiError::unauthorized())
@@ -256,29 +282,18 @@ pub(crate) async fn authenticate_poll(
     tenant: &TenantId,
     client: IpAddr,
 ) -> Result<Caller, ApiError> {
-    limit_failures(
-        state,
-        client,
-        verify_poll_credential(state, headers, tenant),
-    )
-    .await
-}
-
-async fn verify_poll_credential(
-    state: &AppState,
-    headers: &http::HeaderMap,
-    tenant: &TenantId,
-) -> Result<Caller, ApiError> {
     let credential = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     let poll_caller = Caller {
         scope: TokenScope::Poll,
         tenant: tenant.clone(),
         buckets: Vec::new(),
     };
-    if split_token(credential).is_none() && poll_secret_matches(state, tenant, credential).await? {
+    if split_token(credential).is_none()
+        && poll_secret_matches(state, tenant, credential, client).await?
+    {
         return Ok(poll_caller);
     }
-    let caller = verify_credential(state, headers).await?;
+    let caller = authenticate(state, headers, client).await?;
     let same_tenant = caller.is_admin() || caller.tenant == *tenant;
     if !same_tenant || caller.scope == TokenScope::Agent {
         return Err(ApiError::unauthorized());
@@ -293,6 +308,7 @@ async fn poll_secret_matches(
     state: &AppState,
     tenant: &TenantId,
     secret: &str,
+    client: IpAddr,
 ) -> Result<bool, ApiError> {
     let name = poll_cache_name(tenant);
     if state.auth.lookup(&name, secret).is_some() {
@@ -306,7 +322,8 @@ async fn poll_secret_matches(
     let Some(hash) = record.poll_secret_hash else {
         return Ok(false);
     };
-    let ok = secrets::verify(secret.to_owned(), hash).await;
+    spend_bcrypt(state, client)?;
+    let ok = state.auth.check_bcrypt(secret, hash).await;
     if ok {
         state.auth.remember(name, secret, None);
     }

@@ -162,7 +162,7 @@ async fn remove(
         .await
         .map_err(or_not_found("tenant"))?;
     state.catalog.invalidate();
-    state.auth.forget(&crate::auth::poll_cache_name(&id));
+    state.auth.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{or_not_found, resolve_bucket, views};
-use crate::auth::Admin;
+use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, Json};
 use crate::secrets;
 use crate::state::AppState;
@@ -142,18 +142,29 @@ async fn list(
     Admin(caller): Admin,
 ) -> Result<Json<Value>, ApiError> {
     let tokens = state.store.list_tokens(&caller.tenant).await?;
-    let tokens: Vec<Value> = tokens.iter().map(views::token).collect();
+    let tokens: Vec<Value> = tokens
+        .iter()
+        .filter(|t| visible_to(&caller, t))
+        .map(views::token)
+        .collect();
     Ok(Json(json!({ "tokens": tokens })))
 }
 
-async fn find(state: &AppState, tenant: &TenantId, key: &str) -> Result<Token, ApiError> {
+/// Admin tokens are filed under a tenant (the first-start one under
+/// `default`) but belong to the administrator: a tenant token must neither
+/// see nor revoke them, or it could lock the administrator out.
+fn visible_to(caller: &Caller, token: &Token) -> bool {
+    token.tenant == caller.tenant && (caller.is_admin() || token.scope != TokenScope::Admin)
+}
+
+async fn find(state: &AppState, caller: &Caller, key: &str) -> Result<Token, ApiError> {
     let key: TokenKey = key.parse().map_err(|_| ApiError::not_found("token"))?;
     let token = state
         .store
         .token_by_key(&key)
         .await
         .map_err(or_not_found("token"))?;
-    if token.tenant != *tenant {
+    if !visible_to(caller, &token) {
         return Err(ApiError::not_found("token"));
     }
     Ok(token)
@@ -164,9 +175,7 @@ async fn show(
     Admin(caller): Admin,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::token(
-        &find(&state, &caller.tenant, &key).await?,
-    )))
+    Ok(Json(views::token(&find(&state, &caller, &key).await?)))
 }
 
 async fn update(
@@ -175,7 +184,7 @@ async fn update(
     Path(key): Path<String>,
     Json(patch): Json<PatchBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut token = find(&state, &caller.tenant, &key).await?;
+    let mut token = find(&state, &caller, &key).await?;
     if let Some(buckets) = patch.buckets {
         if !matches!(token.scope, TokenScope::Agent | TokenScope::Poll) && !buckets.is_empty() {
             return Err(ApiError::invalid_request(
@@ -201,7 +210,7 @@ async fn remove(
     Admin(caller): Admin,
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let token = find(&state, &caller.tenant, &key).await?;
+    let token = find(&state, &caller, &key).await?;
     state
         .store
         .delete_token(&caller.tenant, &token.key)
