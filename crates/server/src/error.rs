@@ -187,6 +187,25 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// `axum::extract::Path` whose rejections (say, bad percent-encoding) are
+/// [`ApiError`]s: anything in a path that does not decode names nothing.
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(_) => Err(ApiError::not_found("route")),
+        }
+    }
+}
+
 /// `axum::extract::Query` whose rejections are [`ApiError`]s.
 pub(crate) struct Query<T>(pub(crate) T);
 

@@ -36,7 +36,12 @@ pub(crate) async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 pings find dead peers; an unanswered one closes the connection.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(config.header_read_timeout))
+        .keep_alive_timeout(config.header_read_timeout);
 
     loop {
         // Waiting for a permit before accepting leaves excess connections in
@@ -62,13 +67,21 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = connection_service(app.clone(), peer);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let first_bytes = config.header_read_timeout;
         tokio::spawn(async move {
+            // hyper's header timer starts with the first byte; a peer that
+            // connects and says nothing would hold its slot forever.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(first_bytes, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
             // Errors here are the client's (reset, timeout); nothing to do.
-            let _ = connection.await;
+            let _ = watcher.watch(connection).await;
             drop(permit);
         });
     }
@@ -76,7 +89,10 @@ pub(crate) async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(config.shutdown_grace) => {
-            tracing::warn!(grace = ?config.shutdown_grace, "grace period exceeded; closing open connections");
+            tracing::warn!(
+                grace = ?config.shutdown_grace,
+                "grace period exceeded; requests still open will fail as the store closes"
+            );
         }
     }
 }

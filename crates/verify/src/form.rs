@@ -17,6 +17,16 @@ pub fn field(body: &[u8], name: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// Whether the form field `pair` (`key=value` or `key`) is named `name`,
+/// comparing the decoded key (`%74oken` is `token`).
+pub fn field_is_named(pair: &[u8], name: &str) -> bool {
+    let key = match pair.iter().position(|&b| b == b'=') {
+        Some(eq) => &pair[..eq],
+        None => pair,
+    };
+    Decoded(key).eq(name.bytes())
+}
+
 /// The bytes of a form-encoded component, decoded lazily.
 struct Decoded<'a>(&'a [u8]);
 

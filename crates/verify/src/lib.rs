@@ -39,7 +39,7 @@ mod media;
 mod sign;
 mod signature;
 
-pub use form::field as form_field;
+pub use form::{field as form_field, field_is_named as form_field_is_named};
 pub use media::media_type;
 pub use sign::sign;
 

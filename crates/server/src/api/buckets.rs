@@ -1,6 +1,6 @@
 //! `/v1/buckets`: create, list, read, patch and delete a tenant's buckets.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{or_not_found, resolve_bucket, views};
 use crate::auth::Admin;
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Path};
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use store::{Cursor, EventQuery};
 
 use super::{or_not_found, resolve_bucket, views};
 use crate::auth::{Admin, Caller, Reader};
-use crate::error::{ApiError, Json, Query};
+use crate::error::{ApiError, Json, Path, Query};
 use crate::state::AppState;
 
 /// Page size when none is asked for, and the most one page may hold.

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use store::{Cursor, EventQuery, RateDecision};
 use super::events::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::views;
 use crate::auth::authenticate_poll;
-use crate::error::{ApiError, Query};
+use crate::error::{ApiError, Path, Query};
 use crate::state::AppState;
 
 /// How far back a poll without `since` looks.
@@ -43,9 +43,9 @@ async fn poll_default(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(q): Query<PollQuery>,
+    query: Result<Query<PollQuery>, ApiError>,
 ) -> Response {
-    let response = poll(&state, peer, &headers, TenantId::default_tenant(), q).await;
+    let response = poll(&state, peer, &headers, TenantId::default_tenant(), query).await;
     with_cors(
         &state,
         &headers,
@@ -56,13 +56,14 @@ async fn poll_default(
 async fn poll_tenant(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(tenant): Path<String>,
+    tenant: Result<Path<String>, ApiError>,
     headers: HeaderMap,
-    Query(q): Query<PollQuery>,
+    query: Result<Query<PollQuery>, ApiError>,
 ) -> Response {
-    let response = match tenant.parse::<TenantId>() {
-        Ok(tenant) => poll(&state, peer, &headers, tenant, q).await,
-        Err(_) => Err(ApiError::unauthorized()),
+    let tenant = tenant.ok().and_then(|Path(t)| t.parse::<TenantId>().ok());
+    let response = match tenant {
+        Some(tenant) => poll(&state, peer, &headers, tenant, query).await,
+        None => Err(ApiError::unauthorized()),
     };
     with_cors(
         &state,
@@ -76,7 +77,7 @@ async fn poll(
     peer: SocketAddr,
     headers: &HeaderMap,
     tenant: TenantId,
-    q: PollQuery,
+    query: Result<Query<PollQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let ip = crate::ingest::client_ip(&state.config.trusted_proxies, peer, headers);
     let key = format!("poll:{ip}");
@@ -88,6 +89,8 @@ async fn poll(
     {
         return Err(ApiError::rate_limited(retry_after_secs));
     }
+    // A bad query still counts against the rate limit and gets CORS.
+    let Query(q) = query?;
     let caller = authenticate_poll(state, headers, &tenant, ip).await?;
     // Read the horizon before the query: every event received before it is
     // already visible, so `since = horizon` next time misses nothing.
@@ -98,11 +101,18 @@ async fn poll(
         limit: q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
     };
     let events = state.store.events(&caller.tenant, &query).await?;
+    // A full page may have left events out: the next `since` must be the
+    // last one returned (which comes again; duplicates are allowed), not
+    // the horizon, or everything between the two would be skipped.
+    let next_since = match events.last() {
+        Some(last) if events.len() == query.limit => last.received_at,
+        _ => horizon,
+    };
     let body: Vec<Value> = events.iter().map(views::event).collect();
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()
-        .insert("x-relay-timestamp", HeaderValue::from(horizon));
+        .insert("x-relay-timestamp", HeaderValue::from(next_since));
     Ok(response)
 }
 

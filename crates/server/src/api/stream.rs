@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
@@ -22,7 +22,7 @@ use store::{Cursor, EventQuery};
 use super::events::readable_buckets;
 use super::views;
 use crate::auth::Reader;
-use crate::error::ApiError;
+use crate::error::{ApiError, Path};
 use crate::state::AppState;
 
 /// Events read per store query while catching up.

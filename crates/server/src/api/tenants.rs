@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, put};
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::{or_not_found, views};
 use crate::auth::SuperAdmin;
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Path};
 use crate::secrets;
 use crate::state::AppState;
 

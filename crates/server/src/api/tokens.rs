@@ -2,7 +2,7 @@
 //! creation, as part of the bearer string `<key>.<secret>`; only its bcrypt
 //! hash is kept. A token's scope and agent mode never change.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{or_not_found, resolve_bucket, views};
 use crate::auth::{Admin, Caller};
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, Path};
 use crate::secrets;
 use crate::state::AppState;
 

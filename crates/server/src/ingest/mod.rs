@@ -12,7 +12,7 @@ pub(crate) use pipeline::client_ip;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
@@ -20,7 +20,7 @@ use axum::Router;
 use model::{InputId, ResponsePolicy, TenantId};
 
 use crate::catalog::Route;
-use crate::error::ApiError;
+use crate::error::{ApiError, Path};
 use crate::state::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -40,22 +40,31 @@ enum RouteForm {
     Radarboard,
 }
 
+// A path that does not even decode names no input: step 1's answer.
 async fn by_id(
     State(state): State<AppState>,
-    Path(input_id): Path<String>,
+    path: Result<Path<String>, ApiError>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    ingest_by_id(state, &input_id, String::new(), peer, request).await
+    match path {
+        Ok(Path(input_id)) => ingest_by_id(state, &input_id, String::new(), peer, request).await,
+        Err(_) => StatusCode::OK.into_response(),
+    }
 }
 
 async fn by_id_with_rest(
     State(state): State<AppState>,
-    Path((input_id, rest)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, ApiError>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    ingest_by_id(state, &input_id, format!("/{rest}"), peer, request).await
+    match path {
+        Ok(Path((input_id, rest))) => {
+            ingest_by_id(state, &input_id, format!("/{rest}"), peer, request).await
+        }
+        Err(_) => StatusCode::OK.into_response(),
+    }
 }
 
 async fn ingest_by_id(
@@ -79,19 +88,27 @@ async fn ingest_by_id(
 
 async fn by_name_default(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, ApiError>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    ingest_by_name(state, TenantId::default_tenant(), &name, peer, request).await
+    match path {
+        Ok(Path(name)) => {
+            ingest_by_name(state, TenantId::default_tenant(), &name, peer, request).await
+        }
+        Err(_) => unknown_integration().into_response(),
+    }
 }
 
 async fn by_name(
     State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, ApiError>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let Ok(Path((tenant, name))) = path else {
+        return unknown_integration().into_response();
+    };
     let Ok(tenant) = tenant.parse::<TenantId>() else {
         return unknown_integration().into_response();
     };

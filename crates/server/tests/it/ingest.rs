@@ -65,6 +65,8 @@ async fn unknown_inputs_answer_like_known_ones_and_store_nothing() {
         "/v1/webhooks/3f2504e0-4f89-41d3-9a0c-0305e82c3301",
         "/v1/webhooks/not-a-uuid",
         "/v1/webhooks/3f2504e0-4f89-41d3-9a0c-0305e82c3301/extra",
+        "/v1/webhooks/%FF",
+        "/v1/webhooks/%FF/x",
     ] {
         let (status, body) =
             testkit::post(&relay.http, &format!("{}{path}", relay.url), &[], b"x").await;

@@ -318,3 +318,36 @@ async fn headers_that_are_not_utf8_do_not_break_anything() {
     let events = relay.events().await;
     assert_eq!(events[0]["headers"]["x-odd"], "\u{fffd}\u{fffd}\u{fffd}");
 }
+
+#[tokio::test]
+async fn idle_connections_do_not_hold_a_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = Relay::builder()
+        .config(|c| c.header_read_timeout = std::time::Duration::from_millis(300))
+        .spawn()
+        .await;
+    let addr = relay.url.trim_start_matches("http://").to_owned();
+    let closed_within = |mut socket: tokio::net::TcpStream, what: &'static str| async move {
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            socket.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(read.is_ok(), "the server closed the {what} connection");
+        started.elapsed()
+    };
+    // Connects and never says anything.
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(closed_within(silent, "silent").await < std::time::Duration::from_secs(5));
+    // Sends one request, then idles on the kept-alive connection.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    assert!(closed_within(idle, "kept-alive").await < std::time::Duration::from_secs(5));
+}

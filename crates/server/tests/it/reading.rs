@@ -81,8 +81,29 @@ async fn the_radarboard_poll_returns_events_since_with_the_next_timestamp() {
     assert!(later.contains(&"3".to_owned()), "{later:?}");
     assert!(!later.contains(&"0".to_owned()));
 
-    let (_, limited, _) = poll(&relay, "?limit=2", POLL_SECRET).await;
-    assert_eq!(limited.as_array().unwrap().len(), 2);
+    // A page cut short by `limit` stamps its last event, so paging by the
+    // stamp walks through every event (the boundary one twice).
+    let (_, limited, cut) = poll(&relay, "?limit=2", POLL_SECRET).await;
+    let limited = limited.as_array().unwrap().clone();
+    assert_eq!(limited.len(), 2);
+    assert_eq!(Some(limited[1]["receivedAt"].as_i64().unwrap()), cut);
+    let (_, rest, _) = poll(&relay, &format!("?since={}", cut.unwrap()), POLL_SECRET).await;
+    let rest: Vec<_> = rest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        rest.ends_with(&["2".to_owned(), "3".to_owned()]),
+        "{rest:?}"
+    );
+    let (_, capped, _) = poll(&relay, "?limit=100000", POLL_SECRET).await;
+    assert_eq!(
+        capped.as_array().unwrap().len(),
+        4,
+        "a big limit is capped, not refused"
+    );
     let (_, future, _) = poll(
         &relay,
         &format!("?since={}", stamp + 3_600_000),
