@@ -433,3 +433,21 @@ async fn a_client_cannot_make_the_relay_spend_bcrypt_without_bound() {
         (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
     );
 }
+
+#[tokio::test]
+async fn a_path_that_does_not_decode_is_a_json_404() {
+    let relay = Relay::spawn().await;
+    for path in [
+        "/v1/buckets/%FF",
+        "/v1/inputs/%FF",
+        "/v1/events/%FF",
+        "/api/tenants/%FF",
+    ] {
+        let (status, body) = relay.call(Method::GET, path, &relay.admin, None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+}
