@@ -176,9 +176,43 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(ApiError::invalid_request(rejection.body_text())),
+            Err(rejection) => Err(ApiError::invalid_request(redact_strings(
+                &rejection.body_text(),
+            ))),
         }
     }
+}
+
+/// A deserialisation error message with the string values it quotes taken
+/// out: serde says `invalid type: string "hunter2", expected a sequence`,
+/// and the value may be a secret put in the wrong field.
+pub(crate) fn redact_strings(message: &str) -> String {
+    const MARK: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        out.push_str("a string");
+        // serde quotes with Debug formatting: skip to the first unescaped
+        // closing quote.
+        let quoted = &rest[at + MARK.len()..];
+        let mut escaped = false;
+        let mut end = quoted.len();
+        for (i, c) in quoted.char_indices() {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &quoted[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -219,7 +253,34 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
-            Err(rejection) => Err(ApiError::invalid_request(rejection.body_text())),
+            Err(rejection) => Err(ApiError::invalid_request(redact_strings(
+                &rejection.body_text(),
+            ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_strings_are_redacted_from_messages() {
+        assert_eq!(
+            redact_strings(r#"secrets: invalid type: string "hunter2", expected a sequence"#),
+            "secrets: invalid type: a string, expected a sequence"
+        );
+        assert_eq!(
+            redact_strings(r#"x: string "a \"quoted\" one" and string "b""#),
+            "x: a string and a string"
+        );
+        assert_eq!(
+            redact_strings(r#"unterminated string "abc"#),
+            "unterminated a string"
+        );
+        assert_eq!(
+            redact_strings("unknown field `colour`"),
+            "unknown field `colour`"
+        );
     }
 }

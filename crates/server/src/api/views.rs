@@ -108,8 +108,9 @@ pub(crate) fn apply_patch<B: serde::de::DeserializeOwned>(
         ));
     };
     current.extend(patch);
-    serde_json::from_value(Value::Object(current))
-        .map_err(|e| crate::error::ApiError::invalid_request(e.to_string()))
+    serde_json::from_value(Value::Object(current)).map_err(|e| {
+        crate::error::ApiError::invalid_request(crate::error::redact_strings(&e.to_string()))
+    })
 }
 
 /// The stored object as a create body: `value` serialised, minus the

@@ -338,3 +338,13 @@ async fn the_sse_stream_is_live_and_resumes_from_last_event_id() {
         .collect();
     assert_eq!(bodies, ["live-2", "live-3"]);
 }
+
+#[tokio::test]
+async fn removing_relay_poll_secret_revokes_it() {
+    let (relay, _) = poll_relay().await;
+    assert_eq!(poll(&relay, "", POLL_SECRET).await.0, StatusCode::OK);
+    let dir = relay.stop().await.unwrap();
+    let relay = Relay::builder().data_dir(dir.path()).spawn().await;
+    let (status, _) = relay.call(Method::GET, "/api/events", POLL_SECRET, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
