@@ -25,14 +25,15 @@ pub(crate) async fn run(
 ) -> Result<Bootstrapped, Error> {
     let default = TenantId::default_tenant();
     ensure_default_tenant(store.as_ref()).await?;
-    if let Some(secret) = &config.poll_secret {
-        set_poll_secret(
-            store.as_ref(),
-            &default,
-            secret.expose(),
-            config.bcrypt_cost,
-        )
-        .await?;
+    match &config.poll_secret {
+        Some(secret) => {
+            let cost = config.bcrypt_cost;
+            set_poll_secret(store.as_ref(), &default, secret.expose(), cost).await?;
+        }
+        // The default tenant's poll secret only ever comes from
+        // RELAY_POLL_SECRET: once it is removed (say, after a leak), the old
+        // secret must stop working.
+        None => store.set_poll_secret(&default, None).await?,
     }
     let mut done = Bootstrapped::default();
     if !config.webhook_secrets.is_empty() {

@@ -345,6 +345,8 @@ async fn removing_relay_poll_secret_revokes_it() {
     assert_eq!(poll(&relay, "", POLL_SECRET).await.0, StatusCode::OK);
     let dir = relay.stop().await.unwrap();
     let relay = Relay::builder().data_dir(dir.path()).spawn().await;
-    let (status, _) = relay.call(Method::GET, "/api/events", POLL_SECRET, None).await;
+    let (status, _) = relay
+        .call(Method::GET, "/api/events", POLL_SECRET, None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
