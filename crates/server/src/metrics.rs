@@ -28,6 +28,17 @@ pub(crate) struct Metrics {
     ingest_count: AtomicU64,
     ingest_sum_micros: AtomicU64,
     events_stored: AtomicU64,
+    /// Long-polls parked waiting for a commit.
+    long_polls_waiting: AtomicU64,
+}
+
+/// Counts one parked long-poll while it lives.
+pub(crate) struct Waiting<'a>(&'a AtomicU64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -38,7 +49,14 @@ impl Metrics {
             ingest_count: AtomicU64::new(0),
             ingest_sum_micros: AtomicU64::new(0),
             events_stored: AtomicU64::new(0),
+            long_polls_waiting: AtomicU64::new(0),
         }
+    }
+
+    /// Marks a long-poll as parked until the guard drops.
+    pub(crate) fn long_poll_waiting(&self) -> Waiting<'_> {
+        self.long_polls_waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(&self.long_polls_waiting)
     }
 
     pub(crate) fn event_stored(&self) {
@@ -115,6 +133,15 @@ impl Metrics {
         );
         out.push_str("# TYPE hookrelay_store_queue_depth gauge\n");
         let _ = writeln!(out, "hookrelay_store_queue_depth {queue_depth}");
+        out.push_str(
+            "# HELP hookrelay_long_polls_waiting Event long-polls parked until the next commit.\n",
+        );
+        out.push_str("# TYPE hookrelay_long_polls_waiting gauge\n");
+        let _ = writeln!(
+            out,
+            "hookrelay_long_polls_waiting {}",
+            self.long_polls_waiting.load(Ordering::Relaxed)
+        );
         out
     }
 }

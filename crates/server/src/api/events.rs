@@ -101,6 +101,7 @@ async fn read_or_wait(
         if !events.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(events);
         }
+        let _waiting = state.metrics.long_poll_waiting();
         tokio::select! {
             changed = commits.changed() => if changed.is_err() { return Ok(events) },
             _ = tokio::time::sleep_until(deadline) => return Ok(events),

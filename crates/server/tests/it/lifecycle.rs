@@ -102,25 +102,14 @@ async fn shutdown_lets_an_in_flight_long_poll_end_promptly() {
     let url = format!("{}/v1/events?wait=60", relay.url);
     let admin = relay.admin.clone();
     let poll = tokio::spawn(async move {
-        http.get(url)
-            .bearer_auth(admin)
-            .send()
-            .await
-            .map(|r| r.status())
+        let response = http.get(url).bearer_auth(admin).send().await?;
+        let status = response.status();
+        response.text().await.map(|body| (status, body))
     });
-    // Wait until the long-poll is in flight: the request counter only moves
-    // when it answers, so watch the connection instead via a second request.
     testkit::wait_until(
-        std::time::Duration::from_secs(5),
-        "the relay answers",
-        || async {
-            relay
-                .http
-                .get(format!("{}/healthz", relay.url))
-                .send()
-                .await
-                .is_ok()
-        },
+        std::time::Duration::from_secs(10),
+        "the long-poll is parked",
+        || async { super::long_polls_waiting(&relay).await == 1 },
     )
     .await;
     let started = std::time::Instant::now();
@@ -129,8 +118,15 @@ async fn shutdown_lets_an_in_flight_long_poll_end_promptly() {
         started.elapsed().as_secs() < 10,
         "shutdown did not wait for the 60 s long-poll"
     );
-    let status = poll.await.unwrap();
-    assert!(status.map(|s| s == StatusCode::OK).unwrap_or(true));
+    let (status, body) = poll
+        .await
+        .unwrap()
+        .expect("the long-poll is answered, not cut");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["events"],
+        json!([])
+    );
 }
 
 #[tokio::test]

@@ -57,3 +57,21 @@ async fn patch(relay: &Relay, path: &str, body: Value) -> Value {
         .admin(Method::PATCH, path, Some(body), StatusCode::OK)
         .await
 }
+
+/// The relay's `hookrelay_long_polls_waiting` gauge.
+async fn long_polls_waiting(relay: &Relay) -> u64 {
+    let metrics = relay
+        .http
+        .get(format!("{}/metrics", relay.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hookrelay_long_polls_waiting "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the long-poll gauge")
+}

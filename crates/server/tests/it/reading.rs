@@ -236,6 +236,12 @@ async fn a_long_poll_wakes_on_the_next_event() {
             (page, started.elapsed())
         })
     };
+    testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        "the long-poll is parked",
+        || async { super::long_polls_waiting(&relay).await == 1 },
+    )
+    .await;
     assert_eq!(
         testkit::post(&relay.http, input["url"].as_str().unwrap(), &[], b"wake")
             .await
