@@ -12,6 +12,20 @@
 //! tenant so deleting a tenant drops its entries at once. 128 bits make an
 //! accidental collision (a false "replay") negligible even at millions of
 //! live entries.
+//!
+//! An id becomes visible here only once its event is committed: the writer
+//! checks each id against this set and the batch's own [`Pending`] ids, keeps
+//! the new ones in `Pending`, and [`DedupSet::publish`]es them after COMMIT.
+//! A failed batch drops its `Pending`, so [`DedupSet::seen`] (the request
+//! path's early check) never reports an id whose event was not stored.
+//!
+//! Purging relies on insertion order: each tenant's `order` queue is walked
+//! from the front and stops at the first unexpired entry. Entries go in in
+//! `received_at` order (the writer's commits, and the open-time rebuild,
+//! which inserts oldest first), and an expiry is `received_at` plus a window
+//! of at most an hour, so the queue is sorted by expiry wherever windows are
+//! equal. Where a short window sits behind a longer one it is purged late
+//! (at most an hour), never answered wrong: `seen` compares the expiry.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -26,9 +40,50 @@ struct TenantEntries {
     /// Key → expiry (ms).
     live: HashMap<Key, i64>,
     /// Keys in insertion order with the expiry they had then, so purging
-    /// the expired ones never scans the live ones.
+    /// the expired ones never scans the live ones (see the module doc for
+    /// why insertion order is close enough to expiry order).
     order: VecDeque<(i64, Key)>,
 }
+
+impl TenantEntries {
+    fn live(&self, key: &Key, now_ms: i64) -> bool {
+        self.live.get(key).is_some_and(|e| *e > now_ms)
+    }
+
+    fn record(&mut self, key: Key, expires_ms: i64) {
+        self.live.insert(key, expires_ms);
+        self.order.push_back((expires_ms, key));
+    }
+}
+
+/// Delivery ids accepted by the write batch in flight, not yet committed.
+/// Owned by the writer thread; published with [`DedupSet::publish`] after
+/// COMMIT, or cleared if the batch fails.
+#[derive(Default)]
+pub(crate) struct Pending {
+    tenants: HashMap<TenantId, TenantEntries>,
+}
+
+impl Pending {
+    /// Records an id [`DedupSet::check`] found new, until `expires_ms`.
+    pub(crate) fn record(&mut self, tenant: &TenantId, fresh: Fresh, expires_ms: i64) {
+        let entries = match self.tenants.get_mut(tenant) {
+            Some(entries) => entries,
+            None => self.tenants.entry(tenant.clone()).or_default(),
+        };
+        entries.record(fresh.0, expires_ms);
+    }
+
+    /// Forgets every id of a batch that did not commit.
+    pub(crate) fn clear(&mut self) {
+        self.tenants.clear();
+    }
+}
+
+/// A delivery id found new by [`DedupSet::check`], keyed so that recording
+/// it does not hash it again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fresh(Key);
 
 /// Delivery ids accepted within their window, per tenant.
 #[derive(Default)]
@@ -71,8 +126,7 @@ impl DedupSet {
         let key = key(input, delivery_id);
         self.lock()
             .get(tenant)
-            .and_then(|t| t.live.get(&key))
-            .is_some_and(|expires| *expires > now_ms)
+            .is_some_and(|t| t.live(&key, now_ms))
     }
 
     /// Records the id until `expires_ms`; `false` if it is already live.
@@ -90,19 +144,50 @@ impl DedupSet {
             Some(entries) => entries,
             None => tenants.entry(tenant.clone()).or_default(),
         };
-        if entries.live.get(&key).is_some_and(|e| *e > now_ms) {
+        if entries.live(&key, now_ms) {
             return false;
         }
-        entries.live.insert(key, expires_ms);
-        entries.order.push_back((expires_ms, key));
+        entries.record(key, expires_ms);
         true
     }
 
-    /// Takes back an insert whose event was not stored after all.
-    pub fn remove(&self, tenant: &TenantId, input: &InputId, delivery_id: &str) {
+    /// The id if it is live neither here nor in the batch's `pending` ids
+    /// at `now_ms`; `None` means a duplicate. Only the writer thread checks
+    /// and publishes, so a check and the later record are atomic with
+    /// respect to every other append.
+    pub(crate) fn check(
+        &self,
+        pending: &Pending,
+        tenant: &TenantId,
+        input: &InputId,
+        delivery_id: &str,
+        now_ms: i64,
+    ) -> Option<Fresh> {
         let key = key(input, delivery_id);
-        if let Some(entries) = self.lock().get_mut(tenant) {
-            entries.live.remove(&key);
+        let in_batch = pending
+            .tenants
+            .get(tenant)
+            .is_some_and(|t| t.live(&key, now_ms));
+        let committed = || {
+            self.lock()
+                .get(tenant)
+                .is_some_and(|t| t.live(&key, now_ms))
+        };
+        (!in_batch && !committed()).then_some(Fresh(key))
+    }
+
+    /// Makes a committed batch's ids visible, in the order they were
+    /// recorded, and empties `pending`.
+    pub(crate) fn publish(&self, pending: &mut Pending) {
+        if pending.tenants.is_empty() {
+            return;
+        }
+        let mut tenants = self.lock();
+        for (tenant, batch) in pending.tenants.drain() {
+            let entries = tenants.entry(tenant).or_default();
+            for (expires_ms, key) in batch.order {
+                entries.record(key, expires_ms);
+            }
         }
     }
 
@@ -178,11 +263,22 @@ mod tests {
     }
 
     #[test]
-    fn remove_takes_an_insert_back() {
+    fn pending_ids_block_their_batch_and_show_only_once_published() {
         let set = DedupSet::new();
         let (t, i) = (TenantId::default_tenant(), InputId::generate());
-        set.insert(&t, &i, "x", 0, 100);
-        set.remove(&t, &i, "x");
-        assert!(!set.seen(&t, &i, "x", 1));
+        let mut pending = Pending::default();
+        let fresh = set.check(&pending, &t, &i, "p", 0).expect("new id");
+        pending.record(&t, fresh, 100);
+        assert!(set.check(&pending, &t, &i, "p", 1).is_none(), "same batch");
+        assert!(!set.seen(&t, &i, "p", 1), "invisible until published");
+        set.publish(&mut pending);
+        assert!(set.seen(&t, &i, "p", 1));
+        assert!(set.check(&pending, &t, &i, "p", 1).is_none(), "committed");
+
+        let fresh = set.check(&pending, &t, &i, "q", 0).expect("new id");
+        pending.record(&t, fresh, 100);
+        pending.clear();
+        assert!(!set.seen(&t, &i, "q", 1), "a failed batch leaves nothing");
+        assert!(set.check(&pending, &t, &i, "q", 1).is_some());
     }
 }

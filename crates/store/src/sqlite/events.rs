@@ -10,7 +10,7 @@ use model::{Delivery, Event, EventBody, EventId, InputId, NewEvent, OutputId, Te
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, db_err, to_json};
-use super::writer::{Recorded, WriteCx};
+use super::writer::WriteCx;
 use crate::{Appended, Cursor, Error, EventQuery, Result};
 
 /// The longest dedup window honoured: what the open-time rebuild scans back.
@@ -24,11 +24,11 @@ fn floor_text(ms: i64) -> String {
 }
 
 /// Stores one event and its pending deliveries, and records its delivery id
-/// in the dedup set (undone by the writer if the batch fails). Runs without
-/// a savepoint: it refuses before its first write, and marks `cx.wrote`
-/// so that a later failure rolls the whole batch back. `headers_json` is
-/// the event's headers already serialised by the caller, off the writer
-/// thread, which is the one serial part of ingest.
+/// among the batch's pending ids (published by the writer after COMMIT).
+/// Runs without a savepoint: it refuses before its first write, and marks
+/// `cx.wrote` so that a later failure rolls the whole batch back.
+/// `headers_json` is the event's headers already serialised by the caller,
+/// off the writer thread, which is the one serial part of ingest.
 pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> Result<Appended> {
     let conn = cx.conn;
     let ephemeral: bool = conn
@@ -46,11 +46,15 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> 
         .delivery_id
         .as_ref()
         .map(|_| received_at.saturating_add(e.dedup_window_ms.clamp(0, MAX_DEDUP_WINDOW_MS)));
-    if let Some(delivery_id) = &e.delivery_id {
-        if cx.dedup.seen(&e.tenant, &e.input, delivery_id, received_at) {
-            return Err(Error::Duplicate);
-        }
-    }
+    // Against the committed ids and those of this batch so far.
+    let fresh = match &e.delivery_id {
+        Some(delivery_id) => Some(
+            cx.dedup
+                .check(cx.pending, &e.tenant, &e.input, delivery_id, received_at)
+                .ok_or(Error::Duplicate)?,
+        ),
+        None => None,
+    };
     // The bucket is checked here too, not only by ingest: an ephemeral
     // bucket's payload must never reach the disk, whatever the caller sent.
     let kept = match &e.body {
@@ -105,21 +109,18 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> 
         ])
     })
     .map_err(db_err)?;
-    // Last, so a failed statement above never leaves an id recorded.
-    if let (Some(delivery_id), Some(expires)) = (&e.delivery_id, dedup_expires_at) {
-        cx.dedup
-            .insert(&e.tenant, &e.input, delivery_id, received_at, expires);
-        cx.recorded.push(Recorded {
-            tenant: e.tenant.clone(),
-            input: e.input,
-            delivery_id: delivery_id.clone(),
-        });
+    // Last, once the rows are written. Still invisible to `delivery_seen`
+    // until the batch commits.
+    if let (Some(fresh), Some(expires)) = (fresh, dedup_expires_at) {
+        cx.pending.record(&e.tenant, fresh, expires);
     }
     Ok(Appended { id, received_at })
 }
 
 /// Delivery ids still live at `now_ms`, read from the events that carry
-/// them, to rebuild the in-memory dedup set at open.
+/// them, to rebuild the in-memory dedup set at open. Oldest first: the
+/// order `DedupSet` needs to purge by walking each tenant's queue from the
+/// front (see `crate::dedup`).
 pub(super) fn live_delivery_ids(
     conn: &Connection,
     now_ms: i64,
@@ -162,6 +163,7 @@ pub(super) fn live_delivery_ids(
             .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
         live.push((tenant, input, delivery_id, expires));
     }
+    live.reverse();
     Ok(live)
 }
 

@@ -17,6 +17,9 @@
 //! - `buckets`: SQL of buckets, inputs and outputs.
 //! - `events`: SQL of events, deliveries and retention; the dedup rebuild.
 //! - `rows`: row decoding and error mapping.
+//! - `tests`: checks that need the store's insides (dedup visibility,
+//!   rebuild order); the rest is in `tests/sqlite.rs` and the conformance
+//!   suite.
 
 mod buckets;
 mod events;
@@ -387,3 +390,6 @@ impl Store for SqliteStore {
         self.writer.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests;
