@@ -18,7 +18,7 @@
 //! - `events`: SQL of events, deliveries and retention; the dedup rebuild.
 //! - `rows`: row decoding and error mapping.
 //! - `tests`: checks that need the store's insides (dedup visibility,
-//!   rebuild order); the rest is in `tests/sqlite.rs` and the conformance
+//!   panicking jobs); the rest is in `tests/sqlite.rs` and the conformance
 //!   suite.
 
 mod buckets;

@@ -1,8 +1,9 @@
 //! Checks of the embedded store that need its insides: what the shared
-//! dedup set shows while a batch is in flight, and the order of the
-//! open-time dedup rebuild.
+//! dedup set shows while a batch is in flight, a panicking write job, and the
+//! order of the open-time dedup rebuild.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
 use model::{Bucket, BucketAuth, BucketId, EventBody, InputId, NewEvent, Tenant, TenantId};
@@ -107,6 +108,14 @@ impl Fixture {
     }
 }
 
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_id_is_seen_only_once_its_batch_commits() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -121,6 +130,47 @@ async fn a_delivery_id_is_seen_only_once_its_batch_commits() {
     go.send(()).expect("release the job");
     job.await.expect("task").expect("the batch commits");
     assert!(f.seen("mid-batch"));
+    f.store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_fails_its_batch_and_the_writer_lives_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let f = Fixture::open(dir.path()).await;
+    let (started, go, holder) = f.hold_writer(|_| Ok(()));
+    started.await.expect("the job runs");
+    // Queued while the writer is held: the next batch is these two.
+    let mate = {
+        let (store, event) = (Arc::clone(&f.store), f.event("mate", 60_000));
+        tokio::spawn(async move { store.append(event).await })
+    };
+    let panicking = {
+        let store = Arc::clone(&f.store);
+        tokio::spawn(async move {
+            store
+                .writer
+                .call(true, |_| -> Result<()> { panic!("a bug in a write job") })
+                .await
+        })
+    };
+    wait_until("both jobs are queued", || f.store.pending_writes() == 2).await;
+    go.send(()).expect("release the writer");
+    holder.await.expect("task").expect("the held batch commits");
+    let mate = mate.await.expect("task");
+    assert!(matches!(mate, Err(Error::Unavailable(_))), "{mate:?}");
+    let panicked = panicking.await.expect("the caller does not panic");
+    assert!(
+        matches!(panicked, Err(Error::Unavailable(_))),
+        "{panicked:?}"
+    );
+    assert!(!f.seen("mate"));
+    assert_eq!(f.store.shared.floor.load(Ordering::SeqCst), i64::MAX);
+
+    f.store
+        .append(f.event("mate", 60_000))
+        .await
+        .expect("the writer still works, and the retry is accepted");
+    assert!(f.seen("mate"));
     f.store.close().await;
 }
 

@@ -12,7 +12,7 @@
 //! SAVEPOINT that rolls back alone. Appends run without one: the savepoint
 //! and its sub-journal cost 7 to 20 % of ingest throughput. An append
 //! instead refuses (duplicate delivery id, unknown bucket) before its first
-//! write, and a failure after that rolls the whole
+//! write, and a failure after that, or a panic in any job, rolls the whole
 //! batch back and answers every job of it `Unavailable`. Delivery ids the
 //! batch accepted are kept in a batch-local set and reach the shared dedup
 //! set only after COMMIT.
@@ -20,6 +20,7 @@
 //! Also here: the store's clock, the event id mint and the visibility floor,
 //! all of which must be driven from this one thread to keep their promises.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -399,7 +400,13 @@ impl Thread {
                 pending: &mut self.pending,
                 wrote: false,
             };
-            let ok = work.run(&mut cx);
+            // A panicking job may have written anything before it stopped,
+            // and its savepoint (if any) is still open: only rolling the
+            // whole batch back is safe. The thread lives on for the next.
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| work.run(&mut cx)));
+            let Ok(ok) = ran else {
+                return Err("a write job panicked; the batch is rolled back".into());
+            };
             let wrote_then_failed = !ok && cx.wrote;
             // I/O errors, a full disk or OOM may make SQLite roll the whole
             // transaction back on its own; carrying on would run the rest
