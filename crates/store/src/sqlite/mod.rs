@@ -138,6 +138,17 @@ impl SqliteStore {
     }
 }
 
+/// What an append answers for a failure: `Duplicate` and `NotFound` are
+/// about the request; anything else (a `Corrupt` read, a constraint the
+/// schema should never raise) means the store could not take the event, and
+/// the sender should retry later (503), never be told it erred (500).
+fn append_error(e: Error) -> Error {
+    match e {
+        Error::Duplicate | Error::NotFound | Error::Unavailable(_) => e,
+        Error::Conflict(_) | Error::Corrupt(_) => Error::Unavailable(e.to_string()),
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_tenant(&self, record: &TenantRecord) -> Result<()> {
@@ -308,10 +319,11 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, event: NewEvent) -> Result<Appended> {
-        let headers_json = rows::to_json(&event.headers)?;
+        let headers_json = rows::to_json(&event.headers).map_err(append_error)?;
         self.writer
             .call(true, move |cx| events::append(cx, &event, &headers_json))
             .await
+            .map_err(append_error)
     }
 
     async fn delivery_seen(
