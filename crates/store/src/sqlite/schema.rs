@@ -97,30 +97,38 @@ CREATE INDEX tokens_by_tenant ON tokens (tenant);
 -- A rowid table rather than WITHOUT ROWID: rows carry bodies up to 16 MiB,
 -- which SQLite advises against keeping inside a clustered index.
 -- body, headers and query are NULL for ephemeral events; body_size stays.
+--
+-- Column order matters. A row too big for its page keeps only its first
+-- bytes there (at least 489 with 4 KiB pages) and the rest in a chain of
+-- overflow pages, which reading a later column walks. So the columns the
+-- open-time scans read (id, tenant, input, received_at, dedup_expires_at,
+-- delivery_id) come first, small and fixed before variable, and the large,
+-- sender-controlled ones (path, query, headers, body) last: the scan never
+-- reads a body.
 CREATE TABLE events (
     -- The rowid, named so that VACUUM keeps it: insertion order, which is
     -- id order (see below).
-    seq         INTEGER PRIMARY KEY,
-    id          TEXT NOT NULL,
-    tenant      TEXT NOT NULL,
-    bucket      TEXT NOT NULL,
-    input       TEXT NOT NULL,
-    integration TEXT,
-    received_at INTEGER NOT NULL,
-    method      TEXT NOT NULL,
-    path        TEXT NOT NULL,
-    query       TEXT,
-    headers     TEXT,
-    body        BLOB,
-    body_size   INTEGER NOT NULL,
-    client_ip   TEXT NOT NULL,
-    delivery_id TEXT,
-    event_type  TEXT,
-    event_count INTEGER NOT NULL,
-    verified    INTEGER NOT NULL,
+    seq              INTEGER PRIMARY KEY,
+    id               TEXT NOT NULL,
+    tenant           TEXT NOT NULL,
+    bucket           TEXT NOT NULL,
+    input            TEXT NOT NULL,
+    received_at      INTEGER NOT NULL,
     -- Until when delivery_id blocks a replay; rebuilds the in-memory dedup
     -- set at open (see crate::dedup).
-    dedup_expires_at INTEGER
+    dedup_expires_at INTEGER,
+    delivery_id      TEXT,
+    integration      TEXT,
+    method           TEXT NOT NULL,
+    event_type       TEXT,
+    event_count      INTEGER NOT NULL,
+    verified         INTEGER NOT NULL,
+    body_size        INTEGER NOT NULL,
+    client_ip        TEXT NOT NULL,
+    path             TEXT NOT NULL,
+    query            TEXT,
+    headers          TEXT,
+    body             BLOB
 ) STRICT;
 CREATE UNIQUE INDEX events_by_tenant ON events (tenant, id);
 CREATE INDEX events_by_bucket ON events (tenant, bucket, id);
@@ -167,7 +175,7 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection> {
     // hot append path for no guarantee we do not already keep.
     conn.pragma_update(None, "foreign_keys", "OFF")
         .map_err(db_err)?;
-    // Each job's SAVEPOINT copies the pages it first touches to a
+    // An admin job's SAVEPOINT copies the pages it first touches to a
     // sub-journal; on disk that is a temp-file write per page per job, which
     // profiling showed as the writer's largest cost. The sub-journal only
     // serves rolling back a savepoint inside a live transaction, so memory
@@ -234,5 +242,33 @@ mod tests {
         conn.execute_batch("PRAGMA user_version = 99").unwrap();
         drop(conn);
         assert!(matches!(open_writer(&path), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_open_time_scans_read_no_large_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info('events') ORDER BY cid")
+            .unwrap();
+        let columns: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let at = |name: &str| columns.iter().position(|c| c == name).unwrap();
+        let scanned = [
+            "id",
+            "tenant",
+            "input",
+            "received_at",
+            "dedup_expires_at",
+            "delivery_id",
+        ];
+        let large = ["path", "query", "headers", "body"];
+        let last_scanned = scanned.iter().map(|c| at(c)).max().unwrap();
+        let first_large = large.iter().map(|c| at(c)).min().unwrap();
+        assert!(last_scanned < first_large, "{columns:?}");
+        assert_eq!(columns.last().map(String::as_str), Some("body"));
     }
 }
