@@ -342,3 +342,66 @@ async fn a_failed_batch_stores_nothing_and_records_no_delivery_id() {
     }
     store.close().await;
 }
+
+/// Ids stay above every id handed out even when the newest events were
+/// deleted and the clock at restart is behind them: each job that deletes
+/// events keeps a high-water mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_keep_increasing_after_the_newest_events_are_deleted() {
+    #[derive(Debug, Clone, Copy)]
+    enum Deleter {
+        Bucket,
+        Tenant,
+        Retention,
+    }
+    for deleter in [Deleter::Bucket, Deleter::Tenant, Deleter::Retention] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join(store::sqlite::FILE_NAME);
+        let store = open(&dir);
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let w = World::create(&dyn_store, "high-water").await;
+        let appended = store.append(w.event()).await.expect("append");
+        store.close().await;
+        drop((store, dyn_store));
+
+        // As if the event came in while the clock ran an hour ahead, since
+        // stepped back.
+        let ahead = conformance::now() + 3_600_000;
+        let first = model::EventId::floor_at(ahead);
+        let side = rusqlite::Connection::open(&file).expect("side connection");
+        side.execute_batch(&format!(
+            "UPDATE events SET id = '{first}', received_at = {ahead} WHERE id = '{old}';
+             UPDATE deliveries SET event_id = '{first}' WHERE event_id = '{old}';",
+            old = appended.id
+        ))
+        .expect("move the event ahead");
+
+        let store = open(&dir);
+        match deleter {
+            Deleter::Bucket => store.delete_bucket(&w.tenant, &w.bucket.id).await,
+            Deleter::Tenant => store.delete_tenant(&w.tenant).await,
+            Deleter::Retention => {
+                let later = ahead + 2 * 86_400_000;
+                store.purge_expired(later, 100).await.map(drop)
+            }
+        }
+        .expect("delete");
+        store.close().await;
+        drop(store);
+        let left: i64 = side
+            .query_row(
+                "SELECT count(*) FROM deliveries WHERE event_id = ?1",
+                [first.to_string()],
+                |r| r.get(0),
+            )
+            .expect("count deliveries");
+        assert_eq!(left, 0, "{deleter:?}: the event's deliveries went too");
+
+        let store = open(&dir);
+        let dyn_store: Arc<dyn Store> = store.clone();
+        let w = World::create(&dyn_store, "high-water-after").await;
+        let next = store.append(w.event()).await.expect("append after reopen");
+        assert!(next.id > first, "{deleter:?}: {} after {first}", next.id);
+        store.close().await;
+    }
+}

@@ -103,6 +103,7 @@ const BUCKET_CHILDREN: &[&str] = &[
 
 pub(super) fn delete_bucket(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<()> {
     bucket_exists(conn, tenant, id)?;
+    super::events::keep_high_water(conn)?;
     for sql in BUCKET_CHILDREN {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([tenant.as_str(), id.as_str()]))

@@ -293,6 +293,9 @@ pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usiz
             victims.push(victim.map_err(db_err)?);
         }
     }
+    if !victims.is_empty() {
+        keep_high_water(conn)?;
+    }
     for (rowid, tenant, id) in &victims {
         conn.prepare_cached("DELETE FROM deliveries WHERE tenant = ?1 AND event_id = ?2")
             .and_then(|mut s| s.execute([tenant, id]))
@@ -304,17 +307,43 @@ pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usiz
     Ok(victims.len())
 }
 
-/// The newest stored event id, to seed the id mint at open.
+/// Raises `meta.high_water` to the newest stored event id. Every job that
+/// deletes events calls this first, so the newest id ever handed out
+/// survives its event (see [`newest`]).
+pub(super) fn keep_high_water(conn: &Connection) -> Result<()> {
+    // Ids have a fixed width, so text order is id order. `WHERE true`
+    // keeps SQLite from reading ON CONFLICT as a join constraint.
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value)
+         SELECT 'high_water', id FROM events WHERE true ORDER BY seq DESC LIMIT 1
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    )
+    .and_then(|mut s| s.execute([]))
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// The newest event id ever handed out, as far as the file knows: the
+/// newest stored event's, or the high-water mark left by deletes if that is
+/// newer. Seeds the id mint and the clock at open.
 pub(super) fn newest(conn: &Connection) -> Result<Option<EventId>> {
-    let text: Option<String> = conn
+    let stored: Option<String> = conn
         .query_row("SELECT id FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
             r.get(0)
         })
         .optional()
         .map_err(db_err)?;
-    text.map(|t| {
-        t.parse()
+    let high_water: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'high_water'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(db_err)?;
+    let parse = |text: String| {
+        text.parse::<EventId>()
             .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))
-    })
-    .transpose()
+    };
+    let stored = stored.map(parse).transpose()?;
+    let high_water = high_water.map(parse).transpose()?;
+    Ok(stored.max(high_water))
 }

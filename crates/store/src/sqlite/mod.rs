@@ -76,8 +76,10 @@ impl SqliteStore {
         })?;
         let path = data_dir.join(FILE_NAME);
         let conn = schema::open_writer(&path)?;
-        // Seeding both from the newest stored event keeps ids strictly
-        // increasing across a restart even if the system clock went back.
+        // Seeding both from the newest id ever handed out (the newest
+        // stored event, or the high-water mark left by deletes) keeps ids
+        // strictly increasing across a restart even if the system clock
+        // went back, and even if the newest events were deleted.
         let newest = events::newest(&conn)?;
         let newest_ms = newest.map_or(0, |id| {
             i64::try_from(id.ulid().timestamp_ms()).unwrap_or(i64::MAX)

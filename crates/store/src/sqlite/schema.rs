@@ -150,6 +150,14 @@ CREATE TABLE deliveries (
 ) STRICT;
 CREATE INDEX deliveries_by_event ON deliveries (tenant, event_id, output_id);
 
+-- Small store-wide values. `high_water`: an event id at or above every id
+-- handed out, raised by the jobs that delete events (before they delete),
+-- so the id mint seeded at open stays above ids whose events are gone.
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
 ";
 
 /// Opens the single write connection, sets WAL and durable commits, and

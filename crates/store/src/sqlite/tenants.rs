@@ -71,6 +71,7 @@ const TENANT_TABLES: &[&str] = &[
 
 pub(super) fn delete_tenant(conn: &Connection, id: &TenantId) -> Result<()> {
     tenant_exists(conn, id)?;
+    super::events::keep_high_water(conn)?;
     for sql in TENANT_TABLES {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([id.as_str()]))
