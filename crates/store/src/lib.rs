@@ -104,8 +104,12 @@ pub struct TenantRecord {
 /// - **Dedup**: a `delivery_id` recorded by `append` makes a later `append`
 ///   with the same (tenant, input, delivery id) inside its window fail with
 ///   [`Error::Duplicate`], atomically; [`Store::delivery_seen`] is the cheap
-///   early check. The entry survives a restart; windows are honoured up to
-///   one hour (longer ones are cut to an hour).
+///   early check, and sees an id only once its event is committed. The
+///   entry survives a restart; windows are honoured up to one hour (longer
+///   ones are cut to an hour). A backend may keep the entry with its event
+///   (the embedded store rebuilds its set from the events at open): then a
+///   bucket retention shorter than the dedup window means a restart forgets
+///   the delivery ids of events already purged, before their window ends.
 /// - **Order**: event ids are minted at commit, strictly increasing; reads
 ///   return events in id order, which is `receivedAt` order.
 /// - **Visibility**: every event whose `receivedAt` is below

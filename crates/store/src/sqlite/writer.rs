@@ -140,7 +140,8 @@ pub(super) struct WriteCx<'a> {
 trait Work: Send {
     /// Whether this job stores events (decides the floor and the tick).
     fn appends(&self) -> bool;
-    /// Runs the job; `false` rolls its savepoint back.
+    /// Runs the job; `false` means it failed, which rolls back its
+    /// savepoint, or, for an append that already wrote, the whole batch.
     fn run(&mut self, cx: &mut WriteCx<'_>) -> bool;
     /// Answers the caller: its own result if the batch committed, else
     /// `Unavailable` with the commit's failure.
@@ -312,12 +313,13 @@ impl Thread {
                 jobs.close();
             }
         }
-        // The write connection closes when `self` drops here. The store's
-        // read connections are still open, so this close neither
-        // checkpoints nor removes the WAL: SQLite does that when the last
-        // connection to the file closes (the last reader, or else the next
-        // open). Nothing depends on it: every commit is already durable in
-        // the WAL.
+        // The write connection closes when `self` drops here. It would
+        // checkpoint and remove the WAL only as the last connection to the
+        // file, but the store's read connections are normally still open
+        // (until the store is dropped), and they, being read-only, never
+        // checkpoint. So the WAL stays until a later read-write connection
+        // closes last, and the next open reads it. Nothing depends on the
+        // checkpoint: every commit is already durable in the WAL.
     }
 
     /// Runs one batch as one transaction and answers every job of it.
