@@ -188,7 +188,7 @@ pub async fn delete_bucket_removes_its_children(store: &Arc<dyn Store>) {
         "event of the bucket",
     );
     // Deliveries are only reachable through their event, so this is as far
-    // as the trait can look; tests/sqlite.rs also counts the rows.
+    // as the trait can look; tests/sqlite/ also counts the rows.
     assert_not_found(
         store.reset_deliveries(&w.tenant, &gone.id, None).await,
         "deliveries of the bucket's event",

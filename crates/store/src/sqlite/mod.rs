@@ -18,7 +18,7 @@
 //! - `events`: SQL of events, deliveries and retention; the dedup rebuild.
 //! - `rows`: row decoding and error mapping.
 //! - `tests`: checks that need the store's insides (dedup visibility,
-//!   panicking jobs); the rest is in `tests/sqlite.rs` and the conformance
+//!   panicking jobs); the rest is in `tests/sqlite/` and the conformance
 //!   suite.
 
 mod buckets;
@@ -137,17 +137,6 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.writer.call(false, move |cx| f(cx.conn)).await
-    }
-}
-
-/// What an append answers for a failure: `Duplicate` and `NotFound` are
-/// about the request; anything else (a `Corrupt` read, a constraint the
-/// schema should never raise) means the store could not take the event, and
-/// the sender should retry later (503), never be told it erred (500).
-fn append_error(e: Error) -> Error {
-    match e {
-        Error::Duplicate | Error::NotFound | Error::Unavailable(_) => e,
-        Error::Conflict(_) | Error::Corrupt(_) => Error::Unavailable(e.to_string()),
     }
 }
 
@@ -321,11 +310,11 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, event: NewEvent) -> Result<Appended> {
-        let headers_json = rows::to_json(&event.headers).map_err(append_error)?;
+        let headers_json = rows::to_json(&event.headers).map_err(rows::append_error)?;
         self.writer
             .call(true, move |cx| events::append(cx, &event, &headers_json))
             .await
-            .map_err(append_error)
+            .map_err(rows::append_error)
     }
 
     async fn delivery_seen(

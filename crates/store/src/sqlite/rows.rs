@@ -56,6 +56,17 @@ pub(super) fn db_err(e: rusqlite::Error) -> Error {
     }
 }
 
+/// What an append answers for a failure: `Duplicate` and `NotFound` are
+/// about the request; anything else (a `Corrupt` read, a constraint the
+/// schema should never raise) means the store could not take the event, and
+/// the sender should retry later (503), never be told it erred (500).
+pub(super) fn append_error(e: Error) -> Error {
+    match e {
+        Error::Duplicate | Error::NotFound | Error::Unavailable(_) => e,
+        Error::Conflict(_) | Error::Corrupt(_) => Error::Unavailable(e.to_string()),
+    }
+}
+
 /// The field a unique constraint protects, from SQLite's message
 /// (`UNIQUE constraint failed: buckets.tenant, buckets.name` → `name`).
 fn conflict_field(msg: &str) -> &'static str {
@@ -333,6 +344,22 @@ mod tests {
         ];
         for (msg, field) in cases {
             assert_eq!(conflict_field(msg), field, "{msg}");
+        }
+    }
+
+    #[test]
+    fn an_append_fails_only_duplicate_not_found_or_unavailable() {
+        let cases = [
+            (Error::Duplicate, "Duplicate"),
+            (Error::NotFound, "NotFound"),
+            (Error::Unavailable("disk full".into()), "Unavailable"),
+            (Error::Conflict("id"), "Unavailable"),
+            (Error::Corrupt("bad page".into()), "Unavailable"),
+        ];
+        for (error, expected) in cases {
+            let shown = format!("{error:?}");
+            let mapped = format!("{:?}", append_error(error));
+            assert!(mapped.starts_with(expected), "{shown} became {mapped}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! Checks of the embedded store that need its insides: what the shared
-//! dedup set shows while a batch is in flight, a panicking write job, the
-//! order of the open-time dedup rebuild, and how append errors are mapped.
+//! dedup set shows while a batch is in flight, a panicking write job, and the
+//! order of the open-time dedup rebuild.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -197,20 +197,4 @@ async fn the_rebuilt_dedup_set_purges_oldest_first() {
     assert_eq!(store.shared.dedup.purge(older.received_at + 60_000), 1);
     assert_eq!(store.shared.dedup.len(), 1);
     store.close().await;
-}
-
-#[test]
-fn an_append_fails_only_duplicate_not_found_or_unavailable() {
-    let cases = [
-        (Error::Duplicate, "Duplicate"),
-        (Error::NotFound, "NotFound"),
-        (Error::Unavailable("disk full".into()), "Unavailable"),
-        (Error::Conflict("id"), "Unavailable"),
-        (Error::Corrupt("bad page".into()), "Unavailable"),
-    ];
-    for (error, expected) in cases {
-        let shown = format!("{error:?}");
-        let mapped = format!("{:?}", append_error(error));
-        assert!(mapped.starts_with(expected), "{shown} became {mapped}");
-    }
 }
