@@ -234,15 +234,7 @@ async fn a_body_that_stalls_gets_408() {
         .config(|c| c.body_read_timeout = std::time::Duration::from_millis(300))
         .spawn()
         .await;
-    let bucket = relay.create_bucket(json!({"name": "b"})).await;
-    let input = relay
-        .create_input(bucket["id"].as_str().unwrap(), json!({}))
-        .await;
-    let path = input["url"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches(&relay.url)
-        .to_owned();
+    let (_, path) = super::plain_input(&relay).await;
     let mut slow = tokio::net::TcpStream::connect(relay.url.trim_start_matches("http://"))
         .await
         .unwrap();
@@ -263,15 +255,7 @@ async fn a_body_that_stalls_gets_408() {
 async fn headers_that_are_not_utf8_do_not_break_anything() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let relay = Relay::spawn().await;
-    let bucket = relay.create_bucket(json!({"name": "b"})).await;
-    let input = relay
-        .create_input(bucket["id"].as_str().unwrap(), json!({}))
-        .await;
-    let path = input["url"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches(&relay.url)
-        .to_owned();
+    let (_, path) = super::plain_input(&relay).await;
     let addr = relay.url.trim_start_matches("http://").to_owned();
     for (route, auth) in [
         (path.as_str(), false),

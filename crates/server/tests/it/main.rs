@@ -75,3 +75,17 @@ async fn long_polls_waiting(relay: &Relay) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .expect("the long-poll gauge")
 }
+
+/// A bucket `b` with one plain input; returns the input and its URL path.
+async fn plain_input(relay: &Relay) -> (Value, String) {
+    let bucket = relay.create_bucket(json!({"name": "b"})).await;
+    let input = relay
+        .create_input(bucket["id"].as_str().unwrap(), json!({}))
+        .await;
+    let path = input["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&relay.url)
+        .to_owned();
+    (input, path)
+}
