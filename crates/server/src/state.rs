@@ -1,5 +1,7 @@
-//! `AppState`: what every handler shares. Cheap to clone (all `Arc`s).
+//! `AppState`: what every handler shares. One `Arc`, so the clones axum
+//! makes per request (extractors, middleware) cost one atomic increment.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::auth::AuthCache;
@@ -9,18 +11,28 @@ use crate::metrics::Metrics;
 use crate::secrets;
 
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Shared>);
+
+pub(crate) struct Shared {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<dyn store::Store>,
-    pub(crate) auth: Arc<AuthCache>,
-    pub(crate) catalog: Arc<Catalog>,
-    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) auth: AuthCache,
+    pub(crate) catalog: Catalog,
+    pub(crate) metrics: Metrics,
     /// bcrypt hash of the configured admin secret, made once at start so
     /// the secret is checked like every other credential.
     pub(crate) admin_secret_hash: Option<String>,
     /// Cancelled at shutdown: long-polls and SSE streams end on it so the
     /// graceful drain does not wait for them.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -37,14 +49,14 @@ impl AppState {
             ),
             None => None,
         };
-        Ok(Self {
-            auth: Arc::new(AuthCache::new(config.auth_cache_ttl)),
-            catalog: Arc::new(Catalog::new()),
-            metrics: Arc::new(Metrics::new()),
+        Ok(Self(Arc::new(Shared {
+            auth: AuthCache::new(config.auth_cache_ttl),
+            catalog: Catalog::new(),
+            metrics: Metrics::new(),
             admin_secret_hash,
             shutdown,
             config,
             store,
-        })
+        })))
     }
 }
