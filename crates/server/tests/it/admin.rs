@@ -414,8 +414,11 @@ async fn a_client_cannot_make_the_relay_spend_bcrypt_without_bound() {
         .filter(|s| **s == StatusCode::UNAUTHORIZED)
         .count();
     // 20 a minute from this address, one of which the admin secret's own
-    // first check (creating the token above) already used.
-    assert_eq!((checked, refused), (19, 41), "{statuses:?}");
+    // first check (creating the token above) already used; a minute
+    // boundary falling inside the test can shift the sliding window's
+    // weighting by one either way.
+    assert_eq!(checked + refused, 60, "{statuses:?}");
+    assert!((18..=20).contains(&checked), "{statuses:?}");
     let response = relay
         .http
         .get(format!("{}/v1/buckets", relay.url))
