@@ -49,11 +49,7 @@ pub(super) async fn run(
         .and_then(|v| v.to_str().ok());
     if let Some(integration) = &route.integration {
         if !integration.accepts_content_type(content_type) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "this input does not accept this content type",
-            ));
+            return Err(rejection(Rejection::UnsupportedMediaType));
         }
     }
     let client_ip = client_ip(&state.config.trusted_proxies, peer, &parts.headers);
