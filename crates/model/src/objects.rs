@@ -361,14 +361,27 @@ pub fn validate_slug(field: &'static str, value: &str) -> Result<(), ValidationE
 
 /// How often a failed delivery is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RetryPolicy {
+    /// Tries in all, the first included.
     pub max_attempts: u32,
+    /// The wait before the first retry; each later one waits four times
+    /// longer (with jitter), capped at six hours.
+    pub initial_delay_ms: u64,
+}
+
+impl RetryPolicy {
+    /// With the defaults, 8 tries span about 7.5 hours: within the day
+    /// DESIGN §5 promises.
+    pub const DEFAULT_INITIAL_DELAY_MS: u64 = 5_000;
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 8 }
+        Self {
+            max_attempts: 8,
+            initial_delay_ms: Self::DEFAULT_INITIAL_DELAY_MS,
+        }
     }
 }
 
@@ -408,6 +421,12 @@ impl Output {
             return Err(ValidationError::new(
                 "retry.maxAttempts",
                 "must be between 1 and 100",
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.retry.initial_delay_ms) {
+            return Err(ValidationError::new(
+                "retry.initialDelayMs",
+                "must be between 10 and 3600000",
             ));
         }
         Ok(())

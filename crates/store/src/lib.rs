@@ -14,8 +14,8 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use model::{
-    Bucket, BucketId, Delivery, Event, EventId, Input, InputId, NewEvent, Output, OutputId,
-    RateLimit, Tenant, TenantId, Token, TokenKey,
+    Attempt, Bucket, BucketId, Delivery, Event, EventId, Input, InputId, NewEvent, Output,
+    OutputId, RateLimit, Tenant, TenantId, Token, TokenKey,
 };
 
 pub use dedup::DedupSet;
@@ -80,6 +80,54 @@ pub enum RateDecision {
     Limited {
         retry_after_secs: u64,
     },
+}
+
+/// Names one delivery: an event's state for one output and, for an
+/// internal output, one agent group (`None`: the server delivers it itself,
+/// or no agent group has subscribed to the bucket yet).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    pub tenant: TenantId,
+    pub event: EventId,
+    pub output: OutputId,
+    pub group: Option<String>,
+}
+
+/// A delivery that is due now, with what sending it takes.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub key: DeliveryKey,
+    /// With its payload, except for ephemeral events (`EventBody::Omitted`):
+    /// those are delivered from memory or not at all.
+    pub event: Event,
+    pub output: Output,
+    /// Tries already made in this round (a resend starts a new round).
+    pub tries: u32,
+}
+
+/// What [`Store::due_deliveries`] found.
+#[derive(Debug, Clone, Default)]
+pub struct DueBatch {
+    /// Oldest event first.
+    pub due: Vec<DueDelivery>,
+    /// When the earliest pending delivery not yet due becomes due (a retry
+    /// waiting out its backoff), so the caller knows when to look again.
+    pub next_at: Option<i64>,
+}
+
+/// Where a delivery goes after an attempt (or instead of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    Delivered,
+    /// Given up: a non-retryable answer or the last allowed try.
+    Failed,
+    /// Pending again, due at this time (ms).
+    RetryAt(i64),
+    /// Pending again at once, without counting a try: its agent went away.
+    Released,
+    /// Not delivered and no longer pending: older than the catch-up window
+    /// when its group came back, or an ephemeral payload no longer held.
+    Expired,
 }
 
 /// A tenant with its poll secret's hash (Radarboard provisioning).
@@ -204,6 +252,49 @@ pub trait Store: Send + Sync + 'static {
         event: &EventId,
         output: Option<&OutputId>,
     ) -> Result<usize>;
+
+    // ---- deliveries ----
+    /// Records that agent `group` subscribes to the bucket. The first time
+    /// a group does so, it gets a pending delivery per internal output for
+    /// every event received at or after `catchup_from_ms` (the first group
+    /// of a bucket takes over the deliveries that were waiting for any
+    /// group). Later events get a delivery per registered group.
+    async fn register_group(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        catchup_from_ms: i64,
+    ) -> Result<()>;
+    /// Marks `expired` the group's pending deliveries of the bucket that
+    /// have been pending since before `before_ms`; returns how many.
+    async fn expire_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        before_ms: i64,
+    ) -> Result<usize>;
+    /// Up to `limit` pending deliveries of the bucket for the group (`None`:
+    /// none is an agent's) that are due at `now_ms`, oldest event first.
+    async fn due_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: Option<&str>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<DueBatch>;
+    /// Up to `limit` due deliveries to public outputs (the server's own),
+    /// across tenants: the server's delivery worker is tenant-blind.
+    async fn due_public_deliveries(&self, now_ms: i64, limit: usize) -> Result<DueBatch>;
+    /// Marks pending deliveries `in_flight`. A backend resets every
+    /// `in_flight` delivery to `pending` when it opens: whoever held them
+    /// is gone.
+    async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()>;
+    /// Records an attempt (if one was made) and moves the delivery on.
+    async fn settle(&self, key: &DeliveryKey, attempt: Option<Attempt>, next: Settle)
+        -> Result<()>;
 
     // ---- limits and housekeeping ----
     /// Counts one request against `key`'s sliding window.

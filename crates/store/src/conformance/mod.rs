@@ -12,8 +12,10 @@
 //! - `objects`: CRUD of tenants, buckets, inputs, outputs and tokens.
 //! - `isolation`: tenant isolation and cascading deletes.
 //! - `events`: append, order, dedup, ephemeral events, deliveries.
+//! - `dispatch`: agent groups, due queues, settling, expiry.
 //! - `reads`: cursors, retention, visibility, commit ticks, polling.
 
+mod dispatch;
 mod events;
 mod isolation;
 mod objects;
@@ -30,6 +32,10 @@ use model::{
 
 use crate::{Appended, Cursor, Error, EventQuery, Result, Store, TenantRecord};
 
+pub use dispatch::{
+    expiry_spares_the_catchup_window, groups_share_nothing_and_miss_nothing,
+    public_outputs_queue_for_the_server, settle_and_retry,
+};
 pub use events::{
     append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
     ephemeral_events, sequential_order,
@@ -57,6 +63,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     ephemeral_events(&store).await;
     cursors(&store).await;
     deliveries_and_reset(&store).await;
+    groups_share_nothing_and_miss_nothing(&store).await;
+    settle_and_retry(&store).await;
+    expiry_spares_the_catchup_window(&store).await;
+    public_outputs_queue_for_the_server(&store).await;
     purge_respects_retention(&store).await;
     visibility_and_commits(&store).await;
     polling_never_misses(&store).await;

@@ -94,8 +94,8 @@ pub(super) fn update_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
 /// savepoint makes the whole delete atomic anyway. Deleting a large bucket
 /// holds the writer for as long as its events take to delete.
 const BUCKET_CHILDREN: &[&str] = &[
-    "DELETE FROM deliveries WHERE tenant = ?1
-       AND event_id IN (SELECT id FROM events WHERE tenant = ?1 AND bucket = ?2)",
+    "DELETE FROM deliveries WHERE tenant = ?1 AND bucket = ?2",
+    "DELETE FROM agent_groups WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM events WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM inputs WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM outputs WHERE tenant = ?1 AND bucket = ?2",

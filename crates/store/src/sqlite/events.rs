@@ -96,9 +96,13 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> 
     })
     .map_err(db_err)?;
     conn.prepare_cached(
-        "INSERT INTO deliveries (tenant, event_id, output_id, grp, state, attempts, updated_at)
-         SELECT ?1, ?2, id, NULL, 'pending', '[]', ?3
-         FROM outputs WHERE tenant = ?1 AND bucket = ?4 ORDER BY created_at, id",
+        "INSERT INTO deliveries (tenant, bucket, event_id, output_id, grp, internal, state,
+                                 tries, pending_since, next_attempt_at, attempts, updated_at)
+         SELECT ?1, ?4, ?2, o.id, g.grp, o.internal, 'pending', 0, ?3, 0, '[]', ?3
+         FROM outputs o
+         LEFT JOIN agent_groups g
+             ON o.internal = 1 AND g.tenant = o.tenant AND g.bucket = o.bucket
+         WHERE o.tenant = ?1 AND o.bucket = ?4 ORDER BY o.created_at, o.id, g.grp",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -249,7 +253,8 @@ pub(super) fn reset_deliveries(
         .map_err(db_err)?;
     exists.ok_or(Error::NotFound)?;
     conn.prepare_cached(
-        "UPDATE deliveries SET state = 'pending', updated_at = ?4
+        "UPDATE deliveries SET state = 'pending', updated_at = ?4, pending_since = ?4,
+                               tries = 0, next_attempt_at = 0
          WHERE tenant = ?1 AND event_id = ?2 AND (?3 IS NULL OR output_id = ?3)",
     )
     .and_then(|mut s| s.execute(params![tenant, event, output.map(OutputId::as_str), now_ms]))

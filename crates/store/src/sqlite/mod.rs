@@ -16,12 +16,14 @@
 //! - `tenants`: SQL of tenants and tokens.
 //! - `buckets`: SQL of buckets, inputs and outputs.
 //! - `events`: SQL of events, deliveries and retention; the dedup rebuild.
+//! - `deliveries`: SQL of dispatch: agent groups, due queues, attempts.
 //! - `rows`: row decoding and error mapping.
 //! - `tests`: checks that need the store's insides (dedup visibility,
 //!   panicking jobs); the rest is in `tests/sqlite/` and the conformance
 //!   suite.
 
 mod buckets;
+mod deliveries;
 mod events;
 mod reader;
 mod rows;
@@ -35,14 +37,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use model::{
-    Bucket, BucketId, Delivery, Event, EventId, Input, InputId, NewEvent, Output, OutputId,
-    RateLimit, Tenant, TenantId, Token, TokenKey,
+    Attempt, Bucket, BucketId, Delivery, Event, EventId, Input, InputId, NewEvent, Output,
+    OutputId, RateLimit, Tenant, TenantId, Token, TokenKey,
 };
 use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::{
-    Appended, DedupSet, Error, EventQuery, RateDecision, Result, SlidingWindow, Store, TenantRecord,
+    Appended, DedupSet, DeliveryKey, DueBatch, Error, EventQuery, RateDecision, Result, Settle,
+    SlidingWindow, Store, TenantRecord,
 };
 use reader::ReadPool;
 use writer::{Clock, IdMint, Shared, Writer};
@@ -96,6 +99,13 @@ impl SqliteStore {
             shared
                 .dedup
                 .insert(&tenant, &input, &delivery_id, now, expires);
+        }
+        let released = deliveries::release_all_in_flight(&conn)?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "in-flight deliveries of the last run are pending again"
+            );
         }
         let readers = Arc::new(ReadPool::open(&path, READERS)?);
         let writer = Writer::spawn(conn, IdMint::after(newest), Arc::clone(&shared))?;
@@ -362,6 +372,72 @@ impl Store for SqliteStore {
         let (tenant, event, output) = (tenant.clone(), *event, output.cloned());
         let now = self.shared.clock.now();
         self.write(move |c| events::reset_deliveries(c, &tenant, &event, output.as_ref(), now))
+            .await
+    }
+
+    async fn register_group(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        catchup_from_ms: i64,
+    ) -> Result<()> {
+        let (tenant, bucket, group) = (tenant.clone(), bucket.clone(), group.to_owned());
+        let now = self.shared.clock.now();
+        self.write(move |c| {
+            deliveries::register_group(c, &tenant, &bucket, &group, catchup_from_ms, now)
+        })
+        .await
+    }
+
+    async fn expire_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        before_ms: i64,
+    ) -> Result<usize> {
+        let (tenant, bucket, group) = (tenant.clone(), bucket.clone(), group.to_owned());
+        let now = self.shared.clock.now();
+        self.write(move |c| deliveries::expire(c, &tenant, &bucket, &group, before_ms, now))
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: Option<&str>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<DueBatch> {
+        let (tenant, bucket) = (tenant.clone(), bucket.clone());
+        let group = group.map(str::to_owned);
+        self.read(move |c| deliveries::due(c, &tenant, &bucket, group.as_deref(), now_ms, limit))
+            .await
+    }
+
+    async fn due_public_deliveries(&self, now_ms: i64, limit: usize) -> Result<DueBatch> {
+        self.read(move |c| deliveries::due_public(c, now_ms, limit))
+            .await
+    }
+
+    async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
+        let keys = keys.to_vec();
+        let now = self.shared.clock.now();
+        self.write(move |c| deliveries::mark_in_flight(c, &keys, now))
+            .await
+    }
+
+    async fn settle(
+        &self,
+        key: &DeliveryKey,
+        attempt: Option<Attempt>,
+        next: Settle,
+    ) -> Result<()> {
+        let key = key.clone();
+        let now = self.shared.clock.now();
+        self.write(move |c| deliveries::settle(c, &key, attempt.as_ref(), next, now))
             .await
     }
 

@@ -137,18 +137,42 @@ CREATE INDEX events_by_bucket ON events (tenant, bucket, id);
 -- delivery ids) walk seq backwards. One index less is one page less
 -- in every commit's WAL frames.
 
--- One row per (event, output, agent group); group is NULL until agent
--- delivery assigns one.
+-- One row per (event, output) for public outputs, and per (event, internal
+-- output, agent group) once a group has subscribed to the bucket; until
+-- then an internal output's row has a NULL group (see agent_groups).
+-- `pending_since` is when the row last became pending (received, or reset
+-- for a resend): the catch-up window is measured from it. Ids are ULIDs of
+-- fixed width, so event_id order is receive order.
 CREATE TABLE deliveries (
-    tenant     TEXT NOT NULL,
-    event_id   TEXT NOT NULL,
-    output_id  TEXT NOT NULL,
-    grp        TEXT,
-    state      TEXT NOT NULL,
-    attempts   TEXT NOT NULL,
-    updated_at INTEGER NOT NULL
+    tenant          TEXT NOT NULL,
+    bucket          TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    output_id       TEXT NOT NULL,
+    grp             TEXT,
+    internal        INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    tries           INTEGER NOT NULL,
+    pending_since   INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    attempts        TEXT NOT NULL,
+    updated_at      INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX deliveries_by_event ON deliveries (tenant, event_id, output_id);
+-- The dispatch queues: partial, so delivered rows leave them.
+CREATE INDEX deliveries_pending ON deliveries (tenant, bucket, grp, event_id)
+    WHERE state = 'pending';
+CREATE INDEX deliveries_public ON deliveries (next_attempt_at)
+    WHERE state = 'pending' AND internal = 0;
+
+-- Agent groups that ever subscribed to a bucket: each gets its own
+-- delivery of every later event (DESIGN §1, agent group).
+CREATE TABLE agent_groups (
+    tenant     TEXT NOT NULL,
+    bucket     TEXT NOT NULL,
+    grp        TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, grp)
+) STRICT, WITHOUT ROWID;
 
 -- Small store-wide values. `high_water`: an event id at or above every id
 -- handed out, raised by the jobs that delete events (before they delete),

@@ -1,0 +1,304 @@
+//! SQL of delivery dispatch: agent group registration, the due queues,
+//! in-flight marks, settling attempts and catch-up expiry.
+//!
+//! The queues are the partial indexes `deliveries_pending` (per tenant,
+//! bucket and group, in event order) and `deliveries_public` (the server's
+//! own deliveries, by due time); see `schema`.
+
+use model::{Attempt, BucketId, EventId, TenantId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::rows::{self, db_err, to_json};
+use crate::{DeliveryKey, DueBatch, DueDelivery, Error, Result, Settle};
+
+pub(super) fn register_group(
+    conn: &Connection,
+    tenant: &TenantId,
+    bucket: &BucketId,
+    group: &str,
+    catchup_from_ms: i64,
+    now_ms: i64,
+) -> Result<()> {
+    let (tenant, bucket) = (tenant.as_str(), bucket.as_str());
+    let added = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO agent_groups (tenant, bucket, grp, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| s.execute(params![tenant, bucket, group, now_ms]))
+        .map_err(db_err)?;
+    if added == 0 {
+        return Ok(());
+    }
+    let others: i64 = conn
+        .prepare_cached("SELECT count(*) FROM agent_groups WHERE tenant = ?1 AND bucket = ?2")
+        .and_then(|mut s| s.query_row([tenant, bucket], |r| r.get(0)))
+        .map_err(db_err)?;
+    if others == 1 {
+        // The bucket's first group inherits what waited for any group.
+        conn.prepare_cached(
+            "UPDATE deliveries SET grp = ?3
+             WHERE tenant = ?1 AND bucket = ?2 AND internal = 1 AND grp IS NULL",
+        )
+        .and_then(|mut s| s.execute(params![tenant, bucket, group]))
+        .map_err(db_err)?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO deliveries (tenant, bucket, event_id, output_id, grp, internal, state,
+                                 tries, pending_since, next_attempt_at, attempts, updated_at)
+         SELECT e.tenant, e.bucket, e.id, o.id, ?3, 1, 'pending', 0, e.received_at, 0, '[]', ?5
+         FROM events e JOIN outputs o
+             ON o.tenant = e.tenant AND o.bucket = e.bucket AND o.internal = 1
+         WHERE e.tenant = ?1 AND e.bucket = ?2 AND e.id >= ?4
+         ORDER BY e.id",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant,
+            bucket,
+            group,
+            EventId::floor_at(catchup_from_ms.max(0)).to_string(),
+            now_ms
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(super) fn expire(
+    conn: &Connection,
+    tenant: &TenantId,
+    bucket: &BucketId,
+    group: &str,
+    before_ms: i64,
+    now_ms: i64,
+) -> Result<usize> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET state = 'expired', updated_at = ?5
+         WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3 AND state = 'pending'
+           AND pending_since < ?4",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant.as_str(),
+            bucket.as_str(),
+            group,
+            before_ms,
+            now_ms
+        ])
+    })
+    .map_err(db_err)
+}
+
+/// A pending row before its event and output are read.
+struct Row {
+    tenant: String,
+    event: String,
+    output: String,
+    group: Option<String>,
+    tries: u32,
+}
+
+pub(super) fn due(
+    conn: &mut Connection,
+    tenant: &TenantId,
+    bucket: &BucketId,
+    group: Option<&str>,
+    now_ms: i64,
+    limit: usize,
+) -> Result<DueBatch> {
+    let tx = conn.transaction().map_err(db_err)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (tenant_s, bucket_s) = (tenant.as_str(), bucket.as_str());
+    let internal = group.is_some();
+    let found: Vec<Row> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT tenant, event_id, output_id, grp, tries FROM deliveries
+                 WHERE tenant = ?1 AND bucket = ?2 AND grp IS ?3 AND state = 'pending'
+                   AND internal = ?4 AND next_attempt_at <= ?5
+                 ORDER BY event_id LIMIT ?6",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(
+                params![tenant_s, bucket_s, group, internal, now_ms, limit],
+                pending_row,
+            )
+            .map_err(db_err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_err)?
+    };
+    let next_at: Option<i64> = tx
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM deliveries
+             WHERE tenant = ?1 AND bucket = ?2 AND grp IS ?3 AND state = 'pending'
+               AND internal = ?4 AND next_attempt_at > ?5",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![tenant_s, bucket_s, group, internal, now_ms], |r| {
+                r.get(0)
+            })
+        })
+        .map_err(db_err)?;
+    let due = load(&tx, found)?;
+    Ok(DueBatch { due, next_at })
+}
+
+pub(super) fn due_public(conn: &mut Connection, now_ms: i64, limit: usize) -> Result<DueBatch> {
+    let tx = conn.transaction().map_err(db_err)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let found: Vec<Row> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT tenant, event_id, output_id, grp, tries FROM deliveries
+                 WHERE state = 'pending' AND internal = 0 AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, event_id LIMIT ?2",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![now_ms, limit], pending_row)
+            .map_err(db_err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_err)?
+    };
+    let next_at: Option<i64> = tx
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM deliveries
+             WHERE state = 'pending' AND internal = 0 AND next_attempt_at > ?1",
+        )
+        .and_then(|mut s| s.query_row([now_ms], |r| r.get(0)))
+        .map_err(db_err)?;
+    let due = load(&tx, found)?;
+    Ok(DueBatch { due, next_at })
+}
+
+fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        tenant: r.get(0)?,
+        event: r.get(1)?,
+        output: r.get(2)?,
+        group: r.get(3)?,
+        tries: r.get(4)?,
+    })
+}
+
+/// Reads each row's event and output. A row whose output was deleted is
+/// skipped: it stays pending until retention removes its event.
+fn load(conn: &Connection, found: Vec<Row>) -> Result<Vec<DueDelivery>> {
+    let event_sql = format!(
+        "SELECT {} FROM events WHERE tenant = ?1 AND id = ?2",
+        rows::EVENT_COLS
+    );
+    let output_sql = format!(
+        "SELECT {} FROM outputs WHERE tenant = ?1 AND id = ?2",
+        rows::OUTPUT_COLS
+    );
+    let mut due = Vec::with_capacity(found.len());
+    for row in found {
+        let event = conn
+            .prepare_cached(&event_sql)
+            .and_then(|mut s| {
+                s.query_row([&row.tenant, &row.event], |r| Ok(rows::event(r)))
+                    .optional()
+            })
+            .map_err(db_err)?;
+        let output = conn
+            .prepare_cached(&output_sql)
+            .and_then(|mut s| {
+                s.query_row([&row.tenant, &row.output], |r| Ok(rows::output(r)))
+                    .optional()
+            })
+            .map_err(db_err)?;
+        let (Some(event), Some(output)) = (event, output) else {
+            continue;
+        };
+        let (event, output) = (event?, output?);
+        due.push(DueDelivery {
+            key: DeliveryKey {
+                tenant: event.tenant.clone(),
+                event: event.id,
+                output: output.id.clone(),
+                group: row.group,
+            },
+            event,
+            output,
+            tries: row.tries,
+        });
+    }
+    Ok(due)
+}
+
+pub(super) fn mark_in_flight(conn: &Connection, keys: &[DeliveryKey], now_ms: i64) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'in_flight', updated_at = ?5
+             WHERE tenant = ?1 AND event_id = ?2 AND output_id = ?3 AND grp IS ?4
+               AND state = 'pending'",
+        )
+        .map_err(db_err)?;
+    for key in keys {
+        stmt.execute(params![
+            key.tenant.as_str(),
+            key.event.to_string(),
+            key.output.as_str(),
+            key.group,
+            now_ms
+        ])
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(super) fn settle(
+    conn: &Connection,
+    key: &DeliveryKey,
+    attempt: Option<&Attempt>,
+    next: Settle,
+    now_ms: i64,
+) -> Result<()> {
+    let (state, next_attempt_at) = match next {
+        Settle::Delivered => ("delivered", 0),
+        Settle::Failed => ("failed", 0),
+        Settle::RetryAt(at) => ("pending", at),
+        Settle::Released => ("pending", 0),
+        Settle::Expired => ("expired", 0),
+    };
+    let attempt = attempt.map(to_json).transpose()?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE deliveries SET
+                 state = ?5,
+                 next_attempt_at = ?6,
+                 tries = tries + (?7 IS NOT NULL),
+                 attempts = CASE WHEN ?7 IS NULL THEN attempts
+                                 ELSE json_insert(attempts, '$[#]', json(?7)) END,
+                 updated_at = ?8
+             WHERE tenant = ?1 AND event_id = ?2 AND output_id = ?3 AND grp IS ?4",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                key.tenant.as_str(),
+                key.event.to_string(),
+                key.output.as_str(),
+                key.group,
+                state,
+                next_attempt_at,
+                attempt,
+                now_ms
+            ])
+        })
+        .map_err(db_err)?;
+    if changed == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// At open: whoever held in-flight deliveries before is gone.
+pub(super) fn release_all_in_flight(conn: &Connection) -> Result<usize> {
+    conn.execute(
+        "UPDATE deliveries SET state = 'pending' WHERE state = 'in_flight'",
+        [],
+    )
+    .map_err(db_err)
+}
