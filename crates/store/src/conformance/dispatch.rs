@@ -189,7 +189,10 @@ pub async fn settle_and_retry(store: &Arc<dyn Store>) {
     assert!(resent.due.iter().all(|d| d.tries == 0));
 
     // Released: pending at once, no try counted.
-    store.mark_in_flight(&[k0.clone()]).await.expect("mark");
+    store
+        .mark_in_flight(std::slice::from_ref(&k0))
+        .await
+        .expect("mark");
     store
         .settle(&k0, None, Settle::Released)
         .await
