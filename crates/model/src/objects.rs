@@ -201,10 +201,24 @@ impl ResponsePolicy {
                 }
                 Ok(())
             }
-            ResponsePolicy::Wait { .. } => Err(ValidationError::new(
-                "response.type",
-                "the wait policy needs agent delivery, which this version does not have yet",
-            )),
+            ResponsePolicy::Wait {
+                timeout_ms,
+                headers,
+            } => {
+                if !(1..=60_000).contains(timeout_ms) {
+                    return Err(ValidationError::new(
+                        "response.timeoutMs",
+                        "must be between 1 and 60000",
+                    ));
+                }
+                if headers.len() > 32 || headers.iter().any(|h| h.is_empty() || h.len() > 128) {
+                    return Err(ValidationError::new(
+                        "response.headers",
+                        "at most 32 header names of 1 to 128 characters",
+                    ));
+                }
+                Ok(())
+            }
             ResponsePolicy::Default => Ok(()),
         }
     }

@@ -257,6 +257,21 @@ pub(crate) async fn authenticate(
     Err(ApiError::unauthorized())
 }
 
+/// Authenticates an agent's `Hello`: an `agent`-scope token only.
+pub(crate) async fn authenticate_agent(
+    state: &AppState,
+    key: &str,
+    secret: &str,
+    client: IpAddr,
+) -> Result<Token, ApiError> {
+    let key: TokenKey = key.parse().map_err(|_| ApiError::unauthorized())?;
+    let token = verify_token(state, key, secret, client).await?;
+    if token.scope != TokenScope::Agent {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(token)
+}
+
 fn admin_caller(headers: &http::HeaderMap) -> Result<Caller, ApiError> {
     let tenant = match headers.get(TENANT_HEADER) {
         None => TenantId::default_tenant(),

@@ -15,6 +15,8 @@
 //! - `catalog`: the ingest-side cache of inputs with their kill switches.
 //! - `ingest/`: the public webhook routes and the pipeline of DESIGN §3.1.
 //! - `api/`: administration, Radarboard provisioning, event reads, SSE.
+//! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
+//!   per-group pumps), the `wait` policy and ephemeral payloads.
 //! - `ops`: health, readiness and Prometheus metrics.
 //! - `bootstrap`: first start (default tenant, admin token) and the
 //!   Radarboard environment.
@@ -25,6 +27,7 @@ mod auth;
 mod bootstrap;
 mod catalog;
 pub mod config;
+mod deliver;
 mod error;
 mod ingest;
 mod jobs;
@@ -76,6 +79,7 @@ pub async fn run(
     let app = router(state.clone());
     let jobs = jobs::spawn(state.clone(), shutdown.child_token());
     listener::serve(listener, app, &config, shutdown).await;
+    state.hub.stop();
     jobs.stop().await;
     store.close().await;
     Ok(())
@@ -85,6 +89,7 @@ fn router(state: state::AppState) -> axum::Router {
     axum::Router::new()
         .merge(ingest::router())
         .merge(api::router())
+        .merge(deliver::router(&state))
         .merge(ops::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(error::json_method_not_allowed))

@@ -82,8 +82,9 @@ impl Metrics {
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition; `queue_depth` is the store's.
-    pub(crate) fn render(&self, queue_depth: usize) -> String {
+    /// The Prometheus text exposition; `queue_depth` is the store's,
+    /// `agents` the hub's count of connected agents.
+    pub(crate) fn render(&self, queue_depth: usize, agents: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP hookrelay_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE hookrelay_http_requests_total counter\n");
@@ -142,6 +143,9 @@ impl Metrics {
             "hookrelay_long_polls_waiting {}",
             self.long_polls_waiting.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP hookrelay_agents_connected Agents connected to this node.\n");
+        out.push_str("# TYPE hookrelay_agents_connected gauge\n");
+        let _ = writeln!(out, "hookrelay_agents_connected {agents}");
         out
     }
 }

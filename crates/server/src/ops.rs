@@ -35,6 +35,8 @@ async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.store.pending_writes()),
+        state
+            .metrics
+            .render(state.store.pending_writes(), state.hub.agent_count()),
     )
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::AuthCache;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::deliver::Hub;
 use crate::metrics::Metrics;
 use crate::secrets;
 
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) auth: AuthCache,
     pub(crate) catalog: Catalog,
     pub(crate) metrics: Metrics,
+    /// Connected agents and their groups' delivery pumps.
+    pub(crate) hub: Hub,
     /// bcrypt hash of the configured admin secret, made once at start so
     /// the secret is checked like every other credential.
     pub(crate) admin_secret_hash: Option<String>,
@@ -53,6 +56,7 @@ impl AppState {
             auth: AuthCache::new(config.auth_cache_ttl),
             catalog: Catalog::new(),
             metrics: Metrics::new(),
+            hub: Hub::new(),
             admin_secret_hash,
             shutdown,
             config,

@@ -6,6 +6,7 @@
 //! Every handler narrows to the caller's tenant before touching the store;
 //! anything outside it answers 404.
 
+mod agents;
 mod buckets;
 mod events;
 mod inputs;
@@ -27,6 +28,7 @@ pub(crate) use tokens::issue as issue_token;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .merge(agents::router())
         .merge(buckets::router())
         .merge(inputs::router())
         .merge(outputs::router())

@@ -159,10 +159,48 @@ async fn accept(
     request: Request,
     form: RouteForm,
 ) -> Response {
-    match pipeline::run(&state, &route, path, peer, request).await {
-        Ok(accepted) => respond(&route.input.response, form, accepted.event_count),
-        Err(e) => e.into_response(),
+    let accepted = match pipeline::run(&state, &route, path, peer, request).await {
+        Ok(accepted) => accepted,
+        Err(e) => return e.into_response(),
+    };
+    if let ResponsePolicy::Wait {
+        timeout_ms,
+        headers,
+    } = &route.input.response
+    {
+        let timeout = std::time::Duration::from_millis(*timeout_ms);
+        return match state.hub.waiters.wait(accepted.event, timeout).await {
+            Some(answer) => destination_answer(answer, headers),
+            None => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "destination_timeout",
+                "no destination answered in time; the event is stored and will be delivered",
+            )
+            .into_response(),
+        };
     }
+    respond(&route.input.response, form, accepted.event_count)
+}
+
+/// Step 11 for `wait`: the destination's status and body, its
+/// `content-type` and the headers the input allow-lists, nothing else.
+fn destination_answer(answer: crate::deliver::Answer, allowed: &[String]) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = (status, answer.body).into_response();
+    for (name, value) in answer.headers {
+        let keep = name.eq_ignore_ascii_case("content-type")
+            || allowed.iter().any(|a| a.eq_ignore_ascii_case(&name));
+        if !keep {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
 }
 
 /// Step 11: the input's response policy.

@@ -24,6 +24,7 @@ use crate::state::AppState;
 /// What an accepted request produced.
 pub(super) struct Accepted {
     pub(super) event_count: u32,
+    pub(super) event: model::EventId,
 }
 
 pub(super) async fn run(
@@ -120,9 +121,23 @@ pub(super) async fn run(
         dedup_window_ms: state.config.dedup_window.as_millis() as i64,
     };
     match state.store.append(event).await {
-        Ok(_) => {
+        Ok(appended) => {
             state.metrics.event_stored();
-            Ok(Accepted { event_count })
+            if ephemeral {
+                // In memory only, for the agents connected now (DESIGN §6).
+                state.hub.ephemeral.hold(
+                    appended.id,
+                    crate::deliver::EphemeralPayload {
+                        headers: stored_headers(&parts.headers, keeps_auth_header),
+                        query: bucket_auth::strip_query_token(raw_query),
+                        body,
+                    },
+                );
+            }
+            Ok(Accepted {
+                event_count,
+                event: appended.id,
+            })
         }
         Err(store::Error::Duplicate) => Err(replay()),
         Err(e) => Err(e.into()),

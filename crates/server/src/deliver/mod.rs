@@ -1,0 +1,182 @@
+//! Push delivery (DESIGN §5): agents hold one stream each (gRPC or
+//! WebSocket), and the hub hands them the deliveries of their buckets.
+//!
+//! Depends on `proto`, `store` and the crate's `AppState`; the API reads
+//! [`Hub::agents`] and ingest uses [`Hub::waiters`] and
+//! [`Hub::hold_ephemeral`]. Start with `session`, which is one agent's life.
+//!
+//! # Layout
+//! - `mod.rs`: [`Hub`], the registry of connected agents by (tenant, group).
+//! - `session`: the transport-agnostic session (hello, auth, welcome, the
+//!   message loop, heartbeats) written against [`AgentLink`].
+//! - `grpc`, `ws`: the two transports, one [`AgentLink`] each.
+//! - `pump`: one task per connected group: asks the store what is due,
+//!   hands it to the group's agents within their `max_in_flight`, settles
+//!   acks, retries, and cuts off agents that never ack.
+//! - `wait`: callers held by the `wait` response policy.
+//! - `ephemeral`: payloads of ephemeral events, held in memory only.
+//! - `retry`: which answers are retried, and when.
+
+mod ephemeral;
+mod grpc;
+mod pump;
+mod retry;
+mod session;
+mod wait;
+mod ws;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use model::{BucketId, TenantId};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+pub(crate) use ephemeral::{EphemeralPayload, EphemeralPayloads};
+pub(crate) use wait::{Answer, Waiters};
+
+use crate::state::AppState;
+use pump::{GroupCmd, PumpHandle};
+
+/// The agent transports' routes: WebSocket and gRPC on the one port.
+pub(crate) fn router(state: &AppState) -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/agent/ws", axum::routing::get(ws::upgrade))
+        .route_service("/hookrelay.v1.Agent/Connect", grpc::service(state.clone()))
+}
+
+/// Which agents share work: the same group name in one tenant.
+type GroupKey = (TenantId, String);
+
+/// The registry of connected agents.
+pub(crate) struct Hub {
+    groups: Mutex<HashMap<GroupKey, PumpHandle>>,
+    agents: Mutex<HashMap<u64, Arc<AgentInfo>>>,
+    next_agent: AtomicU64,
+    pub(crate) waiters: Waiters,
+    pub(crate) ephemeral: EphemeralPayloads,
+}
+
+/// What `GET /v1/agents` shows of a connection.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AgentInfo {
+    pub(crate) id: String,
+    #[serde(skip)]
+    pub(crate) tenant: TenantId,
+    pub(crate) group: String,
+    pub(crate) buckets: Vec<BucketId>,
+    pub(crate) transport: &'static str,
+    pub(crate) address: String,
+    pub(crate) version: String,
+    pub(crate) connected_since: i64,
+    pub(crate) max_in_flight: u32,
+    /// Unacknowledged deliveries now; kept by the group's pump.
+    #[serde(serialize_with = "load_count")]
+    pub(crate) in_flight: AtomicUsize,
+}
+
+fn load_count<S: serde::Serializer>(n: &AtomicUsize, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(n.load(Ordering::Relaxed) as u64)
+}
+
+/// An agent as its group's pump sees it.
+pub(crate) struct Slot {
+    pub(crate) info: Arc<AgentInfo>,
+    pub(crate) number: u64,
+    pub(crate) buckets: Vec<model::Bucket>,
+    /// Deliveries (and the cut-off) go to the session through this.
+    pub(crate) tx: mpsc::Sender<proto::ServerMessage>,
+}
+
+impl Hub {
+    pub(crate) fn new() -> Self {
+        Hub {
+            groups: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
+            next_agent: AtomicU64::new(1),
+            waiters: Waiters::new(),
+            ephemeral: EphemeralPayloads::new(),
+        }
+    }
+
+    pub(crate) fn next_agent_number(&self) -> u64 {
+        self.next_agent.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds an agent to its group, starting the group's pump if it is the
+    /// group's first agent on this node. Returns the channel its acks go to.
+    pub(crate) async fn join(&self, state: &AppState, slot: Slot) -> mpsc::Sender<GroupCmd> {
+        let key = (slot.info.tenant.clone(), slot.info.group.clone());
+        lock(&self.agents).insert(slot.number, Arc::clone(&slot.info));
+        let cmds = {
+            let mut groups = lock(&self.groups);
+            let pump = groups
+                .entry(key.clone())
+                .or_insert_with(|| PumpHandle::spawn(state.clone(), key.0, key.1));
+            // Counted under the registry lock, so a pump that finds itself
+            // without agents cannot retire while this join is on its way.
+            pump.members.fetch_add(1, Ordering::SeqCst);
+            pump.cmds.clone()
+        };
+        let _ = cmds.send(GroupCmd::Join(slot)).await;
+        cmds
+    }
+
+    /// Removes a disconnected agent; its pump releases what it held.
+    pub(crate) async fn leave(&self, number: u64, cmds: &mpsc::Sender<GroupCmd>) {
+        lock(&self.agents).remove(&number);
+        let _ = cmds.send(GroupCmd::Leave(number)).await;
+    }
+
+    /// Called by a pump whose last agent left: true if it may stop (no join
+    /// is on its way), in which case the group is forgotten and the next
+    /// agent starts a fresh pump with a fresh catch-up.
+    pub(crate) fn retire(&self, tenant: &TenantId, group: &str) -> bool {
+        let mut groups = lock(&self.groups);
+        let key = (tenant.clone(), group.to_owned());
+        let idle = groups
+            .get(&key)
+            .is_some_and(|p| p.members.load(Ordering::SeqCst) == 0);
+        if idle {
+            groups.remove(&key);
+        }
+        idle
+    }
+
+    /// Cancels every pump (shutdown); sessions end on the shutdown token.
+    pub(crate) fn stop(&self) {
+        for pump in lock(&self.groups).values() {
+            pump.cancel.cancel();
+        }
+    }
+
+    /// The tenant's connected agents, oldest connection first.
+    pub(crate) fn agents(&self, tenant: &TenantId) -> Vec<Arc<AgentInfo>> {
+        let mut found: Vec<_> = lock(&self.agents)
+            .values()
+            .filter(|a| &a.tenant == tenant)
+            .cloned()
+            .collect();
+        found.sort_by_key(|a| a.connected_since);
+        found
+    }
+
+    /// Connected agents on this node (the `/metrics` gauge).
+    pub(crate) fn agent_count(&self) -> usize {
+        lock(&self.agents).len()
+    }
+}
+
+/// A poisoned registry lock only means another task panicked mid-update of
+/// a map whose every update is a single insert or remove: still coherent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The peer address shown in `GET /v1/agents`.
+pub(crate) fn address(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+}

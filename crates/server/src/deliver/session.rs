@@ -1,0 +1,297 @@
+//! One agent's session, whatever its transport: `Hello` within
+//! [`proto::HELLO_TIMEOUT`], authentication and subscription, `Welcome`,
+//! then the loop that forwards deliveries from the group's pump, acks to
+//! it, and heartbeats both ways; on any end, the pump takes back what the
+//! agent held.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use model::{AgentMode, Bucket, Token};
+use proto::{agent_message::Kind as FromAgent, pb, server_message::Kind as ToAgent};
+use tokio::sync::mpsc;
+use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tracing::Instrument;
+
+use super::pump::GroupCmd;
+use super::{AgentInfo, Slot};
+use crate::state::AppState;
+
+/// A transport failure or a message that breaks the protocol.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkError {
+    #[error("{0}")]
+    Protocol(String),
+    #[error("the stream failed: {0}")]
+    Transport(String),
+}
+
+/// The message-level seam between the session and its transport (gRPC or
+/// WebSocket).
+#[async_trait]
+pub(crate) trait AgentLink: Send {
+    /// The next message from the agent; `None` once the stream has ended.
+    /// Cancel safe: dropping the future loses no message.
+    async fn recv(&mut self) -> Option<Result<FromAgent, LinkError>>;
+    async fn send(&mut self, message: proto::ServerMessage) -> Result<(), LinkError>;
+    fn transport(&self) -> &'static str;
+}
+
+/// A refusal sent as `Error` before closing.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs a session to its end.
+pub(crate) async fn run(state: AppState, link: impl AgentLink, peer: Option<SocketAddr>) {
+    let span =
+        tracing::info_span!("agent", transport = link.transport(), peer = %super::address(peer));
+    serve(state, link, peer).instrument(span).await;
+}
+
+async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAddr>) {
+    let hello = match timeout(proto::HELLO_TIMEOUT, link.recv()).await {
+        Ok(Some(Ok(FromAgent::Hello(hello)))) => hello,
+        Ok(Some(Ok(_))) => {
+            return refuse(
+                &mut link,
+                Refusal::new("bad_request", "the first message must be Hello"),
+            )
+            .await
+        }
+        Ok(Some(Err(err))) => {
+            return refuse(&mut link, Refusal::new("bad_request", err.to_string())).await
+        }
+        Ok(None) => return,
+        Err(_) => return refuse(&mut link, Refusal::new("too_slow", "no Hello in time")).await,
+    };
+    let client = peer.map_or(IpAddr::from([127, 0, 0, 1]), |p| p.ip());
+    let accepted = match accept(&state, &hello, client).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => return refuse(&mut link, refusal).await,
+    };
+    let number = state.hub.next_agent_number();
+    let max_in_flight = match hello.max_in_flight {
+        0 => proto::DEFAULT_MAX_IN_FLIGHT,
+        n => n.min(proto::MAX_IN_FLIGHT_CAP),
+    };
+    let info = Arc::new(AgentInfo {
+        id: format!("agt_{number}"),
+        tenant: accepted.token.tenant.clone(),
+        group: accepted.group.clone(),
+        buckets: accepted.buckets.iter().map(|b| b.id.clone()).collect(),
+        transport: link.transport(),
+        address: super::address(peer),
+        version: hello.version.chars().take(64).collect(),
+        connected_since: model::time::now_ms(),
+        max_in_flight,
+        in_flight: AtomicUsize::new(0),
+    });
+    let welcome = welcome(&state, &info, &accepted.buckets).await;
+    if link.send(welcome.into()).await.is_err() {
+        return;
+    }
+    tracing::info!(agent = %info.id, group = %info.group, buckets = info.buckets.len(), "agent connected");
+    let (tx, rx) = mpsc::channel(max_in_flight as usize);
+    let slot = Slot {
+        info: Arc::clone(&info),
+        number,
+        buckets: accepted.buckets,
+        tx,
+    };
+    let cmds = state.hub.join(&state, slot).await;
+    let end = message_loop(&state, &mut link, number, &cmds, rx).await;
+    if let Some(refusal) = end {
+        let _ = link.send(error(refusal)).await;
+    }
+    state.hub.leave(number, &cmds).await;
+    tracing::info!(agent = %info.id, "agent disconnected");
+}
+
+/// Relays until the stream ends; returns the `Error` to send, if any.
+async fn message_loop(
+    state: &AppState,
+    link: &mut impl AgentLink,
+    number: u64,
+    cmds: &mpsc::Sender<GroupCmd>,
+    mut deliveries: mpsc::Receiver<proto::ServerMessage>,
+) -> Option<Refusal> {
+    let mut heartbeat = interval(proto::HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => {
+                return Some(Refusal::new("shutting_down", "the server is shutting down"));
+            }
+            message = link.recv() => {
+                let kind = match message {
+                    None => return None,
+                    Some(Err(err)) => return Some(Refusal::new("bad_request", err.to_string())),
+                    Some(Ok(kind)) => kind,
+                };
+                last_heard = Instant::now();
+                match kind {
+                    FromAgent::Ack(ack) => {
+                        if cmds.send(GroupCmd::Ack { agent: number, ack }).await.is_err() {
+                            return Some(Refusal::new("shutting_down", "delivery stopped"));
+                        }
+                    }
+                    FromAgent::Ping(ping) => {
+                        let pong = ToAgent::Pong(pb::Pong { sent_at_ms: ping.sent_at_ms });
+                        if link.send(pong.into()).await.is_err() {
+                            return None;
+                        }
+                    }
+                    FromAgent::Pong(_) => {}
+                    FromAgent::Hello(_) => {
+                        return Some(Refusal::new("bad_request", "Hello may be sent only once"));
+                    }
+                }
+            }
+            delivery = deliveries.recv() => match delivery {
+                Some(message) => {
+                    if link.send(message).await.is_err() {
+                        return None;
+                    }
+                }
+                // The pump let go of this agent: it sat on a delivery too long.
+                None => {
+                    return Some(Refusal::new("too_slow", "a delivery was not acknowledged in time"));
+                }
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > proto::SILENCE_LIMIT {
+                    tracing::info!("agent silent for three heartbeats; closing");
+                    return None;
+                }
+                let ping = ToAgent::Ping(pb::Ping { sent_at_ms: model::time::now_ms() });
+                if link.send(ping.into()).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+struct Accepted {
+    token: Token,
+    group: String,
+    buckets: Vec<Bucket>,
+}
+
+async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<Accepted, Refusal> {
+    let token =
+        crate::auth::authenticate_agent(state, &hello.token_key, &hello.token_secret, client)
+            .await
+            .map_err(|e| Refusal::new(e.code, e.message))?;
+    if token.mode == Some(AgentMode::Tunnel) || hello.mode == pb::Mode::Tunnel as i32 {
+        return Err(Refusal::new(
+            "forbidden",
+            "a tunnel agent never receives forwarded webhooks (tunnels are not supported yet)",
+        ));
+    }
+    let group = if hello.group.is_empty() {
+        token.key.to_string()
+    } else {
+        model::validate_slug("group", &hello.group)
+            .map_err(|e| Refusal::new("bad_request", e.to_string()))?;
+        hello.group.clone()
+    };
+    let buckets = subscribed_buckets(state, &token, &hello.buckets).await?;
+    Ok(Accepted {
+        token,
+        group,
+        buckets,
+    })
+}
+
+/// The buckets asked for (ids or names), each one the token may read;
+/// none asked for means all the token may read.
+async fn subscribed_buckets(
+    state: &AppState,
+    token: &Token,
+    asked: &[String],
+) -> Result<Vec<Bucket>, Refusal> {
+    let unavailable = |e: store::Error| Refusal::new("unavailable", e.to_string());
+    let mut buckets = Vec::new();
+    if asked.is_empty() {
+        let all = state
+            .store
+            .list_buckets(&token.tenant)
+            .await
+            .map_err(unavailable)?;
+        buckets.extend(
+            all.into_iter()
+                .filter(|b| token.buckets.is_empty() || token.buckets.contains(&b.id)),
+        );
+    }
+    for id_or_name in asked.iter().take(256) {
+        let bucket = crate::api::resolve_bucket(state, &token.tenant, id_or_name)
+            .await
+            .ok()
+            .filter(|b| token.buckets.is_empty() || token.buckets.contains(&b.id))
+            .ok_or_else(|| Refusal::new("not_found", format!("no bucket {id_or_name:?}")))?;
+        if !buckets.iter().any(|b: &Bucket| b.id == bucket.id) {
+            buckets.push(bucket);
+        }
+    }
+    if buckets.is_empty() {
+        return Err(Refusal::new("not_found", "the token may read no bucket"));
+    }
+    Ok(buckets)
+}
+
+async fn welcome(state: &AppState, info: &AgentInfo, buckets: &[Bucket]) -> ToAgent {
+    let mut subscriptions = Vec::with_capacity(buckets.len());
+    for bucket in buckets {
+        let outputs = state
+            .store
+            .list_outputs(&bucket.tenant, &bucket.id)
+            .await
+            .unwrap_or_default();
+        subscriptions.push(pb::Subscription {
+            bucket: bucket.id.to_string(),
+            bucket_name: bucket.name.clone(),
+            outputs: outputs
+                .into_iter()
+                .filter(|o| o.internal)
+                .map(|o| pb::OutputRef {
+                    id: o.id.to_string(),
+                    url: o.url,
+                })
+                .collect(),
+        });
+    }
+    ToAgent::Welcome(pb::Welcome {
+        agent_id: info.id.clone(),
+        subscriptions,
+        heartbeat_ms: u32::try_from(proto::HEARTBEAT.as_millis()).unwrap_or(u32::MAX),
+    })
+}
+
+fn error(refusal: Refusal) -> proto::ServerMessage {
+    ToAgent::Error(pb::Error {
+        code: refusal.code.to_owned(),
+        message: refusal.message,
+    })
+    .into()
+}
+
+async fn refuse(link: &mut impl AgentLink, refusal: Refusal) {
+    tracing::info!(code = refusal.code, "agent refused");
+    let _ = link.send(error(refusal)).await;
+}

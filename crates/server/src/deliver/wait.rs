@@ -1,0 +1,152 @@
+//! Callers held by the `wait` response policy (DESIGN §3.3): ingest waits
+//! on the event's first destination answer, which the pump hands over when
+//! an ack carries it. An answer can arrive before ingest starts waiting
+//! (the agent is fast, the append's return is not), so an unclaimed answer
+//! is kept for [`KEEP_UNCLAIMED`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use model::EventId;
+use proto::pb;
+use tokio::sync::oneshot;
+
+/// How long an answer nobody waits for yet is kept.
+const KEEP_UNCLAIMED: Duration = Duration::from_secs(60);
+
+/// At most this many unclaimed answers are kept.
+const MAX_UNCLAIMED: usize = 10_000;
+
+/// A destination's answer, as the caller will get it.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    pub(crate) fn from_pb(r: pb::HttpResponse) -> Self {
+        Answer {
+            status: u16::try_from(r.status).unwrap_or(502),
+            headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            body: r.body,
+        }
+    }
+}
+
+enum Slot {
+    Waiting(oneshot::Sender<Answer>),
+    Answered(Answer, Instant),
+}
+
+pub(crate) struct Waiters {
+    slots: Mutex<HashMap<EventId, Slot>>,
+}
+
+impl Waiters {
+    pub(crate) fn new() -> Self {
+        Waiters {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits up to `timeout` for the event's first answer.
+    pub(crate) async fn wait(&self, event: EventId, timeout: Duration) -> Option<Answer> {
+        let rx = {
+            let mut slots = super::lock(&self.slots);
+            if let Some(Slot::Answered(answer, _)) = slots.remove(&event) {
+                return Some(answer);
+            }
+            let (tx, rx) = oneshot::channel();
+            slots.insert(event, Slot::Waiting(tx));
+            rx
+        };
+        let answer = tokio::time::timeout(timeout, rx).await.ok()?.ok();
+        // Gone, or timed out: either way nobody waits any more.
+        if answer.is_none() {
+            super::lock(&self.slots).remove(&event);
+        }
+        answer
+    }
+
+    /// Hands the event's answer to its caller; the first answer wins.
+    pub(crate) fn answer(&self, event: EventId, answer: Answer) {
+        let mut slots = super::lock(&self.slots);
+        match slots.remove(&event) {
+            Some(Slot::Waiting(tx)) => {
+                let _ = tx.send(answer);
+            }
+            Some(first @ Slot::Answered(..)) => {
+                slots.insert(event, first);
+            }
+            None => {
+                if slots.len() >= MAX_UNCLAIMED {
+                    slots.retain(|_, s| {
+                        matches!(s, Slot::Waiting(_))
+                            || matches!(s, Slot::Answered(_, at) if at.elapsed() < KEEP_UNCLAIMED)
+                    });
+                }
+                if slots.len() < MAX_UNCLAIMED {
+                    slots.insert(event, Slot::Answered(answer, Instant::now()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: b"hi".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_early_answer_is_kept_for_its_caller_and_the_first_wins() {
+        let w = Waiters::new();
+        let id = EventId::floor_at(5);
+        w.answer(id, answer(201));
+        w.answer(id, answer(500));
+        let got = w.wait(id, Duration::from_secs(1)).await.expect("answer");
+        assert_eq!(got.status, 201);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_caller_gets_the_answer_or_times_out() {
+        let w = std::sync::Arc::new(Waiters::new());
+        let id = EventId::floor_at(6);
+        let waiter = {
+            let w = w.clone();
+            tokio::spawn(async move { w.wait(id, Duration::from_secs(10)).await })
+        };
+        // Answer once the waiter is registered.
+        testkit_free_wait(|| {
+            matches!(
+                super::super::lock(&w.slots).get(&id),
+                Some(Slot::Waiting(_))
+            )
+        })
+        .await;
+        w.answer(id, answer(202));
+        assert_eq!(waiter.await.unwrap().expect("answer").status, 202);
+
+        let lonely = EventId::floor_at(7);
+        assert!(w.wait(lonely, Duration::from_millis(20)).await.is_none());
+        assert!(super::super::lock(&w.slots).get(&lonely).is_none());
+    }
+
+    async fn testkit_free_wait(cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "condition not met in time");
+            tokio::task::yield_now().await;
+        }
+    }
+}
