@@ -1,9 +1,15 @@
 //! Test fixtures for hookrelay (dev-only): [`Relay`] runs the real server on
 //! `127.0.0.1:0` over a real SQLite file and talks to it over real HTTP;
-//! [`wait_until`] replaces sleeps with a condition and a deadline.
+//! [`wait_until`] replaces sleeps with a condition and a deadline;
+//! [`Destination`] is a recording HTTP server standing in for an internal
+//! service.
 //!
 //! Depends on `server` and `store`; nothing depends on it but tests and
 //! benchmarks.
+
+mod destination;
+
+pub use destination::{Answer, Destination, Received};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -156,5 +156,6 @@ async fn resend(
         .reset_deliveries(&caller.tenant, &parse_event_id(&id)?, output.as_ref())
         .await
         .map_err(or_not_found("event"))?;
+    state.hub.wake(&caller.tenant);
     Ok((StatusCode::ACCEPTED, Json(json!({ "deliveries": reset }))))
 }

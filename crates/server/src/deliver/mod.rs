@@ -146,6 +146,16 @@ impl Hub {
         idle
     }
 
+    /// Makes the tenant's pumps look at the store again: deliveries became
+    /// pending without a new event (a manual resend).
+    pub(crate) fn wake(&self, tenant: &TenantId) {
+        for ((t, _), pump) in lock(&self.groups).iter() {
+            if t == tenant {
+                let _ = pump.cmds.try_send(GroupCmd::Wake);
+            }
+        }
+    }
+
     /// Cancels every pump (shutdown); sessions end on the shutdown token.
     pub(crate) fn stop(&self) {
         for pump in lock(&self.groups).values() {

@@ -42,7 +42,12 @@ const MAX_ERROR_LEN: usize = 512;
 pub(crate) enum GroupCmd {
     Join(Slot),
     Leave(u64),
-    Ack { agent: u64, ack: pb::Ack },
+    Ack {
+        agent: u64,
+        ack: pb::Ack,
+    },
+    /// Something became due outside the pump's sight (a resend).
+    Wake,
 }
 
 /// The registry's handle on a running pump.
@@ -181,6 +186,7 @@ impl Pump {
                 }
             }
             GroupCmd::Ack { agent, ack } => self.on_ack(agent, ack),
+            GroupCmd::Wake => {}
         }
         self.dirty = true;
     }

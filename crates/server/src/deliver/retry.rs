@@ -63,7 +63,7 @@ mod tests {
             initial_delay_ms: 100,
         };
         assert!(
-            matches!(after_failure(Some(500), 2, &policy, 0), Settle::RetryAt(at) if (80..=120).contains(&at))
+            matches!(after_failure(Some(500), 2, &policy, 0), Settle::RetryAt(at) if (320..=480).contains(&at))
         );
         assert_eq!(after_failure(Some(500), 3, &policy, 0), Settle::Failed);
         assert_eq!(after_failure(Some(404), 1, &policy, 0), Settle::Failed);

@@ -63,7 +63,10 @@ impl Waiters {
             slots.insert(event, Slot::Waiting(tx));
             rx
         };
-        let answer = tokio::time::timeout(timeout, rx).await.ok()?.ok();
+        let answer = tokio::time::timeout(timeout, rx)
+            .await
+            .ok()
+            .and_then(Result::ok);
         // Gone, or timed out: either way nobody waits any more.
         if answer.is_none() {
             super::lock(&self.slots).remove(&event);
@@ -127,7 +130,7 @@ mod tests {
             tokio::spawn(async move { w.wait(id, Duration::from_secs(10)).await })
         };
         // Answer once the waiter is registered.
-        testkit_free_wait(|| {
+        wait_for(|| {
             matches!(
                 super::super::lock(&w.slots).get(&id),
                 Some(Slot::Waiting(_))
@@ -142,7 +145,7 @@ mod tests {
         assert!(super::super::lock(&w.slots).get(&lonely).is_none());
     }
 
-    async fn testkit_free_wait(cond: impl Fn() -> bool) {
+    async fn wait_for(cond: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !cond() {
             assert!(Instant::now() < deadline, "condition not met in time");

@@ -186,7 +186,8 @@ async fn accept(
 /// `content-type` and the headers the input allow-lists, nothing else.
 fn destination_answer(answer: crate::deliver::Answer, allowed: &[String]) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut response = (status, answer.body).into_response();
+    let mut response = Response::new(axum::body::Body::from(answer.body));
+    *response.status_mut() = status;
     for (name, value) in answer.headers {
         let keep = name.eq_ignore_ascii_case("content-type")
             || allowed.iter().any(|a| a.eq_ignore_ascii_case(&name));

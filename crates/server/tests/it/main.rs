@@ -2,11 +2,13 @@
 //! `testkit`. One binary, a module per concern:
 //! - `ingest`: every pipeline step's rejection and the order of the steps;
 //! - `admin`: the administration API's shapes and error answers;
+//! - `agents`: the agent protocol from a raw WebSocket client;
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
 //! - `lifecycle`: operations routes, restart persistence, shutdown.
 
 mod admin;
+mod agents;
 mod ingest;
 mod isolation;
 mod lifecycle;
