@@ -130,20 +130,29 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         )))
         }
     }
-    if args.tls_cert.or(file.tls_cert).is_some() || args.tls_key.or(file.tls_key).is_some() {
-        return Err(config_error(
-            "--tls-cert/--tls-key: TLS is not in this version yet; terminate TLS in a reverse proxy for now",
-        ));
-    }
+    let tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(load_tls(&cert, &key)?),
+        _ => {
+            return Err(config_error(
+                "--tls-cert and --tls-key go together: give both or neither",
+            ))
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let given_url = args.public_url.or(file.public_url);
     let public_url_given = given_url.is_some();
-    let public_url = given_url.unwrap_or_else(|| format!("http://{listen}"));
+    let public_url = given_url.unwrap_or_else(|| format!("{scheme}://{listen}"));
     if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
         return Err(config_error(
             "--public-url must start with http:// or https://",
         ));
     }
     let mut config = server::Config::new(public_url);
+    config.tls = tls;
     let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     config.admin_secret = args
         .admin_secret
@@ -234,8 +243,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| config_error(format!("cannot listen on {listen}: {e}")))?;
     let local = listener.local_addr()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     if !public_url_given {
-        config.public_url = format!("http://{local}");
+        config.public_url = format!("{scheme}://{local}");
     }
 
     let sqlite = store::sqlite::SqliteStore::open(&data_dir)
@@ -254,7 +268,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(input = %name, "named input configured from WEBHOOK_SECRET_*");
     }
     tracing::info!(address = %local, data_dir = %data_dir.display(), "hookrelay listening");
-    println!("hookrelay listening on http://{local}");
+    println!("hookrelay listening on {scheme}://{local}");
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -263,7 +277,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing() {
+/// Reads the PEM certificate chain and key for `--tls-cert`/`--tls-key`.
+fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, anyhow::Error> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| config_error(format!("cannot read {}: {e}", path.display())))
+    };
+    let config = server::config::tls_from_pem(&read(cert)?, &read(key)?)
+        .map_err(|e| config_error(format!("TLS: {e}")))?;
+    Ok(std::sync::Arc::new(config))
+}
+
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("hookrelay=info,server=info,store=info")
     });
@@ -274,7 +302,7 @@ fn init_tracing() {
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
+pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

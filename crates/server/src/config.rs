@@ -8,6 +8,30 @@ use std::time::Duration;
 
 use model::{RateLimit, Secret};
 
+/// Builds the TLS configuration from a PEM certificate chain and a PEM
+/// private key, offering HTTP/2 (gRPC) and HTTP/1.1 by ALPN.
+pub fn tls_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the certificate file is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate file holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("the key file holds no PEM private key: {e}"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not fit: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Everything the server needs to know, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,6 +74,8 @@ pub struct Config {
     pub bcrypt_cost: u32,
     /// How long a verified bearer secret is trusted without bcrypt again.
     pub auth_cache_ttl: Duration,
+    /// Serve HTTPS (and gRPC and WebSocket over TLS) on the one port.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Config {
@@ -77,6 +103,7 @@ impl Config {
             retention_interval: Duration::from_secs(60),
             bcrypt_cost: 12,
             auth_cache_ttl: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! The accept loop: hyper connections (HTTP/1.1 and HTTP/2) with a bound on
-//! open connections, a header read timeout against slow clients, and a
-//! graceful drain on shutdown.
+//! The accept loop: hyper connections (HTTP/1.1 and HTTP/2, in TLS when
+//! configured) with a bound on open connections, a header read and TLS
+//! handshake timeout against slow clients, and a graceful drain on shutdown.
 //!
 //! axum's `serve` hides hyper's builder, and we need its timeouts; this is
 //! the axum `serve-with-hyper` example with those knobs turned.
@@ -30,6 +30,10 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|c| tokio_rustls::TlsAcceptor::from(Arc::clone(c)));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -69,6 +73,7 @@ pub(crate) async fn serve(
         let service = connection_service(app.clone(), peer);
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let first_bytes = config.header_read_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte; a peer that
             // connects and says nothing would hold its slot forever.
@@ -77,11 +82,26 @@ pub(crate) async fn serve(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
             // Errors here are the client's (reset, timeout); nothing to do.
-            let _ = watcher.watch(connection).await;
+            match tls {
+                None => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(connection).await;
+                }
+                Some(acceptor) => {
+                    // The handshake gets the same deadline as the headers.
+                    let handshake = tokio::time::timeout(first_bytes, acceptor.accept(stream));
+                    let Ok(Ok(stream)) = handshake.await else {
+                        return;
+                    };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(connection).await;
+                }
+            }
             drop(permit);
         });
     }
