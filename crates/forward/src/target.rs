@@ -9,6 +9,8 @@ use crate::ForwardError;
 /// `--destination`) with the event's `path_suffix` joined by exactly one `/`
 /// and the event's `query` appended to any query `base` already has, with
 /// `&`. A leading `?` on `query` is ignored, and `base`'s fragment dropped.
+/// Empty, `.` and `..` segments of `path_suffix` are dropped, so the result
+/// always lies under `base`'s path.
 ///
 /// `path_suffix` and `query` are expected as they arrived (percent-encoded);
 /// characters that may not appear in a URL path or query (space, `#`, `?` in
@@ -25,9 +27,18 @@ pub fn target_url(base: &str, path_suffix: &str, query: &str) -> Result<String, 
         return Err(ForwardError::MissingHost);
     }
 
-    let suffix = path_suffix.trim_start_matches('/');
-    if !suffix.is_empty() {
-        let path = format!("{}/{suffix}", url.path().trim_end_matches('/'));
+    // Dot segments are dropped: URL parsing would resolve them against the
+    // base path, letting a caller of a public input climb out of it.
+    let keeps_trailing_slash = path_suffix.ends_with('/');
+    let segments: Vec<&str> = path_suffix
+        .split('/')
+        .filter(|s| !s.is_empty() && !is_dot_segment(s))
+        .collect();
+    if !segments.is_empty() {
+        let mut path = format!("{}/{}", url.path().trim_end_matches('/'), segments.join("/"));
+        if keeps_trailing_slash {
+            path.push('/');
+        }
         url.set_path(&path);
     }
 
@@ -41,6 +52,13 @@ pub fn target_url(base: &str, path_suffix: &str, query: &str) -> Result<String, 
     url.set_query(merged.as_deref());
     url.set_fragment(None);
     Ok(url.into())
+}
+
+/// `.` or `..`, also percent-encoded, which URL parsing treats alike.
+fn is_dot_segment(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    let unescaped = lower.replace("%2e", ".");
+    unescaped == "." || unescaped == ".."
 }
 
 /// Only `http` and `https` are delivered to.
@@ -83,6 +101,12 @@ mod tests {
             ("http://h/hook", "/a?b#c", "", "http://h/hook/a%3Fb%23c"),
             ("http://h/", "/x", "s=%F0%9F%A6%80", "http://h/x?s=%F0%9F%A6%80"),
             ("http://[::1]:9/", "/x", "", "http://[::1]:9/x"),
+            ("http://h/hook", "/../admin", "", "http://h/hook/admin"),
+            ("http://h/hook", "/a/../../b/./c", "", "http://h/hook/a/b/c"),
+            ("http://h/hook", "/%2e%2E/x/%2e", "", "http://h/hook/x"),
+            ("http://h/hook", "/a//b", "", "http://h/hook/a/b"),
+            ("http://h/hook", "/..", "", "http://h/hook"),
+            ("http://h/hook", "/.../x", "", "http://h/hook/.../x"),
         ];
         for &(base, suffix, query, want) in cases {
             let got = target_url(base, suffix, query).expect("valid base");
@@ -111,7 +135,7 @@ mod tests {
     }
 
     fn segment() -> impl Strategy<Value = String> {
-        "[a-zA-Z0-9._~-]{1,8}"
+        "[a-zA-Z0-9._~-]{1,8}".prop_filter("dot segments are dropped", |s| s != "." && s != "..")
     }
 
     fn query() -> impl Strategy<Value = String> {
