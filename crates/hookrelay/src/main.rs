@@ -1,9 +1,11 @@
 //! The `hookrelay` binary: command-line parsing, configuration loading,
 //! logging, signals and exit codes. The only crate that uses `anyhow`.
 //!
-//! Subcommands: `serve` runs the relay ([`serve`]); `admin`, `events` and
-//! `send` are HTTP clients of a running relay (`client`).
+//! Subcommands: `serve` runs the relay ([`serve`]); `agent` and `listen`
+//! run an agent ([`agent`]); `admin`, `events` and `send` are HTTP clients
+//! of a running relay (`client`).
 
+mod agent;
 mod client;
 mod serve;
 
@@ -25,6 +27,11 @@ struct Cli {
 enum Command {
     /// Run the relay.
     Serve(Box<serve::ServeArgs>),
+    /// Run an agent: receive a bucket's webhooks over one outbound stream
+    /// and forward them to internal URLs.
+    Agent(Box<agent::AgentArgs>),
+    /// Forward one bucket to one local URL, printing each request.
+    Listen(Box<agent::ListenArgs>),
     /// Administer tenants, buckets, inputs, outputs and tokens of a running relay.
     Admin {
         #[command(flatten)]
@@ -58,6 +65,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Agent(args) => agent::run_agent(*args).await,
+            Command::Listen(args) => agent::run_listen(*args).await,
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,

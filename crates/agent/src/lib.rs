@@ -1,0 +1,142 @@
+//! The hookrelay agent: runs inside the private network, holds one outbound
+//! stream to the relay (gRPC or WebSocket, DESIGN §5), and forwards each
+//! delivery to its output's URL (or `--destination`), answering with an
+//! `Ack`. It reconnects with exponential backoff and jitter, and misses
+//! nothing while away: the relay keeps what is pending for its group.
+//!
+//! Depends on `proto` (the wire messages) and `forward` (the outbound
+//! HTTP request); the binary's `agent` and `listen` subcommands call [`run`].
+//! Start with [`run`], then `session` (one connection's life).
+//!
+//! # Layout
+//! - `lib.rs`: [`AgentConfig`], [`run`] (the reconnect loop) and backoff.
+//! - `link`: the two transports as one [`link::ServerLink`] each.
+//! - `session`: hello, welcome, the message loop, heartbeats, clean stop.
+//! - `forwarding`: one ordered worker per output, making the requests.
+
+mod forwarding;
+mod link;
+mod session;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use forwarding::Forwarded;
+
+/// First wait before reconnecting; doubled per failure up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Which stream the agent holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Grpc,
+    WebSocket,
+}
+
+/// A validated agent configuration (the binary builds it from flags).
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The relay's base URL, `http://` or `https://`.
+    pub server: String,
+    pub token_key: String,
+    pub token_secret: String,
+    /// Bucket ids or names; empty means every bucket the token may read.
+    pub buckets: Vec<String>,
+    /// Empty means the token key (the relay's default).
+    pub group: String,
+    pub transport: Transport,
+    /// Overrides every output's URL; the event's path and query are kept.
+    pub destination: Option<String>,
+    pub max_in_flight: u32,
+    /// How long a clean stop waits for forwards already under way.
+    pub stop_grace: Duration,
+}
+
+/// Why the agent stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The relay refused the agent for a reason reconnecting cannot fix
+    /// (bad token, unknown bucket, wrong mode).
+    #[error("the relay refused the agent: {code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// What a session ended with, deciding whether to reconnect.
+#[derive(Debug)]
+pub(crate) enum SessionEnd {
+    /// Stopped on request: do not reconnect.
+    Stopped,
+    /// Lost or closed by the relay; `connected` tells whether a Welcome
+    /// was received (which resets the backoff).
+    Lost { connected: bool, reason: String },
+    Fatal(AgentError),
+}
+
+/// Runs the agent until `shutdown` is cancelled (then stops cleanly) or the
+/// relay refuses it for good. `report`, if given, receives one line per
+/// forwarded request (`hookrelay listen` prints them).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: CancellationToken,
+    report: Option<mpsc::Sender<Forwarded>>,
+) -> Result<(), AgentError> {
+    let forwarder = forward::Forwarder::new(forward::EgressPolicy::AllowAll)
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let forwarder = std::sync::Arc::new(forwarder);
+    let mut failures = 0u32;
+    loop {
+        let end = session::run(&config, &forwarder, &shutdown, report.clone()).await;
+        match end {
+            SessionEnd::Stopped => return Ok(()),
+            SessionEnd::Fatal(err) => return Err(err),
+            SessionEnd::Lost { connected, reason } => {
+                failures = if connected { 1 } else { failures + 1 };
+                let wait = backoff(failures, rand::random::<f64>());
+                tracing::warn!(%reason, retry_in_ms = wait.as_millis() as u64, "connection to the relay lost");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The wait before reconnect attempt `failures` (1-based): `1 s × 2^(n−1)`
+/// capped at 60 s, then "full jitter" between half and all of it, so a
+/// fleet of agents cut off together does not return together.
+pub fn backoff(failures: u32, unit: f64) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    let base = MIN_BACKOFF
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(MAX_BACKOFF);
+    base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_a_minute() {
+        assert_eq!(backoff(1, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(7, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(100, 1.0), Duration::from_secs(60));
+    }
+
+    proptest! {
+        #[test]
+        fn backoff_stays_between_half_a_second_and_a_minute(n in 0u32..1000, unit in 0.0f64..1.0) {
+            let d = backoff(n, unit);
+            prop_assert!(d >= Duration::from_millis(500));
+            prop_assert!(d <= MAX_BACKOFF);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The agent's side of the two transports, behind one [`ServerLink`]:
+//! gRPC (`hookrelay.v1.Agent/Connect` over HTTP/2) and WebSocket
+//! (`/v1/agent/ws`, one protobuf message per binary frame).
+
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use proto::pb::agent_client::AgentClient;
+use proto::{server_message, AgentMessage};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::{AgentConfig, Transport};
+
+/// Messages buffered towards the relay on the gRPC stream.
+const OUTBOUND_BUFFER: usize = 64;
+
+#[async_trait]
+pub(crate) trait ServerLink: Send {
+    /// The next message from the relay; `None` once the stream ended.
+    /// Cancel safe.
+    async fn recv(&mut self) -> Option<Result<server_message::Kind, String>>;
+    async fn send(&mut self, message: AgentMessage) -> Result<(), String>;
+}
+
+/// Opens the configured transport and sends `hello` as its first message.
+pub(crate) async fn connect(
+    config: &AgentConfig,
+    hello: AgentMessage,
+) -> Result<Box<dyn ServerLink>, String> {
+    match config.transport {
+        Transport::Grpc => Ok(Box::new(GrpcLink::connect(&config.server, hello).await?)),
+        Transport::WebSocket => {
+            let mut link = WsLink::connect(&config.server).await?;
+            link.send(hello).await?;
+            Ok(Box::new(link))
+        }
+    }
+}
+
+struct GrpcLink {
+    outbound: mpsc::Sender<AgentMessage>,
+    inbound: tonic::Streaming<proto::ServerMessage>,
+}
+
+impl GrpcLink {
+    async fn connect(server: &str, hello: AgentMessage) -> Result<Self, String> {
+        let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+            .map_err(|e| format!("invalid server URL: {e}"))?
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .http2_keep_alive_interval(proto::HEARTBEAT)
+            .keep_alive_while_idle(true);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect: {}", error_chain(&e)))?;
+        let mut client = AgentClient::new(channel)
+            .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
+        let (outbound, rx) = mpsc::channel(OUTBOUND_BUFFER);
+        outbound
+            .send(hello)
+            .await
+            .map_err(|_| "the stream closed before Hello".to_owned())?;
+        let response = client
+            .connect(ReceiverStream::new(rx))
+            .await
+            .map_err(|status| format!("the relay refused the stream: {}", status.message()))?;
+        Ok(GrpcLink {
+            outbound,
+            inbound: response.into_inner(),
+        })
+    }
+}
+
+#[async_trait]
+impl ServerLink for GrpcLink {
+    async fn recv(&mut self) -> Option<Result<server_message::Kind, String>> {
+        match self.inbound.message().await {
+            Ok(Some(message)) => Some(
+                message
+                    .kind
+                    .ok_or_else(|| "a message without a kind".to_owned()),
+            ),
+            Ok(None) => None,
+            Err(status) => Some(Err(status.message().to_owned())),
+        }
+    }
+
+    async fn send(&mut self, message: AgentMessage) -> Result<(), String> {
+        self.outbound
+            .send(message)
+            .await
+            .map_err(|_| "the stream is closed".to_owned())
+    }
+}
+
+struct WsLink {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsLink {
+    async fn connect(server: &str) -> Result<Self, String> {
+        let url = ws_url(server)?;
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(proto::MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(proto::MAX_MESSAGE_BYTES));
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        Ok(WsLink { socket })
+    }
+}
+
+/// `http://host/base` → `ws://host/base/v1/agent/ws` (and https → wss).
+pub(crate) fn ws_url(server: &str) -> Result<String, String> {
+    let (scheme, rest) = server
+        .split_once("://")
+        .ok_or_else(|| format!("the server URL {server:?} has no scheme"))?;
+    let scheme = match scheme {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => return Err(format!("unsupported scheme {other:?}")),
+    };
+    Ok(format!(
+        "{scheme}://{}/v1/agent/ws",
+        rest.trim_end_matches('/')
+    ))
+}
+
+#[async_trait]
+impl ServerLink for WsLink {
+    async fn recv(&mut self) -> Option<Result<server_message::Kind, String>> {
+        loop {
+            let frame = match self.socket.next().await? {
+                Ok(frame) => frame,
+                Err(e) => return Some(Err(e.to_string())),
+            };
+            return match frame {
+                Message::Binary(bytes) => {
+                    Some(proto::decode_server(&bytes).map_err(|e| e.to_string()))
+                }
+                Message::Close(_) => None,
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Text(_) => Some(Err("the relay sent a text frame".to_owned())),
+            };
+        }
+    }
+
+    async fn send(&mut self, message: AgentMessage) -> Result<(), String> {
+        self.socket
+            .send(Message::Binary(proto::encode(&message).into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// tonic's transport errors say little at the top level; the cause says
+/// what went wrong ("connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ws_url;
+
+    #[test]
+    fn websocket_urls_follow_the_server_url() {
+        assert_eq!(
+            ws_url("http://127.0.0.1:8080").unwrap(),
+            "ws://127.0.0.1:8080/v1/agent/ws"
+        );
+        assert_eq!(
+            ws_url("https://relay.example/").unwrap(),
+            "wss://relay.example/v1/agent/ws"
+        );
+        assert!(ws_url("ftp://x").is_err());
+        assert!(ws_url("relay.example").is_err());
+    }
+}

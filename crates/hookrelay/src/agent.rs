@@ -1,0 +1,231 @@
+//! `hookrelay agent` and `hookrelay listen` (DESIGN §2): flags to a
+//! validated `agent::AgentConfig`, signals to a clean stop, and `listen`'s
+//! one line per forwarded request.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::{cancel_on_signal, init_tracing, ConfigError};
+
+/// How long a stopping agent waits for requests already under way.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum TransportArg {
+    Grpc,
+    Ws,
+}
+
+/// Where the relay is and who the agent is.
+#[derive(Args, Clone)]
+pub(crate) struct Connection {
+    /// The relay's URL.
+    #[arg(long, env = "HOOKRELAY_SERVER")]
+    server: String,
+    /// The agent token as `KEY.SECRET`.
+    #[arg(long, env = "HOOKRELAY_TOKEN", hide_env_values = true, conflicts_with_all = ["token_key", "token_secret"])]
+    token: Option<String>,
+    /// The agent token's key (with --token-secret).
+    #[arg(long, env = "HOOKRELAY_TOKEN_KEY", requires = "token_secret")]
+    token_key: Option<String>,
+    /// The agent token's secret (with --token-key).
+    #[arg(long, env = "HOOKRELAY_TOKEN_SECRET", hide_env_values = true, requires = "token_key")]
+    token_secret: Option<String>,
+    /// grpc (HTTP/2 stream) or ws (WebSocket).
+    #[arg(long, env = "HOOKRELAY_TRANSPORT", value_enum, default_value = "grpc")]
+    transport: TransportArg,
+    /// At most this many deliveries in flight at once (1 to 1024).
+    #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", default_value_t = 16)]
+    max_in_flight: u32,
+    /// Allow plain http:// to a relay that is not on this machine.
+    #[arg(long, env = "HOOKRELAY_INSECURE")]
+    insecure: bool,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct AgentArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// A bucket id or name to receive (repeat for several; none: all the
+    /// token may read).
+    #[arg(long = "bucket", env = "HOOKRELAY_BUCKET", value_delimiter = ',')]
+    buckets: Vec<String>,
+    /// Agents of one group share the work; default: the token key.
+    #[arg(long, env = "HOOKRELAY_GROUP", default_value = "")]
+    group: String,
+    /// Send every delivery here instead of its output's URL (the path
+    /// suffix and query are kept).
+    #[arg(long, env = "HOOKRELAY_DESTINATION")]
+    destination: Option<String>,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct ListenArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The bucket to listen to (id or name).
+    bucket: String,
+    /// Where to forward each request, e.g. http://localhost:3000/hook.
+    #[arg(long, env = "HOOKRELAY_FORWARD")]
+    forward: String,
+}
+
+pub(crate) async fn run_agent(args: AgentArgs) -> Result<()> {
+    init_tracing();
+    let config = config(&args.connection, args.buckets, args.group, args.destination)?;
+    run(config, false).await
+}
+
+pub(crate) async fn run_listen(args: ListenArgs) -> Result<()> {
+    init_tracing();
+    let config = config(
+        &args.connection,
+        vec![args.bucket],
+        String::new(),
+        Some(args.forward),
+    )?;
+    run(config, true).await
+}
+
+async fn run(config: agent::AgentConfig, print: bool) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let (report, mut lines) = tokio::sync::mpsc::channel(1024);
+    let printer = tokio::spawn(async move {
+        while let Some(line) = lines.recv().await {
+            if print {
+                println!("{}", listen_line(&line));
+            }
+        }
+    });
+    if print {
+        println!(
+            "forwarding {} to {} (Ctrl-C to stop)",
+            config.buckets.join(", "),
+            config.destination.as_deref().unwrap_or("the outputs' URLs")
+        );
+    }
+    let result = agent::run(config, shutdown, Some(report)).await;
+    let _ = printer.await;
+    Ok(result?)
+}
+
+fn config(
+    c: &Connection,
+    buckets: Vec<String>,
+    group: String,
+    destination: Option<String>,
+) -> Result<agent::AgentConfig, ConfigError> {
+    let (token_key, token_secret) = match (&c.token, &c.token_key, &c.token_secret) {
+        (Some(token), _, _) => token
+            .split_once('.')
+            .map(|(k, s)| (k.to_owned(), s.to_owned()))
+            .ok_or_else(|| ConfigError("--token must be KEY.SECRET".into()))?,
+        (None, Some(key), Some(secret)) => (key.clone(), secret.clone()),
+        _ => {
+            return Err(ConfigError(
+                "an agent token is required: --token KEY.SECRET or --token-key and --token-secret"
+                    .into(),
+            ))
+        }
+    };
+    check_server_url(&c.server, c.insecure)?;
+    if let Some(d) = &destination {
+        if !(d.starts_with("http://") || d.starts_with("https://")) {
+            return Err(ConfigError(format!(
+                "the destination {d:?} must be an http(s) URL"
+            )));
+        }
+    }
+    if !(1..=proto::MAX_IN_FLIGHT_CAP).contains(&c.max_in_flight) {
+        return Err(ConfigError("--max-in-flight must be between 1 and 1024".into()));
+    }
+    Ok(agent::AgentConfig {
+        server: c.server.trim_end_matches('/').to_owned(),
+        token_key,
+        token_secret,
+        buckets,
+        group,
+        transport: match c.transport {
+            TransportArg::Grpc => agent::Transport::Grpc,
+            TransportArg::Ws => agent::Transport::WebSocket,
+        },
+        destination,
+        max_in_flight: c.max_in_flight,
+        stop_grace: STOP_GRACE,
+    })
+}
+
+/// Plain http:// carries the token in the clear: only to this machine,
+/// unless the user says `--insecure` (DESIGN §7).
+fn check_server_url(server: &str, insecure: bool) -> Result<(), ConfigError> {
+    if server.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = server.strip_prefix("http://") else {
+        return Err(ConfigError(format!(
+            "--server {server:?} must be an http:// or https:// URL"
+        )));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let local = matches!(host, "localhost" | "127.0.0.1" | "::1") || host.starts_with("127.");
+    if local || insecure {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "refusing plain http:// to {host}: the token would cross the network in the clear; use https:// or --insecure"
+        )))
+    }
+}
+
+fn listen_line(f: &agent::Forwarded) -> String {
+    let outcome = match (f.status, &f.error) {
+        (Some(status), _) => status.to_string(),
+        (None, Some(error)) => format!("error: {error}"),
+        (None, None) => "no answer".to_owned(),
+    };
+    format!(
+        "{}  {:<6} {}  -> {}  [{} ms]",
+        time_of_day(f.received_at),
+        f.method,
+        if f.path.is_empty() { "/" } else { &f.path },
+        outcome,
+        f.latency.as_millis()
+    )
+}
+
+/// `HH:MM:SS` (UTC) of a time in ms.
+fn time_of_day(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine_unless_insecure() {
+        assert!(check_server_url("http://127.0.0.1:8080", false).is_ok());
+        assert!(check_server_url("http://localhost:8080/", false).is_ok());
+        assert!(check_server_url("http://[::1]:8080", false).is_ok());
+        assert!(check_server_url("https://relay.example", false).is_ok());
+        assert!(check_server_url("http://relay.example", false).is_err());
+        assert!(check_server_url("http://localhost.evil.example", false).is_err());
+        assert!(check_server_url("http://relay.example", true).is_ok());
+        assert!(check_server_url("ftp://relay.example", true).is_err());
+    }
+
+    #[test]
+    fn times_of_day_are_utc() {
+        assert_eq!(time_of_day(0), "00:00:00");
+        assert_eq!(time_of_day(3_723_000), "01:02:03");
+    }
+}
