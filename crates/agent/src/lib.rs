@@ -53,6 +53,9 @@ pub struct AgentConfig {
     pub max_in_flight: u32,
     /// How long a clean stop waits for forwards already under way.
     pub stop_grace: Duration,
+    /// PEM file of the CA that signed the relay's certificate; `None`
+    /// trusts the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Why the agent stopped for good.
@@ -64,6 +67,9 @@ pub enum AgentError {
     Refused { code: String, message: String },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The relay's certificate is not trusted: reconnecting will not help.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// What a session ended with, deciding whether to reconnect.
@@ -73,7 +79,10 @@ pub(crate) enum SessionEnd {
     Stopped,
     /// Lost or closed by the relay; `connected` tells whether a Welcome
     /// was received (which resets the backoff).
-    Lost { connected: bool, reason: String },
+    Lost {
+        connected: bool,
+        reason: String,
+    },
     Fatal(AgentError),
 }
 

@@ -30,14 +30,49 @@ pub(crate) async fn connect(
     config: &AgentConfig,
     hello: AgentMessage,
 ) -> Result<Box<dyn ServerLink>, String> {
+    let ca = match &config.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     match config.transport {
-        Transport::Grpc => Ok(Box::new(GrpcLink::connect(&config.server, hello).await?)),
+        Transport::Grpc => Ok(Box::new(
+            GrpcLink::connect(&config.server, ca.as_deref(), hello).await?,
+        )),
         Transport::WebSocket => {
-            let mut link = WsLink::connect(&config.server).await?;
+            let mut link = WsLink::connect(&config.server, ca.as_deref()).await?;
             link.send(hello).await?;
             Ok(Box::new(link))
         }
     }
+}
+
+/// The roots a TLS connection trusts: the CA file's certificates, or the
+/// system's.
+fn roots(ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("the CA file is not PEM: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the CA file holds an unusable certificate: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err("the CA file holds no certificate".into());
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    Ok(roots)
 }
 
 struct GrpcLink {
@@ -46,12 +81,26 @@ struct GrpcLink {
 }
 
 impl GrpcLink {
-    async fn connect(server: &str, hello: AgentMessage) -> Result<Self, String> {
-        let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+    async fn connect(
+        server: &str,
+        ca_pem: Option<&[u8]>,
+        hello: AgentMessage,
+    ) -> Result<Self, String> {
+        let mut endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
             .map_err(|e| format!("invalid server URL: {e}"))?
             .connect_timeout(std::time::Duration::from_secs(10))
             .http2_keep_alive_interval(proto::HEARTBEAT)
             .keep_alive_while_idle(true);
+        if server.starts_with("https://") {
+            let tls = tonic::transport::ClientTlsConfig::new();
+            let tls = match ca_pem {
+                Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                None => tls.with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| format!("TLS: {}", error_chain(&e)))?;
+        }
         let channel = endpoint
             .connect()
             .await
@@ -102,14 +151,28 @@ struct WsLink {
 }
 
 impl WsLink {
-    async fn connect(server: &str) -> Result<Self, String> {
+    async fn connect(server: &str, ca_pem: Option<&[u8]>) -> Result<Self, String> {
         let url = ws_url(server)?;
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(proto::MAX_MESSAGE_BYTES))
             .max_frame_size(Some(proto::MAX_MESSAGE_BYTES));
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
+        let connector = if url.starts_with("wss://") {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS: {e}"))?
+                .with_root_certificates(roots(ca_pem)?)
+                .with_no_client_auth();
+            Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                tls,
+            )))
+        } else {
+            None
+        };
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector)
+                .await
+                .map_err(|e| format!("cannot connect: {}", error_chain(&e)))?;
         Ok(WsLink { socket })
     }
 }

@@ -39,12 +39,11 @@ pub(crate) async fn run(
     };
     let mut link = match connecting {
         Ok(link) => link,
-        Err(reason) => {
-            return SessionEnd::Lost {
-                connected: false,
-                reason,
-            }
+        // An untrusted certificate or a bad CA file will not fix itself.
+        Err(reason) if reason.contains("certificate") || reason.starts_with("TLS") => {
+            return SessionEnd::Fatal(AgentError::Tls(reason))
         }
+        Err(reason) => return early(&reason),
     };
     match timeout(proto::HELLO_TIMEOUT, link.recv()).await {
         Ok(Some(Ok(FromRelay::Welcome(welcome)))) => {

@@ -32,7 +32,12 @@ pub(crate) struct Connection {
     #[arg(long, env = "HOOKRELAY_TOKEN_KEY", requires = "token_secret")]
     token_key: Option<String>,
     /// The agent token's secret (with --token-key).
-    #[arg(long, env = "HOOKRELAY_TOKEN_SECRET", hide_env_values = true, requires = "token_key")]
+    #[arg(
+        long,
+        env = "HOOKRELAY_TOKEN_SECRET",
+        hide_env_values = true,
+        requires = "token_key"
+    )]
     token_secret: Option<String>,
     /// grpc (HTTP/2 stream) or ws (WebSocket).
     #[arg(long, env = "HOOKRELAY_TRANSPORT", value_enum, default_value = "grpc")]
@@ -40,6 +45,10 @@ pub(crate) struct Connection {
     /// At most this many deliveries in flight at once (1 to 1024).
     #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", default_value_t = 16)]
     max_in_flight: u32,
+    /// PEM file of the CA that signed the relay's certificate (default:
+    /// the system's roots).
+    #[arg(long, env = "HOOKRELAY_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
     /// Allow plain http:// to a relay that is not on this machine.
     #[arg(long, env = "HOOKRELAY_INSECURE")]
     insecure: bool,
@@ -119,19 +128,18 @@ fn config(
     group: String,
     destination: Option<String>,
 ) -> Result<agent::AgentConfig, ConfigError> {
-    let (token_key, token_secret) = match (&c.token, &c.token_key, &c.token_secret) {
-        (Some(token), _, _) => token
-            .split_once('.')
-            .map(|(k, s)| (k.to_owned(), s.to_owned()))
-            .ok_or_else(|| ConfigError("--token must be KEY.SECRET".into()))?,
-        (None, Some(key), Some(secret)) => (key.clone(), secret.clone()),
-        _ => {
-            return Err(ConfigError(
+    let (token_key, token_secret) =
+        match (&c.token, &c.token_key, &c.token_secret) {
+            (Some(token), _, _) => token
+                .split_once('.')
+                .map(|(k, s)| (k.to_owned(), s.to_owned()))
+                .ok_or_else(|| ConfigError("--token must be KEY.SECRET".into()))?,
+            (None, Some(key), Some(secret)) => (key.clone(), secret.clone()),
+            _ => return Err(ConfigError(
                 "an agent token is required: --token KEY.SECRET or --token-key and --token-secret"
                     .into(),
-            ))
-        }
-    };
+            )),
+        };
     check_server_url(&c.server, c.insecure)?;
     if let Some(d) = &destination {
         if !(d.starts_with("http://") || d.starts_with("https://")) {
@@ -140,8 +148,18 @@ fn config(
             )));
         }
     }
+    if let Some(ca) = &c.ca_file {
+        if !ca.is_file() {
+            return Err(ConfigError(format!(
+                "--ca-file {}: no such file",
+                ca.display()
+            )));
+        }
+    }
     if !(1..=proto::MAX_IN_FLIGHT_CAP).contains(&c.max_in_flight) {
-        return Err(ConfigError("--max-in-flight must be between 1 and 1024".into()));
+        return Err(ConfigError(
+            "--max-in-flight must be between 1 and 1024".into(),
+        ));
     }
     Ok(agent::AgentConfig {
         server: c.server.trim_end_matches('/').to_owned(),
@@ -156,6 +174,7 @@ fn config(
         destination,
         max_in_flight: c.max_in_flight,
         stop_grace: STOP_GRACE,
+        ca_file: c.ca_file.clone(),
     })
 }
 

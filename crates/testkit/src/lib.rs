@@ -51,6 +51,8 @@ type Configure = Box<dyn FnOnce(&mut server::Config) + Send>;
 pub struct RelayBuilder {
     data_dir: Option<PathBuf>,
     configure: Vec<Configure>,
+    /// Serve TLS with this configuration; clients trust `ca_pem`.
+    tls: Option<(Arc<rustls::ServerConfig>, String)>,
 }
 
 impl RelayBuilder {
@@ -58,6 +60,13 @@ impl RelayBuilder {
     /// e.g. to restart on the same store.
     pub fn data_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.data_dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Serves HTTPS with `server` (see `server::config::tls_from_pem`); the
+    /// relay's own client trusts the CA in `ca_pem`.
+    pub fn tls(mut self, server: rustls::ServerConfig, ca_pem: &str) -> Self {
+        self.tls = Some((Arc::new(server), ca_pem.to_owned()));
         self
     }
 
@@ -80,8 +89,15 @@ impl RelayBuilder {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("bound address");
-        let url = format!("http://{addr}");
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
         let mut config = server::Config::new(url.clone());
+        let mut http = reqwest::Client::builder();
+        if let Some((tls, ca_pem)) = self.tls {
+            config.tls = Some(tls);
+            let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("a PEM CA");
+            http = http.add_root_certificate(ca);
+        }
         config.admin_secret = Some(model::Secret::new(ADMIN_SECRET));
         // Cost 4 keeps tests fast; production uses 12.
         config.bcrypt_cost = 4;
@@ -107,7 +123,7 @@ impl RelayBuilder {
             _temp: temp,
             shutdown,
             task: Some(task),
-            http: reqwest::Client::new(),
+            http: http.build().expect("an HTTP client"),
         }
     }
 }
@@ -138,6 +154,7 @@ impl Relay {
         RelayBuilder {
             data_dir: None,
             configure: Vec::new(),
+            tls: None,
         }
     }
 
