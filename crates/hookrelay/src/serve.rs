@@ -70,6 +70,10 @@ pub(crate) struct ServeArgs {
     /// Seconds between retention sweeps [default: 60].
     #[arg(long, env = "HOOKRELAY_RETENTION_INTERVAL")]
     retention_interval: Option<u64>,
+    /// Let the server's own deliveries (public outputs) reach private,
+    /// loopback and link-local addresses.
+    #[arg(long, env = "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS")]
+    allow_private_destinations: bool,
     /// A TOML file with the same settings (snake_case keys).
     #[arg(long, env = "HOOKRELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -91,6 +95,7 @@ struct FileConfig {
     bcrypt_cost: Option<u32>,
     retention_interval: Option<u64>,
     allowed_origin: Option<String>,
+    allow_private_destinations: Option<bool>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -170,6 +175,8 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     } else {
         args.trusted_proxies
     };
+    config.allow_private_destinations =
+        args.allow_private_destinations || file.allow_private_destinations.unwrap_or(false);
     config.disabled_inputs = disabled_inputs(env);
     config.webhook_secrets = webhook_secrets(env);
     if let Some(cost) = args.bcrypt_cost.or(file.bcrypt_cost) {

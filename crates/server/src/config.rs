@@ -76,6 +76,9 @@ pub struct Config {
     pub auth_cache_ttl: Duration,
     /// Serve HTTPS (and gRPC and WebSocket over TLS) on the one port.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Let the server's own deliveries (public outputs) reach private,
+    /// loopback and link-local addresses. Off by default (DESIGN §7).
+    pub allow_private_destinations: bool,
 }
 
 impl Config {
@@ -104,6 +107,7 @@ impl Config {
             bcrypt_cost: 12,
             auth_cache_ttl: Duration::from_secs(30),
             tls: None,
+            allow_private_destinations: false,
         }
     }
 }

@@ -78,8 +78,15 @@ pub async fn run(
     let state = state::AppState::new(config.clone(), store.clone(), shutdown.clone()).await?;
     let app = router(state.clone());
     let jobs = jobs::spawn(state.clone(), shutdown.child_token());
+    let public_stop = shutdown.child_token();
+    let public = tokio::spawn(deliver::run_public_deliveries(
+        state.clone(),
+        public_stop.clone(),
+    ));
     listener::serve(listener, app, &config, shutdown).await;
     state.hub.stop();
+    public_stop.cancel();
+    let _ = public.await;
     jobs.stop().await;
     store.close().await;
     Ok(())

@@ -13,12 +13,14 @@
 //! - `pump`: one task per connected group: asks the store what is due,
 //!   hands it to the group's agents within their `max_in_flight`, settles
 //!   acks, retries, and cuts off agents that never ack.
+//! - `public`: the server's own deliveries to public outputs.
 //! - `wait`: callers held by the `wait` response policy.
 //! - `ephemeral`: payloads of ephemeral events, held in memory only.
 //! - `retry`: which answers are retried, and when.
 
 mod ephemeral;
 mod grpc;
+mod public;
 mod pump;
 mod retry;
 mod session;
@@ -47,6 +49,12 @@ pub(crate) fn router(state: &AppState) -> axum::Router<AppState> {
         .route_service("/hookrelay.v1.Agent/Connect", grpc::service(state.clone()))
 }
 
+/// How long after its commit an ephemeral event's payload may still be on
+/// its way from ingest to memory.
+const EPHEMERAL_HANDOVER_MS: i64 = 2_000;
+
+pub(crate) use public::run as run_public_deliveries;
+
 /// Which agents share work: the same group name in one tenant.
 type GroupKey = (TenantId, String);
 
@@ -57,6 +65,8 @@ pub(crate) struct Hub {
     next_agent: AtomicU64,
     pub(crate) waiters: Waiters,
     pub(crate) ephemeral: EphemeralPayloads,
+    /// Wakes the public delivery worker (a resend).
+    pub(crate) public_wake: tokio::sync::Notify,
 }
 
 /// What `GET /v1/agents` shows of a connection.
@@ -99,6 +109,7 @@ impl Hub {
             next_agent: AtomicU64::new(1),
             waiters: Waiters::new(),
             ephemeral: EphemeralPayloads::new(),
+            public_wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -149,6 +160,7 @@ impl Hub {
     /// Makes the tenant's pumps look at the store again: deliveries became
     /// pending without a new event (a manual resend).
     pub(crate) fn wake(&self, tenant: &TenantId) {
+        self.public_wake.notify_one();
         for ((t, _), pump) in lock(&self.groups).iter() {
             if t == tenant {
                 let _ = pump.cmds.try_send(GroupCmd::Wake);

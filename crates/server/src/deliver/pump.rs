@@ -32,10 +32,6 @@ const COMMAND_QUEUE: usize = 1024;
 /// After a store error, the pump looks again this much later.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
-/// How long after its commit an ephemeral event's payload may still be on
-/// its way from ingest to memory.
-const EPHEMERAL_HANDOVER_MS: i64 = 2_000;
-
 /// Errors kept per attempt, in bytes: an agent's error text is untrusted.
 const MAX_ERROR_LEN: usize = 512;
 
@@ -280,7 +276,7 @@ impl Pump {
                     latency_ms: 0,
                     error: Some("the agent did not acknowledge within the timeout".into()),
                 };
-                let next = retry::after_failure(None, f.tries + 1, &f.retry, at);
+                let next = retry::settle_after(forward::Verdict::Retry, f.tries + 1, &f.retry, at);
                 self.settle(f, Some(attempt), next);
             }
         }
@@ -299,7 +295,6 @@ impl Pump {
         let status = u16::try_from(ack.destination_status)
             .ok()
             .filter(|s| *s != 0);
-        let delivered = ack.status == pb::AckStatus::Delivered as i32;
         let mut error = ack.error;
         if error.len() > MAX_ERROR_LEN {
             let cut = (0..=MAX_ERROR_LEN)
@@ -322,11 +317,8 @@ impl Pump {
                     .answer(f.key.event, Answer::from_pb(response));
             }
         }
-        let next = if delivered {
-            Settle::Delivered
-        } else {
-            retry::after_failure(status, f.tries + 1, &f.retry, now)
-        };
+        let verdict = retry::verdict_of_ack(status, attempt.error.as_deref());
+        let next = retry::settle_after(verdict, f.tries + 1, &f.retry, now);
         self.settle(f, Some(attempt), next);
     }
 
@@ -444,7 +436,7 @@ impl Pump {
         };
         let Some(payload) = self.payload(bucket, &due) else {
             let now = model::time::now_ms();
-            if now - due.event.received_at < EPHEMERAL_HANDOVER_MS {
+            if now - due.event.received_at < super::EPHEMERAL_HANDOVER_MS {
                 // Ingest hands the payload over just after the commit that
                 // woke us: look again in a moment.
                 let soon = now + 20;
