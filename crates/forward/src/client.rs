@@ -40,8 +40,8 @@ impl Forwarder {
     /// A forwarder that also trusts the certificates in `pem` (one or more
     /// PEM `CERTIFICATE` blocks), for destinations behind a private CA.
     pub fn with_root_certificates(policy: EgressPolicy, pem: &[u8]) -> Result<Self, ForwardError> {
-        let certs =
-            Certificate::from_pem_bundle(pem).map_err(|source| ForwardError::Certificate { source })?;
+        let certs = Certificate::from_pem_bundle(pem)
+            .map_err(|source| ForwardError::Certificate { source })?;
         if certs.is_empty() {
             return Err(ForwardError::NoCertificates);
         }

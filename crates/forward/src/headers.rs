@@ -50,9 +50,7 @@ pub fn outbound_headers(
     event_headers
         .iter()
         .filter(|(name, _)| {
-            !is_dropped(name)
-                && !named_in(&connection_named, name)
-                && !named_in(&extra_names, name)
+            !is_dropped(name) && !named_in(&connection_named, name) && !named_in(&extra_names, name)
         })
         .cloned()
         .chain(
@@ -144,7 +142,14 @@ mod tests {
         for name in ["proxy-foo", "PROXY-Authenticate", "Keep-Alive", "host"] {
             assert!(is_dropped(name), "{name}");
         }
-        for name in ["proxy", "x-proxy-id", "tea", "hostname", "content-type", "é"] {
+        for name in [
+            "proxy",
+            "x-proxy-id",
+            "tea",
+            "hostname",
+            "content-type",
+            "é",
+        ] {
             assert!(!is_dropped(name), "{name}");
         }
     }

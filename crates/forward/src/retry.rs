@@ -110,8 +110,14 @@ mod tests {
         for &(status, want) in by_status {
             assert_eq!(verdict(&outcome(Some(status), None)), want, "{status}");
         }
-        assert_eq!(verdict(&outcome(Some(200), Some("reading body"))), Delivered);
-        assert_eq!(verdict(&outcome(None, Some("timed out after 10 ms"))), Retry);
+        assert_eq!(
+            verdict(&outcome(Some(200), Some("reading body"))),
+            Delivered
+        );
+        assert_eq!(
+            verdict(&outcome(None, Some("timed out after 10 ms"))),
+            Retry
+        );
         assert_eq!(verdict(&outcome(None, Some("connection failed"))), Retry);
         assert_eq!(verdict(&outcome(None, None)), Retry);
         for prefix in PERMANENT_ERRORS {

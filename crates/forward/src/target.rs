@@ -35,7 +35,11 @@ pub fn target_url(base: &str, path_suffix: &str, query: &str) -> Result<String, 
         .filter(|s| !s.is_empty() && !is_dot_segment(s))
         .collect();
     if !segments.is_empty() {
-        let mut path = format!("{}/{}", url.path().trim_end_matches('/'), segments.join("/"));
+        let mut path = format!(
+            "{}/{}",
+            url.path().trim_end_matches('/'),
+            segments.join("/")
+        );
         if keeps_trailing_slash {
             path.push('/');
         }
@@ -90,7 +94,12 @@ mod tests {
             ("http://h/hook/", "", "", "http://h/hook/"),
             ("http://h/hook", "", "x=1", "http://h/hook?x=1"),
             ("http://h/hook", "", "?x=1", "http://h/hook?x=1"),
-            ("http://h/hook?a=1", "/p", "b=2&b=3", "http://h/hook/p?a=1&b=2&b=3"),
+            (
+                "http://h/hook?a=1",
+                "/p",
+                "b=2&b=3",
+                "http://h/hook/p?a=1&b=2&b=3",
+            ),
             ("http://h/hook?a=1", "", "", "http://h/hook?a=1"),
             ("http://h/hook?", "", "", "http://h/hook"),
             ("http://h/hook?", "", "b=2", "http://h/hook?b=2"),
@@ -99,7 +108,12 @@ mod tests {
             ("http://h/hook", "/a%2Fb", "", "http://h/hook/a%2Fb"),
             ("http://h/hook", "/a b", "", "http://h/hook/a%20b"),
             ("http://h/hook", "/a?b#c", "", "http://h/hook/a%3Fb%23c"),
-            ("http://h/", "/x", "s=%F0%9F%A6%80", "http://h/x?s=%F0%9F%A6%80"),
+            (
+                "http://h/",
+                "/x",
+                "s=%F0%9F%A6%80",
+                "http://h/x?s=%F0%9F%A6%80",
+            ),
             ("http://[::1]:9/", "/x", "", "http://[::1]:9/x"),
             ("http://h/hook", "/../admin", "", "http://h/hook/admin"),
             ("http://h/hook", "/a/../../b/./c", "", "http://h/hook/a/b/c"),

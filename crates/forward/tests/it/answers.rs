@@ -50,9 +50,18 @@ async fn statuses_map_to_verdicts() {
 #[tokio::test]
 async fn redirect_is_the_answer_and_not_followed() {
     let mut dest = Recorder::spawn().await;
-    let outcome = post(&allow_all(), dest.url("/redirect"), Duration::from_secs(10), true).await;
+    let outcome = post(
+        &allow_all(),
+        dest.url("/redirect"),
+        Duration::from_secs(10),
+        true,
+    )
+    .await;
     assert_eq!(outcome.status, Some(302));
-    assert!(outcome.headers.iter().any(|(n, v)| n == "location" && v == "/landing"));
+    assert!(outcome
+        .headers
+        .iter()
+        .any(|(n, v)| n == "location" && v == "/landing"));
     assert_eq!(verdict(&outcome), Verdict::Fail);
     assert_eq!(dest.received().path_and_query, "/redirect");
     // The destination records before answering, so a followed redirect
@@ -92,7 +101,13 @@ async fn body_is_returned_only_when_wanted_and_bounded() {
     let mut dest = Recorder::spawn().await;
     let forwarder = allow_all();
 
-    let small = post(&forwarder, dest.url("/small"), Duration::from_secs(10), true).await;
+    let small = post(
+        &forwarder,
+        dest.url("/small"),
+        Duration::from_secs(10),
+        true,
+    )
+    .await;
     assert_eq!(small.body, Bytes::from_static(b"ok"));
     assert!(!small.body_truncated);
 
@@ -108,7 +123,10 @@ async fn body_is_returned_only_when_wanted_and_bounded() {
     assert!(unwanted.body.is_empty());
     assert!(!unwanted.body_truncated);
     let length = crate::recorder::BIG.to_string();
-    assert!(unwanted.headers.iter().any(|(n, v)| n == "content-length" && *v == length));
+    assert!(unwanted
+        .headers
+        .iter()
+        .any(|(n, v)| n == "content-length" && *v == length));
 
     for _ in 0..3 {
         dest.received();
@@ -127,11 +145,26 @@ async fn malformed_requests_fail_without_sending() {
         timeout: Duration::from_secs(10),
     };
     let cases = [
-        Outbound { method: "BAD METHOD".to_owned(), ..base.clone() },
-        Outbound { url: "ftp://127.0.0.1/x".to_owned(), ..base.clone() },
-        Outbound { url: "not a url".to_owned(), ..base.clone() },
-        Outbound { headers: vec![("bad name".to_owned(), "v".to_owned())], ..base.clone() },
-        Outbound { headers: vec![("x-a".to_owned(), "secret\r\nx-b: 1".to_owned())], ..base.clone() },
+        Outbound {
+            method: "BAD METHOD".to_owned(),
+            ..base.clone()
+        },
+        Outbound {
+            url: "ftp://127.0.0.1/x".to_owned(),
+            ..base.clone()
+        },
+        Outbound {
+            url: "not a url".to_owned(),
+            ..base.clone()
+        },
+        Outbound {
+            headers: vec![("bad name".to_owned(), "v".to_owned())],
+            ..base.clone()
+        },
+        Outbound {
+            headers: vec![("x-a".to_owned(), "secret\r\nx-b: 1".to_owned())],
+            ..base.clone()
+        },
     ];
     for req in cases {
         let outcome = forwarder.send(req, false).await;

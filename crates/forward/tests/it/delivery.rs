@@ -49,40 +49,62 @@ async fn event_arrives_byte_identical() {
         ("Authorization", "Bearer from-provider"),
         ("User-Agent", "GitHub-Hookshot/abc"),
     ]);
-    let extra: BTreeMap<String, String> = [("authorization", "Bearer from-output"), ("x-added", "1")]
-        .into_iter()
-        .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        .collect();
+    let extra: BTreeMap<String, String> =
+        [("authorization", "Bearer from-output"), ("x-added", "1")]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
     // Every byte value, and a sequence that is not UTF-8.
     let mut body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     body.extend_from_slice(&[0xC3, 0x28, 0xFF, 0xFE, 0x00]);
     let body = Bytes::from(body);
 
-    let url = target_url(&dest.url("/hook?a=1"), "/extra/pa th", "b=2&b=3&s=%F0%9F%A6%80")
-        .expect("target url");
-    let req = outbound("PATCH", url, outbound_headers(&event_headers, &extra), body.clone());
+    let url = target_url(
+        &dest.url("/hook?a=1"),
+        "/extra/pa th",
+        "b=2&b=3&s=%F0%9F%A6%80",
+    )
+    .expect("target url");
+    let req = outbound(
+        "PATCH",
+        url,
+        outbound_headers(&event_headers, &extra),
+        body.clone(),
+    );
     let outcome = forwarder.send(req, false).await;
 
     assert_eq!(outcome.status, Some(200), "{:?}", outcome.error);
     assert_eq!(verdict(&outcome), Verdict::Delivered);
     assert_eq!(outcome.error, None);
     assert!(outcome.body.is_empty(), "body not wanted");
-    assert!(outcome.headers.iter().any(|(n, v)| n == "x-reply" && v == "yes"));
+    assert!(outcome
+        .headers
+        .iter()
+        .any(|(n, v)| n == "x-reply" && v == "yes"));
 
     let got = dest.received();
     assert_eq!(got.method, "PATCH");
-    assert_eq!(got.path_and_query, "/hook/extra/pa%20th?a=1&b=2&b=3&s=%F0%9F%A6%80");
+    assert_eq!(
+        got.path_and_query,
+        "/hook/extra/pa%20th?a=1&b=2&b=3&s=%F0%9F%A6%80"
+    );
     assert_eq!(got.body, body);
 
     let h = &got.headers;
     let all = |name: &str| -> Vec<&[u8]> { h.get_all(name).iter().map(|v| v.as_bytes()).collect() };
     assert_eq!(all("host"), [dest.addr.to_string().as_bytes()]);
     assert_eq!(all("content-length"), [body.len().to_string().as_bytes()]);
-    assert_eq!(all("x-hub-signature-256"), [b"sha256=00ff  AB==".as_slice()]);
+    assert_eq!(
+        all("x-hub-signature-256"),
+        [b"sha256=00ff  AB==".as_slice()]
+    );
     assert_eq!(all("stripe-signature"), [b"t=1,v1=abc,v0=def".as_slice()]);
     assert_eq!(all("x-repeated"), [b"first".as_slice(), b"second"]);
     assert_eq!(all("x-note"), ["café, naïve".as_bytes()]);
-    assert_eq!(all("content-type"), [b"application/octet-stream".as_slice()]);
+    assert_eq!(
+        all("content-type"),
+        [b"application/octet-stream".as_slice()]
+    );
     assert_eq!(all("user-agent"), [b"GitHub-Hookshot/abc".as_slice()]);
     assert_eq!(all("authorization"), [b"Bearer from-output".as_slice()]);
     assert_eq!(all("x-added"), [b"1".as_slice()]);
@@ -130,7 +152,10 @@ async fn headers_that_reach_send_unfiltered_are_still_not_forwarded() {
         ("accept", "application/json"),
     ]);
     let outcome = forwarder
-        .send(outbound("POST", dest.url("/x"), headers, Bytes::from_static(b"{}")), false)
+        .send(
+            outbound("POST", dest.url("/x"), headers, Bytes::from_static(b"{}")),
+            false,
+        )
         .await;
     assert_eq!(outcome.status, Some(200), "{:?}", outcome.error);
     let got = dest.received();
@@ -146,7 +171,10 @@ async fn get_without_body_sends_none() {
     let mut dest = Recorder::spawn().await;
     let forwarder = Forwarder::new(EgressPolicy::AllowAll).expect("forwarder");
     let outcome = forwarder
-        .send(outbound("GET", dest.url("/x?y=1"), Vec::new(), Bytes::new()), false)
+        .send(
+            outbound("GET", dest.url("/x?y=1"), Vec::new(), Bytes::new()),
+            false,
+        )
         .await;
     assert_eq!(outcome.status, Some(200), "{:?}", outcome.error);
     let got = dest.received();
@@ -162,7 +190,10 @@ async fn allow_all_reaches_loopback_by_name() {
     let forwarder = Forwarder::new(EgressPolicy::AllowAll).expect("forwarder");
     let url = format!("http://localhost:{}/by-name", dest.addr.port());
     let outcome = forwarder
-        .send(outbound("POST", url, Vec::new(), Bytes::from_static(b"x")), false)
+        .send(
+            outbound("POST", url, Vec::new(), Bytes::from_static(b"x")),
+            false,
+        )
         .await;
     assert_eq!(outcome.status, Some(200), "{:?}", outcome.error);
     assert_eq!(dest.received().path_and_query, "/by-name");

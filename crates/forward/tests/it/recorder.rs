@@ -51,7 +51,9 @@ impl Recorder {
 
     /// The next request received; call after the send it belongs to.
     pub(crate) fn received(&mut self) -> Received {
-        self.rx.try_recv().expect("the destination received a request")
+        self.rx
+            .try_recv()
+            .expect("the destination received a request")
     }
 
     /// Whether no (further) request was received.
