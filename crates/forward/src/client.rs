@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{redirect, Certificate, Method, Url};
 
@@ -195,7 +195,6 @@ fn failed(start: Instant, error: String) -> Outcome {
     Outcome {
         latency: start.elapsed(),
         error: Some(error),
-        body: Bytes::new(),
         ..Outcome::default()
     }
 }
