@@ -49,17 +49,26 @@ mod tests {
             initial_delay_ms: 100,
         };
         let retry = settle_after(Verdict::Retry, 2, &policy, 0);
-        assert!(matches!(retry, Settle::RetryAt(at) if (320..=480).contains(&at)), "{retry:?}");
+        assert!(
+            matches!(retry, Settle::RetryAt(at) if (320..=480).contains(&at)),
+            "{retry:?}"
+        );
         assert_eq!(settle_after(Verdict::Retry, 3, &policy, 0), Settle::Failed);
         assert_eq!(settle_after(Verdict::Fail, 1, &policy, 0), Settle::Failed);
-        assert_eq!(settle_after(Verdict::Delivered, 9, &policy, 0), Settle::Delivered);
+        assert_eq!(
+            settle_after(Verdict::Delivered, 9, &policy, 0),
+            Settle::Delivered
+        );
     }
 
     #[test]
     fn acks_are_judged_like_outcomes() {
         assert_eq!(verdict_of_ack(Some(503), None), Verdict::Retry);
         assert_eq!(verdict_of_ack(Some(404), None), Verdict::Fail);
-        assert_eq!(verdict_of_ack(None, Some("connection refused")), Verdict::Retry);
+        assert_eq!(
+            verdict_of_ack(None, Some("connection refused")),
+            Verdict::Retry
+        );
         assert_eq!(verdict_of_ack(Some(204), None), Verdict::Delivered);
     }
 

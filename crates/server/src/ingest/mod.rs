@@ -60,11 +60,22 @@ async fn by_id_with_rest(
     request: Request,
 ) -> Response {
     match path {
-        Ok(Path((input_id, rest))) => {
-            ingest_by_id(state, &input_id, format!("/{rest}"), peer, request).await
+        Ok(Path((input_id, _))) => {
+            let rest = raw_suffix(request.uri().path());
+            ingest_by_id(state, &input_id, rest, peer, request).await
         }
         Err(_) => StatusCode::OK.into_response(),
     }
+}
+
+/// The path after `/v1/webhooks/{input_id}` exactly as the sender wrote it
+/// (percent-encoding kept), so the destination sees the same path and a
+/// `%2F` stays a `%2F`.
+fn raw_suffix(path: &str) -> String {
+    let after_prefix = path.strip_prefix("/v1/webhooks/").unwrap_or(path);
+    after_prefix
+        .find('/')
+        .map_or_else(String::new, |at| after_prefix[at..].to_owned())
 }
 
 async fn ingest_by_id(
@@ -140,6 +151,17 @@ async fn ingest_by_name(
         }
         Ok(None) => unknown_integration().into_response(),
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_suffix_keeps_its_encoding() {
+        use super::raw_suffix;
+        assert_eq!(raw_suffix("/v1/webhooks/abc/x/y%2Fz"), "/x/y%2Fz");
+        assert_eq!(raw_suffix("/v1/webhooks/abc/"), "/");
+        assert_eq!(raw_suffix("/v1/webhooks/abc"), "");
     }
 }
 

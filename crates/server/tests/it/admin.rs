@@ -189,7 +189,10 @@ async fn outputs_and_tokens() {
     assert!(output["id"].as_str().unwrap().starts_with("out_"));
     assert_eq!(output["internal"], true);
     assert_eq!(output["timeoutMs"], 10000);
-    assert_eq!(output["retry"], json!({"maxAttempts": 8}));
+    assert_eq!(
+        output["retry"],
+        json!({"maxAttempts": 8, "initialDelayMs": 5000})
+    );
     let (status, _) = relay
         .call(
             Method::POST,

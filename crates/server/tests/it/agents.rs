@@ -473,3 +473,136 @@ async fn deliveries_older_than_catchup_expire_and_can_be_resent() {
     let again = deliver(&mut socket).await;
     assert_eq!(again.event.as_ref().unwrap().body, b"old");
 }
+
+async fn public_world(allow_private: bool) -> (Relay, testkit::Destination, String) {
+    let relay = Relay::builder()
+        .config(move |c| c.allow_private_destinations = allow_private)
+        .spawn()
+        .await;
+    let destination = testkit::Destination::spawn().await;
+    let bucket = relay.create_bucket(json!({"name": "pub"})).await;
+    let id = bucket["id"].as_str().unwrap().to_owned();
+    let input = relay.create_input(&id, json!({})).await;
+    relay
+        .admin(
+            Method::POST,
+            &format!("/v1/buckets/{id}/outputs"),
+            Some(
+                json!({"url": format!("{}/public", destination.url), "internal": false,
+                        "headers": {"x-extra": "added"}}),
+            ),
+            StatusCode::CREATED,
+        )
+        .await;
+    (
+        relay,
+        destination,
+        input["url"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_delivers_public_outputs_itself() {
+    let (relay, destination, input) = public_world(true).await;
+    let url = format!("{input}/sub?q=1");
+    let (status, _) = post(
+        &relay.http,
+        &url,
+        &[("x-sig".into(), "abc".into())],
+        b"\x00public\xff",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let got = destination.wait_for(1, PATIENCE).await;
+    assert_eq!(got[0].target, "/public/sub?q=1");
+    assert_eq!(got[0].body.as_ref(), b"\x00public\xff");
+    assert_eq!(got[0].header("x-sig"), Some("abc"));
+    assert_eq!(got[0].header("x-extra"), Some("added"));
+    let event = relay.events().await[0]["id"].as_str().unwrap().to_owned();
+    testkit::wait_until(PATIENCE, "the public delivery is recorded", || async {
+        deliveries(&relay, &event).await[0]["state"] == "delivered"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_outputs_never_reach_private_addresses_by_default() {
+    let (relay, destination, input) = public_world(false).await;
+    let (status, _) = post(&relay.http, &input, &[], b"ssrf?").await;
+    assert_eq!(status, StatusCode::OK);
+    let event = relay.events().await[0]["id"].as_str().unwrap().to_owned();
+    testkit::wait_until(PATIENCE, "the delivery fails for good", || async {
+        deliveries(&relay, &event).await[0]["state"] == "failed"
+    })
+    .await;
+    let d = deliveries(&relay, &event).await;
+    let error = d[0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.starts_with(forward::NOT_PUBLIC), "{error}");
+    assert_eq!(d[0]["attempts"].as_array().unwrap().len(), 1, "not retried");
+    assert!(destination.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_events_go_to_connected_agents_from_memory_only() {
+    let relay = Relay::spawn().await;
+    let bucket = relay
+        .create_bucket(json!({"name": "eph", "ephemeral": true}))
+        .await;
+    let id = bucket["id"].as_str().unwrap().to_owned();
+    let input = relay.create_input(&id, json!({})).await;
+    relay
+        .admin(
+            Method::POST,
+            &format!("/v1/buckets/{id}/outputs"),
+            Some(internal_output(5_000)),
+            StatusCode::CREATED,
+        )
+        .await;
+    let token = relay
+        .admin(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"scope": "agent"})),
+            StatusCode::CREATED,
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = Setup {
+        input_url: input["url"].as_str().unwrap().to_owned(),
+        relay,
+        bucket,
+        token,
+    };
+    let mut socket = connect(&s, "", 4).await;
+    let url = format!("{}?marker=q", s.input_url);
+    post(
+        &s.relay.http,
+        &url,
+        &[("x-marker".into(), "h".into())],
+        b"ephemeral body",
+    )
+    .await;
+    let d = deliver(&mut socket).await;
+    let event = d.event.clone().unwrap();
+    assert_eq!(event.body, b"ephemeral body");
+    assert_eq!(event.query, "marker=q");
+    assert!(event.headers.iter().any(|h| h.name == "x-marker"));
+    send(&mut socket, ack(&d, 200)).await;
+    let listed = s.relay.events().await;
+    assert!(
+        listed[0].get("body").is_none_or(Value::is_null),
+        "{}",
+        listed[0]
+    );
+    assert!(listed[0].get("headers").is_none_or(Value::is_null));
+    let relay = &s.relay;
+    testkit::wait_until(PATIENCE, "delivered", || async {
+        deliveries(relay, &event.id).await[0]["state"] == "delivered"
+    })
+    .await;
+}
