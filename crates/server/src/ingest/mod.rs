@@ -154,17 +154,6 @@ async fn ingest_by_name(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_suffix_keeps_its_encoding() {
-        use super::raw_suffix;
-        assert_eq!(raw_suffix("/v1/webhooks/abc/x/y%2Fz"), "/x/y%2Fz");
-        assert_eq!(raw_suffix("/v1/webhooks/abc/"), "/");
-        assert_eq!(raw_suffix("/v1/webhooks/abc"), "");
-    }
-}
-
 fn unknown_integration() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -257,5 +246,16 @@ fn respond(policy: &ResponsePolicy, form: RouteForm, event_count: u32) -> Respon
         }))
         .into_response(),
         (_, RouteForm::WebhookRelay) => StatusCode::OK.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_suffix_keeps_its_encoding() {
+        use super::raw_suffix;
+        assert_eq!(raw_suffix("/v1/webhooks/abc/x/y%2Fz"), "/x/y%2Fz");
+        assert_eq!(raw_suffix("/v1/webhooks/abc/"), "/");
+        assert_eq!(raw_suffix("/v1/webhooks/abc"), "");
     }
 }
