@@ -5,13 +5,30 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{cancel_on_signal, init_tracing, ConfigError};
 
 /// How long a stopping agent waits for requests already under way.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// `hookrelay agent [install-service]`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct AgentCommand {
+    #[command(subcommand)]
+    service: Option<AgentSub>,
+    #[command(flatten)]
+    args: AgentArgs,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AgentSub {
+    /// Write a systemd unit (Linux) or launchd plist (macOS) running this
+    /// agent, with the token in a 0600 file; starts nothing.
+    InstallService(Box<crate::service::InstallArgs>),
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum TransportArg {
@@ -22,9 +39,9 @@ pub(crate) enum TransportArg {
 /// Where the relay is and who the agent is.
 #[derive(Args, Clone)]
 pub(crate) struct Connection {
-    /// The relay's URL.
+    /// The relay's URL (required).
     #[arg(long, env = "HOOKRELAY_SERVER")]
-    server: String,
+    server: Option<String>,
     /// The agent token as `KEY.SECRET`.
     #[arg(long, env = "HOOKRELAY_TOKEN", hide_env_values = true, conflicts_with_all = ["token_key", "token_secret"])]
     token: Option<String>,
@@ -82,10 +99,61 @@ pub(crate) struct ListenArgs {
     forward: String,
 }
 
-pub(crate) async fn run_agent(args: AgentArgs) -> Result<()> {
-    init_tracing();
-    let config = config(&args.connection, args.buckets, args.group, args.destination)?;
-    run(config, false).await
+pub(crate) async fn run_agent(command: AgentCommand) -> Result<()> {
+    match command.service {
+        Some(AgentSub::InstallService(args)) => crate::service::install(*args),
+        None => {
+            init_tracing();
+            run(command.args.to_config()?, false).await
+        }
+    }
+}
+
+impl AgentArgs {
+    pub(crate) fn to_config(&self) -> Result<agent::AgentConfig, ConfigError> {
+        config(
+            &self.connection,
+            self.buckets.clone(),
+            self.group.clone(),
+            self.destination.clone(),
+        )
+    }
+
+    /// These arguments as `hookrelay agent` flags, without the token (a
+    /// service passes it in its environment).
+    pub(crate) fn service_arguments(&self) -> Vec<String> {
+        let c = &self.connection;
+        let mut out = Vec::new();
+        let mut flag = |name: &str, value: String| {
+            out.push(format!("--{name}"));
+            out.push(value);
+        };
+        if let Some(server) = &c.server {
+            flag("server", server.clone());
+        }
+        for bucket in &self.buckets {
+            flag("bucket", bucket.clone());
+        }
+        if !self.group.is_empty() {
+            flag("group", self.group.clone());
+        }
+        let transport = match c.transport {
+            TransportArg::Grpc => "grpc",
+            TransportArg::Ws => "ws",
+        };
+        flag("transport", transport.to_owned());
+        flag("max-in-flight", c.max_in_flight.to_string());
+        if let Some(d) = &self.destination {
+            flag("destination", d.clone());
+        }
+        if let Some(ca) = &c.ca_file {
+            flag("ca-file", ca.display().to_string());
+        }
+        if c.insecure {
+            out.push("--insecure".to_owned());
+        }
+        out
+    }
 }
 
 pub(crate) async fn run_listen(args: ListenArgs) -> Result<()> {
@@ -140,7 +208,11 @@ fn config(
                     .into(),
             )),
         };
-    check_server_url(&c.server, c.insecure)?;
+    let server = c
+        .server
+        .as_deref()
+        .ok_or_else(|| ConfigError("--server is required".into()))?;
+    check_server_url(server, c.insecure)?;
     if let Some(d) = &destination {
         if !(d.starts_with("http://") || d.starts_with("https://")) {
             return Err(ConfigError(format!(
@@ -162,7 +234,7 @@ fn config(
         ));
     }
     Ok(agent::AgentConfig {
-        server: c.server.trim_end_matches('/').to_owned(),
+        server: server.trim_end_matches('/').to_owned(),
         token_key,
         token_secret,
         buckets,

@@ -8,6 +8,7 @@
 mod agent;
 mod client;
 mod serve;
+mod service;
 
 use std::process::ExitCode;
 
@@ -29,7 +30,7 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run an agent: receive a bucket's webhooks over one outbound stream
     /// and forward them to internal URLs.
-    Agent(Box<agent::AgentArgs>),
+    Agent(Box<agent::AgentCommand>),
     /// Forward one bucket to one local URL, printing each request.
     Listen(Box<agent::ListenArgs>),
     /// Administer tenants, buckets, inputs, outputs and tokens of a running relay.

@@ -2,6 +2,8 @@
 //! through the real CLI against a real `hookrelay serve` process on an
 //! ephemeral loopback port, then a SIGTERM shutdown and a restart.
 
+mod agent_cli;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,258 @@
+//! `hookrelay agent install-service`: writes a systemd unit (Linux) or a
+//! launchd plist (macOS) that runs `hookrelay agent` with the given
+//! arguments, keeping the token out of the unit in a 0600 file, and prints
+//! how to enable it. It starts nothing.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::agent::AgentArgs;
+use crate::serve::ConfigError;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Platform {
+    Systemd,
+    Launchd,
+}
+
+#[derive(Args)]
+pub(crate) struct InstallArgs {
+    #[command(flatten)]
+    agent: AgentArgs,
+    /// The service's name.
+    #[arg(long, default_value = "hookrelay-agent")]
+    name: String,
+    /// systemd or launchd [default: this system's].
+    #[arg(long, value_enum)]
+    platform: Option<Platform>,
+    /// Where the unit or plist goes [default: /etc/systemd/system, or
+    /// ~/Library/LaunchAgents].
+    #[arg(long)]
+    unit_dir: Option<PathBuf>,
+    /// Where the 0600 environment file with the token goes (systemd)
+    /// [default: /etc/hookrelay].
+    #[arg(long)]
+    env_dir: Option<PathBuf>,
+}
+
+pub(crate) fn install(args: InstallArgs) -> Result<()> {
+    let platform = args.platform.unwrap_or(if cfg!(target_os = "macos") {
+        Platform::Launchd
+    } else {
+        Platform::Systemd
+    });
+    if !args
+        .name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(
+            ConfigError("--name may hold letters, digits, '-', '_' and '.' only".into()).into(),
+        );
+    }
+    let config = args.agent.to_config()?;
+    let exe = std::env::current_exe().context("cannot find this executable's path")?;
+    let token = format!("{}.{}", config.token_key, config.token_secret);
+    let command = agent_arguments(&args.agent);
+    match platform {
+        Platform::Systemd => {
+            let unit_dir = args
+                .unit_dir
+                .unwrap_or_else(|| PathBuf::from("/etc/systemd/system"));
+            let env_dir = args
+                .env_dir
+                .unwrap_or_else(|| PathBuf::from("/etc/hookrelay"));
+            let env_file = env_dir.join(format!("{}.env", args.name));
+            write_private(&env_file, &format!("HOOKRELAY_TOKEN={token}\n"))?;
+            let unit = systemd_unit(&exe, &command, &env_file);
+            let unit_file = unit_dir.join(format!("{}.service", args.name));
+            write_file(&unit_file, &unit, 0o644)?;
+            println!(
+                "wrote {} and {} (mode 0600)",
+                unit_file.display(),
+                env_file.display()
+            );
+            println!("enable and start it with:");
+            println!(
+                "  systemctl daemon-reload && systemctl enable --now {}",
+                args.name
+            );
+        }
+        Platform::Launchd => {
+            let unit_dir = match args.unit_dir {
+                Some(dir) => dir,
+                None => home()?.join("Library/LaunchAgents"),
+            };
+            let label = format!("dev.hookrelay.{}", args.name);
+            let plist = launchd_plist(&label, &exe, &command, &token);
+            let plist_file = unit_dir.join(format!("{label}.plist"));
+            // The plist carries the token: readable by its owner only.
+            write_private(&plist_file, &plist)?;
+            println!("wrote {} (mode 0600)", plist_file.display());
+            println!("load and start it with:");
+            println!("  launchctl load -w {}", plist_file.display());
+        }
+    }
+    Ok(())
+}
+
+/// The `agent` arguments the service runs with; the token is passed in the
+/// environment instead, so it never shows in `ps` or the unit.
+fn agent_arguments(a: &AgentArgs) -> Vec<String> {
+    let mut out = vec!["agent".to_owned()];
+    out.extend(a.service_arguments());
+    out
+}
+
+fn systemd_unit(exe: &Path, arguments: &[String], env_file: &Path) -> String {
+    let mut exec = quote_systemd(&exe.display().to_string());
+    for a in arguments {
+        exec.push(' ');
+        exec.push_str(&quote_systemd(a));
+    }
+    let mut unit = String::new();
+    let _ = writeln!(unit, "[Unit]");
+    let _ = writeln!(
+        unit,
+        "Description=hookrelay agent: forwards webhooks from the relay"
+    );
+    let _ = writeln!(unit, "Wants=network-online.target");
+    let _ = writeln!(unit, "After=network-online.target");
+    let _ = writeln!(unit);
+    let _ = writeln!(unit, "[Service]");
+    let _ = writeln!(unit, "EnvironmentFile={}", env_file.display());
+    let _ = writeln!(unit, "ExecStart={exec}");
+    let _ = writeln!(unit, "Restart=always");
+    let _ = writeln!(unit, "RestartSec=2");
+    let _ = writeln!(unit, "DynamicUser=yes");
+    let _ = writeln!(unit, "NoNewPrivileges=yes");
+    let _ = writeln!(unit, "ProtectSystem=strict");
+    let _ = writeln!(unit, "ProtectHome=yes");
+    let _ = writeln!(unit, "PrivateTmp=yes");
+    let _ = writeln!(unit);
+    let _ = writeln!(unit, "[Install]");
+    let _ = writeln!(unit, "WantedBy=multi-user.target");
+    unit
+}
+
+/// Double-quotes an `ExecStart` word, escaping what systemd would expand.
+fn quote_systemd(word: &str) -> String {
+    let mut out = String::from("\"");
+    for c in word.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '$' => out.push_str("$$"),
+            '%' => out.push_str("%%"),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn launchd_plist(label: &str, exe: &Path, arguments: &[String], token: &str) -> String {
+    let mut args = format!("    <string>{}</string>\n", xml(&exe.display().to_string()));
+    for a in arguments {
+        let _ = writeln!(args, "    <string>{}</string>", xml(a));
+    }
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+  <key>Label</key>
+  <string>{label}</string>
+  <key>ProgramArguments</key>
+  <array>
+{args}  </array>
+  <key>EnvironmentVariables</key>
+  <dict>
+    <key>HOOKRELAY_TOKEN</key>
+    <string>{token}</string>
+  </dict>
+  <key>RunAtLoad</key>
+  <true/>
+  <key>KeepAlive</key>
+  <true/>
+</dict>
+</plist>
+"#,
+        label = xml(label),
+        token = xml(token),
+    )
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn home() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .context("HOME is not set; pass --unit-dir")
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    write_file(path, contents, 0o600)
+}
+
+/// Creates (or truncates) `path` with `mode` from the start, so the token
+/// is never readable by others, even for a moment.
+fn write_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(mode);
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        // An existing file keeps its old mode through open: set it.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(contents.as_bytes())?;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = mode;
+        let mut file = options.open(path)?;
+        file.write_all(contents.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_start_words_are_quoted_for_systemd() {
+        assert_eq!(quote_systemd("plain"), "\"plain\"");
+        assert_eq!(quote_systemd("a b\"c$HOME%i"), "\"a b\\\"c$$HOME%%i\"");
+    }
+
+    #[test]
+    fn plist_values_are_escaped() {
+        let plist = launchd_plist(
+            "dev.hookrelay.x",
+            Path::new("/bin/h"),
+            &["a<b".into()],
+            "k.s&",
+        );
+        assert!(plist.contains("<string>a&lt;b</string>"));
+        assert!(plist.contains("<string>k.s&amp;</string>"));
+    }
+}

@@ -1,0 +1,246 @@
+//! `hookrelay listen` and `hookrelay agent install-service` as a user runs
+//! them: real processes, a real relay, a real destination.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{cli_json, Serve, BIN};
+
+/// A one-request HTTP destination on 127.0.0.1:0: answers 201 and hands
+/// the request it read to the test.
+fn destination() -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = Vec::new();
+            // Headers and the small body arrive in a few reads.
+            while !String::from_utf8_lossy(&got).contains("listen-me") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+            let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+        }
+    });
+    (url, rx)
+}
+
+/// POSTs `body` with a bare HTTP/1.1 request; returns the status code.
+fn post_raw(url: &str, body: &str) -> u16 {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the relay");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn listen_forwards_and_prints_one_line_per_request() {
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(data.path(), &[]);
+    let admin = serve.admin_token.clone().expect("admin token");
+    let bucket = cli_json(
+        &serve,
+        &admin,
+        &["admin", "--json", "bucket", "create", "dev"],
+    );
+    let bucket_id = bucket["id"].as_str().unwrap().to_owned();
+    let input = cli_json(
+        &serve,
+        &admin,
+        &["admin", "--json", "input", "create", "--bucket", "dev"],
+    );
+    let (dest, requests) = destination();
+    cli_json(
+        &serve,
+        &admin,
+        &[
+            "admin",
+            "--json",
+            "output",
+            "create",
+            "--bucket",
+            &bucket_id,
+            "--url",
+            "http://unused.internal/",
+        ],
+    );
+    let token = cli_json(
+        &serve,
+        &admin,
+        &["admin", "--json", "token", "create", "--scope", "agent"],
+    );
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    let mut listen = Command::new(BIN)
+        .args([
+            "listen",
+            "--server",
+            &serve.url,
+            "--token",
+            &token,
+            "dev",
+            "--forward",
+        ])
+        .arg(format!("{dest}/hook"))
+        .env("RUST_LOG", "warn")
+        .env_remove("HOOKRELAY_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hookrelay listen");
+    let stdout = listen.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let banner = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a banner");
+    assert!(banner.starts_with("forwarding dev to"), "{banner}");
+
+    // The relay keeps what arrives before the agent connects, so one post
+    // is enough whenever the agent comes up.
+    let url = format!("{}/path?x=1", input["url"].as_str().unwrap());
+    assert_eq!(post_raw(&url, "listen-me"), 200);
+    let request = requests
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the destination receives the webhook");
+    assert!(
+        request.starts_with("POST /hook/path?x=1 HTTP/1.1"),
+        "{request}"
+    );
+    let line = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a line per request");
+    assert!(
+        line.contains("POST") && line.contains("/path?x=1") && line.contains("201"),
+        "{line}"
+    );
+    let _ = listen.kill();
+    let _ = listen.wait();
+}
+
+#[test]
+fn install_service_writes_a_unit_and_keeps_the_token_in_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (units, envs) = (dir.path().join("units"), dir.path().join("env"));
+    let out = Command::new(BIN)
+        .args([
+            "agent",
+            "install-service",
+            "--platform",
+            "systemd",
+            "--name",
+            "relay-agent",
+        ])
+        .args([
+            "--server",
+            "https://relay.example",
+            "--token",
+            "tok_abc.very-secret",
+        ])
+        .args([
+            "--bucket",
+            "prod",
+            "--bucket",
+            "staging",
+            "--group",
+            "blue",
+            "--transport",
+            "ws",
+        ])
+        .arg("--unit-dir")
+        .arg(&units)
+        .arg("--env-dir")
+        .arg(&envs)
+        .env_remove("HOOKRELAY_TOKEN")
+        .output()
+        .expect("run install-service");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("systemctl enable --now relay-agent"),
+        "{printed}"
+    );
+
+    let unit = std::fs::read_to_string(units.join("relay-agent.service")).unwrap();
+    let env_file = envs.join("relay-agent.env");
+    assert!(
+        unit.contains(&format!("EnvironmentFile={}", env_file.display())),
+        "{unit}"
+    );
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    for word in [
+        "\"agent\"",
+        "\"--server\" \"https://relay.example\"",
+        "\"--bucket\" \"prod\"",
+        "\"--bucket\" \"staging\"",
+        "\"--group\" \"blue\"",
+        "\"--transport\" \"ws\"",
+    ] {
+        assert!(exec.contains(word), "{word} missing from {exec}");
+    }
+    assert!(
+        !unit.contains("very-secret"),
+        "the secret stays out of the unit"
+    );
+    assert!(unit.contains("WantedBy=multi-user.target"));
+
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert_eq!(env, "HOOKRELAY_TOKEN=tok_abc.very-secret\n");
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Plain http:// to another machine is refused before anything is written.
+    let refused = Command::new(BIN)
+        .args([
+            "agent",
+            "install-service",
+            "--server",
+            "http://relay.example",
+            "--token",
+            "a.b",
+        ])
+        .arg("--unit-dir")
+        .arg(dir.path().join("never"))
+        .env_remove("HOOKRELAY_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(64));
+    assert!(!dir.path().join("never").exists());
+}
