@@ -1,7 +1,9 @@
 //! The storage seam of hookrelay: the [`Store`] trait, which every backend
 //! satisfies, and its embedded SQLite implementation ([`sqlite`]).
 //!
-//! Depends on `model` only. The server holds an `Arc<dyn Store>` and never
+//! Depends on `model`, and on `crypto` for encryption at rest: every
+//! backend seals payloads and input secrets the same way (`sealed`), so a
+//! backend only ever holds ciphertext. The server holds an `Arc<dyn Store>` and never
 //! sees SQL. Start with [`Store`]: its documentation lists the guarantees a
 //! backend must keep; `conformance` (feature `test-suite`) checks them.
 
@@ -9,6 +11,7 @@
 pub mod conformance;
 mod dedup;
 mod limiter;
+mod sealed;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -172,6 +175,14 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the description and bucket list only: scope and mode are
     /// fixed at creation, and the secret hash is never taken from an update.
     async fn update_token(&self, token: &Token) -> Result<()>;
+    /// Replaces the token's secret hash (a lost secret is replaced, never
+    /// recovered). [`Error::NotFound`] outside its tenant.
+    async fn rotate_token_secret(
+        &self,
+        tenant: &TenantId,
+        key: &TokenKey,
+        secret_hash: &str,
+    ) -> Result<()>;
     async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()>;
     /// True if any admin-scope token exists (first-start bootstrap).
     async fn has_admin_token(&self) -> Result<bool>;
