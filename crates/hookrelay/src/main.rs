@@ -2,9 +2,11 @@
 //! logging, signals and exit codes. The only crate that uses `anyhow`.
 //!
 //! Subcommands: `serve` runs the relay ([`serve`]); `admin`, `events` and
-//! `send` are HTTP clients of a running relay (`client`).
+//! `send` are HTTP clients of a running relay (`client`); `keys` manages
+//! the master keys of a data directory (`keys`).
 
 mod client;
+mod keys;
 mod serve;
 
 use std::process::ExitCode;
@@ -41,6 +43,8 @@ enum Command {
     },
     /// Send a correctly signed test webhook.
     Send(client::SendArgs),
+    /// Manage the master keys of a data directory: list, rotate, reencrypt, retire.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,13 @@ fn main() -> ExitCode {
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,
+            Command::Keys(args) => {
+                serve::init_tracing();
+                tokio::task::spawn_blocking(move || keys::run(args))
+                    .await
+                    .map_err(anyhow::Error::new)
+                    .and_then(|r| r)
+            }
         }
     });
     match result {
