@@ -4,12 +4,15 @@
 //! - `admin`: the administration API's shapes and error answers;
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
-//! - `lifecycle`: operations routes, restart persistence, shutdown.
+//! - `lifecycle`: operations routes, restart persistence, shutdown;
+//! - `protection`: encryption at rest as the API shows it (tampered
+//!   records), retention reclaiming space, token rotation.
 
 mod admin;
 mod ingest;
 mod isolation;
 mod lifecycle;
+mod protection;
 mod reading;
 
 use reqwest::{Method, StatusCode};

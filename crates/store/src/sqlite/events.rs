@@ -341,8 +341,13 @@ fn reclaim(conn: &Connection) -> Result<()> {
     let surplus = free - pages / FREE_SHARE_KEPT;
     if surplus > 0 {
         let n = (free - pages / (2 * FREE_SHARE_KEPT)).min(RECLAIM_PAGES_MAX);
-        conn.execute_batch(&format!("PRAGMA incremental_vacuum({n})"))
+        // Step the pragma to its end: stopped after its first step, it
+        // frees a single page.
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA incremental_vacuum({n})"))
             .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while rows.next().map_err(db_err)?.is_some() {}
     }
     Ok(())
 }
