@@ -152,3 +152,29 @@ fn a_malformed_key_file_names_its_line() {
     let err = keyfile::read(&path).unwrap_err().to_string();
     assert!(err.contains("line 5"), "{err}");
 }
+
+/// The CPU cost of sealing and opening one record, the part of ingest and
+/// reads that encryption adds (seal runs on the store's writer thread).
+/// A measurement, so ignored by default:
+/// `cargo test --release -p crypto -- --ignored --nocapture seal_cost`.
+#[test]
+#[ignore = "a measurement; run with --release --ignored --nocapture"]
+fn seal_cost() {
+    let r = ring(&[Key::generate()]);
+    for size in [1024usize, 16 * 1024, 256 * 1024] {
+        let plain = vec![7u8; size];
+        let rounds = (64 << 20) / size;
+        let start = std::time::Instant::now();
+        let mut sealed = Vec::new();
+        for _ in 0..rounds {
+            sealed = r.seal(b"evt_01JAR", &plain).unwrap();
+        }
+        let seal = start.elapsed() / rounds as u32;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            assert_eq!(r.open(b"evt_01JAR", &sealed).unwrap().len(), size);
+        }
+        let open = start.elapsed() / rounds as u32;
+        println!("{size:>7} B: seal {seal:?}, open {open:?} per record");
+    }
+}
