@@ -118,6 +118,13 @@ pub struct TenantRecord {
 /// - **Visibility**: every event whose `receivedAt` is below
 ///   [`Store::visible_before`] (read before the query) is returned by a query
 ///   that starts after it.
+/// - **Encryption at rest**: an event's query, headers and body and an
+///   input's secrets reach the backend only sealed (`sealed`: AES-256-GCM,
+///   bound to the record's id, key id beside). An ephemeral bucket's event
+///   has no payload at all, whatever the caller passed. A payload that does
+///   not open (altered, or under a key the keyring lacks) is returned as
+///   [`model::EventBody::Undecryptable`] on that event alone; secrets that
+///   do not open fail the read with [`Error::Corrupt`].
 /// - Each method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
