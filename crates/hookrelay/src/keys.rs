@@ -129,8 +129,8 @@ fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> 
         Source::File(path) => println!("keys from {}", path.display()),
     }
     println!(
-        "{:<10} {:<8} {:>10} {:>8}",
-        "KEY", "STATE", "EVENTS", "INPUTS"
+        "{:<10} {:<8} {:>10} {:>8} {:>8}",
+        "KEY", "STATE", "EVENTS", "INPUTS", "BUCKETS"
     );
     let mut ids = ring.ids();
     ids.extend(usage.keys().into_iter().filter(|id| !ring.contains(*id)));
@@ -142,9 +142,10 @@ fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> 
         };
         let n = |m: &std::collections::BTreeMap<KeyId, u64>| m.get(&id).copied().unwrap_or(0);
         println!(
-            "{id:<10} {state:<8} {:>10} {:>8}",
+            "{id:<10} {state:<8} {:>10} {:>8} {:>8}",
             n(&usage.events),
-            n(&usage.inputs)
+            n(&usage.inputs),
+            n(&usage.buckets)
         );
     }
     if let Some(server) = usage.server_active.filter(|id| *id != ring.active()) {

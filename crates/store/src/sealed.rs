@@ -6,6 +6,8 @@
 //!   bound to the event id. Ephemeral events have no payload at all.
 //! - An input's secrets (a JSON list) are one sealed value, bound to the
 //!   input id.
+//! - A bucket's auth settings (JSON, with its password or token) are one
+//!   sealed value, bound to the bucket id.
 //!
 //! Depends on `crypto` for the cipher; the plaintext layout is here so that
 //! SQLite and Redis read each other's records.
@@ -22,6 +24,29 @@ fn event_aad(event_id: &str) -> Vec<u8> {
 
 fn input_aad(input_id: &str) -> Vec<u8> {
     [b"input\0".as_slice(), input_id.as_bytes()].concat()
+}
+
+fn bucket_aad(bucket_id: &str) -> Vec<u8> {
+    [b"bucket\0".as_slice(), bucket_id.as_bytes()].concat()
+}
+
+/// Seals a bucket's auth settings (already JSON).
+pub(crate) fn seal_bucket_auth(
+    keys: &Keyring,
+    bucket_id: &str,
+    auth_json: &str,
+) -> Result<(Vec<u8>, KeyId)> {
+    let sealed = keys
+        .seal(&bucket_aad(bucket_id), auth_json.as_bytes())
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok((sealed, keys.active()))
+}
+
+/// Opens a bucket's auth settings; a failure is `Corrupt`, like secrets:
+/// a bucket whose credential cannot be read must not be served as open.
+pub(crate) fn open_bucket_auth(keys: &Keyring, bucket_id: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    keys.open(&bucket_aad(bucket_id), sealed)
+        .map_err(|e| Error::Corrupt(format!("auth of bucket {bucket_id}: {e}")))
 }
 
 /// The plaintext of an event's payload, before sealing:
@@ -149,6 +174,7 @@ pub(crate) fn aad_of(table: Table, id: &str) -> Vec<u8> {
     match table {
         Table::Events => event_aad(id),
         Table::Inputs => input_aad(id),
+        Table::Buckets => bucket_aad(id),
     }
 }
 
@@ -157,6 +183,7 @@ pub(crate) fn aad_of(table: Table, id: &str) -> Vec<u8> {
 pub(crate) enum Table {
     Events,
     Inputs,
+    Buckets,
 }
 
 #[cfg(test)]

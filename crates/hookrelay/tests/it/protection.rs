@@ -203,8 +203,8 @@ fn keys_rotate_reencrypt_retire_and_everything_still_reads() {
     let (ok, out, err) = keys(data.path(), &["reencrypt", "--batch", "1"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("re-encrypted 2 records"),
-        "the old event and the input: {out}"
+        out.contains("re-encrypted 3 records"),
+        "the old event, the input's secrets and the bucket's auth: {out}"
     );
     let (ok, out, err) = keys(data.path(), &["retire", &old]);
     assert!(ok, "{out} {err}");

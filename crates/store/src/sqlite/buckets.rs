@@ -21,13 +21,19 @@ fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<
     )
 }
 
-pub(super) fn create_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
+/// A bucket's auth settings, sealed, and the key that sealed them.
+fn sealed_auth(b: &Bucket, keys: &Keyring) -> Result<(Vec<u8>, u32)> {
+    let (auth, key) = sealed::seal_bucket_auth(keys, b.id.as_str(), &to_json(&b.auth)?)?;
+    Ok((auth, key.0))
+}
+
+pub(super) fn create_bucket(conn: &Connection, b: &Bucket, keys: &Keyring) -> Result<()> {
     tenant_exists(conn, &b.tenant)?;
-    let auth = to_json(&b.auth)?;
+    let (auth, auth_key) = sealed_auth(b, keys)?;
     conn.prepare_cached(
         "INSERT INTO buckets (id, tenant, name, auth, ephemeral, retention_seconds,
-                              catchup_seconds, enabled, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              catchup_seconds, enabled, created_at, auth_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -40,42 +46,61 @@ pub(super) fn create_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
             int(b.catchup_seconds),
             b.enabled,
             b.created_at,
+            auth_key,
         ])
     })
     .map_err(db_err)?;
     Ok(())
 }
 
-pub(super) fn bucket(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
+pub(super) fn bucket(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &BucketId,
+    keys: &Keyring,
+) -> Result<Bucket> {
     let sql = format!(
         "SELECT {} FROM buckets WHERE tenant = ?1 AND id = ?2",
         rows::BUCKET_COLS
     );
-    one(conn, &sql, [tenant.as_str(), id.as_str()], rows::bucket)
+    one(conn, &sql, [tenant.as_str(), id.as_str()], |r| {
+        rows::bucket(r, keys)
+    })
 }
 
-pub(super) fn bucket_by_name(conn: &Connection, tenant: &TenantId, name: &str) -> Result<Bucket> {
+pub(super) fn bucket_by_name(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &str,
+    keys: &Keyring,
+) -> Result<Bucket> {
     let sql = format!(
         "SELECT {} FROM buckets WHERE tenant = ?1 AND name = ?2",
         rows::BUCKET_COLS
     );
-    one(conn, &sql, [tenant.as_str(), name], rows::bucket)
+    one(conn, &sql, [tenant.as_str(), name], |r| {
+        rows::bucket(r, keys)
+    })
 }
 
-pub(super) fn list_buckets(conn: &Connection, tenant: &TenantId) -> Result<Vec<Bucket>> {
+pub(super) fn list_buckets(
+    conn: &Connection,
+    tenant: &TenantId,
+    keys: &Keyring,
+) -> Result<Vec<Bucket>> {
     let sql = format!(
         "SELECT {} FROM buckets WHERE tenant = ?1 ORDER BY name",
         rows::BUCKET_COLS
     );
-    many(conn, &sql, [tenant.as_str()], rows::bucket)
+    many(conn, &sql, [tenant.as_str()], |r| rows::bucket(r, keys))
 }
 
-pub(super) fn update_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
-    let auth = to_json(&b.auth)?;
+pub(super) fn update_bucket(conn: &Connection, b: &Bucket, keys: &Keyring) -> Result<()> {
+    let (auth, auth_key) = sealed_auth(b, keys)?;
     changed(
         conn,
         "UPDATE buckets SET name = ?3, auth = ?4, ephemeral = ?5, retention_seconds = ?6,
-                catchup_seconds = ?7, enabled = ?8
+                catchup_seconds = ?7, enabled = ?8, auth_key = ?9
          WHERE tenant = ?1 AND id = ?2",
         params![
             b.tenant.as_str(),
@@ -86,6 +111,7 @@ pub(super) fn update_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
             int(b.retention_seconds),
             int(b.catchup_seconds),
             b.enabled,
+            auth_key,
         ],
     )
     .map(drop)

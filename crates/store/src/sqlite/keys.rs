@@ -26,6 +26,8 @@ pub struct KeyUsage {
     pub events: BTreeMap<KeyId, u64>,
     /// Sealed input secrets per key.
     pub inputs: BTreeMap<KeyId, u64>,
+    /// Sealed bucket auth settings per key.
+    pub buckets: BTreeMap<KeyId, u64>,
     /// The key the last server to open this file encrypted with.
     pub server_active: Option<KeyId>,
 }
@@ -33,7 +35,10 @@ pub struct KeyUsage {
 impl KeyUsage {
     /// Every record sealed under `id`.
     pub fn records(&self, id: KeyId) -> u64 {
-        self.events.get(&id).copied().unwrap_or(0) + self.inputs.get(&id).copied().unwrap_or(0)
+        [&self.events, &self.inputs, &self.buckets]
+            .iter()
+            .map(|m| m.get(&id).copied().unwrap_or(0))
+            .sum()
     }
 
     /// Every key some record uses.
@@ -42,6 +47,7 @@ impl KeyUsage {
             .events
             .keys()
             .chain(self.inputs.keys())
+            .chain(self.buckets.keys())
             .copied()
             .collect();
         ids.sort();
@@ -101,6 +107,7 @@ impl KeyMaintenance {
                 "SELECT key_id, count(*) FROM events WHERE key_id IS NOT NULL GROUP BY key_id",
             )?,
             inputs: count("SELECT secrets_key, count(*) FROM inputs GROUP BY secrets_key")?,
+            buckets: count("SELECT auth_key, count(*) FROM buckets GROUP BY auth_key")?,
             server_active: active(&self.conn)?,
         })
     }
@@ -111,15 +118,26 @@ impl KeyMaintenance {
         let active = self.keys.active().0;
         let tx = self.conn.transaction().map_err(db_err)?;
         let mut step = ReencryptStep::default();
-        let (table, rows) = match self.events_after {
-            None => {
-                let rows = select(
-                    &tx,
-                    "SELECT rowid, id, secrets FROM inputs WHERE secrets_key != ?1",
-                    params![active],
-                )?;
-                (Table::Inputs, rows)
-            }
+        let batches: Vec<(Table, Vec<SealedRow>)> = match self.events_after {
+            // First the settings, a few rows per tenant, in one batch.
+            None => vec![
+                (
+                    Table::Inputs,
+                    select(
+                        &tx,
+                        "SELECT rowid, id, secrets FROM inputs WHERE secrets_key != ?1",
+                        params![active],
+                    )?,
+                ),
+                (
+                    Table::Buckets,
+                    select(
+                        &tx,
+                        "SELECT rowid, id, auth FROM buckets WHERE auth_key != ?1",
+                        params![active],
+                    )?,
+                ),
+            ],
             Some(after) => {
                 let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
                 let rows = select(
@@ -131,36 +149,40 @@ impl KeyMaintenance {
                 )?;
                 step.done = rows.len() < batch.max(1);
                 self.events_after = rows.last().map(|r| r.0).or(Some(after));
-                (Table::Events, rows)
+                vec![(Table::Events, rows)]
             }
         };
-        let update = match table {
-            Table::Inputs => "UPDATE inputs SET secrets = ?2, secrets_key = ?3 WHERE rowid = ?1",
-            Table::Events => "UPDATE events SET payload = ?2, key_id = ?3 WHERE seq = ?1",
-        };
-        for (rowid, id, sealed_bytes) in rows {
-            match sealed::reseal(&self.keys, &sealed::aad_of(table, &id), &sealed_bytes) {
-                Ok(Some(resealed)) => {
-                    tx.prepare_cached(update)
-                        .and_then(|mut s| s.execute(params![rowid, resealed, active]))
-                        .map_err(db_err)?;
-                    step.rewritten += 1;
+        for (table, rows) in batches {
+            let update = match table {
+                Table::Inputs => {
+                    "UPDATE inputs SET secrets = ?2, secrets_key = ?3 WHERE rowid = ?1"
                 }
-                // The key id column disagreed with the record's own header;
-                // the header is what opens it, so fix the column.
-                Ok(None) => {
-                    tx.prepare_cached(update)
-                        .and_then(|mut s| s.execute(params![rowid, sealed_bytes, active]))
-                        .map_err(db_err)?;
-                }
-                Err(err) => {
-                    tracing::warn!(record = %id, %err, "cannot re-encrypt a record; left as it is");
-                    step.unreadable += 1;
-                }
+                Table::Buckets => "UPDATE buckets SET auth = ?2, auth_key = ?3 WHERE rowid = ?1",
+                Table::Events => "UPDATE events SET payload = ?2, key_id = ?3 WHERE seq = ?1",
+            };
+            for (rowid, id, sealed_bytes) in rows {
+                let aad = sealed::aad_of(table, &id);
+                let resealed = match sealed::reseal(&self.keys, &aad, &sealed_bytes) {
+                    Ok(Some(resealed)) => {
+                        step.rewritten += 1;
+                        resealed
+                    }
+                    // The key id column disagreed with the record's own
+                    // header; the header is what opens it, so fix the column.
+                    Ok(None) => sealed_bytes,
+                    Err(err) => {
+                        tracing::warn!(record = %id, %err, "cannot re-encrypt a record; left as it is");
+                        step.unreadable += 1;
+                        continue;
+                    }
+                };
+                tx.prepare_cached(update)
+                    .and_then(|mut s| s.execute(params![rowid, resealed, active]))
+                    .map_err(db_err)?;
             }
         }
         tx.commit().map_err(db_err)?;
-        if table == Table::Inputs {
+        if self.events_after.is_none() {
             self.events_after = Some(0);
         }
         Ok(step)

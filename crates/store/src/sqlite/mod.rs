@@ -204,30 +204,33 @@ impl Store for SqliteStore {
     }
 
     async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
-        let bucket = bucket.clone();
-        self.write(move |c| buckets::create_bucket(c, &bucket))
+        let (bucket, keys) = (bucket.clone(), Arc::clone(&self.keys));
+        self.write(move |c| buckets::create_bucket(c, &bucket, &keys))
             .await
     }
 
     async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
-        let (tenant, id) = (tenant.clone(), id.clone());
-        self.read(move |c| buckets::bucket(c, &tenant, &id)).await
+        let (tenant, id, keys) = (tenant.clone(), id.clone(), Arc::clone(&self.keys));
+        self.read(move |c| buckets::bucket(c, &tenant, &id, &keys))
+            .await
     }
 
     async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket> {
         let (tenant, name) = (tenant.clone(), name.to_owned());
-        self.read(move |c| buckets::bucket_by_name(c, &tenant, &name))
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| buckets::bucket_by_name(c, &tenant, &name, &keys))
             .await
     }
 
     async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>> {
-        let tenant = tenant.clone();
-        self.read(move |c| buckets::list_buckets(c, &tenant)).await
+        let (tenant, keys) = (tenant.clone(), Arc::clone(&self.keys));
+        self.read(move |c| buckets::list_buckets(c, &tenant, &keys))
+            .await
     }
 
     async fn update_bucket(&self, bucket: &Bucket) -> Result<()> {
-        let bucket = bucket.clone();
-        self.write(move |c| buckets::update_bucket(c, &bucket))
+        let (bucket, keys) = (bucket.clone(), Arc::clone(&self.keys));
+        self.write(move |c| buckets::update_bucket(c, &bucket, &keys))
             .await
     }
 

@@ -162,12 +162,17 @@ pub(super) fn tenant(row: &Row<'_>) -> Result<TenantRecord> {
     })
 }
 
-pub(super) fn bucket(row: &Row<'_>) -> Result<Bucket> {
+pub(super) fn bucket(row: &Row<'_>, keys: &Keyring) -> Result<Bucket> {
+    let id: String = col(row, 0)?;
+    let auth = sealed::open_bucket_auth(keys, &id, &col::<Vec<u8>>(row, 3)?)?;
     Ok(Bucket {
-        id: parsed(row, 0)?,
+        auth: serde_json::from_slice(&auth)
+            .map_err(|e| Error::Corrupt(format!("auth of bucket {id}: {e}")))?,
+        id: id
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?,
         tenant: parsed(row, 1)?,
         name: col(row, 2)?,
-        auth: json(row, 3)?,
         ephemeral: col(row, 4)?,
         retention_seconds: col(row, 5)?,
         catchup_seconds: col(row, 6)?,

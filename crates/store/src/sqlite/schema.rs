@@ -1,7 +1,7 @@
 //! The SQLite schema, its migrations (tracked in `PRAGMA user_version`) and
 //! the pragmas every connection runs with.
 //!
-//! Nested configuration (bucket auth, response policy, rate limit, output
+//! Nested configuration (response policy, rate limit, output
 //! headers and retry, token buckets) lives in JSON text columns: it is only
 //! ever read whole, and JSON keeps it schema-free across versions. Secrets
 //! that the model skips when serialising (input secrets, token hashes) get
@@ -47,7 +47,10 @@ CREATE TABLE buckets (
     id                TEXT PRIMARY KEY,
     tenant            TEXT NOT NULL,
     name              TEXT NOT NULL,
-    auth              TEXT NOT NULL,
+    -- The auth settings as JSON (a password or token for basic and token
+    -- auth), sealed (crate::sealed) under the key named by auth_key.
+    auth              BLOB NOT NULL,
+    auth_key          INTEGER NOT NULL,
     ephemeral         INTEGER NOT NULL,
     retention_seconds INTEGER NOT NULL,
     catchup_seconds   INTEGER NOT NULL,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crypto::{Key, Keyring};
-use model::{EventBody, Secret};
+use model::{BucketAuth, EventBody, Secret};
 use store::conformance::World;
 use store::sqlite::{KeyMaintenance, SqliteStore};
 use store::{Error, Store};
@@ -45,6 +45,10 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
 
 async fn world_with_marker(store: &Arc<dyn Store>, marker: &str) -> World {
     let mut w = World::create(store, "sealed").await;
+    w.bucket.auth = BucketAuth::Token {
+        token: Secret::new(format!("tok-{marker}")),
+    };
+    store.update_bucket(&w.bucket).await.expect("update bucket");
     w.input.secrets = vec![Secret::new(format!("secret-{marker}"))];
     store.update_input(&w.input).await.expect("update input");
     let mut e = w.event();
@@ -67,6 +71,10 @@ async fn payloads_and_input_secrets_are_ciphertext_in_every_file() {
     assert_eq!(read[0].query.as_deref(), Some(&*format!("q={marker}")));
     let input = store.input_by_id(&w.input.id).await.expect("input");
     assert_eq!(input.secrets[0].expose(), format!("secret-{marker}"));
+    let bucket = store.bucket(&w.tenant, &w.bucket.id).await.expect("bucket");
+    assert!(
+        matches!(bucket.auth, BucketAuth::Token { ref token } if *token.expose() == *format!("tok-{marker}"))
+    );
     store.close().await;
     assert_eq!(
         files_containing(dir.path(), marker.as_bytes()),
@@ -132,6 +140,10 @@ async fn a_tampered_payload_or_a_wrong_key_is_an_error_for_that_event_only() {
         store.input_by_id(&w.input.id).await,
         Err(Error::Corrupt(_))
     ));
+    assert!(matches!(
+        store.bucket(&w.tenant, &w.bucket.id).await,
+        Err(Error::Corrupt(_))
+    ));
     store.close().await;
 }
 
@@ -160,6 +172,7 @@ async fn rotate_read_reencrypt_retire_read() {
     assert_eq!(usage.events.get(&old.id()), Some(&1));
     assert_eq!(usage.events.get(&new.id()), Some(&1));
     assert_eq!(usage.inputs.get(&old.id()), Some(&1));
+    assert_eq!(usage.buckets.get(&old.id()), Some(&1));
     assert_eq!(usage.server_active, Some(new.id()));
     // Batches of one: resumable steps, each its own transaction.
     let mut rewritten = 0;
@@ -171,10 +184,13 @@ async fn rotate_read_reencrypt_retire_read() {
             break;
         }
     }
-    assert_eq!(rewritten, 2, "the old event and the input's secrets");
+    assert_eq!(
+        rewritten, 3,
+        "the old event, the input's secrets, the bucket's auth"
+    );
     let usage = keys.usage().expect("usage");
     assert_eq!(usage.records(old.id()), 0);
-    assert_eq!(usage.records(new.id()), 3);
+    assert_eq!(usage.records(new.id()), 4);
     drop(keys);
 
     // Retired: only the new key is left, and everything still reads.
@@ -190,6 +206,10 @@ async fn rotate_read_reencrypt_retire_read() {
     );
     let input = store.input_by_id(&w.input.id).await.expect("input");
     assert_eq!(input.secrets[0].expose(), "secret-before");
+    let bucket = store.bucket(&w.tenant, &w.bucket.id).await.expect("bucket");
+    assert!(
+        matches!(bucket.auth, BucketAuth::Token { ref token } if token.expose() == "tok-before")
+    );
     store.close().await;
 }
 
