@@ -72,8 +72,8 @@ pub struct ReencryptStep {
 pub struct KeyMaintenance {
     conn: Connection,
     keys: Keyring,
-    /// Where the scan of events goes on: the last `seq` looked at. Inputs
-    /// (a few rows) are done in the first batch.
+    /// Where the scan of events goes on: the last `seq` looked at. Inputs and
+    /// buckets (a few rows per tenant) are done in the first batch.
     events_after: Option<i64>,
 }
 
