@@ -3,10 +3,12 @@
 //!
 //! Subcommands: `serve` runs the relay ([`serve`]); `agent` and `listen`
 //! run an agent ([`agent`]); `admin`, `events` and `send` are HTTP clients
-//! of a running relay (`client`).
+//! of a running relay (`client`); `keys` manages the master keys of a data
+//! directory (`keys`).
 
 mod agent;
 mod client;
+mod keys;
 mod serve;
 mod service;
 
@@ -49,6 +51,8 @@ enum Command {
     },
     /// Send a correctly signed test webhook.
     Send(client::SendArgs),
+    /// Manage the master keys of a data directory: list, rotate, reencrypt, retire.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,13 @@ fn main() -> ExitCode {
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,
+            Command::Keys(args) => {
+                serve::init_tracing();
+                tokio::task::spawn_blocking(move || keys::run(args))
+                    .await
+                    .map_err(anyhow::Error::new)
+                    .and_then(|r| r)
+            }
         }
     });
     match result {

@@ -205,6 +205,10 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     })
 }
 
+fn var_of(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
 /// `RELAY_DISABLE_<NAME>=true` → input name (lowercase, `_` → `-`).
 fn disabled_inputs(env: &[(String, String)]) -> HashSet<String> {
     env.iter()
@@ -259,7 +263,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.public_url = format!("{scheme}://{local}");
     }
 
-    let sqlite = store::sqlite::SqliteStore::open(&data_dir)
+    let master = var_of(&env, crate::keys::ENV);
+    let (keys, source) = crate::keys::load(&data_dir, master.as_deref(), true)?;
+    let keys = crypto::Keyring::new(&keys).map_err(|e| config_error(format!("master key: {e}")))?;
+    let from = match source {
+        crate::keys::Source::Env => crate::keys::ENV.to_owned(),
+        crate::keys::Source::File(path) => path.display().to_string(),
+    };
+    tracing::info!(active = %keys.active(), keys = keys.ids().len(), %from, "master keys loaded");
+    let sqlite = store::sqlite::SqliteStore::open_with(&data_dir, keys)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let store: Arc<dyn store::Store> = Arc::new(sqlite);
     let bootstrapped = server::bootstrap(&store, &config)

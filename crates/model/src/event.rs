@@ -39,6 +39,11 @@ pub enum EventBody {
     Omitted {
         size: u64,
     },
+    /// Stored encrypted, but it could not be decrypted (altered ciphertext,
+    /// or a key the relay no longer has). Headers and query are absent too.
+    Undecryptable {
+        size: u64,
+    },
 }
 
 impl EventBody {
@@ -46,7 +51,7 @@ impl EventBody {
     pub fn size(&self) -> u64 {
         match self {
             EventBody::Stored(b) => b.len() as u64,
-            EventBody::Omitted { size } => *size,
+            EventBody::Omitted { size } | EventBody::Undecryptable { size } => *size,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! of a verified secret for `auth_cache_ttl` and compares in constant time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,11 @@ struct Verified {
 pub(crate) struct AuthCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Verified>>,
+    /// Bumped by every `forget`, under the `entries` lock. A verification
+    /// remembers its result only if no credential was forgotten since it
+    /// read the stored hash, so a check of a secret that was rotated or
+    /// deleted meanwhile cannot put it back in the cache.
+    generation: AtomicU64,
     /// bcrypt checks per client IP. A check not answered from the cache
     /// costs ~250 ms of CPU at cost 12; a legitimate client needs one per
     /// credential per cache TTL, so a client that needs many is refused 429
@@ -92,6 +98,7 @@ impl AuthCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             bcrypt_budget: store::SlidingWindow::new(),
             bcrypt_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -109,9 +116,17 @@ impl AuthCache {
         (fresh && secrets::ct_eq(&entry.digest, &digest)).then(|| entry.token.clone())
     }
 
-    fn remember(&self, name: String, secret: &str, token: Option<Token>) {
+    /// Read before the stored hash, passed to [`AuthCache::remember`].
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn remember(&self, name: String, secret: &str, token: Option<Token>, since: u64) {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation() != since {
+            return;
+        }
         if entries.len() >= CACHE_SWEEP_AT {
             entries.retain(|_, v| v.expires > now);
         }
@@ -137,18 +152,16 @@ impl AuthCache {
     /// Drops every cached credential (after a tenant and its tokens were
     /// deleted: its id may be re-created from the same label at once).
     pub(crate) fn forget_all(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Drops a credential after it was deleted or rotated.
     pub(crate) fn forget(&self, name: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.remove(name);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -179,6 +192,7 @@ async fn verify_token(
     if let Some(Some(token)) = state.auth.lookup(key.as_str(), secret) {
         return Ok(token);
     }
+    let since = state.auth.generation();
     let token = match state.store.token_by_key(&key).await {
         Ok(token) => token,
         Err(store::Error::NotFound) => return Err(ApiError::unauthorized()),
@@ -194,7 +208,7 @@ async fn verify_token(
     }
     state
         .auth
-        .remember(key.as_str().to_owned(), secret, Some(token.clone()));
+        .remember(key.as_str().to_owned(), secret, Some(token.clone()), since);
     Ok(token)
 }
 
@@ -210,10 +224,11 @@ async fn verify_admin_secret(
     if state.auth.lookup("admin", secret).is_some() {
         return Ok(true);
     }
+    let since = state.auth.generation();
     spend_bcrypt(state, client)?;
     let ok = state.auth.check_bcrypt(secret, hash.clone()).await;
     if ok {
-        state.auth.remember("admin".to_owned(), secret, None);
+        state.auth.remember("admin".to_owned(), secret, None, since);
     }
     Ok(ok)
 }
@@ -329,6 +344,7 @@ async fn poll_secret_matches(
     if state.auth.lookup(&name, secret).is_some() {
         return Ok(true);
     }
+    let since = state.auth.generation();
     let record = match state.store.tenant(tenant).await {
         Ok(record) => record,
         Err(store::Error::NotFound) => return Ok(false),
@@ -340,7 +356,7 @@ async fn poll_secret_matches(
     spend_bcrypt(state, client)?;
     let ok = state.auth.check_bcrypt(secret, hash).await;
     if ok {
-        state.auth.remember(name, secret, None);
+        state.auth.remember(name, secret, None, since);
     }
     Ok(ok)
 }
@@ -400,5 +416,28 @@ impl FromRequestParts<AppState> for Reader {
             return Err(ApiError::not_found("route"));
         }
         Ok(Reader(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_that_raced_a_forget_is_not_remembered() {
+        let cache = AuthCache::new(Duration::from_secs(30));
+        let since = cache.generation();
+        // A token is rotated while its old secret is being checked...
+        cache.forget("tok_a");
+        // ...so the check's success must not bring the old secret back.
+        cache.remember("tok_a".into(), "old", None, since);
+        assert!(cache.lookup("tok_a", "old").is_none());
+
+        let since = cache.generation();
+        cache.remember("tok_a".into(), "new", None, since);
+        assert!(cache.lookup("tok_a", "new").is_some());
+        assert!(cache.lookup("tok_a", "old").is_none());
+        cache.forget("tok_a");
+        assert!(cache.lookup("tok_a", "new").is_none());
     }
 }

@@ -1,7 +1,9 @@
 //! The storage seam of hookrelay: the [`Store`] trait, which every backend
 //! satisfies, and its embedded SQLite implementation ([`sqlite`]).
 //!
-//! Depends on `model` only. The server holds an `Arc<dyn Store>` and never
+//! Depends on `model`, and on `crypto` for encryption at rest: every
+//! backend seals payloads and input secrets the same way (`sealed`), so a
+//! backend only ever holds ciphertext. The server holds an `Arc<dyn Store>` and never
 //! sees SQL. Start with [`Store`]: its documentation lists the guarantees a
 //! backend must keep; `conformance` (feature `test-suite`) checks them.
 
@@ -9,6 +11,7 @@
 pub mod conformance;
 mod dedup;
 mod limiter;
+mod sealed;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -163,6 +166,13 @@ pub struct TenantRecord {
 /// - **Visibility**: every event whose `receivedAt` is below
 ///   [`Store::visible_before`] (read before the query) is returned by a query
 ///   that starts after it.
+/// - **Encryption at rest**: an event's query, headers and body and an
+///   input's secrets reach the backend only sealed (`sealed`: AES-256-GCM,
+///   bound to the record's id, key id beside). An ephemeral bucket's event
+///   has no payload at all, whatever the caller passed. A payload that does
+///   not open (altered, or under a key the keyring lacks) is returned as
+///   [`model::EventBody::Undecryptable`] on that event alone; secrets that
+///   do not open fail the read with [`Error::Corrupt`].
 /// - Each method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -220,6 +230,14 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the description and bucket list only: scope and mode are
     /// fixed at creation, and the secret hash is never taken from an update.
     async fn update_token(&self, token: &Token) -> Result<()>;
+    /// Replaces the token's secret hash (a lost secret is replaced, never
+    /// recovered). [`Error::NotFound`] outside its tenant.
+    async fn rotate_token_secret(
+        &self,
+        tenant: &TenantId,
+        key: &TokenKey,
+        secret_hash: &str,
+    ) -> Result<()>;
     async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()>;
     /// True if any admin-scope token exists (first-start bootstrap).
     async fn has_admin_token(&self) -> Result<bool>;

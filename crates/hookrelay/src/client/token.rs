@@ -22,6 +22,12 @@ pub(crate) enum TokenCommand {
     },
     /// Change a token's description.
     Update(TokenUpdate),
+    /// Replace a token's secret (a lost secret cannot be recovered); prints
+    /// the new bearer string once. The old secret stops working at once.
+    Rotate {
+        /// Token key (`tok_...`).
+        key: String,
+    },
     /// Revoke a token.
     Delete {
         /// Token key (`tok_...`).
@@ -152,6 +158,16 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TokenCommand) -> anyho
                 .send(Method::PATCH, &["v1", "tokens", &args.key], Some(&body))
                 .await?;
             view.object(&answer);
+        }
+        TokenCommand::Rotate { key } => {
+            let answer = api
+                .send(Method::POST, &["v1", "tokens", &key, "rotate"], None)
+                .await?;
+            if view.json {
+                view.raw(&answer);
+            } else {
+                print!("{}", render_created(&answer));
+            }
         }
         TokenCommand::Delete { key } => {
             api.send(Method::DELETE, &["v1", "tokens", &key], None)

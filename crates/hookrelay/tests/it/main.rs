@@ -1,6 +1,10 @@
 //! The `hookrelay` binary end to end: the README's quick start driven
 //! through the real CLI against a real `hookrelay serve` process on an
 //! ephemeral loopback port, then a SIGTERM shutdown and a restart.
+//! `protection`: payloads in no file or debug log, `hookrelay keys`
+//! rotation, token rotation.
+
+mod protection;
 
 mod agent_cli;
 
@@ -25,6 +29,16 @@ struct Serve {
 
 impl Serve {
     fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Serve {
+        Self::start_logging(data_dir, extra_env, "warn", Stdio::null())
+    }
+
+    /// Starts with `RUST_LOG=rust_log`, the log (stderr) going to `log`.
+    fn start_logging(
+        data_dir: &Path,
+        extra_env: &[(&str, &str)],
+        rust_log: &str,
+        log: Stdio,
+    ) -> Serve {
         let child = Command::new(BIN)
             .args([
                 "serve",
@@ -36,9 +50,9 @@ impl Serve {
             ])
             .arg(data_dir)
             .envs(extra_env.iter().copied())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start hookrelay serve");
         // Owned by `Serve` from here on, so a failed start still kills and

@@ -1,11 +1,13 @@
 //! `/v1/tokens`: a tenant's access tokens. The secret is returned once, at
 //! creation, as part of the bearer string `<key>.<secret>`; only its bcrypt
-//! hash is kept. A token's scope and agent mode never change.
+//! hash is kept. A token's scope and agent mode never change. A lost secret
+//! is replaced, never recovered: `POST /v1/tokens/{key}/rotate` answers a new
+//! one (once) and the old one stops working at once.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use model::{AgentMode, BucketId, Secret, TenantId, Token, TokenKey, TokenScope};
 use serde::Deserialize;
@@ -21,6 +23,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tokens", get(list).post(create))
         .route("/v1/tokens/{key}", get(show).patch(update).delete(remove))
+        .route("/v1/tokens/{key}/rotate", post(rotate))
 }
 
 #[derive(Deserialize)]
@@ -218,4 +221,27 @@ async fn remove(
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the token's secret; the answer carries the new one, once. The
+/// cached verification of the old secret is dropped, so it fails from the
+/// next request on.
+async fn rotate(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let token = find(&state, &caller, &key).await?;
+    let secret = secrets::generate();
+    let hash = secrets::hash(secret.clone(), state.config.bcrypt_cost).await?;
+    state
+        .store
+        .rotate_token_secret(&caller.tenant, &token.key, &hash)
+        .await
+        .map_err(or_not_found("token"))?;
+    state.auth.forget(token.key.as_str());
+    let mut view = views::token(&token);
+    view["secret"] = json!(secret);
+    view["token"] = json!(format!("{}.{secret}", token.key));
+    Ok(Json(view))
 }

@@ -49,6 +49,9 @@ pub(crate) fn delivery(d: &Delivery) -> Value {
 
 /// An event as DESIGN §3.2 shows it. Repeated header names are joined with
 /// `, ` as HTTP allows; an ephemeral event has no headers, query or body.
+/// An event whose stored payload cannot be decrypted (altered, or under a
+/// key the relay no longer has) has none either, and says so with
+/// `"error": "undecryptable"`: listed with the others, never as garbage.
 pub(crate) fn event(e: &Event) -> Value {
     let mut map = Map::new();
     map.insert("id".into(), json!(e.id.to_string()));
@@ -87,6 +90,9 @@ pub(crate) fn event(e: &Event) -> Value {
         };
         map.insert("body".into(), json!(body));
         map.insert("bodyEncoding".into(), json!(encoding));
+    }
+    if let EventBody::Undecryptable { .. } = &e.body {
+        map.insert("error".into(), json!("undecryptable"));
     }
     map.insert("size".into(), json!(e.body.size()));
     map.insert("deliveryId".into(), json!(e.delivery_id));

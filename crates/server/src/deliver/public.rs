@@ -106,6 +106,9 @@ async fn fill(
         .take(room)
         .collect();
     let keys: Vec<DeliveryKey> = fresh.iter().map(|d| d.key.clone()).collect();
+    if keys.is_empty() {
+        return next_look(batch.next_at, now);
+    }
     if let Err(err) = state.store.mark_in_flight(&keys).await {
         tracing::warn!(%err, "could not mark public deliveries in flight");
         return Some(Instant::now() + STORE_RETRY);
@@ -115,7 +118,12 @@ async fn fill(
         let span = tracing::info_span!("deliver", event = %due.key.event, output = %due.output.id);
         tasks.spawn(deliver(state.clone(), Arc::clone(forwarder), due).instrument(span));
     }
-    batch.next_at.map(|at| {
+    next_look(batch.next_at, now)
+}
+
+/// The instant of a store time `at` (ms), seen at store time `now`.
+fn next_look(at: Option<i64>, now: i64) -> Option<Instant> {
+    at.map(|at| {
         let wait = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
         Instant::now() + Duration::from_millis(wait)
     })
@@ -124,6 +132,11 @@ async fn fill(
 /// One attempt: the request, the waiting caller's answer, the settlement.
 async fn deliver(state: AppState, forwarder: Arc<Forwarder>, due: DueDelivery) -> DeliveryKey {
     let now = model::time::now_ms();
+    if matches!(due.event.body, EventBody::Undecryptable { .. }) {
+        let attempt = undecryptable(now);
+        settle(&state, &due.key, Some(attempt), Settle::Failed).await;
+        return due.key;
+    }
     if matches!(due.event.body, EventBody::Omitted { .. }) {
         awaits_handover(&state, &due).await;
     }
@@ -180,7 +193,7 @@ fn outbound(state: &AppState, due: &DueDelivery) -> Option<Outbound> {
             event.query.clone().unwrap_or_default(),
             Bytes::from(body.clone()),
         ),
-        EventBody::Omitted { .. } => {
+        EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => {
             let held = state.hub.ephemeral.get(&event.id)?;
             (held.headers.clone(), held.query.clone(), held.body.clone())
         }
@@ -199,6 +212,17 @@ fn outbound(state: &AppState, due: &DueDelivery) -> Option<Outbound> {
         body,
         timeout: Duration::from_millis(due.output.timeout_ms),
     })
+}
+
+/// The attempt recorded for a payload that no key opens (tampered, or its
+/// key is gone): never retried, the bytes will not change.
+pub(super) fn undecryptable(now_ms: i64) -> Attempt {
+    Attempt {
+        at: now_ms,
+        status: None,
+        latency_ms: 0,
+        error: Some("the stored payload cannot be decrypted".into()),
+    }
 }
 
 async fn wants_response(state: &AppState, due: &DueDelivery) -> bool {

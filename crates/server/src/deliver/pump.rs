@@ -337,7 +337,7 @@ impl Pump {
         });
     }
 
-    fn settle_unsent(&mut self, key: DeliveryKey, next: Settle) {
+    fn settle_unsent(&mut self, key: DeliveryKey, attempt: Option<Attempt>, next: Settle) {
         let (tx, rx) = watch::channel(true);
         drop(tx);
         let f = InFlight {
@@ -349,7 +349,7 @@ impl Pump {
             marked: rx,
         };
         self.held.insert(f.key.clone());
-        self.settle(f, None, next);
+        self.settle(f, attempt, next);
     }
 
     fn release_everything(&mut self) {
@@ -434,6 +434,11 @@ impl Pump {
         else {
             return Sent::NoRoom;
         };
+        if matches!(due.event.body, EventBody::Undecryptable { .. }) {
+            let attempt = super::public::undecryptable(model::time::now_ms());
+            self.settle_unsent(due.key, Some(attempt), Settle::Failed);
+            return Sent::Skipped;
+        }
         let Some(payload) = self.payload(bucket, &due) else {
             let now = model::time::now_ms();
             if now - due.event.received_at < super::EPHEMERAL_HANDOVER_MS {
@@ -444,7 +449,7 @@ impl Pump {
                 return Sent::Skipped;
             }
             // An ephemeral event whose payload is no longer in memory.
-            self.settle_unsent(due.key, Settle::Expired);
+            self.settle_unsent(due.key, None, Settle::Expired);
             return Sent::Skipped;
         };
         let want_response = self.wants_response(&due).await;

@@ -120,8 +120,19 @@ pub(super) async fn run(
         verified: verdict.is_some(),
         dedup_window_ms: state.config.dedup_window.as_millis() as i64,
     };
+    let (bucket, size) = (event.bucket.clone(), event.body.size());
     match state.store.append(event).await {
         Ok(appended) => {
+            // Ids and sizes only: payloads, headers and query never reach a
+            // log, at any level (DESIGN §6, §7).
+            tracing::debug!(
+                event_id = %appended.id,
+                %bucket,
+                input = %input.id,
+                size,
+                ephemeral,
+                "event stored"
+            );
             state.metrics.event_stored();
             if ephemeral {
                 // In memory only, for the agents connected now (DESIGN §6).

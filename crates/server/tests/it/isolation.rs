@@ -77,6 +77,7 @@ async fn a_tenant_token_sees_nothing_of_another_tenant() {
         (Method::GET, format!("/v1/tokens/{key}")),
         (Method::PATCH, format!("/v1/tokens/{key}")),
         (Method::DELETE, format!("/v1/tokens/{key}")),
+        (Method::POST, format!("/v1/tokens/{key}/rotate")),
         (Method::GET, format!("/v1/events/{event}")),
         (Method::POST, format!("/v1/events/{event}/resend")),
         (Method::GET, format!("/v1/events?bucket={bucket}")),
@@ -173,6 +174,13 @@ async fn tenants_cannot_poll_each_other_or_touch_admin_tokens() {
         let (status, _) = relay.call(method.clone(), &path, tenant, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
     }
+    let rotate = format!("{path}/rotate");
+    let (status, _) = relay.call(Method::POST, &rotate, tenant, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a tenant cannot rotate the admin's token"
+    );
     let (status, _) = relay
         .call(
             Method::GET,

@@ -5,13 +5,16 @@
 //! - `agents`: the agent protocol from a raw WebSocket client;
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
-//! - `lifecycle`: operations routes, restart persistence, shutdown.
+//! - `lifecycle`: operations routes, restart persistence, shutdown;
+//! - `protection`: encryption at rest as the API shows it (tampered
+//!   records), retention reclaiming space, token rotation.
 
 mod admin;
 mod agents;
 mod ingest;
 mod isolation;
 mod lifecycle;
+mod protection;
 mod reading;
 
 use reqwest::{Method, StatusCode};

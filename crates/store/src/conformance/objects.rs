@@ -352,6 +352,31 @@ pub async fn tokens(store: &Arc<dyn Store>) {
         agent.secret_hash.expose(),
         "the hash survives updates"
     );
+    store
+        .rotate_token_secret(t, &agent.key, "$2b$10$rotated")
+        .await
+        .expect("rotate the secret");
+    let read = store.token_by_key(&agent.key).await.expect("token by key");
+    assert_eq!(read.secret_hash.expose(), "$2b$10$rotated");
+    assert_eq!(
+        read.description, "renamed",
+        "rotation changes the hash only"
+    );
+    assert_not_found(
+        store
+            .rotate_token_secret(&unique("other"), &agent.key, "$2b$10$stolen")
+            .await,
+        "rotate another tenant's token",
+    );
+    assert_eq!(
+        store
+            .token_by_key(&agent.key)
+            .await
+            .expect("token by key")
+            .secret_hash
+            .expose(),
+        "$2b$10$rotated"
+    );
 
     let admin = token_in(t, TokenScope::Admin);
     store

@@ -5,12 +5,13 @@
 //! Every statement about a tenant's object filters on `tenant`, so another
 //! tenant's id behaves exactly like an unknown one (`NotFound`).
 
+use crypto::Keyring;
 use model::{Bucket, BucketId, Input, InputId, Output, OutputId, TenantId};
 use rusqlite::{params, Connection};
 
 use super::rows::{self, changed, db_err, exists, int, many, one, to_json};
 use super::tenants::tenant_exists;
-use crate::Result;
+use crate::{sealed, Result};
 
 fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<()> {
     exists(
@@ -20,13 +21,19 @@ fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<
     )
 }
 
-pub(super) fn create_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
+/// A bucket's auth settings, sealed, and the key that sealed them.
+fn sealed_auth(b: &Bucket, keys: &Keyring) -> Result<(Vec<u8>, u32)> {
+    let (auth, key) = sealed::seal_bucket_auth(keys, b.id.as_str(), &to_json(&b.auth)?)?;
+    Ok((auth, key.0))
+}
+
+pub(super) fn create_bucket(conn: &Connection, b: &Bucket, keys: &Keyring) -> Result<()> {
     tenant_exists(conn, &b.tenant)?;
-    let auth = to_json(&b.auth)?;
+    let (auth, auth_key) = sealed_auth(b, keys)?;
     conn.prepare_cached(
         "INSERT INTO buckets (id, tenant, name, auth, ephemeral, retention_seconds,
-                              catchup_seconds, enabled, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              catchup_seconds, enabled, created_at, auth_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -39,42 +46,61 @@ pub(super) fn create_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
             int(b.catchup_seconds),
             b.enabled,
             b.created_at,
+            auth_key,
         ])
     })
     .map_err(db_err)?;
     Ok(())
 }
 
-pub(super) fn bucket(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
+pub(super) fn bucket(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &BucketId,
+    keys: &Keyring,
+) -> Result<Bucket> {
     let sql = format!(
         "SELECT {} FROM buckets WHERE tenant = ?1 AND id = ?2",
         rows::BUCKET_COLS
     );
-    one(conn, &sql, [tenant.as_str(), id.as_str()], rows::bucket)
+    one(conn, &sql, [tenant.as_str(), id.as_str()], |r| {
+        rows::bucket(r, keys)
+    })
 }
 
-pub(super) fn bucket_by_name(conn: &Connection, tenant: &TenantId, name: &str) -> Result<Bucket> {
+pub(super) fn bucket_by_name(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &str,
+    keys: &Keyring,
+) -> Result<Bucket> {
     let sql = format!(
         "SELECT {} FROM buckets WHERE tenant = ?1 AND name = ?2",
         rows::BUCKET_COLS
     );
-    one(conn, &sql, [tenant.as_str(), name], rows::bucket)
+    one(conn, &sql, [tenant.as_str(), name], |r| {
+        rows::bucket(r, keys)
+    })
 }
 
-pub(super) fn list_buckets(conn: &Connection, tenant: &TenantId) -> Result<Vec<Bucket>> {
+pub(super) fn list_buckets(
+    conn: &Connection,
+    tenant: &TenantId,
+    keys: &Keyring,
+) -> Result<Vec<Bucket>> {
     let sql = format!(
         "SELECT {} FROM buckets WHERE tenant = ?1 ORDER BY name",
         rows::BUCKET_COLS
     );
-    many(conn, &sql, [tenant.as_str()], rows::bucket)
+    many(conn, &sql, [tenant.as_str()], |r| rows::bucket(r, keys))
 }
 
-pub(super) fn update_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
-    let auth = to_json(&b.auth)?;
+pub(super) fn update_bucket(conn: &Connection, b: &Bucket, keys: &Keyring) -> Result<()> {
+    let (auth, auth_key) = sealed_auth(b, keys)?;
     changed(
         conn,
         "UPDATE buckets SET name = ?3, auth = ?4, ephemeral = ?5, retention_seconds = ?6,
-                catchup_seconds = ?7, enabled = ?8
+                catchup_seconds = ?7, enabled = ?8, auth_key = ?9
          WHERE tenant = ?1 AND id = ?2",
         params![
             b.tenant.as_str(),
@@ -85,6 +111,7 @@ pub(super) fn update_bucket(conn: &Connection, b: &Bucket) -> Result<()> {
             int(b.retention_seconds),
             int(b.catchup_seconds),
             b.enabled,
+            auth_key,
         ],
     )
     .map(drop)
@@ -119,36 +146,40 @@ pub(super) fn delete_bucket(conn: &Connection, tenant: &TenantId, id: &BucketId)
 
 // ---- inputs ----
 
-/// The JSON-encoded columns of an input, shared by create and update.
+/// The encoded columns of an input, shared by create and update.
 struct InputJson {
     generic_hmac: Option<String>,
-    secrets: String,
+    /// The secrets' JSON list, sealed.
+    secrets: Vec<u8>,
+    secrets_key: u32,
     response: String,
     rate_limit: Option<String>,
 }
 
 impl InputJson {
-    fn of(i: &Input) -> Result<Self> {
+    fn of(i: &Input, keys: &Keyring) -> Result<Self> {
         // Secrets are skipped by the model's serde, so they get their own
-        // column, written explicitly.
+        // column, written explicitly, and only ever sealed.
         let secrets: Vec<&str> = i.secrets.iter().map(|s| s.expose()).collect();
+        let (secrets, key) = sealed::seal_secrets(keys, &i.id.to_string(), &to_json(&secrets)?)?;
         Ok(Self {
             generic_hmac: i.generic_hmac.as_ref().map(to_json).transpose()?,
-            secrets: to_json(&secrets)?,
+            secrets,
+            secrets_key: key.0,
             response: to_json(&i.response)?,
             rate_limit: i.rate_limit.as_ref().map(to_json).transpose()?,
         })
     }
 }
 
-pub(super) fn create_input(conn: &Connection, i: &Input) -> Result<()> {
+pub(super) fn create_input(conn: &Connection, i: &Input, keys: &Keyring) -> Result<()> {
     bucket_exists(conn, &i.tenant, &i.bucket)?;
-    let j = InputJson::of(i)?;
+    let j = InputJson::of(i, keys)?;
     conn.prepare_cached(
         "INSERT INTO inputs (id, tenant, bucket, name, integration, generic_hmac, secrets,
                              response, enabled, body_limit, rate_limit,
-                             timestamp_tolerance_seconds, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                             timestamp_tolerance_seconds, created_at, secrets_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -165,53 +196,71 @@ pub(super) fn create_input(conn: &Connection, i: &Input) -> Result<()> {
             j.rate_limit,
             int(i.timestamp_tolerance_seconds),
             i.created_at,
+            j.secrets_key,
         ])
     })
     .map_err(db_err)?;
     Ok(())
 }
 
-pub(super) fn input(conn: &Connection, tenant: &TenantId, id: &InputId) -> Result<Input> {
+pub(super) fn input(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &InputId,
+    keys: &Keyring,
+) -> Result<Input> {
     let sql = format!(
         "SELECT {} FROM inputs WHERE tenant = ?1 AND id = ?2",
         rows::INPUT_COLS
     );
-    one(conn, &sql, [tenant.as_str(), &id.to_string()], rows::input)
+    one(conn, &sql, [tenant.as_str(), &id.to_string()], |r| {
+        rows::input(r, keys)
+    })
 }
 
-pub(super) fn input_by_id(conn: &Connection, id: &InputId) -> Result<Input> {
+pub(super) fn input_by_id(conn: &Connection, id: &InputId, keys: &Keyring) -> Result<Input> {
     let sql = format!("SELECT {} FROM inputs WHERE id = ?1", rows::INPUT_COLS);
-    one(conn, &sql, [id.to_string()], rows::input)
+    one(conn, &sql, [id.to_string()], |r| rows::input(r, keys))
 }
 
-pub(super) fn input_by_name(conn: &Connection, tenant: &TenantId, name: &str) -> Result<Input> {
+pub(super) fn input_by_name(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &str,
+    keys: &Keyring,
+) -> Result<Input> {
     let sql = format!(
         "SELECT {} FROM inputs WHERE tenant = ?1 AND name = ?2",
         rows::INPUT_COLS
     );
-    one(conn, &sql, [tenant.as_str(), name], rows::input)
+    one(conn, &sql, [tenant.as_str(), name], |r| {
+        rows::input(r, keys)
+    })
 }
 
 pub(super) fn list_inputs(
     conn: &Connection,
     tenant: &TenantId,
     bucket: &BucketId,
+    keys: &Keyring,
 ) -> Result<Vec<Input>> {
     let sql = format!(
         "SELECT {} FROM inputs WHERE tenant = ?1 AND bucket = ?2 ORDER BY created_at, id",
         rows::INPUT_COLS
     );
-    many(conn, &sql, [tenant.as_str(), bucket.as_str()], rows::input)
+    many(conn, &sql, [tenant.as_str(), bucket.as_str()], |r| {
+        rows::input(r, keys)
+    })
 }
 
 /// The bucket and creation time of an input are fixed; the rest is replaced.
-pub(super) fn update_input(conn: &Connection, i: &Input) -> Result<()> {
-    let j = InputJson::of(i)?;
+pub(super) fn update_input(conn: &Connection, i: &Input, keys: &Keyring) -> Result<()> {
+    let j = InputJson::of(i, keys)?;
     changed(
         conn,
         "UPDATE inputs SET name = ?3, integration = ?4, generic_hmac = ?5, secrets = ?6,
                 response = ?7, enabled = ?8, body_limit = ?9, rate_limit = ?10,
-                timestamp_tolerance_seconds = ?11
+                timestamp_tolerance_seconds = ?11, secrets_key = ?12
          WHERE tenant = ?1 AND id = ?2",
         params![
             i.tenant.as_str(),
@@ -225,6 +274,7 @@ pub(super) fn update_input(conn: &Connection, i: &Input) -> Result<()> {
             i.body_limit.map(int),
             j.rate_limit,
             int(i.timestamp_tolerance_seconds),
+            j.secrets_key,
         ],
     )
     .map(drop)

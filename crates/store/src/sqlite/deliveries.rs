@@ -5,6 +5,7 @@
 //! bucket and group, in event order) and `deliveries_public` (the server's
 //! own deliveries, by due time); see `schema`.
 
+use crypto::Keyring;
 use model::{Attempt, BucketId, EventId, TenantId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -107,6 +108,7 @@ pub(super) fn due(
     group: Option<&str>,
     now_ms: i64,
     limit: usize,
+    keys: &Keyring,
 ) -> Result<DueBatch> {
     let tx = conn.transaction().map_err(db_err)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -141,11 +143,16 @@ pub(super) fn due(
             })
         })
         .map_err(db_err)?;
-    let due = load(&tx, found)?;
+    let due = load(&tx, found, keys)?;
     Ok(DueBatch { due, next_at })
 }
 
-pub(super) fn due_public(conn: &mut Connection, now_ms: i64, limit: usize) -> Result<DueBatch> {
+pub(super) fn due_public(
+    conn: &mut Connection,
+    now_ms: i64,
+    limit: usize,
+    keys: &Keyring,
+) -> Result<DueBatch> {
     let tx = conn.transaction().map_err(db_err)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let found: Vec<Row> = {
@@ -168,7 +175,7 @@ pub(super) fn due_public(conn: &mut Connection, now_ms: i64, limit: usize) -> Re
         )
         .and_then(|mut s| s.query_row([now_ms], |r| r.get(0)))
         .map_err(db_err)?;
-    let due = load(&tx, found)?;
+    let due = load(&tx, found, keys)?;
     Ok(DueBatch { due, next_at })
 }
 
@@ -184,7 +191,7 @@ fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 /// Reads each row's event and output. A row whose output was deleted is
 /// skipped: it stays pending until retention removes its event.
-fn load(conn: &Connection, found: Vec<Row>) -> Result<Vec<DueDelivery>> {
+fn load(conn: &Connection, found: Vec<Row>, keys: &Keyring) -> Result<Vec<DueDelivery>> {
     let event_sql = format!(
         "SELECT {} FROM events WHERE tenant = ?1 AND id = ?2",
         rows::EVENT_COLS
@@ -198,7 +205,7 @@ fn load(conn: &Connection, found: Vec<Row>) -> Result<Vec<DueDelivery>> {
         let event = conn
             .prepare_cached(&event_sql)
             .and_then(|mut s| {
-                s.query_row([&row.tenant, &row.event], |r| Ok(rows::event(r)))
+                s.query_row([&row.tenant, &row.event], |r| Ok(rows::event(r, keys)))
                     .optional()
             })
             .map_err(db_err)?;

@@ -6,12 +6,13 @@
 //! is the id range `>= EventId::floor_at(ms)`: the `(tenant, id)` and
 //! `(tenant, bucket, id)` indexes serve cursors, `since` and retention.
 
-use model::{Delivery, Event, EventBody, EventId, InputId, NewEvent, OutputId, TenantId};
+use crypto::Keyring;
+use model::{Delivery, Event, EventId, InputId, NewEvent, OutputId, TenantId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, db_err, to_json};
 use super::writer::WriteCx;
-use crate::{Appended, Cursor, Error, EventQuery, Result};
+use crate::{sealed, Appended, Cursor, Error, EventQuery, Result};
 
 /// The longest dedup window honoured: what the open-time rebuild scans back.
 pub(super) const MAX_DEDUP_WINDOW_MS: i64 = 3_600_000;
@@ -27,9 +28,16 @@ fn floor_text(ms: i64) -> String {
 /// among the batch's pending ids (published by the writer after COMMIT).
 /// Runs without a savepoint: it refuses before its first write, and marks
 /// `cx.wrote` so that a later failure rolls the whole batch back.
-/// `headers_json` is the event's headers already serialised by the caller,
-/// off the writer thread, which is the one serial part of ingest.
-pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> Result<Appended> {
+/// `plaintext` is the event's query, headers and body already laid out by
+/// the caller (`sealed::event_plaintext`), off the writer thread, which is
+/// the one serial part of ingest; `None` for a body-less (ephemeral) event.
+/// It is sealed here because its associated data, the id, is minted here.
+pub(super) fn append(
+    cx: &mut WriteCx<'_>,
+    e: &NewEvent,
+    plaintext: Option<&[u8]>,
+    keys: &Keyring,
+) -> Result<Appended> {
     let conn = cx.conn;
     let ephemeral: bool = conn
         .prepare_cached("SELECT ephemeral FROM buckets WHERE tenant = ?1 AND id = ?2")
@@ -57,10 +65,8 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> 
     };
     // The bucket is checked here too, not only by ingest: an ephemeral
     // bucket's payload must never reach the disk, whatever the caller sent.
-    let kept = match &e.body {
-        EventBody::Stored(bytes) if !ephemeral => {
-            Some((bytes.as_slice(), headers_json, e.query.as_str()))
-        }
+    let kept = match plaintext {
+        Some(plain) if !ephemeral => Some(sealed::seal_event(keys, &id_text, plain)?),
         _ => None,
     };
     // Everything above refuses without writing; from here on a failure
@@ -68,9 +74,9 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> 
     cx.wrote = true;
     conn.prepare_cached(
         "INSERT INTO events (id, tenant, bucket, input, integration, received_at, method, path,
-                             query, headers, body, body_size, client_ip, delivery_id,
+                             key_id, payload, body_size, client_ip, delivery_id,
                              event_type, event_count, verified, dedup_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -82,9 +88,8 @@ pub(super) fn append(cx: &mut WriteCx<'_>, e: &NewEvent, headers_json: &str) -> 
             received_at,
             e.method,
             e.path,
-            kept.as_ref().map(|k| k.2),
-            kept.as_ref().map(|k| k.1),
-            kept.as_ref().map(|k| k.0),
+            kept.as_ref().map(|k| k.1 .0),
+            kept.as_ref().map(|k| k.0.as_slice()),
             rows::int(e.body.size()),
             e.client_ip,
             e.delivery_id,
@@ -176,6 +181,7 @@ pub(super) fn event(
     conn: &mut Connection,
     tenant: &TenantId,
     id: &EventId,
+    keys: &Keyring,
 ) -> Result<(Event, Vec<Delivery>)> {
     let tx = conn.transaction().map_err(db_err)?;
     let (tenant, id) = (tenant.as_str(), id.to_string());
@@ -187,7 +193,7 @@ pub(super) fn event(
         let mut stmt = tx.prepare_cached(&sql).map_err(db_err)?;
         let mut found = stmt.query([tenant, &id]).map_err(db_err)?;
         match found.next().map_err(db_err)? {
-            Some(row) => rows::event(row)?,
+            Some(row) => rows::event(row, keys)?,
             None => return Err(Error::NotFound),
         }
     };
@@ -204,7 +210,12 @@ pub(super) fn event(
     Ok((event, deliveries))
 }
 
-pub(super) fn events(conn: &Connection, tenant: &TenantId, q: &EventQuery) -> Result<Vec<Event>> {
+pub(super) fn events(
+    conn: &Connection,
+    tenant: &TenantId,
+    q: &EventQuery,
+    keys: &Keyring,
+) -> Result<Vec<Event>> {
     if q.limit == 0 {
         return Ok(Vec::new());
     }
@@ -236,7 +247,7 @@ pub(super) fn events(conn: &Connection, tenant: &TenantId, q: &EventQuery) -> Re
     let found = stmt
         .query(params![tenant.as_str(), bound, since, buckets, limit])
         .map_err(db_err)?;
-    rows::collect(found, rows::event)
+    rows::collect(found, |r| rows::event(r, keys))
 }
 
 pub(super) fn reset_deliveries(
@@ -309,7 +320,41 @@ pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usiz
             .and_then(|mut s| s.execute([rowid]))
             .map_err(db_err)?;
     }
+    if !victims.is_empty() {
+        reclaim(conn)?;
+    }
     Ok(victims.len())
+}
+
+/// Free pages kept for reuse, as a share of the file: below it, freed pages
+/// simply take the next events (no extra writes); above it, the surplus is
+/// handed back to the file system so a burst or a shortened retention
+/// shrinks the file.
+const FREE_SHARE_KEPT: i64 = 4;
+/// Pages returned per purge batch at most (16 MiB of 4 KiB pages), so one
+/// batch never holds the writer long.
+const RECLAIM_PAGES_MAX: i64 = 4096;
+
+/// Returns surplus free pages to the file system (`auto_vacuum` is
+/// INCREMENTAL, see `schema`). A no-op on files created without it.
+fn reclaim(conn: &Connection) -> Result<()> {
+    let pragma = |name: &str| -> Result<i64> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(db_err)
+    };
+    let (free, pages) = (pragma("freelist_count")?, pragma("page_count")?);
+    let surplus = free - pages / FREE_SHARE_KEPT;
+    if surplus > 0 {
+        let n = (free - pages / (2 * FREE_SHARE_KEPT)).min(RECLAIM_PAGES_MAX);
+        // Step the pragma to its end: stopped after its first step, it
+        // frees a single page.
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA incremental_vacuum({n})"))
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while rows.next().map_err(db_err)?.is_some() {}
+    }
+    Ok(())
 }
 
 /// Raises `meta.high_water` to the newest stored event id. Every job that

@@ -17,7 +17,9 @@
 //! - `buckets`: SQL of buckets, inputs and outputs.
 //! - `events`: SQL of events, deliveries and retention; the dedup rebuild.
 //! - `deliveries`: SQL of dispatch: agent groups, due queues, attempts.
-//! - `rows`: row decoding and error mapping.
+//! - `keys`: [`KeyMaintenance`], what `hookrelay keys` does to the file
+//!   (which keys records use, re-encryption under the active key).
+//! - `rows`: row decoding (opening sealed columns) and error mapping.
 //! - `tests`: checks that need the store's insides (dedup visibility,
 //!   panicking jobs); the rest is in `tests/sqlite/` and the conformance
 //!   suite.
@@ -25,6 +27,7 @@
 mod buckets;
 mod deliveries;
 mod events;
+mod keys;
 mod reader;
 mod rows;
 mod schema;
@@ -36,17 +39,19 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use crypto::Keyring;
 use model::{
-    Attempt, Bucket, BucketId, Delivery, Event, EventId, Input, InputId, NewEvent, Output,
-    OutputId, RateLimit, Tenant, TenantId, Token, TokenKey,
+    Attempt, Bucket, BucketId, Delivery, Event, EventBody, EventId, Input, InputId, NewEvent,
+    Output, OutputId, RateLimit, Tenant, TenantId, Token, TokenKey,
 };
 use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::{
-    Appended, DedupSet, DeliveryKey, DueBatch, Error, EventQuery, RateDecision, Result, Settle,
-    SlidingWindow, Store, TenantRecord,
+    sealed, Appended, DedupSet, DeliveryKey, DueBatch, Error, EventQuery, RateDecision, Result,
+    Settle, SlidingWindow, Store, TenantRecord,
 };
+pub use keys::{KeyMaintenance, KeyUsage, ReencryptStep};
 use reader::ReadPool;
 use writer::{Clock, IdMint, Shared, Writer};
 
@@ -68,17 +73,35 @@ pub struct SqliteStore {
     shared: Arc<Shared>,
     /// Rate limits are per node in the embedded deployment: one node.
     limiter: SlidingWindow,
+    /// Seals payloads and input secrets on write, opens them on read.
+    keys: Arc<Keyring>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `data_dir/hookrelay.db`, migrates its
-    /// schema and starts the writer thread.
+    /// Opens the store with the keys of the key file in `data_dir`
+    /// (`crypto::keyfile`), creating the file with a fresh key at first
+    /// start. The binary resolves `HOOKRELAY_MASTER_KEY` first and calls
+    /// [`SqliteStore::open_with`].
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
+        let (keys, _) = crypto::keyfile::load_or_create(data_dir)
+            .map_err(|e| Error::Unavailable(format!("master key: {e}")))?;
+        let keys =
+            Keyring::new(&keys).map_err(|e| Error::Unavailable(format!("master key: {e}")))?;
+        Self::open_with(data_dir, keys)
+    }
+
+    /// Opens (creating if needed) `data_dir/hookrelay.db`, migrates its
+    /// schema and starts the writer thread. Payloads and input secrets are
+    /// sealed under `keys`' active key and opened under any of them. The
+    /// active key id is recorded in the file (`meta.active_key`), so that
+    /// `hookrelay keys retire` refuses a key a server still encrypts with.
+    pub fn open_with(data_dir: &Path, keys: Keyring) -> Result<SqliteStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::Unavailable(format!("cannot create {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(FILE_NAME);
         let conn = schema::open_writer(&path)?;
+        keys::record_active(&conn, keys.active())?;
         // Seeding both from the newest id ever handed out (the newest
         // stored event, or the high-water mark left by deletes) keeps ids
         // strictly increasing across a restart even if the system clock
@@ -114,6 +137,7 @@ impl SqliteStore {
             readers,
             shared,
             limiter: SlidingWindow::new(),
+            keys: Arc::new(keys),
         })
     }
 
@@ -189,30 +213,33 @@ impl Store for SqliteStore {
     }
 
     async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
-        let bucket = bucket.clone();
-        self.write(move |c| buckets::create_bucket(c, &bucket))
+        let (bucket, keys) = (bucket.clone(), Arc::clone(&self.keys));
+        self.write(move |c| buckets::create_bucket(c, &bucket, &keys))
             .await
     }
 
     async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
-        let (tenant, id) = (tenant.clone(), id.clone());
-        self.read(move |c| buckets::bucket(c, &tenant, &id)).await
+        let (tenant, id, keys) = (tenant.clone(), id.clone(), Arc::clone(&self.keys));
+        self.read(move |c| buckets::bucket(c, &tenant, &id, &keys))
+            .await
     }
 
     async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket> {
         let (tenant, name) = (tenant.clone(), name.to_owned());
-        self.read(move |c| buckets::bucket_by_name(c, &tenant, &name))
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| buckets::bucket_by_name(c, &tenant, &name, &keys))
             .await
     }
 
     async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>> {
-        let tenant = tenant.clone();
-        self.read(move |c| buckets::list_buckets(c, &tenant)).await
+        let (tenant, keys) = (tenant.clone(), Arc::clone(&self.keys));
+        self.read(move |c| buckets::list_buckets(c, &tenant, &keys))
+            .await
     }
 
     async fn update_bucket(&self, bucket: &Bucket) -> Result<()> {
-        let bucket = bucket.clone();
-        self.write(move |c| buckets::update_bucket(c, &bucket))
+        let (bucket, keys) = (bucket.clone(), Arc::clone(&self.keys));
+        self.write(move |c| buckets::update_bucket(c, &bucket, &keys))
             .await
     }
 
@@ -223,35 +250,41 @@ impl Store for SqliteStore {
     }
 
     async fn create_input(&self, input: &Input) -> Result<()> {
-        let input = input.clone();
-        self.write(move |c| buckets::create_input(c, &input)).await
+        let (input, keys) = (input.clone(), Arc::clone(&self.keys));
+        self.write(move |c| buckets::create_input(c, &input, &keys))
+            .await
     }
 
     async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input> {
-        let (tenant, id) = (tenant.clone(), *id);
-        self.read(move |c| buckets::input(c, &tenant, &id)).await
+        let (tenant, id, keys) = (tenant.clone(), *id, Arc::clone(&self.keys));
+        self.read(move |c| buckets::input(c, &tenant, &id, &keys))
+            .await
     }
 
     async fn input_by_id(&self, id: &InputId) -> Result<Input> {
-        let id = *id;
-        self.read(move |c| buckets::input_by_id(c, &id)).await
+        let (id, keys) = (*id, Arc::clone(&self.keys));
+        self.read(move |c| buckets::input_by_id(c, &id, &keys))
+            .await
     }
 
     async fn input_by_name(&self, tenant: &TenantId, name: &str) -> Result<Input> {
         let (tenant, name) = (tenant.clone(), name.to_owned());
-        self.read(move |c| buckets::input_by_name(c, &tenant, &name))
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| buckets::input_by_name(c, &tenant, &name, &keys))
             .await
     }
 
     async fn list_inputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Input>> {
         let (tenant, bucket) = (tenant.clone(), bucket.clone());
-        self.read(move |c| buckets::list_inputs(c, &tenant, &bucket))
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| buckets::list_inputs(c, &tenant, &bucket, &keys))
             .await
     }
 
     async fn update_input(&self, input: &Input) -> Result<()> {
-        let input = input.clone();
-        self.write(move |c| buckets::update_input(c, &input)).await
+        let (input, keys) = (input.clone(), Arc::clone(&self.keys));
+        self.write(move |c| buckets::update_input(c, &input, &keys))
+            .await
     }
 
     async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()> {
@@ -309,6 +342,17 @@ impl Store for SqliteStore {
         self.write(move |c| tenants::update_token(c, &token)).await
     }
 
+    async fn rotate_token_secret(
+        &self,
+        tenant: &TenantId,
+        key: &TokenKey,
+        secret_hash: &str,
+    ) -> Result<()> {
+        let (tenant, key, hash) = (tenant.clone(), key.clone(), secret_hash.to_owned());
+        self.write(move |c| tenants::set_token_secret(c, &tenant, &key, &hash))
+            .await
+    }
+
     async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()> {
         let (tenant, key) = (tenant.clone(), key.clone());
         self.write(move |c| tenants::delete_token(c, &tenant, &key))
@@ -320,9 +364,18 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, event: NewEvent) -> Result<Appended> {
-        let headers_json = rows::to_json(&event.headers).map_err(rows::append_error)?;
+        let plaintext = match &event.body {
+            EventBody::Stored(body) => {
+                let headers_json = rows::to_json(&event.headers).map_err(rows::append_error)?;
+                Some(sealed::event_plaintext(&event.query, &headers_json, body)?)
+            }
+            EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => None,
+        };
+        let keys = Arc::clone(&self.keys);
         self.writer
-            .call(true, move |cx| events::append(cx, &event, &headers_json))
+            .call(true, move |cx| {
+                events::append(cx, &event, plaintext.as_deref(), &keys)
+            })
             .await
             .map_err(rows::append_error)
     }
@@ -338,13 +391,16 @@ impl Store for SqliteStore {
     }
 
     async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<(Event, Vec<Delivery>)> {
-        let (tenant, id) = (tenant.clone(), *id);
-        self.read(move |c| events::event(c, &tenant, &id)).await
+        let (tenant, id, keys) = (tenant.clone(), *id, Arc::clone(&self.keys));
+        self.read(move |c| events::event(c, &tenant, &id, &keys))
+            .await
     }
 
     async fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<Vec<Event>> {
         let (tenant, query) = (tenant.clone(), query.clone());
-        self.read(move |c| events::events(c, &tenant, &query)).await
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| events::events(c, &tenant, &query, &keys))
+            .await
     }
 
     fn visible_before(&self) -> i64 {
@@ -413,12 +469,16 @@ impl Store for SqliteStore {
     ) -> Result<DueBatch> {
         let (tenant, bucket) = (tenant.clone(), bucket.clone());
         let group = group.map(str::to_owned);
-        self.read(move |c| deliveries::due(c, &tenant, &bucket, group.as_deref(), now_ms, limit))
-            .await
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| {
+            deliveries::due(c, &tenant, &bucket, group.as_deref(), now_ms, limit, &keys)
+        })
+        .await
     }
 
     async fn due_public_deliveries(&self, now_ms: i64, limit: usize) -> Result<DueBatch> {
-        self.read(move |c| deliveries::due_public(c, now_ms, limit))
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| deliveries::due_public(c, now_ms, limit, &keys))
             .await
     }
 

@@ -9,6 +9,7 @@
 
 use std::str::FromStr;
 
+use crypto::Keyring;
 use model::{
     AgentMode, Bucket, Delivery, DeliveryState, Event, EventBody, Input, IntegrationKind, Output,
     Secret, Tenant, Token, TokenScope,
@@ -18,7 +19,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Params, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Error, Result, TenantRecord};
+use crate::{sealed, Error, Result, TenantRecord};
 
 pub(super) const TENANT_COLS: &str = "id, label, enabled, created_at, poll_secret_hash";
 pub(super) const BUCKET_COLS: &str =
@@ -30,8 +31,7 @@ pub(super) const OUTPUT_COLS: &str =
 pub(super) const TOKEN_COLS: &str =
     "key, tenant, scope, buckets, mode, description, secret_hash, created_at";
 pub(super) const EVENT_COLS: &str = "id, tenant, bucket, input, integration, received_at, \
-    method, path, query, headers, body, body_size, client_ip, delivery_id, event_type, \
-    event_count, verified";
+    method, path, payload, body_size, client_ip, delivery_id, event_type, event_count, verified";
 pub(super) const DELIVERY_COLS: &str = "event_id, output_id, grp, state, attempts, updated_at";
 
 /// Maps a rusqlite error to the store's domain error. Messages carry SQLite's
@@ -162,12 +162,17 @@ pub(super) fn tenant(row: &Row<'_>) -> Result<TenantRecord> {
     })
 }
 
-pub(super) fn bucket(row: &Row<'_>) -> Result<Bucket> {
+pub(super) fn bucket(row: &Row<'_>, keys: &Keyring) -> Result<Bucket> {
+    let id: String = col(row, 0)?;
+    let auth = sealed::open_bucket_auth(keys, &id, &col::<Vec<u8>>(row, 3)?)?;
     Ok(Bucket {
-        id: parsed(row, 0)?,
+        auth: serde_json::from_slice(&auth)
+            .map_err(|e| Error::Corrupt(format!("auth of bucket {id}: {e}")))?,
+        id: id
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?,
         tenant: parsed(row, 1)?,
         name: col(row, 2)?,
-        auth: json(row, 3)?,
         ephemeral: col(row, 4)?,
         retention_seconds: col(row, 5)?,
         catchup_seconds: col(row, 6)?,
@@ -176,10 +181,13 @@ pub(super) fn bucket(row: &Row<'_>) -> Result<Bucket> {
     })
 }
 
-pub(super) fn input(row: &Row<'_>) -> Result<Input> {
-    let secrets: Vec<String> = json(row, 6)?;
+pub(super) fn input(row: &Row<'_>, keys: &Keyring) -> Result<Input> {
+    let id: String = col(row, 0)?;
+    let secrets = sealed::open_secrets(keys, &id, &col::<Vec<u8>>(row, 6)?)?;
     Ok(Input {
-        id: parsed(row, 0)?,
+        id: id
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?,
         tenant: parsed(row, 1)?,
         bucket: parsed(row, 2)?,
         name: col(row, 3)?,
@@ -223,16 +231,25 @@ pub(super) fn token(row: &Row<'_>) -> Result<Token> {
     })
 }
 
-pub(super) fn event(row: &Row<'_>) -> Result<Event> {
-    let body: Option<Vec<u8>> = col(row, 10)?;
-    let body = match body {
-        Some(bytes) => EventBody::Stored(bytes),
-        None => EventBody::Omitted {
-            size: col(row, 11)?,
-        },
+/// Decodes an event and opens its payload. A payload that does not open is
+/// reported on that event alone (`EventBody::Undecryptable`, logged with its
+/// id), so one damaged record never hides the others of a page.
+pub(super) fn event(row: &Row<'_>, keys: &Keyring) -> Result<Event> {
+    let id: String = col(row, 0)?;
+    let size: u64 = col(row, 9)?;
+    let payload: Option<Vec<u8>> = col(row, 8)?;
+    let (query, headers, body) = match payload.map(|p| sealed::open_event(keys, &id, &p)) {
+        None => (None, None, EventBody::Omitted { size }),
+        Some(Ok(p)) => (Some(p.query), Some(p.headers), EventBody::Stored(p.body)),
+        Some(Err(err)) => {
+            tracing::warn!(event_id = %id, %err, "event payload cannot be decrypted");
+            (None, None, EventBody::Undecryptable { size })
+        }
     };
     Ok(Event {
-        id: parsed(row, 0)?,
+        id: id
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?,
         tenant: parsed(row, 1)?,
         bucket: parsed(row, 2)?,
         input: parsed(row, 3)?,
@@ -240,14 +257,14 @@ pub(super) fn event(row: &Row<'_>) -> Result<Event> {
         received_at: col(row, 5)?,
         method: col(row, 6)?,
         path: col(row, 7)?,
-        query: col(row, 8)?,
-        headers: json_opt(row, 9)?,
+        query,
+        headers,
         body,
-        client_ip: col(row, 12)?,
-        delivery_id: col(row, 13)?,
-        event_type: col(row, 14)?,
-        event_count: col(row, 15)?,
-        verified: col(row, 16)?,
+        client_ip: col(row, 10)?,
+        delivery_id: col(row, 11)?,
+        event_type: col(row, 12)?,
+        event_count: col(row, 13)?,
+        verified: col(row, 14)?,
     })
 }
 
@@ -267,7 +284,7 @@ pub(super) fn delivery(row: &Row<'_>) -> Result<Delivery> {
 /// Runs a prepared query and decodes every row.
 pub(super) fn collect<T>(
     mut rows: rusqlite::Rows<'_>,
-    decode: fn(&Row<'_>) -> Result<T>,
+    decode: impl Fn(&Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(db_err)? {
@@ -302,7 +319,7 @@ pub(super) fn one<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
-    decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<T> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     let mut rows = stmt.query(params).map_err(db_err)?;
@@ -316,7 +333,7 @@ pub(super) fn many<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
-    decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     let rows = stmt.query(params).map_err(db_err)?;

@@ -1,7 +1,7 @@
 //! The SQLite schema, its migrations (tracked in `PRAGMA user_version`) and
 //! the pragmas every connection runs with.
 //!
-//! Nested configuration (bucket auth, response policy, rate limit, output
+//! Nested configuration (response policy, rate limit, output
 //! headers and retry, token buckets) lives in JSON text columns: it is only
 //! ever read whole, and JSON keeps it schema-free across versions. Secrets
 //! that the model skips when serialising (input secrets, token hashes) get
@@ -29,6 +29,11 @@ const STATEMENT_CACHE: usize = 64;
 /// WAL pages between automatic checkpoints (see `open_writer`).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
+/// The WAL file is cut back to this size after a checkpoint resets it, so a
+/// burst does not leave a large WAL behind forever: 64 MiB, above the
+/// ~40 MiB the autocheckpoint lets it reach in steady state.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 << 20;
+
 const V1: &str = "
 CREATE TABLE tenants (
     id               TEXT PRIMARY KEY,
@@ -42,7 +47,10 @@ CREATE TABLE buckets (
     id                TEXT PRIMARY KEY,
     tenant            TEXT NOT NULL,
     name              TEXT NOT NULL,
-    auth              TEXT NOT NULL,
+    -- The auth settings as JSON (a password or token for basic and token
+    -- auth), sealed (crate::sealed) under the key named by auth_key.
+    auth              BLOB NOT NULL,
+    auth_key          INTEGER NOT NULL,
     ephemeral         INTEGER NOT NULL,
     retention_seconds INTEGER NOT NULL,
     catchup_seconds   INTEGER NOT NULL,
@@ -58,7 +66,10 @@ CREATE TABLE inputs (
     name                        TEXT,
     integration                 TEXT,
     generic_hmac                TEXT,
-    secrets                     TEXT NOT NULL,
+    -- The secrets as a JSON list, sealed (see crate::sealed) under the
+    -- key named by secrets_key.
+    secrets                     BLOB NOT NULL,
+    secrets_key                 INTEGER NOT NULL,
     response                    TEXT NOT NULL,
     enabled                     INTEGER NOT NULL,
     body_limit                  INTEGER,
@@ -96,15 +107,16 @@ CREATE INDEX tokens_by_tenant ON tokens (tenant);
 
 -- A rowid table rather than WITHOUT ROWID: rows carry bodies up to 16 MiB,
 -- which SQLite advises against keeping inside a clustered index.
--- body, headers and query are NULL for ephemeral events; body_size stays.
+-- payload is query, headers and body sealed together (crate::sealed) under
+-- the key named by key_id; both are NULL for ephemeral events, whose
+-- payload is never written anywhere. body_size stays.
 --
 -- Column order matters. A row too big for its page keeps only its first
 -- bytes there (at least 489 with 4 KiB pages) and the rest in a chain of
 -- overflow pages, which reading a later column walks. So the columns the
 -- open-time scans read (id, tenant, input, received_at, dedup_expires_at,
 -- delivery_id) come first, small and fixed before variable, and the large,
--- sender-controlled ones (path, query, headers, body) last: the scan never
--- reads a body.
+-- sender-controlled ones (path, payload) last: the scan never reads a body.
 CREATE TABLE events (
     -- The rowid, named so that VACUUM keeps it: insertion order, which is
     -- id order (see below).
@@ -125,10 +137,9 @@ CREATE TABLE events (
     verified         INTEGER NOT NULL,
     body_size        INTEGER NOT NULL,
     client_ip        TEXT NOT NULL,
+    key_id           INTEGER,
     path             TEXT NOT NULL,
-    query            TEXT,
-    headers          TEXT,
-    body             BLOB
+    payload          BLOB
 ) STRICT;
 CREATE UNIQUE INDEX events_by_tenant ON events (tenant, id);
 CREATE INDEX events_by_bucket ON events (tenant, bucket, id);
@@ -190,6 +201,13 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(db_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Pages freed by retention go to the freelist and are reused by later
+    // events; INCREMENTAL also lets retention hand them back to the file
+    // system (`PRAGMA incremental_vacuum`, see events::purge) so the file
+    // shrinks after a burst. Only takes effect on a new file, before its
+    // first table, which is the only kind V1 creates.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(db_err)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(db_err)?;
@@ -218,6 +236,8 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection> {
     // (~40 MiB of WAL) instead of SQLite's 1,000 copies a hot index page
     // once rather than ten times: measured +25% appends/s under load.
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        .map_err(db_err)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
         .map_err(db_err)?;
     migrate(&conn)?;
     Ok(conn)
@@ -297,10 +317,10 @@ mod tests {
             "dedup_expires_at",
             "delivery_id",
         ];
-        let large = ["path", "query", "headers", "body"];
+        let large = ["path", "payload"];
         let last_scanned = scanned.iter().map(|c| at(c)).max().unwrap();
         let first_large = large.iter().map(|c| at(c)).min().unwrap();
         assert!(last_scanned < first_large, "{columns:?}");
-        assert_eq!(columns.last().map(String::as_str), Some("body"));
+        assert_eq!(columns.last().map(String::as_str), Some("payload"));
     }
 }

@@ -133,6 +133,20 @@ pub(super) fn update_token(conn: &Connection, t: &Token) -> Result<()> {
     .map(drop)
 }
 
+pub(super) fn set_token_secret(
+    conn: &Connection,
+    tenant: &TenantId,
+    key: &TokenKey,
+    secret_hash: &str,
+) -> Result<()> {
+    changed(
+        conn,
+        "UPDATE tokens SET secret_hash = ?3 WHERE tenant = ?1 AND key = ?2",
+        params![tenant.as_str(), key.as_str(), secret_hash],
+    )
+    .map(drop)
+}
+
 pub(super) fn delete_token(conn: &Connection, tenant: &TenantId, key: &TokenKey) -> Result<()> {
     changed(
         conn,

@@ -121,7 +121,9 @@ async fn a_delivery_id_is_seen_only_once_its_batch_commits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let f = Fixture::open(dir.path()).await;
     let event = f.event("mid-batch", 60_000);
-    let (started, go, job) = f.hold_writer(move |cx| events::append(cx, &event, "[]").map(drop));
+    let keys = std::sync::Arc::clone(&f.store.keys);
+    let (started, go, job) =
+        f.hold_writer(move |cx| events::append(cx, &event, None, &keys).map(drop));
     started.await.expect("the job runs");
     assert!(
         !f.seen("mid-batch"),

@@ -9,8 +9,11 @@
 //!   deletes and restarts, ephemeral payloads.
 //! - `batches`: group commit, and what one job's refusal or failure does to
 //!   its batch.
+//! - `keys`: encryption at rest in the file, tampering, rotation and
+//!   re-encryption.
 
 mod batches;
+mod keys;
 
 use std::sync::Arc;
 

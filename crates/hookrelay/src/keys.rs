@@ -1,0 +1,253 @@
+//! Master keys: where `serve` gets them ([`load`]), and `hookrelay keys
+//! list|rotate|reencrypt|retire`, which act on a data directory directly
+//! (not through the HTTP API: keys never travel over the network).
+//!
+//! Keys come from `HOOKRELAY_MASTER_KEY` (base64 of 32 bytes, or a
+//! comma-separated list newest first) when it is set, else from the key
+//! file `master.key` in the data directory, created with mode 0600 at first
+//! start. Rotation, step by step:
+//! 1. `keys rotate` puts a new key first (in the file; with the variable,
+//!    it prints a key to put first in it). Nothing changes until...
+//! 2. ...the server restarts: it encrypts with the new key from then on,
+//!    and still decrypts with the old ones.
+//! 3. `keys reencrypt` rewrites older records under the new key, in batches
+//!    that each commit; it may run while that server runs, and an
+//!    interrupted run just starts again where records are still old.
+//! 4. `keys retire <id>` removes the old key, and refuses while any record,
+//!    or the running server, still uses it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use crypto::{keyfile, Key, KeyId, Keyring};
+use store::sqlite::{KeyMaintenance, KeyUsage};
+
+use crate::serve::ConfigError;
+
+/// The environment variable holding the master key(s).
+pub(crate) const ENV: &str = "HOOKRELAY_MASTER_KEY";
+
+/// Where the keys came from.
+pub(crate) enum Source {
+    Env,
+    File(PathBuf),
+}
+
+/// The keys of `data_dir`: from `env_value` (`HOOKRELAY_MASTER_KEY`) if set,
+/// else from the key file, which `create` allows to be made. Every problem
+/// is a [`ConfigError`] (exit 64) naming the file or the variable, never a
+/// key.
+pub(crate) fn load(
+    data_dir: &Path,
+    env_value: Option<&str>,
+    create: bool,
+) -> anyhow::Result<(Vec<Key>, Source)> {
+    let bad = |e: crypto::KeyError| anyhow::Error::new(ConfigError(format!("master key: {e}")));
+    if let Some(value) = env_value.filter(|v| !v.trim().is_empty()) {
+        return Ok((keyfile::parse_list(value, ENV).map_err(bad)?, Source::Env));
+    }
+    let path = data_dir.join(keyfile::FILE_NAME);
+    let keys = if create {
+        let (keys, created) = keyfile::load_or_create(data_dir).map_err(bad)?;
+        if created {
+            tracing::warn!(
+                file = %path.display(),
+                "created a new master key file; back it up apart from the data: without it the stored payloads cannot be read"
+            );
+        }
+        keys
+    } else if path.exists() {
+        keyfile::read(&path).map_err(bad)?
+    } else {
+        bail!(ConfigError(format!(
+            "no master key: {ENV} is not set and {} does not exist",
+            path.display()
+        )));
+    };
+    Ok((keys, Source::File(path)))
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct KeysArgs {
+    /// The data directory of the store [default: ./hookrelay-data].
+    #[arg(long, env = "HOOKRELAY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum KeysCommand {
+    /// Show the keys, the active one, and how many records each protects.
+    List,
+    /// Add a new key that encrypts after the next server start.
+    Rotate,
+    /// Rewrite records sealed under older keys with the active key.
+    Reencrypt {
+        /// Records per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+    /// Remove a key no record uses any more.
+    Retire {
+        /// The key id (8 hex digits, as `keys list` shows).
+        id: String,
+    },
+}
+
+pub(crate) fn run(args: KeysArgs) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from("hookrelay-data"));
+    let env_value = std::env::var(ENV).ok();
+    let (keys, source) = load(&data_dir, env_value.as_deref(), false)?;
+    let ring = Keyring::new(&keys).map_err(|e| ConfigError(format!("master key: {e}")))?;
+    match args.command {
+        KeysCommand::List => list(&data_dir, &ring, &source),
+        KeysCommand::Rotate => rotate(&keys, &source),
+        KeysCommand::Reencrypt { batch } => reencrypt(&data_dir, ring, batch),
+        KeysCommand::Retire { id } => retire(&data_dir, &keys, ring, &source, &id),
+    }
+}
+
+fn usage(data_dir: &Path, ring: &Keyring) -> anyhow::Result<(KeyMaintenance, KeyUsage)> {
+    let store = KeyMaintenance::open(data_dir, ring.clone())
+        .with_context(|| format!("no store in {}", data_dir.display()))?;
+    let usage = store.usage()?;
+    Ok((store, usage))
+}
+
+fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> {
+    let usage = match KeyMaintenance::open(data_dir, ring.clone()) {
+        Ok(store) => store.usage()?,
+        Err(store::Error::NotFound) => KeyUsage::default(),
+        Err(e) => return Err(e.into()),
+    };
+    match source {
+        Source::Env => println!("keys from {ENV}"),
+        Source::File(path) => println!("keys from {}", path.display()),
+    }
+    println!(
+        "{:<10} {:<8} {:>10} {:>8} {:>8}",
+        "KEY", "STATE", "EVENTS", "INPUTS", "BUCKETS"
+    );
+    let mut ids = ring.ids();
+    ids.extend(usage.keys().into_iter().filter(|id| !ring.contains(*id)));
+    for id in ids {
+        let state = match (ring.contains(id), id == ring.active()) {
+            (true, true) => "active",
+            (true, false) => "old",
+            (false, _) => "MISSING",
+        };
+        let n = |m: &std::collections::BTreeMap<KeyId, u64>| m.get(&id).copied().unwrap_or(0);
+        println!(
+            "{id:<10} {state:<8} {:>10} {:>8} {:>8}",
+            n(&usage.events),
+            n(&usage.inputs),
+            n(&usage.buckets)
+        );
+    }
+    if let Some(server) = usage.server_active.filter(|id| *id != ring.active()) {
+        println!(
+            "\nthe server last started with key {server} active: restart it to use {}",
+            ring.active()
+        );
+    }
+    Ok(())
+}
+
+fn rotate(keys: &[Key], source: &Source) -> anyhow::Result<()> {
+    let new = Key::generate();
+    match source {
+        Source::File(path) => {
+            let mut all = vec![new.clone()];
+            all.extend_from_slice(keys);
+            keyfile::write(path, &all).map_err(|e| ConfigError(format!("master key: {e}")))?;
+            println!(
+                "added key {} to {}; it encrypts once the server restarts.\n\
+                 then run `hookrelay keys reencrypt`, and `hookrelay keys retire <old id>`.",
+                new.id(),
+                path.display()
+            );
+        }
+        Source::Env => {
+            println!(
+                "the keys come from {ENV}, which this command cannot change.\n\
+                 put this new key ({}) first in it, comma-separated, keep the old ones after it, and restart the server:\n\n    {}\n",
+                new.id(),
+                new.to_base64()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn reencrypt(data_dir: &Path, ring: Keyring, batch: usize) -> anyhow::Result<()> {
+    let active = ring.active();
+    let (mut store, before) = usage(data_dir, &ring)?;
+    if let Some(server) = before.server_active.filter(|id| *id != active) {
+        bail!(
+            "the server last started with key {server} active, not {active}: restart it with the rotated keys first, \
+             or records rewritten under {active} would be unreadable to it"
+        );
+    }
+    let (mut rewritten, mut unreadable) = (0, 0);
+    loop {
+        let step = store.reencrypt_step(batch)?;
+        rewritten += step.rewritten;
+        unreadable += step.unreadable;
+        if step.rewritten > 0 {
+            eprintln!("re-encrypted {rewritten} records so far");
+        }
+        if step.done {
+            break;
+        }
+    }
+    println!("re-encrypted {rewritten} records under key {active}");
+    if unreadable > 0 {
+        bail!(
+            "{unreadable} records could not be decrypted and were left as they are (see the log)"
+        );
+    }
+    Ok(())
+}
+
+fn retire(
+    data_dir: &Path,
+    keys: &[Key],
+    ring: Keyring,
+    source: &Source,
+    id: &str,
+) -> anyhow::Result<()> {
+    let id: KeyId = id.parse().map_err(|e| ConfigError(format!("{e}")))?;
+    if !ring.contains(id) {
+        bail!(ConfigError(format!("key {id} is not in the keyring")));
+    }
+    if id == ring.active() {
+        bail!("key {id} is the active key: rotate first, restart, re-encrypt, then retire it");
+    }
+    let (_store, usage) = usage(data_dir, &ring)?;
+    if usage.server_active == Some(id) {
+        bail!(
+            "the server last started with key {id} active: restart it with the rotated keys first"
+        );
+    }
+    let left = usage.records(id);
+    if left > 0 {
+        bail!(
+            "{left} records are still sealed under key {id}: run `hookrelay keys reencrypt` first"
+        );
+    }
+    match source {
+        Source::File(path) => {
+            let kept: Vec<Key> = keys.iter().filter(|k| k.id() != id).cloned().collect();
+            keyfile::write(path, &kept).map_err(|e| ConfigError(format!("master key: {e}")))?;
+            println!("retired key {id}: removed from {}", path.display());
+        }
+        Source::Env => {
+            println!("no record uses key {id}: remove it from {ENV} and restart the server");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Encryption at rest as every backend applies it: what of a record is
+//! sealed, and under which associated data. A backend stores the sealed
+//! bytes and the key id beside them, and never the plaintext.
+//!
+//! - An event's query, headers (as JSON) and body are one sealed payload,
+//!   bound to the event id. Ephemeral events have no payload at all.
+//! - An input's secrets (a JSON list) are one sealed value, bound to the
+//!   input id.
+//! - A bucket's auth settings (JSON, with its password or token) are one
+//!   sealed value, bound to the bucket id.
+//!
+//! Depends on `crypto` for the cipher; the plaintext layout is here so that
+//! SQLite and Redis read each other's records.
+
+use crypto::{KeyId, Keyring, OpenError};
+
+use crate::{Error, Result};
+
+/// Associated data of an event's payload: its id, namespaced so that an
+/// input's sealed secrets can never pass for an event's payload.
+fn event_aad(event_id: &str) -> Vec<u8> {
+    [b"event\0".as_slice(), event_id.as_bytes()].concat()
+}
+
+fn input_aad(input_id: &str) -> Vec<u8> {
+    [b"input\0".as_slice(), input_id.as_bytes()].concat()
+}
+
+fn bucket_aad(bucket_id: &str) -> Vec<u8> {
+    [b"bucket\0".as_slice(), bucket_id.as_bytes()].concat()
+}
+
+/// Seals a bucket's auth settings (already JSON).
+pub(crate) fn seal_bucket_auth(
+    keys: &Keyring,
+    bucket_id: &str,
+    auth_json: &str,
+) -> Result<(Vec<u8>, KeyId)> {
+    let sealed = keys
+        .seal(&bucket_aad(bucket_id), auth_json.as_bytes())
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok((sealed, keys.active()))
+}
+
+/// Opens a bucket's auth settings; a failure is `Corrupt`, like secrets:
+/// a bucket whose credential cannot be read must not be served as open.
+pub(crate) fn open_bucket_auth(keys: &Keyring, bucket_id: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    keys.open(&bucket_aad(bucket_id), sealed)
+        .map_err(|e| Error::Corrupt(format!("auth of bucket {bucket_id}: {e}")))
+}
+
+/// The plaintext of an event's payload, before sealing:
+/// `[u32 LE query length][query][u32 LE headers length][headers JSON][body]`.
+/// Built off the writer thread (it copies the body), sealed on it, where the
+/// event id is minted.
+pub(crate) fn event_plaintext(query: &str, headers_json: &str, body: &[u8]) -> Result<Vec<u8>> {
+    let len = |s: &str| {
+        u32::try_from(s.len())
+            .map(u32::to_le_bytes)
+            .map_err(|_| Error::Unavailable("query or headers too large".into()))
+    };
+    let mut out = Vec::with_capacity(8 + query.len() + headers_json.len() + body.len());
+    out.extend_from_slice(&len(query)?);
+    out.extend_from_slice(query.as_bytes());
+    out.extend_from_slice(&len(headers_json)?);
+    out.extend_from_slice(headers_json.as_bytes());
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// Seals an event's payload plaintext; returns the sealed bytes and the key
+/// that sealed them.
+pub(crate) fn seal_event(
+    keys: &Keyring,
+    event_id: &str,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, KeyId)> {
+    let sealed = keys
+        .seal(&event_aad(event_id), plaintext)
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok((sealed, keys.active()))
+}
+
+/// An event's payload, opened.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct EventPayload {
+    pub(crate) query: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Why a payload could not be read: the cipher refused it, or it opened
+/// into bytes of the wrong shape (which, with GCM, means a bug, not an
+/// attack).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PayloadError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("payload layout: {0}")]
+    Layout(&'static str),
+}
+
+pub(crate) fn open_event(
+    keys: &Keyring,
+    event_id: &str,
+    sealed: &[u8],
+) -> Result<EventPayload, PayloadError> {
+    let plain = keys.open(&event_aad(event_id), sealed)?;
+    let mut rest = plain.as_slice();
+    let query = take_str(&mut rest)?;
+    let headers_json = take_str(&mut rest)?;
+    let headers = serde_json::from_str(&headers_json)
+        .map_err(|_| PayloadError::Layout("headers are not a JSON list of pairs"))?;
+    Ok(EventPayload {
+        query,
+        headers,
+        body: rest.to_vec(),
+    })
+}
+
+fn take_str(rest: &mut &[u8]) -> Result<String, PayloadError> {
+    let short = PayloadError::Layout("truncated");
+    let (len, tail) = rest.split_first_chunk::<4>().ok_or(short)?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if tail.len() < len {
+        return Err(PayloadError::Layout("truncated"));
+    }
+    let (text, tail) = tail.split_at(len);
+    *rest = tail;
+    String::from_utf8(text.to_vec()).map_err(|_| PayloadError::Layout("text is not UTF-8"))
+}
+
+/// Seals an input's secrets (already a JSON list).
+pub(crate) fn seal_secrets(
+    keys: &Keyring,
+    input_id: &str,
+    secrets_json: &str,
+) -> Result<(Vec<u8>, KeyId)> {
+    let sealed = keys
+        .seal(&input_aad(input_id), secrets_json.as_bytes())
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok((sealed, keys.active()))
+}
+
+/// Opens an input's secrets. A failure is `Corrupt`: an input whose secrets
+/// cannot be read cannot verify anything, and must not be served as if it
+/// had none.
+pub(crate) fn open_secrets(keys: &Keyring, input_id: &str, sealed: &[u8]) -> Result<Vec<String>> {
+    let plain = keys
+        .open(&input_aad(input_id), sealed)
+        .map_err(|e| Error::Corrupt(format!("secrets of input {input_id}: {e}")))?;
+    serde_json::from_slice(&plain)
+        .map_err(|_| Error::Corrupt(format!("secrets of input {input_id}: not a JSON list")))
+}
+
+/// Re-seals a record under the active key: `Ok(None)` if it already is.
+pub(crate) fn reseal(
+    keys: &Keyring,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Option<Vec<u8>>, OpenError> {
+    if crypto::key_id_of(sealed)? == keys.active() {
+        return Ok(None);
+    }
+    let plain = keys.open(aad, sealed)?;
+    // Only a > 64 GiB plaintext fails to seal, and this one just opened.
+    keys.seal(aad, &plain)
+        .map(Some)
+        .map_err(|_| OpenError::Malformed)
+}
+
+/// The associated data of a table's records, for [`reseal`].
+pub(crate) fn aad_of(table: Table, id: &str) -> Vec<u8> {
+    match table {
+        Table::Events => event_aad(id),
+        Table::Inputs => input_aad(id),
+        Table::Buckets => bucket_aad(id),
+    }
+}
+
+/// The kinds of sealed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    Events,
+    Inputs,
+    Buckets,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto::Key;
+
+    #[test]
+    fn event_payloads_round_trip_and_stay_bound_to_their_id() {
+        let keys = Keyring::new(&[Key::generate()]).unwrap();
+        let headers = vec![("x-a".to_owned(), "1".to_owned())];
+        let json = serde_json::to_string(&headers).unwrap();
+        let plain = event_plaintext("a=1&b=2", &json, b"\x00\xffbody").unwrap();
+        let (sealed, key) = seal_event(&keys, "evt_1", &plain).unwrap();
+        assert_eq!(key, keys.active());
+        let open = open_event(&keys, "evt_1", &sealed).unwrap();
+        assert_eq!(
+            open,
+            EventPayload {
+                query: "a=1&b=2".into(),
+                headers,
+                body: b"\x00\xffbody".to_vec(),
+            }
+        );
+        assert!(matches!(
+            open_event(&keys, "evt_2", &sealed),
+            Err(PayloadError::Open(OpenError::Tampered))
+        ));
+        let (secrets, _) = seal_secrets(&keys, "evt_1", "[]").unwrap();
+        assert!(open_event(&keys, "evt_1", &secrets).is_err());
+    }
+
+    #[test]
+    fn reseal_moves_old_records_to_the_active_key_only() {
+        let (old, new) = (Key::generate(), Key::generate());
+        let before = Keyring::new(std::slice::from_ref(&old)).unwrap();
+        let after = Keyring::new(&[new.clone(), old]).unwrap();
+        let aad = aad_of(Table::Inputs, "in1");
+        let sealed = before.seal(&aad, b"[\"s\"]").unwrap();
+        let moved = reseal(&after, &aad, &sealed).unwrap().unwrap();
+        assert_eq!(crypto::key_id_of(&moved), Ok(new.id()));
+        assert_eq!(reseal(&after, &aad, &moved), Ok(None));
+        assert_eq!(open_secrets(&after, "in1", &moved).unwrap(), vec!["s"]);
+    }
+}
