@@ -30,7 +30,12 @@ pub(crate) struct Metrics {
     events_stored: AtomicU64,
     /// Long-polls parked waiting for a commit.
     long_polls_waiting: AtomicU64,
+    /// Settled delivery attempts by result, in [`DELIVERY_RESULTS`] order.
+    deliveries: [AtomicU64; DELIVERY_RESULTS.len()],
 }
+
+/// The `result` label of `hookrelay_deliveries_total`.
+const DELIVERY_RESULTS: [&str; 5] = ["delivered", "failed", "retry", "released", "expired"];
 
 /// Counts one parked long-poll while it lives.
 pub(crate) struct Waiting<'a>(&'a AtomicU64);
@@ -50,7 +55,20 @@ impl Metrics {
             ingest_sum_micros: AtomicU64::new(0),
             events_stored: AtomicU64::new(0),
             long_polls_waiting: AtomicU64::new(0),
+            deliveries: Default::default(),
         }
+    }
+
+    /// Counts one settled delivery (agent or server) by where it went.
+    pub(crate) fn delivery_settled(&self, next: store::Settle) {
+        let at = match next {
+            store::Settle::Delivered => 0,
+            store::Settle::Failed => 1,
+            store::Settle::RetryAt(_) => 2,
+            store::Settle::Released => 3,
+            store::Settle::Expired => 4,
+        };
+        self.deliveries[at].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Marks a long-poll as parked until the guard drops.
@@ -143,6 +161,17 @@ impl Metrics {
             "hookrelay_long_polls_waiting {}",
             self.long_polls_waiting.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP hookrelay_deliveries_total Delivery attempts settled, by where they went.\n",
+        );
+        out.push_str("# TYPE hookrelay_deliveries_total counter\n");
+        for (result, count) in DELIVERY_RESULTS.iter().zip(&self.deliveries) {
+            let _ = writeln!(
+                out,
+                "hookrelay_deliveries_total{{result=\"{result}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP hookrelay_agents_connected Agents connected to this node.\n");
         out.push_str("# TYPE hookrelay_agents_connected gauge\n");
         let _ = writeln!(out, "hookrelay_agents_connected {agents}");

@@ -39,6 +39,7 @@ pub type Answer = (u16, Vec<(String, String)>, String);
 struct Inner {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Answer>>,
+    arrived: tokio::sync::Notify,
 }
 
 /// A recording HTTP server; stops when dropped.
@@ -83,6 +84,15 @@ impl Destination {
         self.inner.received.lock().expect("received lock").clone()
     }
 
+    /// Resolves at the next request's arrival (create it before causing the
+    /// request): lets a latency measurement wait without polling.
+    pub fn next_arrival(&self) -> std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>> {
+        let mut arrival = Box::pin(self.inner.arrived.notified());
+        // Registered now, so an arrival before the first poll still counts.
+        arrival.as_mut().enable();
+        arrival
+    }
+
     /// Waits until at least `n` requests arrived.
     pub async fn wait_for(&self, n: usize, deadline: Duration) -> Vec<Received> {
         let what = format!("the destination received {n} requests");
@@ -121,6 +131,7 @@ async fn record(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         body,
     };
     inner.received.lock().expect("received lock").push(received);
+    inner.arrived.notify_waiters();
     let answer = inner.script.lock().expect("script lock").pop_front();
     let (status, headers, body) = answer.unwrap_or((200, Vec::new(), "ok".to_owned()));
     let mut response = (

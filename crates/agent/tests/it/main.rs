@@ -316,3 +316,38 @@ async fn the_destination_override_keeps_path_and_query_and_wait_returns_its_answ
     );
     agent.stop().await;
 }
+
+/// End-to-end latency, one request in flight: from the sender's POST to the
+/// destination's receipt, through the relay (fsync included) and the agent.
+/// A measurement, not a check: `cargo test --release -p agent --test it
+/// -- --ignored --nocapture end_to_end_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand with --release"]
+async fn end_to_end_latency() {
+    for transport in TRANSPORTS {
+        let w = world().await;
+        let agent = Running::start(config(&w, transport, ""));
+        agents_connected(&w.relay, 1).await;
+        let rounds = 1000;
+        let mut samples = Vec::with_capacity(rounds);
+        for i in 0..rounds {
+            let arrival = w.destination.next_arrival();
+            let started = std::time::Instant::now();
+            send(&w, format!("m{i}").as_bytes()).await;
+            tokio::time::timeout(PATIENCE, arrival)
+                .await
+                .expect("delivered");
+            samples.push(started.elapsed());
+            assert_eq!(w.destination.received().len(), i + 1);
+        }
+        samples.sort();
+        let pick = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        println!(
+            "{transport:?}: {rounds} webhooks, end to end p50 {:?} p99 {:?} max {:?}",
+            pick(0.5),
+            pick(0.99),
+            samples[samples.len() - 1]
+        );
+        agent.stop().await;
+    }
+}

@@ -234,6 +234,7 @@ async fn wants_response(state: &AppState, due: &DueDelivery) -> bool {
 }
 
 async fn settle(state: &AppState, key: &DeliveryKey, attempt: Option<Attempt>, next: Settle) {
+    state.metrics.delivery_settled(next);
     if let Err(err) = state.store.settle(key, attempt, next).await {
         tracing::warn!(%err, event = %key.event, "could not record a delivery's outcome");
     }

@@ -324,6 +324,7 @@ impl Pump {
 
     /// Writes a settlement; the delivery stays held until it is written.
     fn settle(&mut self, f: InFlight, attempt: Option<Attempt>, next: Settle) {
+        self.state.metrics.delivery_settled(next);
         let store = Arc::clone(&self.state.store);
         let mut marked = f.marked;
         let key = f.key;

@@ -188,6 +188,23 @@ async fn an_agent_receives_the_body_byte_exact_and_its_ack_is_recorded() {
     .await;
     let ds = deliveries(relay, &event.id).await;
     assert_eq!(ds[0]["attempts"][0]["status"], 204);
+    let metrics = relay
+        .http
+        .get(format!("{}/metrics", relay.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hookrelay_deliveries_total{result=\"delivered\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hookrelay_agents_connected 1"),
+        "{metrics}"
+    );
 
     let agents = relay
         .admin(Method::GET, "/v1/agents", None, StatusCode::OK)
