@@ -1,6 +1,7 @@
 //! Behaviour of the real server over real HTTP on `127.0.0.1:0`, through
 //! `testkit`. One binary, a module per concern:
 //! - `ingest`: every pipeline step's rejection and the order of the steps;
+//! - `integrations`: every provider's scheme end to end (issue 3);
 //! - `admin`: the administration API's shapes and error answers;
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
@@ -8,6 +9,7 @@
 
 mod admin;
 mod ingest;
+mod integrations;
 mod isolation;
 mod lifecycle;
 mod reading;
