@@ -544,6 +544,20 @@ fn empty_secret() -> Secret {
 mod tests {
     use super::*;
 
+    #[test]
+    fn integration_names_match_their_json_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &kind in IntegrationKind::ALL {
+            assert!(seen.insert(kind.name()), "{kind:?}");
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+            assert_eq!(IntegrationKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(IntegrationKind::ALL.len(), 23);
+        assert!(IntegrationKind::Discord.uses_public_key());
+        assert!(!IntegrationKind::Stripe.uses_public_key());
+        assert_eq!(IntegrationKind::from_name("Stripe"), None);
+    }
+
     fn input() -> Input {
         Input {
             id: InputId::generate(),

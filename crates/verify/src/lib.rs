@@ -9,20 +9,28 @@
 //! # Layout
 //! - this file: [`Integration`] and one `match` per ingest step, dispatching
 //!   to a provider module. Start reading at [`Integration::verify`].
-//! - `github`, `generic_hmac`: one module per integration, each with
-//!   `preflight`, `verify`, `parse` and `sign` functions. A new provider is a
-//!   new module plus one arm in each `match` here and in `sign`.
-//! - `signature`: HMAC, signature decoding into stack buffers and the
-//!   constant-time comparison every HMAC scheme shares.
-//! - `header`: bounded reads of request headers.
-//! - `media`, `form`, `json`: Content-Type comparison, form field lookup and
-//!   the JSON shape check.
-//! - `sign`: the sending side, for `hookrelay send`, tests and fuzzing.
+//! - one module per provider (`github`, `stripe`, `slack`, ... `sendgrid`,
+//!   `generic_hmac`), each with `preflight`, `verify`, `parse` and `sign`
+//!   functions and its provider's published example as a unit test. A new
+//!   provider is a new module plus one arm in each `match` here and in
+//!   `sign`; `conformance` then tests it with all the others.
+//! - `signature`: HMAC, signature decoding into stack buffers (one or a
+//!   list of candidates) and the constant-time comparisons every HMAC and
+//!   token scheme shares. Discord (Ed25519) and SendGrid (ECDSA P-256) use
+//!   `ed25519-dalek` and `p256` in their own modules.
+//! - `header`, `timestamp`: bounded reads of request headers, and the
+//!   timestamp forms and tolerance of step 7.
+//! - `media`, `form`, `json`: Content-Type comparison, form fields and the
+//!   one bounded JSON parse of a body.
+//! - `sign`: the sending side, for `hookrelay send`, tests, fuzzing and the
+//!   benchmark (`benches/verify.rs`).
 //!
 //! # Bounds on untrusted input
 //! Signature header values longer than [`MAX_SIGNATURE_HEADER_LEN`] are
-//! rejected before they are decoded, and decoding writes into fixed stack
-//! buffers. Delivery ids and event types read from headers are stored and
+//! rejected before they are decoded, decoding writes into fixed stack
+//! buffers, and a list of signatures is read up to eight entries. Bodies are
+//! parsed at most once, without keeping unknown fields, and are already
+//! bounded by the input's body limit (step 3). Delivery ids and event types read from headers are stored and
 //! used as dedup keys, so they are not truncated (two distinct ids must never
 //! collapse into one key): a value that is empty, longer than [`MAX_ID_LEN`]
 //! or not visible ASCII is refused with [`Rejection::InvalidPayload`]. An

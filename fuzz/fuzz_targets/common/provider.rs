@@ -88,8 +88,11 @@ pub fn run(kind: IntegrationKind, (pairs, secret, body, offset, is_form): Input<
         let _ = integration.parse(&req, pre);
     }
 
-    // What the signer produced verifies, as of its own clock.
-    let Some(signed) = signed else { return };
+    // What the signer produced verifies, as of its own clock. Inputs refuse
+    // empty secrets (model validation), so the fuzzer's empty one is skipped.
+    let Some(signed) = signed.filter(|_| !secret.is_empty()) else {
+        return;
+    };
     let mut headers = HeaderMap::new();
     for (name, value) in &signed.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("sign emits valid names");
