@@ -211,7 +211,9 @@ mod tests {
 
     #[test]
     fn unsigned_send_has_only_the_content_type() {
-        let headers = prepare(&args(None, None), DEFAULT_PAYLOAD, 0).unwrap().headers;
+        let headers = prepare(&args(None, None), DEFAULT_PAYLOAD, 0)
+            .unwrap()
+            .headers;
         assert_eq!(
             headers,
             vec![("content-type".to_owned(), "application/json".to_owned())]
@@ -287,7 +289,10 @@ mod tests {
                 a.generic.generic_header = Some("X-Signature".into());
             }
             let p = prepare(&a, DEFAULT_PAYLOAD, 1_700_000_000).unwrap();
-            assert!(p.headers.len() > 1 || kind == IntegrationKind::Mailgun, "{kind:?}");
+            assert!(
+                p.headers.len() > 1 || kind == IntegrationKind::Mailgun,
+                "{kind:?}"
+            );
         }
         let bad_key = args(Some("discord"), Some("not hex"));
         assert!(prepare(&bad_key, DEFAULT_PAYLOAD, 0).is_err());
