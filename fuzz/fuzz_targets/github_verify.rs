@@ -65,6 +65,8 @@ fuzz_target!(|input: Input<'_>| {
         body,
         public_url: "",
     };
-    let preflight = github.preflight(&req, 0, 300).expect("a signed request passes step 7");
+    let preflight = github
+        .preflight(&req, 0, 300)
+        .expect("a signed request passes step 7");
     assert_eq!(github.verify(&req, &preflight, &secrets), Ok(()));
 });

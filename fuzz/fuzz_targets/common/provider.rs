@@ -41,7 +41,10 @@ fn keys(integration: &Integration, secret: &str) -> (String, String) {
             (private.to_owned(), public)
         }
         Integration::Standard => {
-            let key = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(secret));
+            let key = format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(secret)
+            );
             (key.clone(), key)
         }
         _ => (secret.to_owned(), secret.to_owned()),
@@ -68,7 +71,11 @@ pub fn run(kind: IntegrationKind, (pairs, secret, body, offset, is_form): Input<
     let signed = sign(&integration, &signing, &out).ok();
     let mut names: Vec<HeaderName> = vec![HeaderName::from_static("content-type")];
     if let Some(s) = &signed {
-        names.extend(s.headers.iter().filter_map(|(k, _)| HeaderName::from_bytes(k.as_bytes()).ok()));
+        names.extend(
+            s.headers
+                .iter()
+                .filter_map(|(k, _)| HeaderName::from_bytes(k.as_bytes()).ok()),
+        );
     }
     names.push(HeaderName::from_static("authorization"));
 
@@ -80,7 +87,11 @@ pub fn run(kind: IntegrationKind, (pairs, secret, body, offset, is_form): Input<
         }
     }
     let now = NOW + i64::from(offset);
-    let req = Request { headers: &headers, body, public_url: URL };
+    let req = Request {
+        headers: &headers,
+        body,
+        public_url: URL,
+    };
     let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
     let _ = integration.accepts_content_type(ct);
     if let Ok(pre) = integration.preflight(&req, now, 300) {
@@ -104,16 +115,27 @@ pub fn run(kind: IntegrationKind, (pairs, secret, body, offset, is_form): Input<
         headers.insert(name, value);
     }
     headers.insert("content-type", HeaderValue::from_static(content_type));
-    if signed.headers.iter().any(|(_, v)| v.len() > verify::MAX_SIGNATURE_HEADER_LEN) {
+    if signed
+        .headers
+        .iter()
+        .any(|(_, v)| v.len() > verify::MAX_SIGNATURE_HEADER_LEN)
+    {
         return;
     }
-    let req = Request { headers: &headers, body: &signed.body, public_url: &signed.url };
+    let req = Request {
+        headers: &headers,
+        body: &signed.body,
+        public_url: &signed.url,
+    };
     match integration.preflight(&req, NOW, 300) {
         Ok(pre) => assert_eq!(integration.verify(&req, &pre, &secrets), Ok(())),
         // Linear and Mailgun read a timestamp from the body, which is the
         // fuzzer's; any other refusal of a signed request is a bug.
         Err(verify::Rejection::StaleTimestamp) => {
-            assert!(matches!(kind, IntegrationKind::Linear | IntegrationKind::Mailgun))
+            assert!(matches!(
+                kind,
+                IntegrationKind::Linear | IntegrationKind::Mailgun
+            ))
         }
         Err(e) => panic!("{kind:?}: a signed request failed preflight: {e}"),
     }
