@@ -158,6 +158,25 @@ fn signed(case: &Case, at: i64) -> (HeaderMap, Vec<u8>, String) {
 }
 
 #[test]
+fn the_keys_inputs_hold_pass_the_secret_check() {
+    for case in cases() {
+        assert_eq!(
+            case.integration.check_secret(&case.verifying),
+            Ok(()),
+            "{:?}",
+            case.integration.kind()
+        );
+    }
+    for bad in ["", "whsec_", "whsec_***", "00"] {
+        assert!(Integration::Standard.check_secret(bad).is_err(), "{bad}");
+        assert!(Integration::Discord.check_secret(bad).is_err(), "{bad}");
+        assert!(Integration::Sendgrid.check_secret(bad).is_err(), "{bad}");
+    }
+    // A private key where the public one belongs is refused too.
+    assert!(Integration::Sendgrid.check_secret(P256_PRIVATE).is_err());
+}
+
+#[test]
 fn every_integration_has_a_case() {
     assert_eq!(cases().len(), IntegrationKind::ALL.len());
     assert!(IntegrationKind::ALL.len() >= 23);

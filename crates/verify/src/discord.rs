@@ -45,6 +45,15 @@ fn interaction_name(n: i64) -> Option<&'static str> {
     })
 }
 
+pub(crate) fn check_secret(secret: &str) -> Result<(), &'static str> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(secret.trim(), &mut key)
+        .ok()
+        .and_then(|()| VerifyingKey::from_bytes(&key).ok())
+        .map(drop)
+        .ok_or("a Discord public key is 64 hex digits, from the developer portal")
+}
+
 pub(crate) fn preflight(req: &Request<'_>, clock: Clock) -> Result<Preflight, Rejection> {
     let ts = header::required(req.headers, TIMESTAMP, "missing timestamp")?;
     clock.check(timestamp::unix_secs(ts)?)?;

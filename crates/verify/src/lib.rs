@@ -224,6 +224,27 @@ impl Integration {
         }
     }
 
+    /// Whether `secret` can be a key of this scheme at all, so the admin API
+    /// can refuse one that could never verify: Standard Webhooks secrets are
+    /// base64 (after `whsec_`), Discord's a hex Ed25519 public key,
+    /// SendGrid's a P-256 public key (base64 DER or PEM). Every other scheme
+    /// takes any text. The reason is fixed and never echoes the secret.
+    ///
+    /// ```
+    /// # use verify::Integration;
+    /// assert!(Integration::Standard.check_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+    /// assert!(Integration::Discord.check_secret("not hex").is_err());
+    /// assert!(Integration::Stripe.check_secret("anything").is_ok());
+    /// ```
+    pub fn check_secret(&self, secret: &str) -> Result<(), &'static str> {
+        match self {
+            Integration::Standard => standard::check_secret(secret),
+            Integration::Discord => discord::check_secret(secret),
+            Integration::Sendgrid => sendgrid::check_secret(secret),
+            _ => Ok(()),
+        }
+    }
+
     /// Step 4: whether a request with this `Content-Type` is acceptable.
     /// Compared by media type, case-insensitively, parameters ignored. JSON
     /// for every provider; form-encoded too for GitHub (`payload=`), Slack

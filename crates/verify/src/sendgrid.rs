@@ -29,6 +29,13 @@ struct Event {
     event: Option<String>,
 }
 
+pub(crate) fn check_secret(secret: &str) -> Result<(), &'static str> {
+    der(secret)
+        .and_then(|d| VerifyingKey::from_public_key_der(&d).ok())
+        .map(drop)
+        .ok_or("a SendGrid verification key is a P-256 public key, base64 DER or PEM")
+}
+
 pub(crate) fn preflight(req: &Request<'_>, clock: Clock) -> Result<Preflight, Rejection> {
     let ts = header::required(req.headers, TIMESTAMP, "missing timestamp")?;
     clock.check(timestamp::unix_secs(ts)?)?;

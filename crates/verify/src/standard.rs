@@ -45,6 +45,13 @@ fn key(secret: &Secret) -> Option<Cow<'_, [u8]>> {
     BASE64.decode(b64).ok().map(Cow::Owned)
 }
 
+pub(crate) fn check_secret(secret: &str) -> Result<(), &'static str> {
+    key(&Secret::new(secret))
+        .filter(|k| !k.is_empty())
+        .map(drop)
+        .ok_or("a Standard Webhooks secret is whsec_ followed by base64")
+}
+
 pub(crate) fn preflight(req: &Request<'_>, clock: Clock) -> Result<Preflight, Rejection> {
     let [id, ts, _] = names(req);
     let ts = header::required(req.headers, ts, "missing timestamp")?;

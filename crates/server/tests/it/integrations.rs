@@ -13,6 +13,18 @@ use testkit::Relay;
 const ED25519_PRIVATE: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 const P256_PRIVATE: &str = "MHcCAQEEIEQmZgBEh9DcU9zMl34czK3xov4AYvm9P3r7rNB2dNXtoAoGCCqGSM49AwEHoUQDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
 
+/// A rotated-out key of the right shape for each scheme, tried first.
+fn older(kind: IntegrationKind) -> &'static str {
+    match kind {
+        // RFC 8032 test 2's public key.
+        IntegrationKind::Discord => "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+        // A P-256 key generated once for this test.
+        IntegrationKind::Sendgrid => "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtbrinRV5FPKj5z9OiroWeHgoWVtglrazSObP5+Hhxxd3x03yV2jao4/EKVn9iGZcs1Bcn9LMzQrCmFSo45AfWw==",
+        IntegrationKind::Standard => "whsec_b2xkZXIgc2VjcmV0",
+        _ => "an-older-secret",
+    }
+}
+
 /// Where a provider's delivery id comes from.
 enum Id {
     /// A header `verify::sign` fills with a fresh value.
@@ -106,7 +118,7 @@ async fn deliver(relay: &Relay, bucket: &str, case: &Case) -> Value {
     let name = case.kind.name();
     let (signing, verifying) = keys(case.kind);
     let mut input =
-        json!({"name": name, "integration": name, "secrets": ["an-older-secret", verifying]});
+        json!({"name": name, "integration": name, "secrets": [older(case.kind), verifying]});
     if case.kind == IntegrationKind::GenericHmac {
         input["genericHmac"] = serde_json::to_value(generic()).unwrap();
     }
@@ -249,7 +261,12 @@ async fn every_fixed_scheme_works_on_radarboard_named_routes() {
         .collect();
     let secrets: serde_json::Map<String, Value> = named
         .iter()
-        .map(|k| (k.name().to_owned(), json!(format!("{},older", keys(*k).1))))
+        .map(|k| {
+            (
+                k.name().to_owned(),
+                json!(format!("{},{}", keys(*k).1, older(*k))),
+            )
+        })
         .collect();
     let set = relay
         .admin(
@@ -282,6 +299,36 @@ async fn every_fixed_scheme_works_on_radarboard_named_routes() {
             json!({"received": true, "eventCount": c.event_count}),
             "{}",
             kind.name()
+        );
+    }
+}
+
+#[tokio::test]
+async fn secrets_that_can_never_verify_are_refused_at_creation() {
+    let relay = Relay::spawn().await;
+    let bucket = relay.create_bucket(json!({"name": "keys"})).await;
+    let path = format!("/v1/buckets/{}/inputs", bucket["id"].as_str().unwrap());
+    for (integration, secret) in [
+        ("discord", "not-a-public-key"),
+        ("sendgrid", P256_PRIVATE),
+        ("standard", "whsec_***"),
+    ] {
+        let body = json!({"integration": integration, "secrets": [secret]});
+        let (status, answer) = relay
+            .call(Method::POST, &path, &relay.admin, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{integration}: {answer}");
+        assert_eq!(answer["error"], "invalid_request");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("secrets[0]"),
+            "{answer}"
+        );
+        assert!(
+            !answer.to_string().contains(secret),
+            "the secret is not echoed"
         );
     }
 }
