@@ -127,7 +127,15 @@ async fn run(base: &str, levels: &[usize], seconds: u64, body_size: usize) -> an
     let body = Bytes::from(payload(body_size));
     let integration =
         verify::Integration::new(model::IntegrationKind::Github, None).context("github")?;
-    let signature = verify::sign(&integration, SECRET, &body, 0)
+    let out = verify::Outgoing {
+        url: "",
+        content_type: "application/json",
+        body: &body,
+        event: "push",
+        now_secs: 0,
+    };
+    let signature = verify::sign(&integration, SECRET, &out)?
+        .headers
         .into_iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("x-hub-signature-256"))
         .context("a sha256 signature")?

@@ -96,25 +96,101 @@ impl Bucket {
 #[serde(rename_all = "kebab-case")]
 pub enum IntegrationKind {
     Github,
+    Gitlab,
+    Stripe,
+    Slack,
+    Shopify,
+    Standard,
+    Sentry,
+    Linear,
+    Vercel,
+    Betterstack,
+    Twilio,
     GenericHmac,
+    Bitbucket,
+    Paddle,
+    Intercom,
+    Typeform,
+    Pagerduty,
+    Square,
+    Zoom,
+    Twitch,
+    Mailgun,
+    /// Ed25519: the input's `secrets` hold the application's public key(s),
+    /// hex as the Discord developer portal shows it.
+    Discord,
+    /// ECDSA P-256: the input's `secrets` hold the verification key(s),
+    /// base64 DER as SendGrid shows it (a PEM block is accepted too).
+    Sendgrid,
 }
 
 impl IntegrationKind {
-    /// Every supported integration, in documentation order.
-    pub const ALL: &'static [IntegrationKind] =
-        &[IntegrationKind::Github, IntegrationKind::GenericHmac];
+    /// Every supported integration, in documentation order: DESIGN §4's
+    /// required set first, then the others.
+    pub const ALL: &'static [IntegrationKind] = &[
+        IntegrationKind::Github,
+        IntegrationKind::Gitlab,
+        IntegrationKind::Stripe,
+        IntegrationKind::Slack,
+        IntegrationKind::Shopify,
+        IntegrationKind::Standard,
+        IntegrationKind::Sentry,
+        IntegrationKind::Linear,
+        IntegrationKind::Vercel,
+        IntegrationKind::Betterstack,
+        IntegrationKind::Twilio,
+        IntegrationKind::GenericHmac,
+        IntegrationKind::Bitbucket,
+        IntegrationKind::Paddle,
+        IntegrationKind::Intercom,
+        IntegrationKind::Typeform,
+        IntegrationKind::Pagerduty,
+        IntegrationKind::Square,
+        IntegrationKind::Zoom,
+        IntegrationKind::Twitch,
+        IntegrationKind::Mailgun,
+        IntegrationKind::Discord,
+        IntegrationKind::Sendgrid,
+    ];
 
     /// The name used in the API, the CLI and `WEBHOOK_SECRET_<NAME>`.
     pub fn name(self) -> &'static str {
         match self {
             IntegrationKind::Github => "github",
+            IntegrationKind::Gitlab => "gitlab",
+            IntegrationKind::Stripe => "stripe",
+            IntegrationKind::Slack => "slack",
+            IntegrationKind::Shopify => "shopify",
+            IntegrationKind::Standard => "standard",
+            IntegrationKind::Sentry => "sentry",
+            IntegrationKind::Linear => "linear",
+            IntegrationKind::Vercel => "vercel",
+            IntegrationKind::Betterstack => "betterstack",
+            IntegrationKind::Twilio => "twilio",
             IntegrationKind::GenericHmac => "generic-hmac",
+            IntegrationKind::Bitbucket => "bitbucket",
+            IntegrationKind::Paddle => "paddle",
+            IntegrationKind::Intercom => "intercom",
+            IntegrationKind::Typeform => "typeform",
+            IntegrationKind::Pagerduty => "pagerduty",
+            IntegrationKind::Square => "square",
+            IntegrationKind::Zoom => "zoom",
+            IntegrationKind::Twitch => "twitch",
+            IntegrationKind::Mailgun => "mailgun",
+            IntegrationKind::Discord => "discord",
+            IntegrationKind::Sendgrid => "sendgrid",
         }
     }
 
-    /// Parses an integration name (`github`, `generic-hmac`).
+    /// Parses an integration name (`github`, `generic-hmac`, ...).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// Whether the input's `secrets` are public keys of the provider rather
+    /// than shared secrets: such an input can verify but never sign.
+    pub fn uses_public_key(self) -> bool {
+        matches!(self, IntegrationKind::Discord | IntegrationKind::Sendgrid)
     }
 }
 
@@ -500,6 +576,20 @@ fn empty_secret() -> Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integration_names_match_their_json_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &kind in IntegrationKind::ALL {
+            assert!(seen.insert(kind.name()), "{kind:?}");
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+            assert_eq!(IntegrationKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(IntegrationKind::ALL.len(), 23);
+        assert!(IntegrationKind::Discord.uses_public_key());
+        assert!(!IntegrationKind::Stripe.uses_public_key());
+        assert_eq!(IntegrationKind::from_name("Stripe"), None);
+    }
 
     fn input() -> Input {
         Input {

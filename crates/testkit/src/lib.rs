@@ -247,9 +247,27 @@ impl Drop for Relay {
 pub fn github_headers(secret: &str, body: &[u8], event: &str) -> Vec<(String, String)> {
     let integration = verify::Integration::new(model::IntegrationKind::Github, None)
         .expect("github needs no config");
-    let mut headers = verify::sign(&integration, secret, body, model::time::now_ms() / 1000);
-    headers.push(("x-github-event".into(), event.into()));
-    headers
+    sign(&integration, secret, "", "application/json", body, event).headers
+}
+
+/// Signs `body` for `integration` as of now, for a request to `url` (Twilio
+/// and Square sign it); see `verify::sign`.
+pub fn sign(
+    integration: &verify::Integration,
+    secret: &str,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    event: &str,
+) -> verify::Signed {
+    let out = verify::Outgoing {
+        url,
+        content_type,
+        body,
+        event,
+        now_secs: model::time::now_ms() / 1000,
+    };
+    verify::sign(integration, secret, &out).expect("a valid test key")
 }
 
 /// Sends a POST with these headers and body; returns status and body text.

@@ -27,6 +27,11 @@ pub fn field_is_named(pair: &[u8], name: &str) -> bool {
     Decoded(key).eq(name.bytes())
 }
 
+/// A form-encoded component, decoded.
+pub(crate) fn decode(component: &[u8]) -> Vec<u8> {
+    Decoded(component).collect()
+}
+
 /// The bytes of a form-encoded component, decoded lazily.
 struct Decoded<'a>(&'a [u8]);
 

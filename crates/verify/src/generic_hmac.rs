@@ -6,6 +6,7 @@
 
 use model::{GenericHmac, Secret};
 
+use crate::sign::{Outgoing, Signed};
 use crate::{header, signature, Rejection, Request};
 
 pub(crate) fn verify(
@@ -33,13 +34,10 @@ fn strip_prefix<'v>(value: &'v [u8], prefix: Option<&str>) -> Result<&'v [u8], R
 }
 
 /// The configured header, as the sender would set it.
-pub(crate) fn sign(cfg: &GenericHmac, secret: &str, body: &[u8]) -> Vec<(String, String)> {
-    let mac = signature::hmac(cfg.algorithm, secret.as_bytes(), &[body]);
+pub(crate) fn sign(cfg: &GenericHmac, secret: &str, out: &Outgoing<'_>) -> Signed {
+    let mac = signature::hmac(cfg.algorithm, secret.as_bytes(), &[out.body]);
     let prefix = cfg.prefix.as_deref().unwrap_or("");
-    vec![(
-        cfg.header.clone(),
-        format!("{prefix}{}", mac.encode(cfg.encoding)),
-    )]
+    Signed::of(out).header(&cfg.header, format!("{prefix}{}", mac.encode(cfg.encoding)))
 }
 
 #[cfg(test)]
@@ -114,12 +112,17 @@ mod tests {
             let prefixed = cfg(alg, enc, Some("v1="));
             let with_prefix = format!("v1={sig}");
             let ctx = format!("{alg:?} {enc:?}");
+            let out = crate::sign::tests_outgoing(BODY);
             assert_eq!(
-                sign(&plain, KEY, BODY),
+                sign(&plain, KEY, &out).headers,
                 vec![("X-Signature".into(), sig.into())],
                 "{ctx}"
             );
-            assert_eq!(sign(&prefixed, KEY, BODY)[0].1, with_prefix, "{ctx}");
+            assert_eq!(
+                sign(&prefixed, KEY, &out).headers[0].1,
+                with_prefix,
+                "{ctx}"
+            );
             assert_eq!(run(&plain, Some(sig), BODY, &[KEY]), Ok(()), "{ctx}");
             assert_eq!(
                 run(&prefixed, Some(&with_prefix), BODY, &[KEY]),

@@ -11,25 +11,24 @@
 use http::header::CONTENT_TYPE;
 use model::{HmacAlgorithm, Secret, SignatureEncoding};
 
-use crate::{form, header, json, media, signature, Parsed, Preflight, Rejection, Request};
+use crate::sign::{fresh_id, Outgoing, SignError, Signed};
+use crate::{form, header, json, media, signature, Clock, Parsed, Preflight, Rejection, Request};
 
 const SIGNATURE_256: &str = "x-hub-signature-256";
 const SIGNATURE_1: &str = "x-hub-signature";
 const DELIVERY: &str = "x-github-delivery";
 const EVENT: &str = "x-github-event";
 
-pub(crate) fn accepts(content_type: &str) -> bool {
-    media::is(content_type, media::JSON) || media::is(content_type, media::FORM)
-}
-
-pub(crate) fn preflight(req: &Request<'_>) -> Result<Preflight, Rejection> {
+pub(crate) fn preflight(req: &Request<'_>, _clock: Clock) -> Result<Preflight, Rejection> {
     let delivery_id = header::token(req.headers, DELIVERY, "malformed X-GitHub-Delivery")?;
-    Ok(Preflight {
-        delivery_id: delivery_id.map(str::to_owned),
-    })
+    Ok(Preflight::new(delivery_id, Ok(Default::default())))
 }
 
-pub(crate) fn verify(req: &Request<'_>, secrets: &[Secret]) -> Result<(), Rejection> {
+pub(crate) fn verify(
+    req: &Request<'_>,
+    _pre: &Preflight,
+    secrets: &[Secret],
+) -> Result<(), Rejection> {
     // A present but bad SHA-256 header never falls back to SHA-1: a stripped
     // or mangled strong signature must not open the weaker path.
     let (algorithm, value, prefix) = if let Some(v) = req.headers.get(SIGNATURE_256) {
@@ -68,22 +67,23 @@ pub(crate) fn parse(req: &Request<'_>, preflight: Preflight) -> Result<Parsed, R
     })
 }
 
-/// Both signature headers, as GitHub sends them, plus a fresh delivery id.
-pub(crate) fn sign(secret: &str, body: &[u8]) -> Vec<(String, String)> {
+/// Both signature headers, as GitHub sends them, the event type and a
+/// fresh delivery id.
+pub(crate) fn sign(secret: &str, out: &Outgoing<'_>) -> Result<Signed, SignError> {
     let key = secret.as_bytes();
-    let sha256 = signature::hmac(HmacAlgorithm::Sha256, key, &[body]);
-    let sha1 = signature::hmac(HmacAlgorithm::Sha1, key, &[body]);
-    vec![
-        (
-            "X-Hub-Signature-256".into(),
+    let sha256 = signature::hmac(HmacAlgorithm::Sha256, key, &[out.body]);
+    let sha1 = signature::hmac(HmacAlgorithm::Sha1, key, &[out.body]);
+    Ok(Signed::of(out)
+        .header(
+            "X-Hub-Signature-256",
             format!("sha256={}", sha256.encode(SignatureEncoding::Hex)),
-        ),
-        (
-            "X-Hub-Signature".into(),
+        )
+        .header(
+            "X-Hub-Signature",
             format!("sha1={}", sha1.encode(SignatureEncoding::Hex)),
-        ),
-        ("X-GitHub-Delivery".into(), uuid::Uuid::new_v4().to_string()),
-    ]
+        )
+        .header("X-GitHub-Delivery", fresh_id())
+        .header("X-GitHub-Event", out.event))
 }
 
 #[cfg(test)]
@@ -113,6 +113,7 @@ mod tests {
                 body,
                 public_url: "",
             },
+            &Preflight::default(),
             &secrets,
         )
     }
@@ -123,7 +124,8 @@ mod tests {
 
     #[test]
     fn githubs_published_example() {
-        let sign = sign(SECRET, PAYLOAD);
+        let out = crate::sign::tests_outgoing(PAYLOAD);
+        let sign = sign(SECRET, &out).unwrap().headers;
         assert_eq!(sign[0].1, SIG_256);
         assert_eq!(sign[1].1, SIG_1);
         assert_eq!(
@@ -198,7 +200,11 @@ mod tests {
             body,
             public_url: "",
         };
-        let pre = preflight(&req)?;
+        let clock = Clock {
+            now: 0,
+            tolerance: 0,
+        };
+        let pre = preflight(&req, clock)?;
         parse(&req, pre)
     }
 

@@ -50,6 +50,61 @@ pub(crate) fn token<'h, K: AsHeaderName>(
         .map_err(|_| Rejection::InvalidPayload(malformed))
 }
 
+/// An event type from a header: like [`token`], but spaces are allowed
+/// inside (GitLab's `Push Hook`).
+pub(crate) fn event<'h, K: AsHeaderName>(
+    headers: &'h HeaderMap,
+    name: K,
+    malformed: &'static str,
+) -> Result<Option<&'h str>, Rejection> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    let text =
+        std::str::from_utf8(value.as_bytes()).map_err(|_| Rejection::InvalidPayload(malformed))?;
+    check_event(text, malformed).map(Some)
+}
+
+/// The [`token`] rules for a delivery id read from a body.
+pub(crate) fn check_id<'v>(value: &'v str, malformed: &'static str) -> Result<&'v str, Rejection> {
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_ID_LEN || !bytes.iter().all(u8::is_ascii_graphic) {
+        return Err(Rejection::InvalidPayload(malformed));
+    }
+    Ok(value)
+}
+
+/// The [`event`] rules for an event type read from a body.
+pub(crate) fn check_event<'v>(
+    value: &'v str,
+    malformed: &'static str,
+) -> Result<&'v str, Rejection> {
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|&b| b == b' ' || b.is_ascii_graphic());
+    let trimmed = !bytes.starts_with(b" ") && !bytes.ends_with(b" ");
+    if bytes.is_empty() || bytes.len() > MAX_ID_LEN || !printable || !trimmed {
+        return Err(Rejection::InvalidPayload(malformed));
+    }
+    Ok(value)
+}
+
+/// A short header a scheme signs or needs (a timestamp, a message id):
+/// present, non-empty, at most 256 bytes, or `InvalidSignature`.
+pub(crate) fn required<'h, K: AsHeaderName>(
+    headers: &'h HeaderMap,
+    name: K,
+    missing: &'static str,
+) -> Result<&'h [u8], Rejection> {
+    let value = headers
+        .get(name)
+        .ok_or(Rejection::InvalidSignature(missing))?
+        .as_bytes();
+    if value.is_empty() || value.len() > MAX_ID_LEN {
+        return Err(Rejection::InvalidSignature(missing));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +137,31 @@ mod tests {
         assert_eq!(
             signature(&h, "x-sig").map(<[u8]>::len),
             Ok(MAX_SIGNATURE_HEADER_LEN)
+        );
+    }
+
+    #[test]
+    fn event_and_required_bounds() {
+        let h = map("x-ev", b"Push Hook");
+        assert_eq!(event(&h, "x-ev", "bad"), Ok(Some("Push Hook")));
+        for bad in [
+            &b" lead"[..],
+            b"trail ",
+            b"",
+            b"tab\t",
+            b"caf\xc3\xa9",
+            &[b'x'; MAX_ID_LEN + 1],
+        ] {
+            assert!(event(&map("x-ev", bad), "x-ev", "bad").is_err(), "{bad:?}");
+        }
+        assert_eq!(check_id("evt_1", "bad"), Ok("evt_1"));
+        assert!(check_id("a b", "bad").is_err());
+        assert!(required(&HeaderMap::new(), "x-ts", "missing").is_err());
+        assert!(required(&map("x-ts", b""), "x-ts", "missing").is_err());
+        assert!(required(&map("x-ts", &[b'1'; 300]), "x-ts", "missing").is_err());
+        assert_eq!(
+            required(&map("x-ts", b"12"), "x-ts", "missing"),
+            Ok(&b"12"[..])
         );
     }
 

@@ -1,7 +1,7 @@
 //! Shape checks on JSON payloads that need no document tree. Depends on
 //! `serde_json`.
 
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::Rejection;
 
@@ -23,6 +23,64 @@ pub(crate) fn require_object(bytes: &[u8]) -> Result<(), Rejection> {
     serde_json::from_str::<IgnoredAny>(text)
         .map(drop)
         .map_err(|_| Rejection::InvalidPayload("body is not valid JSON"))
+}
+
+/// The fields of `T` from a body that must be one JSON object (the same
+/// checks as [`require_object`]). Unknown fields are skipped without being
+/// kept; a known field of the wrong type is refused.
+pub(crate) fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
+    let text = starts_like(bytes, b'{', "body is not a JSON object")?;
+    from_text(text)
+}
+
+/// The fields of `T` from a body that is a JSON object or array (batched
+/// providers: SendGrid, Twilio Event Streams).
+pub(crate) fn value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| Rejection::InvalidPayload("body is not UTF-8"))?;
+    from_text(text)
+}
+
+/// The text of `bytes` when its first non-whitespace byte is `first`.
+fn starts_like<'b>(bytes: &'b [u8], first: u8, wrong: &'static str) -> Result<&'b str, Rejection> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| Rejection::InvalidPayload("body is not UTF-8"))?;
+    let head = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .as_bytes()
+        .first();
+    if head != Some(&first) {
+        return Err(Rejection::InvalidPayload(wrong));
+    }
+    Ok(text)
+}
+
+fn from_text<T: DeserializeOwned>(text: &str) -> Result<T, Rejection> {
+    serde_json::from_str::<T>(text).map_err(|e| {
+        if e.is_data() {
+            Rejection::InvalidPayload("unexpected JSON field type")
+        } else {
+            Rejection::InvalidPayload("body is not valid JSON")
+        }
+    })
+}
+
+/// A JSON value that providers send either as a string or as a number
+/// (Mailgun timestamps, Discord interaction types).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Scalar {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl Scalar {
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        match self {
+            Scalar::Text(s) => s.parse().ok(),
+            Scalar::Number(n) => n.as_i64(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +114,30 @@ mod tests {
         for (body, reason) in table {
             assert_eq!(require_object(body), Err(Rejection::InvalidPayload(reason)));
         }
+    }
+
+    #[test]
+    fn typed_fields() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            id: Option<String>,
+        }
+        let t: T = object(br#"{"id":"evt_1","other":[1,{"x":2}]}"#).unwrap();
+        assert_eq!(t.id.as_deref(), Some("evt_1"));
+        assert_eq!(
+            object::<T>(b"[\"evt\"]").err(),
+            Some(Rejection::InvalidPayload("body is not a JSON object"))
+        );
+        assert_eq!(
+            object::<T>(br#"{"id":1}"#).err(),
+            Some(Rejection::InvalidPayload("unexpected JSON field type"))
+        );
+        assert_eq!(
+            object::<T>(br#"{"id":"#).err(),
+            Some(Rejection::InvalidPayload("body is not valid JSON"))
+        );
+        let v: Vec<IgnoredAny> = value(b"[1,2,3]").unwrap();
+        assert_eq!(v.len(), 3);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
@@ -18,13 +20,13 @@ const MAX_DIGEST_LEN: usize = 64;
 
 /// Standard alphabet, padding optional: senders disagree on padding, and the
 /// MAC is compared on decoded bytes, so accepting both costs nothing.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
+pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
 /// What [`Digest::encode`] writes: the common, padded form.
-const BASE64_PADDED: GeneralPurpose = base64::engine::general_purpose::STANDARD;
+pub(crate) const BASE64_PADDED: GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 const MALFORMED: Rejection = Rejection::InvalidSignature("malformed signature");
 
@@ -127,6 +129,92 @@ pub(crate) fn decode(
     Ok(out)
 }
 
+/// Most signatures one header may carry (Stripe's, Standard Webhooks' and
+/// PagerDuty's lists during a rotation hold two or three); more are ignored.
+pub(crate) const MAX_CANDIDATES: usize = 8;
+
+/// The decoded signatures of one header that names several, on the stack.
+pub(crate) struct Candidates {
+    digests: [Digest; MAX_CANDIDATES],
+    len: usize,
+}
+
+impl Candidates {
+    /// Decodes each of `values` for `algorithm`. Values that do not decode
+    /// are skipped, as providers ask (a list may carry a scheme we do not
+    /// know); none at all is `malformed signature`.
+    pub(crate) fn decode<'v>(
+        values: impl IntoIterator<Item = &'v [u8]>,
+        encoding: SignatureEncoding,
+        algorithm: HmacAlgorithm,
+    ) -> Result<Candidates, Rejection> {
+        let mut out = Candidates {
+            digests: [Digest::zeroed(0); MAX_CANDIDATES],
+            len: 0,
+        };
+        for value in values.into_iter().take(MAX_CANDIDATES) {
+            if let Ok(d) = decode(value, encoding, algorithm) {
+                out.digests[out.len] = d;
+                out.len += 1;
+            }
+        }
+        if out.len == 0 {
+            return Err(MALFORMED);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Digest] {
+        &self.digests[..self.len]
+    }
+}
+
+/// Ok when the MAC of `parts` under one of `secrets`, tried in order, equals
+/// one of `expected`, each secret turned into key bytes by `key` (`None`:
+/// this secret cannot be a key of the scheme, try the next). Every
+/// comparison is constant-time.
+pub(crate) fn check_keyed<'s>(
+    algorithm: HmacAlgorithm,
+    secrets: &'s [Secret],
+    key: impl Fn(&'s Secret) -> Option<Cow<'s, [u8]>>,
+    parts: &[&[u8]],
+    expected: &[Digest],
+) -> Result<(), Rejection> {
+    if secrets.is_empty() {
+        return Err(Rejection::InvalidSignature("no secret configured"));
+    }
+    for secret in secrets {
+        let Some(key) = key(secret) else { continue };
+        let computed = hmac(algorithm, &key, parts);
+        let mut matched = subtle::Choice::from(0);
+        for e in expected {
+            matched |= computed.as_bytes().ct_eq(e.as_bytes());
+        }
+        if bool::from(matched) {
+            return Ok(());
+        }
+    }
+    Err(Rejection::InvalidSignature("signature mismatch"))
+}
+
+/// Token schemes (GitLab, Better Stack): Ok when `token` equals one of
+/// `secrets`. Both sides are hashed first so the comparison is constant-time
+/// over equal lengths and leaks not even the secret's length.
+pub(crate) fn check_token(token: &[u8], secrets: &[Secret]) -> Result<(), Rejection> {
+    use sha2::Digest as _;
+    if secrets.is_empty() {
+        return Err(Rejection::InvalidSignature("no secret configured"));
+    }
+    let received = sha2::Sha256::digest(token);
+    for secret in secrets {
+        let want = sha2::Sha256::digest(secret.expose().as_bytes());
+        if bool::from(received.ct_eq(&want)) {
+            return Ok(());
+        }
+    }
+    Err(Rejection::InvalidSignature("token mismatch"))
+}
+
 /// Ok when the MAC of `parts` under one of `secrets`, tried in order, equals
 /// `expected`. Each comparison is constant-time; stopping at the first match
 /// only reveals which rotation slot matched, to a sender who already holds a
@@ -137,16 +225,26 @@ pub(crate) fn check(
     parts: &[&[u8]],
     expected: &Digest,
 ) -> Result<(), Rejection> {
-    if secrets.is_empty() {
-        return Err(Rejection::InvalidSignature("no secret configured"));
-    }
-    for secret in secrets {
-        let computed = hmac(algorithm, secret.expose().as_bytes(), parts);
-        if bool::from(computed.as_bytes().ct_eq(expected.as_bytes())) {
-            return Ok(());
-        }
-    }
-    Err(Rejection::InvalidSignature("signature mismatch"))
+    check_keyed(
+        algorithm,
+        secrets,
+        |s| Some(Cow::Borrowed(s.expose().as_bytes())),
+        parts,
+        std::slice::from_ref(expected),
+    )
+}
+
+/// Decodes one received signature and checks it: the whole of a scheme that
+/// MACs with the secret as text.
+pub(crate) fn check_encoded(
+    algorithm: HmacAlgorithm,
+    encoding: SignatureEncoding,
+    value: &[u8],
+    secrets: &[Secret],
+    parts: &[&[u8]],
+) -> Result<(), Rejection> {
+    let expected = decode(value, encoding, algorithm)?;
+    check(algorithm, secrets, parts, &expected)
 }
 
 #[cfg(test)]
@@ -231,6 +329,43 @@ mod tests {
                 String::from_utf8_lossy(&value)
             );
         }
+    }
+
+    #[test]
+    fn candidates_skip_what_does_not_decode() {
+        let (alg, hex, _) = VECTORS[1];
+        let values: [&[u8]; 3] = [b"zz", hex.as_bytes(), b""];
+        let c = Candidates::decode(values, SignatureEncoding::Hex, alg).unwrap();
+        assert_eq!(c.as_slice().len(), 1);
+        assert_eq!(
+            check_keyed(
+                alg,
+                &["Jefe".into()],
+                |s| Some(Cow::Borrowed(s.expose().as_bytes())),
+                &[WANT],
+                c.as_slice()
+            ),
+            Ok(())
+        );
+        let none: [&[u8]; 2] = [b"zz", b"00"];
+        assert!(Candidates::decode(none, SignatureEncoding::Hex, alg).is_err());
+        let many = vec![hex.as_bytes(); 100];
+        assert_eq!(
+            Candidates::decode(many, SignatureEncoding::Hex, alg)
+                .unwrap()
+                .as_slice()
+                .len(),
+            MAX_CANDIDATES
+        );
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        let secrets = ["new".into(), "old-token".into()];
+        assert_eq!(check_token(b"old-token", &secrets), Ok(()));
+        assert!(check_token(b"old-toke", &secrets).is_err());
+        assert!(check_token(b"", &secrets).is_err());
+        assert!(check_token(b"new", &[]).is_err());
     }
 
     #[test]

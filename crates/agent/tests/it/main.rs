@@ -326,13 +326,19 @@ async fn the_destination_override_keeps_path_and_query_and_wait_returns_its_answ
 async fn end_to_end_latency() {
     for transport in TRANSPORTS {
         let mut w = world().await;
-        let bucket = w.relay.admin(Method::GET, "/v1/buckets", None, StatusCode::OK).await["buckets"][0]["id"]
+        let bucket = w
+            .relay
+            .admin(Method::GET, "/v1/buckets", None, StatusCode::OK)
+            .await["buckets"][0]["id"]
             .as_str()
             .unwrap()
             .to_owned();
         let fast = w
             .relay
-            .create_input(&bucket, json!({"rateLimit": {"requests": 100000, "windowSeconds": 60}}))
+            .create_input(
+                &bucket,
+                json!({"rateLimit": {"requests": 100000, "windowSeconds": 60}}),
+            )
             .await;
         w.input_url = fast["url"].as_str().unwrap().to_owned();
         let agent = Running::start(config(&w, transport, ""));

@@ -1,7 +1,10 @@
 //! `hookrelay send`: posts one test webhook to an input URL, signed the way
 //! the chosen provider signs it, so an input's integration and secrets can be
 //! checked end to end. The signing itself is `verify::sign`, the same crate
-//! the server verifies with, so the two cannot drift apart.
+//! the server verifies with, so the two cannot drift apart. Every
+//! integration can be sent: for `discord` and `sendgrid`, whose inputs hold
+//! the provider's public key, `--secret` is a private key of one's own
+//! (see `verify::sign`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,16 +26,21 @@ pub(crate) struct SendArgs {
     /// Input URL, e.g. http://127.0.0.1:8080/v1/webhooks/<input id>.
     #[arg(long)]
     pub(crate) url: String,
-    /// Sign as this provider, e.g. `github` or `generic-hmac`; unsigned when omitted.
+    /// Sign as this provider (`github`, `stripe`, `slack`, ... or
+    /// `generic-hmac`); unsigned when omitted.
     #[arg(long)]
     pub(crate) integration: Option<String>,
-    /// Signing secret of the input.
+    /// Signing secret of the input. For `discord`, a hex Ed25519 private key
+    /// (the input holds its public key); for `sendgrid`, a base64 or PEM P-256
+    /// private key.
     #[arg(long, env = "HOOKRELAY_SECRET", hide_env_values = true)]
     pub(crate) secret: Option<Secret>,
     /// Payload file (`-` for stdin) [default: {"zen":"hookrelay test"}].
     #[arg(long)]
     pub(crate) file: Option<PathBuf>,
-    /// Event type, sent as X-GitHub-Event for github.
+    /// Event type, for providers that send it in a header (X-GitHub-Event,
+    /// X-Gitlab-Event, X-Shopify-Topic, X-Event-Key, Linear-Event, ...).
+    /// Body-borne types (Stripe `type`, ...) are the payload's.
     #[arg(long, default_value = "ping")]
     pub(crate) event: String,
     /// Extra header `Name: value`; repeatable; replaces a generated header of
@@ -46,15 +54,20 @@ pub(crate) struct SendArgs {
     pub(crate) generic: GenericHmacArgs,
 }
 
-/// The headers of the test request, in order: content type, provider
-/// headers, those of `verify::sign` (the signature and, for GitHub, a fresh
-/// `X-GitHub-Delivery`, so the relay's replay check lets every send through),
-/// then `--header` overrides.
-pub(crate) fn request_headers(
-    args: &SendArgs,
-    body: &[u8],
-    now_secs: i64,
-) -> anyhow::Result<Vec<(String, String)>> {
+/// The test request: URL (Twilio adds `bodySHA256` to it for JSON), body
+/// (Mailgun's signature travels inside it) and headers.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The test request, headers in order: content type, those of
+/// `verify::sign` (signature, timestamps, a fresh delivery id so the relay's
+/// replay check lets every send through, the event type), then `--header`
+/// overrides.
+pub(crate) fn prepare(args: &SendArgs, body: &[u8], now_secs: i64) -> anyhow::Result<Prepared> {
     let mut headers = Vec::new();
     set(&mut headers, "content-type", &args.content_type);
     let generic = args.generic.to_model()?;
@@ -63,7 +76,11 @@ pub(crate) fn request_headers(
             anyhow::bail!("--secret and --generic-* need --integration");
         }
         add_overrides(&mut headers, args);
-        return Ok(headers);
+        return Ok(Prepared {
+            url: args.url.clone(),
+            headers,
+            body: body.to_vec(),
+        });
     };
     let Some(kind) = IntegrationKind::from_name(name) else {
         let known: Vec<&str> = IntegrationKind::ALL.iter().map(|k| k.name()).collect();
@@ -76,19 +93,26 @@ pub(crate) fn request_headers(
         anyhow::bail!("--integration {name} needs --secret (or HOOKRELAY_SECRET)");
     };
     let Some(integration) = verify::Integration::new(kind, generic.as_ref()) else {
-        if kind == IntegrationKind::GenericHmac {
-            anyhow::bail!("--integration generic-hmac needs --generic-header");
-        }
-        anyhow::bail!("cannot sign for integration {name}");
+        anyhow::bail!("--integration generic-hmac needs --generic-header");
     };
-    if kind == IntegrationKind::Github {
-        set(&mut headers, "X-GitHub-Event", &args.event);
-    }
-    for (header, value) in verify::sign(&integration, secret.expose(), body, now_secs) {
-        set(&mut headers, &header, &value);
+    let out = verify::Outgoing {
+        url: &args.url,
+        content_type: &args.content_type,
+        body,
+        event: &args.event,
+        now_secs,
+    };
+    let signed = verify::sign(&integration, secret.expose(), &out)
+        .with_context(|| format!("cannot sign for {name}"))?;
+    for (header, value) in &signed.headers {
+        set(&mut headers, header, value);
     }
     add_overrides(&mut headers, args);
-    Ok(headers)
+    Ok(Prepared {
+        url: signed.url,
+        headers,
+        body: signed.body,
+    })
 }
 
 fn add_overrides(headers: &mut Vec<(String, String)>, args: &SendArgs) {
@@ -125,11 +149,12 @@ async fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
     let body = read_payload(args.file.as_ref()).await?;
     let now_secs = model::time::now_ms() / 1000;
+    let prepared = prepare(&args, &body, now_secs)?;
     let mut header_map = HeaderMap::new();
-    for (name, value) in request_headers(&args, &body, now_secs)? {
+    for (name, value) in &prepared.headers {
         let header = HeaderName::from_bytes(name.as_bytes())
             .with_context(|| format!("invalid header name {name:?}"))?;
-        let value = HeaderValue::from_str(&value)
+        let value = HeaderValue::from_str(value)
             .with_context(|| format!("invalid value for header {name}"))?;
         header_map.insert(header, value);
     }
@@ -139,9 +164,9 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot set up the HTTP client")?;
     let response = http
-        .post(&args.url)
+        .post(&prepared.url)
         .headers(header_map)
-        .body(body)
+        .body(prepared.body)
         .send()
         .await
         .with_context(|| format!("cannot send to {}", args.url))?;
@@ -186,7 +211,9 @@ mod tests {
 
     #[test]
     fn unsigned_send_has_only_the_content_type() {
-        let headers = request_headers(&args(None, None), DEFAULT_PAYLOAD, 0).unwrap();
+        let headers = prepare(&args(None, None), DEFAULT_PAYLOAD, 0)
+            .unwrap()
+            .headers;
         assert_eq!(
             headers,
             vec![("content-type".to_owned(), "application/json".to_owned())]
@@ -196,9 +223,16 @@ mod tests {
     #[test]
     fn github_send_is_signed_and_typed() {
         let a = args(Some("github"), Some("s3cret"));
-        let headers = request_headers(&a, DEFAULT_PAYLOAD, 1_700_000_000).unwrap();
+        let headers = prepare(&a, DEFAULT_PAYLOAD, 1_700_000_000).unwrap().headers;
         let integration = verify::Integration::new(IntegrationKind::Github, None).unwrap();
-        let signed = verify::sign(&integration, "s3cret", DEFAULT_PAYLOAD, 1_700_000_000);
+        let out = verify::Outgoing {
+            url: &a.url,
+            content_type: "application/json",
+            body: DEFAULT_PAYLOAD,
+            event: "ping",
+            now_secs: 1_700_000_000,
+        };
+        let signed = verify::sign(&integration, "s3cret", &out).unwrap().headers;
         // The delivery id is fresh per call; the signatures are deterministic.
         let signatures: Vec<_> = signed
             .iter()
@@ -216,7 +250,7 @@ mod tests {
     fn overrides_replace_generated_headers() {
         let mut a = args(Some("github"), Some("s"));
         a.headers = vec![("x-github-event".into(), "push".into())];
-        let headers = request_headers(&a, b"{}", 0).unwrap();
+        let headers = prepare(&a, b"{}", 0).unwrap().headers;
         let events: Vec<_> = headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("x-github-event"))
@@ -230,11 +264,38 @@ mod tests {
     #[test]
     fn generic_hmac_uses_its_flags() {
         let mut a = args(Some("generic-hmac"), Some("s"));
-        assert!(request_headers(&a, b"{}", 0).is_err());
+        assert!(prepare(&a, b"{}", 0).is_err());
         a.generic.generic_header = Some("X-Signature".into());
-        let headers = request_headers(&a, b"{}", 0).unwrap();
+        let headers = prepare(&a, b"{}", 0).unwrap().headers;
         assert!(!names(&headers).contains(&"x-github-event".to_owned()));
         assert!(headers.len() > 1);
+    }
+
+    #[test]
+    fn every_integration_can_be_sent() {
+        for &kind in IntegrationKind::ALL {
+            let secret = match kind {
+                IntegrationKind::Discord => {
+                    "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+                }
+                IntegrationKind::Sendgrid => {
+                    "MHcCAQEEIEQmZgBEh9DcU9zMl34czK3xov4AYvm9P3r7rNB2dNXtoAoGCCqGSM49AwEHoUQDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA=="
+                }
+                IntegrationKind::Standard => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                _ => "s3cret",
+            };
+            let mut a = args(Some(kind.name()), Some(secret));
+            if kind == IntegrationKind::GenericHmac {
+                a.generic.generic_header = Some("X-Signature".into());
+            }
+            let p = prepare(&a, DEFAULT_PAYLOAD, 1_700_000_000).unwrap();
+            assert!(
+                p.headers.len() > 1 || kind == IntegrationKind::Mailgun,
+                "{kind:?}"
+            );
+        }
+        let bad_key = args(Some("discord"), Some("not hex"));
+        assert!(prepare(&bad_key, DEFAULT_PAYLOAD, 0).is_err());
     }
 
     #[test]
@@ -244,10 +305,10 @@ mod tests {
             args(Some("no-such-provider"), Some("s")),
             args(None, Some("s")),
         ] {
-            assert!(request_headers(&a, b"{}", 0).is_err());
+            assert!(prepare(&a, b"{}", 0).is_err());
         }
         let mut a = args(Some("github"), Some("s"));
         a.generic.generic_header = Some("X".into());
-        assert!(request_headers(&a, b"{}", 0).is_err());
+        assert!(prepare(&a, b"{}", 0).is_err());
     }
 }

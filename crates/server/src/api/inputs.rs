@@ -83,8 +83,27 @@ impl InputBody {
             created_at,
         };
         input.validate()?;
+        check_secrets(&input)?;
         Ok(input)
     }
+}
+
+/// Refuses secrets that could never verify under the input's integration
+/// (a Discord or SendGrid key that is not a public key, a Standard Webhooks
+/// secret that is not base64), naming the field but never the secret.
+pub(crate) fn check_secrets(input: &Input) -> Result<(), ApiError> {
+    let Some(kind) = input.integration else {
+        return Ok(());
+    };
+    let Some(integration) = verify::Integration::new(kind, input.generic_hmac.as_ref()) else {
+        return Ok(());
+    };
+    for (i, secret) in input.secrets.iter().enumerate() {
+        integration
+            .check_secret(secret.expose())
+            .map_err(|why| ApiError::invalid_request(format!("secrets[{i}]: {why}")))?;
+    }
+    Ok(())
 }
 
 async fn create(

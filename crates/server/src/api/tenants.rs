@@ -226,6 +226,7 @@ pub(crate) async fn upsert_named_inputs(
                 input.integration = Some(kind);
                 input.secrets = secrets;
                 input.validate()?;
+                super::inputs::check_secrets(&input)?;
                 store.update_input(&input).await?;
             }
             Err(store::Error::NotFound) => {
@@ -245,6 +246,7 @@ pub(crate) async fn upsert_named_inputs(
                     created_at: model::time::now_ms(),
                 };
                 input.validate()?;
+                super::inputs::check_secrets(&input)?;
                 store.create_input(&input).await?;
             }
             Err(e) => return Err(e.into()),

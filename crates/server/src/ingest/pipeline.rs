@@ -61,10 +61,17 @@ pub(super) async fn run(
     let now_ms = model::time::now_ms();
     let verdict = match &route.integration {
         Some(integration) => {
+            // Twilio and Square sign the URL they called: the public URL,
+            // not whatever Host this request arrived with (DESIGN §8).
+            let public_url = format!(
+                "{}{}",
+                state.config.public_url,
+                parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+            );
             let req = verify::Request {
                 headers: &parts.headers,
                 body: &body,
-                public_url: &state.config.public_url,
+                public_url: &public_url,
             };
             let preflight = integration
                 .preflight(&req, now_ms / 1000, input.timestamp_tolerance_seconds)
@@ -79,7 +86,7 @@ pub(super) async fn run(
                 }
             }
             integration
-                .verify(&req, &input.secrets)
+                .verify(&req, &preflight, &input.secrets)
                 .map_err(rejection)?;
             Some(integration.parse(&req, preflight).map_err(rejection)?)
         }

@@ -1,6 +1,7 @@
 //! Behaviour of the real server over real HTTP on `127.0.0.1:0`, through
 //! `testkit`. One binary, a module per concern:
 //! - `ingest`: every pipeline step's rejection and the order of the steps;
+//! - `integrations`: every provider's scheme end to end (issue 3);
 //! - `admin`: the administration API's shapes and error answers;
 //! - `agents`: the agent protocol from a raw WebSocket client;
 //! - `isolation`: one tenant's credentials see nothing of another's;
@@ -12,6 +13,7 @@
 mod admin;
 mod agents;
 mod ingest;
+mod integrations;
 mod isolation;
 mod lifecycle;
 mod protection;
