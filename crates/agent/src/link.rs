@@ -23,7 +23,13 @@ pub(crate) trait ServerLink: Send {
     /// Cancel safe.
     async fn recv(&mut self) -> Option<Result<server_message::Kind, String>>;
     async fn send(&mut self, message: AgentMessage) -> Result<(), String>;
+    /// Ends the stream from this side and waits (briefly) for the relay to
+    /// end it too, so what was sent before — the last acks — arrives.
+    async fn close(&mut self);
 }
+
+/// How long a closing link waits for the relay's end of the stream.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Opens the configured transport and sends `hello` as its first message.
 pub(crate) async fn connect(
@@ -76,7 +82,8 @@ fn roots(ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
 }
 
 struct GrpcLink {
-    outbound: mpsc::Sender<AgentMessage>,
+    /// `None` once closed: dropping the sender ends the request stream.
+    outbound: Option<mpsc::Sender<AgentMessage>>,
     inbound: tonic::Streaming<proto::ServerMessage>,
 }
 
@@ -118,7 +125,7 @@ impl GrpcLink {
             .await
             .map_err(|status| format!("the relay refused the stream: {}", status.message()))?;
         Ok(GrpcLink {
-            outbound,
+            outbound: Some(outbound),
             inbound: response.into_inner(),
         })
     }
@@ -139,10 +146,19 @@ impl ServerLink for GrpcLink {
     }
 
     async fn send(&mut self, message: AgentMessage) -> Result<(), String> {
-        self.outbound
+        let outbound = self.outbound.as_ref().ok_or("the stream is closed")?;
+        outbound
             .send(message)
             .await
             .map_err(|_| "the stream is closed".to_owned())
+    }
+
+    async fn close(&mut self) {
+        self.outbound = None;
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Ok(Some(_)) = self.inbound.message().await {}
+        })
+        .await;
     }
 }
 
@@ -217,6 +233,14 @@ impl ServerLink for WsLink {
             .send(Message::Binary(proto::encode(&message).into()))
             .await
             .map_err(|e| e.to_string())
+    }
+
+    async fn close(&mut self) {
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            let _ = self.socket.close(None).await;
+            while let Some(Ok(_)) = self.socket.next().await {}
+        })
+        .await;
     }
 }
 

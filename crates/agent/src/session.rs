@@ -142,6 +142,7 @@ async fn relay(
         while let Ok(ack) = acks.try_recv() {
             let _ = link.send(ToRelay::Ack(ack).into()).await;
         }
+        link.close().await;
     } else {
         forwarding.stop(std::time::Duration::ZERO).await;
     }

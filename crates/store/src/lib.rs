@@ -263,7 +263,8 @@ pub trait Store: Send + Sync + 'static {
     /// Ticks after every commit of new events (long-poll and SSE wake-up).
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Sets the event's deliveries (all, or one output's) back to `pending`
-    /// for a manual resend; returns how many were reset.
+    /// for a manual resend; returns how many were reset. A delivery in
+    /// flight is left to finish.
     async fn reset_deliveries(
         &self,
         tenant: &TenantId,
@@ -285,7 +286,8 @@ pub trait Store: Send + Sync + 'static {
         catchup_from_ms: i64,
     ) -> Result<()>;
     /// Marks `expired` the group's pending deliveries of the bucket that
-    /// have been pending since before `before_ms`; returns how many.
+    /// have been pending since before `before_ms`, except those waiting out
+    /// a retry's backoff; returns how many.
     async fn expire_deliveries(
         &self,
         tenant: &TenantId,
@@ -311,6 +313,8 @@ pub trait Store: Send + Sync + 'static {
     /// is gone.
     async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()>;
     /// Records an attempt (if one was made) and moves the delivery on.
+    /// [`Settle::Released`] applies only to a delivery still in flight, so
+    /// a late release can never undo another settlement or a resend.
     async fn settle(&self, key: &DeliveryKey, attempt: Option<Attempt>, next: Settle)
         -> Result<()>;
 

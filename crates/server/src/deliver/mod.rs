@@ -132,8 +132,23 @@ impl Hub {
             pump.members.fetch_add(1, Ordering::SeqCst);
             pump.cmds.clone()
         };
+        // A pump that stopped (shutdown) drops the slot, which ends the
+        // session: the agent reconnects.
         let _ = cmds.send(GroupCmd::Join(slot)).await;
         cmds
+    }
+
+    /// Takes a stopped pump out of the registry, if it is still the one
+    /// registered for its group.
+    pub(crate) fn forget_pump(&self, tenant: &TenantId, group: &str, members: &Arc<AtomicUsize>) {
+        let mut groups = lock(&self.groups);
+        let key = (tenant.clone(), group.to_owned());
+        if groups
+            .get(&key)
+            .is_some_and(|p| Arc::ptr_eq(&p.members, members))
+        {
+            groups.remove(&key);
+        }
     }
 
     /// Removes a disconnected agent; its pump releases what it held.

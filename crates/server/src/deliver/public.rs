@@ -144,7 +144,7 @@ async fn deliver(state: AppState, forwarder: Arc<Forwarder>, due: DueDelivery) -
         settle(&state, &due.key, None, Settle::Expired).await;
         return due.key;
     };
-    let want_response = wants_response(&state, &due).await;
+    let want_response = due.tries == 0 && wants_response(&state, &due).await;
     let outcome = forwarder.send(outbound, want_response).await;
     if want_response {
         if let Some(status) = outcome.status {
@@ -235,7 +235,5 @@ async fn wants_response(state: &AppState, due: &DueDelivery) -> bool {
 
 async fn settle(state: &AppState, key: &DeliveryKey, attempt: Option<Attempt>, next: Settle) {
     state.metrics.delivery_settled(next);
-    if let Err(err) = state.store.settle(key, attempt, next).await {
-        tracing::warn!(%err, event = %key.event, "could not record a delivery's outcome");
-    }
+    super::pump::settle_with_retries(state.store.as_ref(), key, attempt, next).await;
 }

@@ -32,6 +32,9 @@ const COMMAND_QUEUE: usize = 1024;
 /// After a store error, the pump looks again this much later.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
+/// Settlement writes tried before giving up (about a minute in all).
+const SETTLE_TRIES: u32 = 16;
+
 /// Errors kept per attempt, in bytes: an agent's error text is untrusted.
 const MAX_ERROR_LEN: usize = 512;
 
@@ -106,6 +109,8 @@ impl Agent {
 struct InFlight {
     key: DeliveryKey,
     deadline: Instant,
+    /// The output's timeout plus [`ACK_GRACE`].
+    patience: Duration,
     tries: u32,
     retry: RetryPolicy,
     want_response: bool,
@@ -160,13 +165,21 @@ impl Pump {
                 }
                 () = tokio::time::sleep_until(timer) => self.on_timer(),
             }
+            // Only once every settlement is written, so a successor pump
+            // never sees a delivery this one still holds.
             if self.agents.is_empty()
+                && self.settling.is_empty()
                 && self.members.load(Ordering::SeqCst) == 0
                 && self.state.hub.retire(&self.tenant, &self.group)
             {
-                break;
+                return;
             }
         }
+        // Stopped without retiring (shutdown, or the store closed): take the
+        // handle out of the registry so no agent joins a dead pump.
+        self.state
+            .hub
+            .forget_pump(&self.tenant, &self.group, &self.members);
         self.release_everything();
         while self.settling.join_next().await.is_some() {}
     }
@@ -206,7 +219,14 @@ impl Pump {
                     .await;
                 if let Err(err) = registered {
                     tracing::warn!(%err, bucket = %bucket.id, "could not register an agent group");
-                    continue;
+                    let refusal = proto::server_message::Kind::Error(pb::Error {
+                        code: "unavailable".into(),
+                        message: "the relay cannot subscribe this agent now; retry".into(),
+                    });
+                    let _ = slot.tx.try_send(refusal.into());
+                    // Dropping the slot ends the session.
+                    self.members.fetch_sub(1, Ordering::SeqCst);
+                    return;
                 }
                 self.buckets.insert(bucket.id.clone(), bucket.clone());
             }
@@ -291,6 +311,13 @@ impl Pump {
             return;
         };
         agent.publish_count();
+        // The agent forwards an output's deliveries one after another, so
+        // the clock of those still queued starts when it makes progress:
+        // an agent is cut off for silence, not for a backlog.
+        let now_instant = Instant::now();
+        for waiting in agent.in_flight.values_mut() {
+            waiting.deadline = waiting.deadline.max(now_instant + waiting.patience);
+        }
         let now = model::time::now_ms();
         let status = u16::try_from(ack.destination_status)
             .ok()
@@ -331,9 +358,7 @@ impl Pump {
         self.settling.spawn(async move {
             // A closed channel means the mark task ended: written or failed.
             let _ = marked.wait_for(|m| *m).await;
-            if let Err(err) = store.settle(&key, attempt, next).await {
-                tracing::warn!(%err, event = %key.event, "could not record a delivery's outcome");
-            }
+            settle_with_retries(store.as_ref(), &key, attempt, next).await;
             key
         });
     }
@@ -344,6 +369,7 @@ impl Pump {
         let f = InFlight {
             key,
             deadline: Instant::now(),
+            patience: Duration::ZERO,
             tries: 0,
             retry: RetryPolicy::default(),
             want_response: false,
@@ -453,7 +479,8 @@ impl Pump {
             self.settle_unsent(due.key, None, Settle::Expired);
             return Sent::Skipped;
         };
-        let want_response = self.wants_response(&due).await;
+        // Only a first attempt can still have its caller waiting.
+        let want_response = due.tries == 0 && self.wants_response(&due).await;
         self.next_dispatch += 1;
         let delivery_id = format!("d{}", self.next_dispatch);
         let message = deliver_message(&delivery_id, &due, payload, want_response);
@@ -461,12 +488,13 @@ impl Pump {
         if agent.slot.tx.try_send(message).is_err() {
             return Sent::NoRoom;
         }
-        let timeout = Duration::from_millis(due.output.timeout_ms) + ACK_GRACE;
+        let patience = Duration::from_millis(due.output.timeout_ms) + ACK_GRACE;
         agent.in_flight.insert(
             delivery_id,
             InFlight {
                 key: due.key.clone(),
-                deadline: Instant::now() + timeout,
+                deadline: Instant::now() + patience,
+                patience,
                 tries: due.tries,
                 retry: due.output.retry,
                 want_response,
@@ -508,6 +536,29 @@ impl Pump {
             .await;
         matches!(route, Ok(Some(r)) if matches!(r.input.response, ResponsePolicy::Wait { .. }))
     }
+}
+
+/// Tries a settlement again while the store fails (another write can roll
+/// back a shared batch): given up on, the delivery would sit `in_flight`
+/// until the next restart.
+pub(super) async fn settle_with_retries(
+    store: &dyn store::Store,
+    key: &DeliveryKey,
+    attempt: Option<Attempt>,
+    next: Settle,
+) {
+    let mut wait = Duration::from_millis(50);
+    for _ in 0..SETTLE_TRIES {
+        match store.settle(key, attempt.clone(), next).await {
+            Ok(()) | Err(store::Error::NotFound) => return,
+            Err(err) => {
+                tracing::warn!(%err, event = %key.event, "could not record a delivery's outcome; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(event = %key.event, "gave up recording a delivery's outcome; it is released at the next start");
 }
 
 enum Sent {

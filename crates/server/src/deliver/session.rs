@@ -100,7 +100,7 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
         in_flight: AtomicUsize::new(0),
     });
     let welcome = welcome(&state, &info, &accepted.buckets).await;
-    if link.send(welcome.into()).await.is_err() {
+    if send_bounded(&mut link, welcome.into()).await.is_err() {
         return;
     }
     tracing::info!(agent = %info.id, group = %info.group, buckets = info.buckets.len(), "agent connected");
@@ -114,10 +114,19 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
     let cmds = state.hub.join(&state, slot).await;
     let end = message_loop(&state, &mut link, number, &cmds, rx).await;
     if let Some(refusal) = end {
-        let _ = link.send(error(refusal)).await;
+        let _ = send_bounded(&mut link, error(refusal)).await;
     }
     state.hub.leave(number, &cmds).await;
     tracing::info!(agent = %info.id, "agent disconnected");
+}
+
+/// Sends within [`proto::SILENCE_LIMIT`]: a peer that stops reading must not
+/// pin the session (and its shutdown) in a send.
+async fn send_bounded(link: &mut impl AgentLink, message: proto::ServerMessage) -> Result<(), ()> {
+    match timeout(proto::SILENCE_LIMIT, link.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 /// Relays until the stream ends; returns the `Error` to send, if any.
@@ -152,7 +161,7 @@ async fn message_loop(
                     }
                     FromAgent::Ping(ping) => {
                         let pong = ToAgent::Pong(pb::Pong { sent_at_ms: ping.sent_at_ms });
-                        if link.send(pong.into()).await.is_err() {
+                        if send_bounded(link, pong.into()).await.is_err() {
                             return None;
                         }
                     }
@@ -164,7 +173,7 @@ async fn message_loop(
             }
             delivery = deliveries.recv() => match delivery {
                 Some(message) => {
-                    if link.send(message).await.is_err() {
+                    if send_bounded(link, message).await.is_err() {
                         return None;
                     }
                 }
@@ -179,7 +188,7 @@ async fn message_loop(
                     return None;
                 }
                 let ping = ToAgent::Ping(pb::Ping { sent_at_ms: model::time::now_ms() });
-                if link.send(ping.into()).await.is_err() {
+                if send_bounded(link, ping.into()).await.is_err() {
                     return None;
                 }
             }
@@ -293,5 +302,5 @@ fn error(refusal: Refusal) -> proto::ServerMessage {
 
 async fn refuse(link: &mut impl AgentLink, refusal: Refusal) {
     tracing::info!(code = refusal.code, "agent refused");
-    let _ = link.send(error(refusal)).await;
+    let _ = send_bounded(link, error(refusal)).await;
 }

@@ -63,15 +63,16 @@ impl Waiters {
             slots.insert(event, Slot::Waiting(tx));
             rx
         };
-        let answer = tokio::time::timeout(timeout, rx)
+        // However this wait ends (answer, timeout, or the caller hanging up
+        // and this future being dropped), the slot goes with it.
+        let _cleanup = Cleanup {
+            waiters: self,
+            event,
+        };
+        tokio::time::timeout(timeout, rx)
             .await
             .ok()
-            .and_then(Result::ok);
-        // Gone, or timed out: either way nobody waits any more.
-        if answer.is_none() {
-            super::lock(&self.slots).remove(&event);
-        }
-        answer
+            .and_then(Result::ok)
     }
 
     /// Hands the event's answer to its caller; the first answer wins.
@@ -95,6 +96,21 @@ impl Waiters {
                     slots.insert(event, Slot::Answered(answer, Instant::now()));
                 }
             }
+        }
+    }
+}
+
+/// Removes a waiter's slot when its wait ends, unless an answer took it.
+struct Cleanup<'a> {
+    waiters: &'a Waiters,
+    event: EventId,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let mut slots = super::lock(&self.waiters.slots);
+        if matches!(slots.get(&self.event), Some(Slot::Waiting(_))) {
+            slots.remove(&self.event);
         }
     }
 }
@@ -139,6 +155,16 @@ mod tests {
         .await;
         w.answer(id, answer(202));
         assert_eq!(waiter.await.unwrap().expect("answer").status, 202);
+
+        // A caller that hangs up leaves nothing behind.
+        let gone = EventId::floor_at(8);
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(10),
+            w.wait(gone, Duration::from_secs(60)),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        assert!(super::super::lock(&w.slots).get(&gone).is_none());
 
         let lonely = EventId::floor_at(7);
         assert!(w.wait(lonely, Duration::from_millis(20)).await.is_none());

@@ -26,8 +26,13 @@ struct Setup {
 }
 
 async fn setup(output: Value) -> Setup {
+    setup_bucket(json!({"name": "prod"}), output).await
+}
+
+/// `setup` with the bucket created from `bucket`.
+async fn setup_bucket(bucket: Value, output: Value) -> Setup {
     let relay = Relay::spawn().await;
-    let bucket = relay.create_bucket(json!({"name": "prod"})).await;
+    let bucket = relay.create_bucket(bucket).await;
     let id = bucket["id"].as_str().unwrap().to_owned();
     let input = relay.create_input(&id, json!({"name": "plain"})).await;
     relay
@@ -430,37 +435,11 @@ async fn the_wait_policy_returns_the_destinations_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_older_than_catchup_expire_and_can_be_resent() {
-    let relay = Relay::spawn().await;
-    let bucket = relay
-        .create_bucket(json!({"name": "brief", "catchupSeconds": 1}))
-        .await;
-    let id = bucket["id"].as_str().unwrap().to_owned();
-    let input = relay.create_input(&id, json!({})).await;
-    relay
-        .admin(
-            Method::POST,
-            &format!("/v1/buckets/{id}/outputs"),
-            Some(internal_output(5_000)),
-            StatusCode::CREATED,
-        )
-        .await;
-    let token = relay
-        .admin(
-            Method::POST,
-            "/v1/tokens",
-            Some(json!({"scope": "agent"})),
-            StatusCode::CREATED,
-        )
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let s = Setup {
-        input_url: input["url"].as_str().unwrap().to_owned(),
-        relay,
-        bucket,
-        token,
-    };
+    let s = setup_bucket(
+        json!({"name": "brief", "catchupSeconds": 1}),
+        internal_output(5_000),
+    )
+    .await;
     post(&s.relay.http, &s.input_url, &[], b"old").await;
     let old = s.relay.events().await[0].clone();
     let received = old["receivedAt"].as_i64().unwrap();
@@ -564,37 +543,11 @@ async fn public_outputs_never_reach_private_addresses_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ephemeral_events_go_to_connected_agents_from_memory_only() {
-    let relay = Relay::spawn().await;
-    let bucket = relay
-        .create_bucket(json!({"name": "eph", "ephemeral": true}))
-        .await;
-    let id = bucket["id"].as_str().unwrap().to_owned();
-    let input = relay.create_input(&id, json!({})).await;
-    relay
-        .admin(
-            Method::POST,
-            &format!("/v1/buckets/{id}/outputs"),
-            Some(internal_output(5_000)),
-            StatusCode::CREATED,
-        )
-        .await;
-    let token = relay
-        .admin(
-            Method::POST,
-            "/v1/tokens",
-            Some(json!({"scope": "agent"})),
-            StatusCode::CREATED,
-        )
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let s = Setup {
-        input_url: input["url"].as_str().unwrap().to_owned(),
-        relay,
-        bucket,
-        token,
-    };
+    let s = setup_bucket(
+        json!({"name": "eph", "ephemeral": true}),
+        internal_output(5_000),
+    )
+    .await;
     let mut socket = connect(&s, "", 4).await;
     let url = format!("{}?marker=q", s.input_url);
     post(

@@ -358,11 +358,19 @@ pub(super) fn update_output(conn: &Connection, o: &Output) -> Result<()> {
 
 /// Delivery rows of the output stay as history until retention removes
 /// their events; delivery looks outputs up and skips missing ones.
+/// Also takes the output's unfinished deliveries out of the queues: left
+/// pending, they would fill the head of a due query forever.
 pub(super) fn delete_output(conn: &Connection, tenant: &TenantId, id: &OutputId) -> Result<()> {
     changed(
         conn,
         "DELETE FROM outputs WHERE tenant = ?1 AND id = ?2",
         [tenant.as_str(), id.as_str()],
+    )?;
+    conn.prepare_cached(
+        "DELETE FROM deliveries WHERE tenant = ?1 AND output_id = ?2
+           AND state IN ('pending', 'in_flight')",
     )
-    .map(drop)
+    .and_then(|mut s| s.execute([tenant.as_str(), id.as_str()]))
+    .map_err(super::rows::db_err)?;
+    Ok(())
 }

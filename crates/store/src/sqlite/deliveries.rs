@@ -78,7 +78,7 @@ pub(super) fn expire(
     conn.prepare_cached(
         "UPDATE deliveries SET state = 'expired', updated_at = ?5
          WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3 AND state = 'pending'
-           AND pending_since < ?4",
+           AND pending_since < ?4 AND next_attempt_at <= ?5",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -280,7 +280,8 @@ pub(super) fn settle(
                  attempts = CASE WHEN ?7 IS NULL THEN attempts
                                  ELSE json_insert(attempts, '$[#]', json(?7)) END,
                  updated_at = ?8
-             WHERE tenant = ?1 AND event_id = ?2 AND output_id = ?3 AND grp IS ?4",
+             WHERE tenant = ?1 AND event_id = ?2 AND output_id = ?3 AND grp IS ?4
+               AND (?9 = 0 OR state = 'in_flight')",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -291,11 +292,14 @@ pub(super) fn settle(
                 state,
                 next_attempt_at,
                 attempt,
-                now_ms
+                now_ms,
+                next == Settle::Released
             ])
         })
         .map_err(db_err)?;
-    if changed == 0 {
+    // A release that finds its delivery no longer in flight (settled by
+    // another hand, or reset for a resend) changes nothing, by design.
+    if changed == 0 && next != Settle::Released {
         return Err(Error::NotFound);
     }
     Ok(())

@@ -266,7 +266,8 @@ pub(super) fn reset_deliveries(
     conn.prepare_cached(
         "UPDATE deliveries SET state = 'pending', updated_at = ?4, pending_since = ?4,
                                tries = 0, next_attempt_at = 0
-         WHERE tenant = ?1 AND event_id = ?2 AND (?3 IS NULL OR output_id = ?3)",
+         WHERE tenant = ?1 AND event_id = ?2 AND (?3 IS NULL OR output_id = ?3)
+           AND state != 'in_flight'",
     )
     .and_then(|mut s| s.execute(params![tenant, event, output.map(OutputId::as_str), now_ms]))
     .map_err(db_err)

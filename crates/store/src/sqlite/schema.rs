@@ -170,7 +170,10 @@ CREATE TABLE deliveries (
 ) STRICT;
 CREATE INDEX deliveries_by_event ON deliveries (tenant, event_id, output_id);
 -- The dispatch queues: partial, so delivered rows leave them.
-CREATE INDEX deliveries_pending ON deliveries (tenant, bucket, grp, event_id)
+-- internal and next_attempt_at ride along so the due query filters, and
+-- finds the next retry time, without reading the table.
+CREATE INDEX deliveries_pending
+    ON deliveries (tenant, bucket, grp, event_id, internal, next_attempt_at)
     WHERE state = 'pending';
 CREATE INDEX deliveries_public ON deliveries (next_attempt_at)
     WHERE state = 'pending' AND internal = 0;
