@@ -16,10 +16,12 @@
 //! - `public`: the server's own deliveries to public outputs.
 //! - `wait`: callers held by the `wait` response policy.
 //! - `ephemeral`: payloads of ephemeral events, held in memory only.
-//! - `retry`: which answers are retried, and when.
+//! - `message`: the `Deliver` a due delivery becomes.
+//! - `retry`: which answers are retried, and when; writing settlements.
 
 mod ephemeral;
 mod grpc;
+mod message;
 mod public;
 mod pump;
 mod retry;

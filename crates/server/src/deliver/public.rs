@@ -235,5 +235,5 @@ async fn wants_response(state: &AppState, due: &DueDelivery) -> bool {
 
 async fn settle(state: &AppState, key: &DeliveryKey, attempt: Option<Attempt>, next: Settle) {
     state.metrics.delivery_settled(next);
-    super::pump::settle_with_retries(state.store.as_ref(), key, attempt, next).await;
+    retry::settle_with_retries(state.store.as_ref(), key, attempt, next).await;
 }

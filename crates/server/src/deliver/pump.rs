@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{retry, Answer, Slot};
+use super::{message, retry, Answer, Slot};
 use crate::state::AppState;
 
 /// Time an agent gets beyond the output's own timeout to ack.
@@ -31,9 +31,6 @@ const COMMAND_QUEUE: usize = 1024;
 
 /// After a store error, the pump looks again this much later.
 const STORE_RETRY: Duration = Duration::from_secs(1);
-
-/// Settlement writes tried before giving up (about a minute in all).
-const SETTLE_TRIES: u32 = 16;
 
 /// Errors kept per attempt, in bytes: an agent's error text is untrusted.
 const MAX_ERROR_LEN: usize = 512;
@@ -358,7 +355,7 @@ impl Pump {
         self.settling.spawn(async move {
             // A closed channel means the mark task ended: written or failed.
             let _ = marked.wait_for(|m| *m).await;
-            settle_with_retries(store.as_ref(), &key, attempt, next).await;
+            retry::settle_with_retries(store.as_ref(), &key, attempt, next).await;
             key
         });
     }
@@ -483,7 +480,7 @@ impl Pump {
         let want_response = due.tries == 0 && self.wants_response(&due).await;
         self.next_dispatch += 1;
         let delivery_id = format!("d{}", self.next_dispatch);
-        let message = deliver_message(&delivery_id, &due, payload, want_response);
+        let message = message::deliver(&delivery_id, &due, payload, want_response);
         let agent = &mut self.agents[at];
         if agent.slot.tx.try_send(message).is_err() {
             return Sent::NoRoom;
@@ -508,9 +505,9 @@ impl Pump {
 
     /// The event's headers, query and body: from the store, or for an
     /// ephemeral event from memory while it is still held there.
-    fn payload(&self, bucket: &Bucket, due: &DueDelivery) -> Option<Payload> {
+    fn payload(&self, bucket: &Bucket, due: &DueDelivery) -> Option<message::Payload> {
         match &due.event.body {
-            EventBody::Stored(body) if !bucket.ephemeral => Some(Payload {
+            EventBody::Stored(body) if !bucket.ephemeral => Some(message::Payload {
                 headers: due.event.headers.clone().unwrap_or_default(),
                 query: due.event.query.clone().unwrap_or_default(),
                 body: body.clone(),
@@ -520,7 +517,7 @@ impl Pump {
                 .hub
                 .ephemeral
                 .get(&due.event.id)
-                .map(|p| Payload {
+                .map(|p| message::Payload {
                     headers: p.headers.clone(),
                     query: p.query.clone(),
                     body: p.body.to_vec(),
@@ -538,79 +535,8 @@ impl Pump {
     }
 }
 
-/// Tries a settlement again while the store fails (another write can roll
-/// back a shared batch): given up on, the delivery would sit `in_flight`
-/// until the next restart.
-pub(super) async fn settle_with_retries(
-    store: &dyn store::Store,
-    key: &DeliveryKey,
-    attempt: Option<Attempt>,
-    next: Settle,
-) {
-    let mut wait = Duration::from_millis(50);
-    for _ in 0..SETTLE_TRIES {
-        match store.settle(key, attempt.clone(), next).await {
-            Ok(()) | Err(store::Error::NotFound) => return,
-            Err(err) => {
-                tracing::warn!(%err, event = %key.event, "could not record a delivery's outcome; trying again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    tracing::error!(event = %key.event, "gave up recording a delivery's outcome; it is released at the next start");
-}
-
 enum Sent {
     Yes(DeliveryKey),
     NoRoom,
     Skipped,
-}
-
-struct Payload {
-    headers: Vec<(String, String)>,
-    query: String,
-    body: Vec<u8>,
-}
-
-fn deliver_message(
-    delivery_id: &str,
-    due: &DueDelivery,
-    payload: Payload,
-    want_response: bool,
-) -> proto::ServerMessage {
-    let event = &due.event;
-    let headers = |pairs: Vec<(String, String)>| {
-        pairs
-            .into_iter()
-            .map(|(name, value)| pb::Header { name, value })
-            .collect()
-    };
-    let extra = due
-        .output
-        .headers
-        .iter()
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    proto::server_message::Kind::Deliver(pb::Deliver {
-        delivery_id: delivery_id.to_owned(),
-        event: Some(pb::Event {
-            id: event.id.to_string(),
-            method: event.method.clone(),
-            path: event.path.clone(),
-            query: payload.query,
-            headers: headers(payload.headers),
-            body: payload.body,
-            received_at: event.received_at,
-            bucket: event.bucket.to_string(),
-            input: event.input.to_string(),
-        }),
-        output_id: due.output.id.to_string(),
-        url: due.output.url.clone(),
-        attempt: due.tries + 1,
-        want_response,
-        timeout_ms: u32::try_from(due.output.timeout_ms).unwrap_or(u32::MAX),
-        headers: headers(extra),
-    })
-    .into()
 }

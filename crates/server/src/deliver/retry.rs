@@ -1,4 +1,4 @@
-//! Where a delivery goes after an attempt: `forward::verdict` judges the
+//! Where a delivery goes after an attempt, and writing it down: `forward::verdict` judges the
 //! answer (DESIGN §5: connection errors, 5xx, 408 and 429 are retried,
 //! other answers fail at once), and the output's retry policy bounds the
 //! tries and sets the first wait.
@@ -6,8 +6,11 @@
 use std::time::Duration;
 
 use forward::Verdict;
-use model::RetryPolicy;
-use store::Settle;
+use model::{Attempt, RetryPolicy};
+use store::{DeliveryKey, Settle};
+
+/// Settlement writes tried before giving up (about a minute in all).
+const SETTLE_TRIES: u32 = 16;
 
 /// The settlement after try number `tries` (1-based) came to `verdict`.
 pub(crate) fn settle_after(
@@ -36,6 +39,29 @@ pub(crate) fn verdict_of_ack(status: Option<u16>, error: Option<&str>) -> Verdic
         error: error.map(str::to_owned),
         ..Default::default()
     })
+}
+
+/// Tries a settlement again while the store fails (another write can roll
+/// back a shared batch): given up on, the delivery would sit `in_flight`
+/// until the next restart.
+pub(crate) async fn settle_with_retries(
+    store: &dyn store::Store,
+    key: &DeliveryKey,
+    attempt: Option<Attempt>,
+    next: Settle,
+) {
+    let mut wait = Duration::from_millis(50);
+    for _ in 0..SETTLE_TRIES {
+        match store.settle(key, attempt.clone(), next).await {
+            Ok(()) | Err(store::Error::NotFound) => return,
+            Err(err) => {
+                tracing::warn!(%err, event = %key.event, "could not record a delivery's outcome; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(event = %key.event, "gave up recording a delivery's outcome; it is released at the next start");
 }
 
 #[cfg(test)]

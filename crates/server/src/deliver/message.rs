@@ -1,0 +1,55 @@
+//! The `Deliver` message of a due delivery: the event as the agent will
+//! send it, the output's URL, timeout and extra headers.
+
+use proto::pb;
+use store::DueDelivery;
+
+/// The parts of an event the store may not have: headers, query, body.
+pub(super) struct Payload {
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) query: String,
+    pub(super) body: Vec<u8>,
+}
+
+/// The `Deliver` for one due delivery.
+pub(super) fn deliver(
+    delivery_id: &str,
+    due: &DueDelivery,
+    payload: Payload,
+    want_response: bool,
+) -> proto::ServerMessage {
+    let event = &due.event;
+    let headers = |pairs: Vec<(String, String)>| {
+        pairs
+            .into_iter()
+            .map(|(name, value)| pb::Header { name, value })
+            .collect()
+    };
+    let extra = due
+        .output
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    proto::server_message::Kind::Deliver(pb::Deliver {
+        delivery_id: delivery_id.to_owned(),
+        event: Some(pb::Event {
+            id: event.id.to_string(),
+            method: event.method.clone(),
+            path: event.path.clone(),
+            query: payload.query,
+            headers: headers(payload.headers),
+            body: payload.body,
+            received_at: event.received_at,
+            bucket: event.bucket.to_string(),
+            input: event.input.to_string(),
+        }),
+        output_id: due.output.id.to_string(),
+        url: due.output.url.clone(),
+        attempt: due.tries + 1,
+        want_response,
+        timeout_ms: u32::try_from(due.output.timeout_ms).unwrap_or(u32::MAX),
+        headers: headers(extra),
+    })
+    .into()
+}
