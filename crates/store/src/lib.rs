@@ -133,6 +133,19 @@ pub enum Settle {
     Expired,
 }
 
+/// What one node tells the others that share its store (a cluster); the
+/// embedded store has one node and carries none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A destination's answer to the event's first delivery, for a `wait`
+    /// caller held by whichever node accepted the event. The bytes are the
+    /// server's own encoding; the store only carries them.
+    Answer { event: EventId, answer: Vec<u8> },
+    /// An admin write changed inputs, buckets, tenants or tokens: drop
+    /// cached configuration now rather than at its expiry.
+    ConfigChanged,
+}
+
 /// A tenant with its poll secret's hash (Radarboard provisioning).
 #[derive(Debug, Clone)]
 pub struct TenantRecord {
@@ -174,6 +187,11 @@ pub struct TenantRecord {
 ///   [`model::EventBody::Undecryptable`] on that event alone; secrets that
 ///   do not open fail the read with [`Error::Corrupt`].
 /// - Each method is one transaction.
+/// - **Several nodes** (a shared backend, [`Store::shared_dispatch`] true):
+///   every node sees every other node's commits through [`Store::commits`],
+///   and the due queries hand each delivery to one node at a time (a claim
+///   that lasts until it is settled or released, or until the claiming
+///   node stops renewing its liveness, when another node takes it back).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // ---- tenants ----
@@ -260,7 +278,8 @@ pub trait Store: Send + Sync + 'static {
     /// A time in ms such that every event received before it is visible to
     /// a query started after this call (the poll's `X-Relay-Timestamp`).
     fn visible_before(&self) -> i64;
-    /// Ticks after every commit of new events (long-poll and SSE wake-up).
+    /// Ticks after every commit of new events and every resend (long-poll,
+    /// SSE and pump wake-up), on a shared backend also those of other nodes.
     fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Sets the event's deliveries (all, or one output's) back to `pending`
     /// for a manual resend; returns how many were reset. A delivery in
@@ -297,6 +316,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<usize>;
     /// Up to `limit` pending deliveries of the bucket for the group (`None`:
     /// none is an agent's) that are due at `now_ms`, oldest event first.
+    /// When [`Store::shared_dispatch`] is true they are claimed for this
+    /// node, which must settle (or release) every one it is given.
     async fn due_deliveries(
         &self,
         tenant: &TenantId,
@@ -306,7 +327,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<DueBatch>;
     /// Up to `limit` due deliveries to public outputs (the server's own),
-    /// across tenants: the server's delivery worker is tenant-blind.
+    /// across tenants: the server's delivery worker is tenant-blind. Claimed
+    /// like [`Store::due_deliveries`] when dispatch is shared.
     async fn due_public_deliveries(&self, now_ms: i64, limit: usize) -> Result<DueBatch>;
     /// Marks pending deliveries `in_flight`. A backend resets every
     /// `in_flight` delivery to `pending` when it opens: whoever held them
@@ -317,6 +339,43 @@ pub trait Store: Send + Sync + 'static {
     /// a late release can never undo another settlement or a resend.
     async fn settle(&self, key: &DeliveryKey, attempt: Option<Attempt>, next: Settle)
         -> Result<()>;
+
+    // ---- nodes sharing the store ----
+    /// True when several nodes may dispatch from this store: the due
+    /// queries then claim what they return (see the trait's guarantees).
+    /// The embedded store has one node, whose pumps keep their own record
+    /// of what they hold.
+    fn shared_dispatch(&self) -> bool {
+        false
+    }
+    /// Sends `signal` to every other node sharing the store (best effort:
+    /// a node that misses a signal falls back on timeouts and expiry).
+    async fn broadcast(&self, _signal: Signal) -> Result<()> {
+        Ok(())
+    }
+    /// Signals from other nodes; `None` when there are none to hear.
+    fn signals(&self) -> Option<tokio::sync::broadcast::Receiver<Signal>> {
+        None
+    }
+    /// Announces (or refreshes) an agent connected to this node, as the
+    /// JSON `GET /v1/agents` shows, so every node can list it.
+    async fn announce_agent(
+        &self,
+        _tenant: &TenantId,
+        _agent_id: &str,
+        _info: &serde_json::Value,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// Withdraws an agent announced by this node.
+    async fn withdraw_agent(&self, _tenant: &TenantId, _agent_id: &str) -> Result<()> {
+        Ok(())
+    }
+    /// The tenant's agents on every live node, as announced; `None` when
+    /// the store knows only this node (the caller lists its own).
+    async fn cluster_agents(&self, _tenant: &TenantId) -> Result<Option<Vec<serde_json::Value>>> {
+        Ok(None)
+    }
 
     // ---- limits and housekeeping ----
     /// Counts one request against `key`'s sliding window.
