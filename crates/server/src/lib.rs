@@ -13,6 +13,8 @@
 //!   turn axum's own rejections into it.
 //! - `auth`: bearer tokens, the admin and poll secrets, and the bcrypt cache.
 //! - `catalog`: the ingest-side cache of inputs with their kill switches.
+//! - `cluster`: signals between nodes sharing a store (`wait` answers,
+//!   configuration changes).
 //! - `ingest/`: the public webhook routes and the pipeline of DESIGN §3.1.
 //! - `api/`: administration, Radarboard provisioning, event reads, SSE.
 //! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
@@ -26,6 +28,7 @@ mod api;
 mod auth;
 mod bootstrap;
 mod catalog;
+mod cluster;
 pub mod config;
 mod deliver;
 mod error;
@@ -83,7 +86,9 @@ pub async fn run(
         state.clone(),
         public_stop.clone(),
     ));
+    let signals = tokio::spawn(cluster::listen(state.clone(), shutdown.child_token()));
     listener::serve(listener, app, &config, shutdown).await;
+    let _ = signals.await;
     state.hub.stop();
     public_stop.cancel();
     let _ = public.await;

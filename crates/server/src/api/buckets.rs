@@ -104,7 +104,7 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let bucket = body.into_bucket(BucketId::generate(), caller.tenant, model::time::now_ms())?;
     state.store.create_bucket(&bucket).await?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     Ok((StatusCode::CREATED, Json(views::bucket(&bucket))))
 }
 
@@ -143,7 +143,7 @@ async fn update(
         .update_bucket(&updated)
         .await
         .map_err(or_not_found("bucket"))?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     Ok(Json(views::bucket(&updated)))
 }
 
@@ -158,6 +158,6 @@ async fn remove(
         .delete_bucket(&caller.tenant, &bucket.id)
         .await
         .map_err(or_not_found("bucket"))?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

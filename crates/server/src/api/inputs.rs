@@ -120,7 +120,7 @@ async fn create(
         model::time::now_ms(),
     )?;
     state.store.create_input(&input).await?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     let mut view = views::input(&input, &state.config.public_url);
     let secrets: Vec<&str> = input.secrets.iter().map(Secret::expose).collect();
     view["secrets"] = json!(secrets);
@@ -180,7 +180,7 @@ async fn update(
         .update_input(&updated)
         .await
         .map_err(or_not_found("input"))?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     Ok(Json(views::input(&updated, &state.config.public_url)))
 }
 
@@ -195,6 +195,6 @@ async fn remove(
         .delete_input(&caller.tenant, &input.id)
         .await
         .map_err(or_not_found("input"))?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -141,7 +141,7 @@ async fn update(
         .update_tenant(&tenant)
         .await
         .map_err(or_not_found("tenant"))?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     Ok(Json(views::tenant(&tenant)))
 }
 
@@ -161,7 +161,7 @@ async fn remove(
         .delete_tenant(&id)
         .await
         .map_err(or_not_found("tenant"))?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     state.auth.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -184,7 +184,7 @@ async fn set_secrets(
         .map(|(name, list)| (name, split_secrets(&list)))
         .collect();
     let names = upsert_named_inputs(&state.store, &id, pairs).await?;
-    state.catalog.invalidate();
+    crate::cluster::config_changed(&state).await;
     Ok(Json(json!({ "integrations": names })))
 }
 

@@ -205,6 +205,7 @@ async fn update(
         .await
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
+    crate::cluster::config_changed(&state).await;
     Ok(Json(views::token(&token)))
 }
 
@@ -220,6 +221,7 @@ async fn remove(
         .await
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
+    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -240,6 +242,7 @@ async fn rotate(
         .await
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
+    crate::cluster::config_changed(&state).await;
     let mut view = views::token(&token);
     view["secret"] = json!(secret);
     view["token"] = json!(format!("{}.{secret}", token.key));

@@ -55,6 +55,9 @@ pub(crate) fn router(state: &AppState) -> axum::Router<AppState> {
 /// its way from ingest to memory.
 const EPHEMERAL_HANDOVER_MS: i64 = 2_000;
 
+/// How long an ephemeral payload stays in its accepting node's memory.
+const EPHEMERAL_HOLD_MS: i64 = ephemeral::HOLD.as_millis() as i64;
+
 pub(crate) use public::run as run_public_deliveries;
 
 /// Which agents share work: the same group name in one tenant.
@@ -65,6 +68,9 @@ pub(crate) struct Hub {
     groups: Mutex<HashMap<GroupKey, PumpHandle>>,
     agents: Mutex<HashMap<u64, Arc<AgentInfo>>>,
     next_agent: AtomicU64,
+    /// Random, per process: agent ids stay unique across the nodes of a
+    /// cluster, which list each other's agents.
+    node_tag: String,
     pub(crate) waiters: Waiters,
     pub(crate) ephemeral: EphemeralPayloads,
     /// Wakes the public delivery worker (a resend).
@@ -109,6 +115,7 @@ impl Hub {
             groups: Mutex::new(HashMap::new()),
             agents: Mutex::new(HashMap::new()),
             next_agent: AtomicU64::new(1),
+            node_tag: format!("{:08x}", rand::random::<u32>()),
             waiters: Waiters::new(),
             ephemeral: EphemeralPayloads::new(),
             public_wake: tokio::sync::Notify::new(),
@@ -119,11 +126,17 @@ impl Hub {
         self.next_agent.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The id `GET /v1/agents` shows for this node's agent `number`.
+    pub(crate) fn agent_id(&self, number: u64) -> String {
+        format!("agt_{}{number}", self.node_tag)
+    }
+
     /// Adds an agent to its group, starting the group's pump if it is the
     /// group's first agent on this node. Returns the channel its acks go to.
     pub(crate) async fn join(&self, state: &AppState, slot: Slot) -> mpsc::Sender<GroupCmd> {
         let key = (slot.info.tenant.clone(), slot.info.group.clone());
         lock(&self.agents).insert(slot.number, Arc::clone(&slot.info));
+        announce(state, &slot.info).await;
         let cmds = {
             let mut groups = lock(&self.groups);
             let pump = groups
@@ -154,9 +167,20 @@ impl Hub {
     }
 
     /// Removes a disconnected agent; its pump releases what it held.
-    pub(crate) async fn leave(&self, number: u64, cmds: &mpsc::Sender<GroupCmd>) {
-        lock(&self.agents).remove(&number);
+    pub(crate) async fn leave(
+        &self,
+        store: &dyn store::Store,
+        number: u64,
+        cmds: &mpsc::Sender<GroupCmd>,
+    ) {
+        let gone = lock(&self.agents).remove(&number);
         let _ = cmds.send(GroupCmd::Leave(number)).await;
+        if let Some(info) = gone {
+            if let Err(err) = store.withdraw_agent(&info.tenant, &info.id).await {
+                // Its node's liveness ends the listing when the node goes.
+                tracing::warn!(%err, agent = %info.id, "could not withdraw an agent from the cluster list");
+            }
+        }
     }
 
     /// Called by a pump whose last agent left: true if it may stop (no join
@@ -206,6 +230,18 @@ impl Hub {
     /// Connected agents on this node (the `/metrics` gauge).
     pub(crate) fn agent_count(&self) -> usize {
         lock(&self.agents).len()
+    }
+}
+
+/// Lists the agent for the other nodes of a cluster (a no-op on one node).
+async fn announce(state: &AppState, info: &AgentInfo) {
+    let shown = serde_json::to_value(info).unwrap_or_default();
+    if let Err(err) = state
+        .store
+        .announce_agent(&info.tenant, &info.id, &shown)
+        .await
+    {
+        tracing::warn!(%err, agent = %info.id, "could not list an agent for the cluster");
     }
 }
 

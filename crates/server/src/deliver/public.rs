@@ -88,11 +88,14 @@ async fn fill(
 ) -> Option<Instant> {
     let now = model::time::now_ms();
     let room = CONCURRENCY - tasks.len();
-    let batch = match state
-        .store
-        .due_public_deliveries(now, room + held.len())
-        .await
-    {
+    // A shared store claims what it returns and never returns what this
+    // node holds; the embedded one returns held rows too.
+    let limit = if state.store.shared_dispatch() {
+        room
+    } else {
+        room + held.len()
+    };
+    let batch = match state.store.due_public_deliveries(now, limit).await {
         Ok(batch) => batch,
         Err(err) => {
             tracing::warn!(%err, "could not read due public deliveries");
@@ -141,14 +144,24 @@ async fn deliver(state: AppState, forwarder: Arc<Forwarder>, due: DueDelivery) -
         awaits_handover(&state, &due).await;
     }
     let Some(outbound) = outbound(&state, &due) else {
-        settle(&state, &due.key, None, Settle::Expired).await;
+        // On a shared store the accepting node may still hold the payload:
+        // hand the claim back for it while the payload can be held.
+        let held_elsewhere =
+            state.store.shared_dispatch() && now - due.event.received_at < super::EPHEMERAL_HOLD_MS;
+        let next = if held_elsewhere {
+            Settle::RetryAt(now + 1_000)
+        } else {
+            Settle::Expired
+        };
+        settle(&state, &due.key, None, next).await;
         return due.key;
     };
     let want_response = due.tries == 0 && wants_response(&state, &due).await;
     let outcome = forwarder.send(outbound, want_response).await;
     if want_response {
         if let Some(status) = outcome.status {
-            state.hub.waiters.answer(
+            crate::cluster::answer(
+                &state,
                 due.key.event,
                 Answer {
                     status,

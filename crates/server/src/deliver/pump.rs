@@ -335,10 +335,7 @@ impl Pump {
         };
         if f.want_response {
             if let Some(response) = ack.response {
-                self.state
-                    .hub
-                    .waiters
-                    .answer(f.key.event, Answer::from_pb(response));
+                crate::cluster::answer(&self.state, f.key.event, Answer::from_pb(response));
             }
         }
         let verdict = retry::verdict_of_ack(status, attempt.error.as_deref());
@@ -401,7 +398,13 @@ impl Pump {
             if free == 0 {
                 continue;
             }
-            let limit = free + self.held.len().min(1024);
+            // A shared store claims what it returns and never returns what
+            // this pump holds; the embedded one returns held rows too.
+            let limit = if self.state.store.shared_dispatch() {
+                free
+            } else {
+                free + self.held.len().min(1024)
+            };
             let batch = self
                 .state
                 .store
@@ -419,15 +422,19 @@ impl Pump {
             if let Some(at) = batch.next_at {
                 self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
             }
-            for due in batch.due {
-                if self.held.contains(&due.key) {
+            let mut due = batch.due.into_iter();
+            for one in due.by_ref() {
+                if self.held.contains(&one.key) {
                     continue;
                 }
-                match self.send(&bucket, due, &mark_rx).await {
+                match self.send(&bucket, one, &mark_rx).await {
                     Sent::Yes(key) => marks.push(key),
                     Sent::NoRoom => break,
                     Sent::Skipped => {}
                 }
+            }
+            for unsent in due {
+                self.release_claim(unsent.key);
             }
         }
         if marks.is_empty() {
@@ -465,11 +472,22 @@ impl Pump {
         }
         let Some(payload) = self.payload(bucket, &due) else {
             let now = model::time::now_ms();
-            if now - due.event.received_at < super::EPHEMERAL_HANDOVER_MS {
+            let age = now - due.event.received_at;
+            let shared = self.state.store.shared_dispatch();
+            if age < super::EPHEMERAL_HANDOVER_MS {
                 // Ingest hands the payload over just after the commit that
                 // woke us: look again in a moment.
-                let soon = now + 20;
-                self.wake_at = Some(self.wake_at.map_or(soon, |w| w.min(soon)));
+                if shared {
+                    self.settle_unsent(due.key, None, Settle::RetryAt(now + 20));
+                } else {
+                    self.wake_soon(now + 20);
+                }
+                return Sent::Skipped;
+            }
+            if shared && age < super::EPHEMERAL_HOLD_MS {
+                // Another node accepted it and holds its payload: leave it
+                // to that node's agents of the group while it is held.
+                self.settle_unsent(due.key, None, Settle::RetryAt(now + 1_000));
                 return Sent::Skipped;
             }
             // An ephemeral event whose payload is no longer in memory.
@@ -525,6 +543,18 @@ impl Pump {
         }
     }
 
+    fn wake_soon(&mut self, at: i64) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    /// Hands back a delivery a shared store claimed for this node and that
+    /// was not sent; the embedded store claims nothing.
+    fn release_claim(&mut self, key: DeliveryKey) {
+        if self.state.store.shared_dispatch() && !self.held.contains(&key) {
+            self.settle_unsent(key, None, Settle::Released);
+        }
+    }
+
     async fn wants_response(&self, due: &DueDelivery) -> bool {
         let route = self
             .state
@@ -538,5 +568,6 @@ impl Pump {
 enum Sent {
     Yes(DeliveryKey),
     NoRoom,
+    /// Settled without sending, or left for later.
     Skipped,
 }

@@ -88,7 +88,7 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
         n => n.min(proto::MAX_IN_FLIGHT_CAP),
     };
     let info = Arc::new(AgentInfo {
-        id: format!("agt_{number}"),
+        id: state.hub.agent_id(number),
         tenant: accepted.token.tenant.clone(),
         group: accepted.group.clone(),
         buckets: accepted.buckets.iter().map(|b| b.id.clone()).collect(),
@@ -116,7 +116,7 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
     if let Some(refusal) = end {
         let _ = send_bounded(&mut link, error(refusal)).await;
     }
-    state.hub.leave(number, &cmds).await;
+    state.hub.leave(state.store.as_ref(), number, &cmds).await;
     tracing::info!(agent = %info.id, "agent disconnected");
 }
 
