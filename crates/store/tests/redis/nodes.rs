@@ -1,0 +1,1 @@
+//! Two stores on one namespace: two nodes of a cluster.
