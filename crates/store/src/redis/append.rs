@@ -120,6 +120,7 @@ async fn round(
     if sent.is_empty() {
         return (Vec::new(), false);
     }
+    inner.pipelines.fetch_add(1, Ordering::SeqCst);
     let answers: Vec<redis::RedisResult<Value>> = match inner.con() {
         Ok(mut con) => match pipe.query_async(&mut con).await {
             Ok(answers) => answers,

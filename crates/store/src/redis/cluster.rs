@@ -9,6 +9,9 @@
 //! whose liveness key is gone has its claims released (`lua/release.lua`,
 //! in each tenant of `nt:<node>`) and leaves the list. So a node killed
 //! with `kill -9` holds its deliveries for one TTL and a sweep, at most.
+//! A live node's own claims that it never marked in flight go back after
+//! [`CLAIM_LEASE_TTLS`] TTLs (a pump that claimed more than it had room
+//! to send, or whose agents left).
 //!
 //! Bus messages are `<node id>\0<tag><fields>`: `c` (a commit or resend:
 //! tick `commits()`), `g` (config changed), `a<event id>\0<answer bytes>`.
@@ -31,6 +34,10 @@ use crate::{Result, Signal};
 /// Allowance for the error of the clock estimate (network round trips,
 /// scheduling) on top of [`SKEW_MS`].
 const MARGIN_MS: i64 = 250;
+
+/// A claim not marked in flight within this many liveness TTLs goes back
+/// to its queue: the claiming node took more than it could send.
+const CLAIM_LEASE_TTLS: u32 = 3;
 
 /// The offset between this host's clock and Redis `TIME`.
 #[derive(Debug, Default)]
@@ -86,8 +93,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Gives back every claim `node` holds, in every tenant it noted.
-    pub(super) async fn release_node(&self, node: &str) -> Result<usize> {
+    /// Gives back every claim `node` holds, in every tenant it noted; or,
+    /// with `stale_before`, only its claims older than that and never
+    /// marked in flight (the claim lease, for a live node).
+    pub(super) async fn release_node(
+        &self,
+        node: &str,
+        stale_before: Option<i64>,
+    ) -> Result<usize> {
         let mut con = self.conn.clone();
         let registry = self.keys.node_tenants(node);
         let tenants: Vec<String> = con.smembers(&registry).await.map_err(unavailable)?;
@@ -101,16 +114,20 @@ impl Inner {
                 .release
                 .key(self.keys.tenant(&tenant))
                 .arg(node)
+                .arg(stale_before.map(|at| at.to_string()).unwrap_or_default())
                 .invoke_async(&mut con)
                 .await
                 .map_err(unavailable)?;
             released += n;
         }
-        let _: () = con.del(&registry).await.map_err(unavailable)?;
+        if stale_before.is_none() {
+            let _: () = con.del(&registry).await.map_err(unavailable)?;
+        }
         Ok(released)
     }
 
-    /// One sweep: releases the claims of nodes whose liveness lapsed.
+    /// One sweep: releases the claims of nodes whose liveness lapsed, and
+    /// this node's own claims past their lease.
     async fn sweep(&self) -> Result<()> {
         let mut con = self.con()?;
         let nodes: Vec<String> = con.smembers(self.keys.nodes()).await.map_err(unavailable)?;
@@ -123,12 +140,24 @@ impl Inner {
             if alive {
                 continue;
             }
-            released += self.release_node(node).await?;
+            let n = self.release_node(node, None).await?;
             let _: () = con
                 .srem(self.keys.nodes(), node)
                 .await
                 .map_err(unavailable)?;
-            tracing::info!(node = %node, released, "a node's liveness lapsed; its claims are back");
+            tracing::info!(node = %node, released = n, "a node's liveness lapsed; its claims are back");
+            released += n;
+        }
+        let lease = i64::try_from((self.ttl * CLAIM_LEASE_TTLS).as_millis()).unwrap_or(i64::MAX);
+        let stale = self
+            .release_node(&self.node, Some(self.clock.redis_now() - lease))
+            .await?;
+        if stale > 0 {
+            tracing::info!(
+                released = stale,
+                "claims never sent are back in their queues"
+            );
+            released += stale;
         }
         if released > 0 {
             self.tick_commits().await;

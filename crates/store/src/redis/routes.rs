@@ -324,7 +324,7 @@ impl Store for RedisStore {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.stop_tasks();
         let inner = &self.inner;
-        match inner.release_node(&inner.node).await {
+        match inner.release_node(&inner.node, None).await {
             Ok(n) if n > 0 => tracing::info!(released = n, "claims given back at close"),
             Ok(_) => {}
             Err(err) => tracing::warn!(%err, "could not give claims back at close"),

@@ -100,3 +100,51 @@ async fn conformance_suite() {
     store::conformance::run_all(Arc::new(store)).await;
     cleanup(&ns).await;
 }
+
+/// Concurrent appends share pipelines (group commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_commits() {
+    let ns = namespace();
+    let store = Arc::new(open(&ns, keyring(), Duration::from_secs(10)).await);
+    let dyn_store: Arc<dyn store::Store> = store.clone();
+    let w = store::conformance::World::create(&dyn_store, "group-commit").await;
+    let before = store.commit_count();
+    let started = std::time::Instant::now();
+    let n: u32 = 2000;
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (s, e) = (Arc::clone(&dyn_store), w.event());
+            tokio::spawn(async move { s.append(e).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("append");
+    }
+    let elapsed = started.elapsed();
+    let commits = store.commit_count() - before;
+    eprintln!(
+        "{n} concurrent appends in {elapsed:?} ({:.0}/s) over {commits} pipelines",
+        f64::from(n) / elapsed.as_secs_f64()
+    );
+    assert!(
+        commits < u64::from(n),
+        "appends were batched: {commits} pipelines"
+    );
+    store::Store::close(store.as_ref()).await;
+    cleanup(&ns).await;
+}
+
+/// Nothing answering at the address: opening fails `Unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_without_redis_is_unavailable() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let options = RedisOptions {
+        namespace: namespace(),
+        node_ttl: Duration::from_secs(10),
+    };
+    let opened = RedisStore::open(&format!("redis://127.0.0.1:{port}/0"), keyring(), options).await;
+    assert!(matches!(opened, Err(store::Error::Unavailable(_))));
+}

@@ -227,3 +227,65 @@ async fn dedup_holds_across_nodes() {
     b.close().await;
     cleanup(&ns).await;
 }
+
+/// A live node's claims that it never marks in flight go back to the queue
+/// after their lease, for any node to take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unsent_claims_return_after_their_lease() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "lease").await;
+    let (t, bk) = (&w.tenant, &w.bucket.id);
+    a.register_group(t, bk, "g", 0).await.expect("register");
+    a.append(w.event()).await.expect("append");
+    let now = model::time::now_ms();
+    let claimed = a
+        .due_deliveries(t, bk, Some("g"), now, 100)
+        .await
+        .expect("due");
+    assert_eq!(claimed.due.len(), 2);
+    a.mark_in_flight(&[claimed.due[0].key.clone()])
+        .await
+        .expect("mark one");
+    wait_until(patience(), "B gets the unmarked claim", || async {
+        let due = b
+            .due_deliveries(t, bk, Some("g"), model::time::now_ms(), 100)
+            .await
+            .expect("due on B");
+        due.due.len() == 1 && due.due[0].key == claimed.due[1].key
+    })
+    .await;
+    a.ping().await.expect("A is alive all along");
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// A rate-limit window is shared by the nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_count_across_nodes() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let limit = model::RateLimit {
+        requests: 3,
+        window_seconds: 60,
+    };
+    let now = model::time::now_ms();
+    let key = "ingest:acme:input:203.0.113.7";
+    for node in [&a, &b, &a] {
+        let d = node.rate_limit(key, limit, now).await.expect("rate limit");
+        assert_eq!(d, store::RateDecision::Allowed);
+    }
+    match b.rate_limit(key, limit, now).await.expect("rate limit") {
+        store::RateDecision::Limited { retry_after_secs } => assert!(retry_after_secs >= 1),
+        other => panic!("the fourth request in the window passed: {other:?}"),
+    }
+    let other = b
+        .rate_limit("poll:203.0.113.7", limit, now)
+        .await
+        .expect("rate limit");
+    assert_eq!(other, store::RateDecision::Allowed, "keys are separate");
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}

@@ -36,7 +36,7 @@ if limit > 0 then
       if fresh then
         redis.call('ZREM', q, m)
         redis.call('ZADD', qc, 0, m)
-        redis.call('HSET', P .. 'd:' .. m, 'owner', node)
+        redis.call('HSET', P .. 'd:' .. m, 'owner', node, 'claimed', now)
         held(node, qc)
       end
       out[#out + 1] = m

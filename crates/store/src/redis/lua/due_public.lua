@@ -16,7 +16,7 @@ local function keep(m, score, fresh)
   if fresh then
     redis.call('ZREM', pq, m)
     redis.call('ZADD', pqc, score, m)
-    redis.call('HSET', P .. 'd:' .. m, 'owner', node)
+    redis.call('HSET', P .. 'd:' .. m, 'owner', node, 'claimed', now)
     held(node, pqc)
   end
   out[#out + 1] = m
