@@ -12,8 +12,10 @@
 //! # Layout
 //! - `main.rs`: fixtures and the conformance suite.
 //! - `nodes`: two stores (nodes) on one namespace.
+//! - `outage`: a private Redis stopped and started again.
 
 mod nodes;
+mod outage;
 
 use std::sync::Arc;
 use std::time::Duration;
