@@ -66,7 +66,34 @@ impl Clock {
     }
 }
 
+/// What the key canary holds, sealed.
+const CANARY: &[u8] = b"hookrelay master key canary";
+
 impl Inner {
+    /// Every node of a cluster must hold the key the others seal with
+    /// (`HOOKRELAY_MASTER_KEY`, the same on each): the first node seals a
+    /// canary (`{ns}:canary`), and a node whose keyring cannot open it
+    /// refuses to start rather than store what the others cannot read.
+    pub(super) async fn check_keys(&self) -> Result<()> {
+        let mut con = self.con()?;
+        let key = self.keys.canary();
+        let aad = key.as_bytes();
+        let sealed = self
+            .crypto
+            .seal(aad, CANARY)
+            .map_err(|e| crate::Error::Unavailable(e.to_string()))?;
+        let _: bool = con.set_nx(&key, sealed).await.map_err(unavailable)?;
+        let stored: Vec<u8> = con.get(&key).await.map_err(unavailable)?;
+        match self.crypto.open(aad, &stored) {
+            Ok(plain) if plain == CANARY => Ok(()),
+            _ => Err(crate::Error::Unavailable(
+                "this node's master key is not the one the cluster's data is sealed with: \
+                 give every node the same HOOKRELAY_MASTER_KEY"
+                    .into(),
+            )),
+        }
+    }
+
     /// Refreshes this node's liveness key and the clock estimate.
     pub(super) async fn refresh(&self) -> Result<()> {
         let mut con = self.con()?;

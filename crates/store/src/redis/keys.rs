@@ -75,6 +75,12 @@ impl Keys {
         format!("{}:nt:{node}", self.ns)
     }
 
+    /// A value sealed under the first node's key: nodes whose keyring
+    /// cannot open it refuse to start (`cluster`).
+    pub(super) fn canary(&self) -> String {
+        format!("{}:canary", self.ns)
+    }
+
     /// The pub/sub channel of commits and signals.
     pub(super) fn bus(&self) -> String {
         format!("{}:bus", self.ns)

@@ -44,6 +44,7 @@
 //! | `{ns}:node:<id>` | string, PX | a node's liveness |
 //! | `{ns}:nodes`, `{ns}:nt:<node>` | set | nodes to watch; tenants a node may hold claims in |
 //! | `{ns}:rl:<key>` | hash, PX | other rate-limit windows (`poll:<ip>`) |
+//! | `{ns}:canary` | string | sealed under the cluster's key: a node with another key refuses to start |
 //! | `{ns}:bus` | channel | commit ticks and signals |
 //!
 //! Durability is Redis's: run it with `appendonly yes` (and `appendfsync
@@ -201,6 +202,7 @@ impl RedisStore {
             pipelines: AtomicU64::new(0),
             writer,
         });
+        inner.check_keys().await?;
         inner.refresh().await?;
         let pubsub = cluster::subscribe(&inner).await?;
         let tasks = vec![

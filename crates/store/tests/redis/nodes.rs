@@ -289,3 +289,19 @@ async fn rate_limits_count_across_nodes() {
     b.close().await;
     cleanup(&ns).await;
 }
+
+/// A node whose master key differs from the cluster's refuses to start:
+/// it could read nothing the others sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_key_refuses_to_start() {
+    let ns = namespace();
+    let first = open(&ns, keyring(), TTL).await;
+    let options = store::redis::RedisOptions {
+        namespace: ns.clone(),
+        node_ttl: TTL,
+    };
+    let other = store::redis::RedisStore::open(&super::url(), keyring(), options).await;
+    assert!(matches!(other, Err(Error::Unavailable(_))));
+    first.close().await;
+    cleanup(&ns).await;
+}
