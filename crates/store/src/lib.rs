@@ -1,5 +1,6 @@
 //! The storage seam of hookrelay: the [`Store`] trait, which every backend
-//! satisfies, and its embedded SQLite implementation ([`sqlite`]).
+//! satisfies, its embedded SQLite implementation ([`sqlite`]) and its shared
+//! Redis implementation (`redis`, feature `redis`).
 //!
 //! Depends on `model`, and on `crypto` for encryption at rest: every
 //! backend seals payloads and input secrets the same way (`sealed`), so a
@@ -11,6 +12,8 @@
 pub mod conformance;
 mod dedup;
 mod limiter;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod sealed;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -1,0 +1,264 @@
+//! Delivery dispatch shared by several nodes. A delivery is a hash
+//! `d:<member>` (state, tries, pending-since, due time, owner node,
+//! internal flag, bucket, attempts JSON, updated), listed per event in
+//! `ed:<event>` (a sorted set by creation order). Pending rows wait in:
+//!
+//! - `q:<bucket>:=<group>`: an agent group's ready queue (score 0, so
+//!   members, which start with the event id, sort in event order);
+//! - `qr:<bucket>:=<group>`: the group's rows in retry backoff, by due time;
+//!   the due query moves the due ones into `q` first;
+//! - `w:<bucket>`: internal rows waiting for the bucket's first group;
+//! - `pq`: the tenant's public-output rows (the server's own), by due time.
+//!
+//! The due queries *claim* what they return for the calling node: the row
+//! moves to `qc:<bucket>:<node>:=<group>` (or `pqc:<node>`) and records the
+//! node as owner. Other nodes no longer see it; the owner sees it again
+//! until it marks it in flight (`qf:...` / `pqf:<node>`), settles or
+//! releases it. `held:<node>` lists the claim sets a node has in the
+//! tenant, and the global `nt:<node>` the tenants: what the sweeper
+//! (`cluster`) visits to give a dead node's claims back.
+
+use model::{Attempt, BucketId, TenantId};
+use redis::Value;
+
+use super::codec::{self, to_json, unavailable};
+use super::keys::{floor_bound, group_tag, member, parse_member};
+use super::Inner;
+use crate::{DeliveryKey, DueBatch, DueDelivery, Error, Result, Settle};
+
+impl Inner {
+    /// Registers this node as possibly holding claims in `tenant` (before
+    /// any claim is made, so the sweeper can find it).
+    async fn note_claims(&self, tenant: &TenantId) -> Result<()> {
+        let mut con = self.con()?;
+        redis::cmd("SADD")
+            .arg(self.keys.node_tenants(&self.node))
+            .arg(tenant.as_str())
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(super) async fn register_group(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        catchup_from_ms: i64,
+    ) -> Result<()> {
+        let mut con = self.con()?;
+        let _: i64 = self
+            .scripts
+            .register
+            .key(self.keys.tenant(tenant))
+            .arg(bucket.as_str())
+            .arg(group_tag(Some(group)))
+            .arg(floor_bound(catchup_from_ms))
+            .arg(self.clock.redis_now())
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(super) async fn expire_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        before_ms: i64,
+    ) -> Result<usize> {
+        let mut con = self.con()?;
+        let upper = format!("({}", &floor_bound(before_ms)[1..]);
+        self.scripts
+            .expire
+            .key(self.keys.tenant(tenant))
+            .arg(bucket.as_str())
+            .arg(group_tag(Some(group)))
+            .arg(&self.node)
+            .arg(upper)
+            .arg(before_ms)
+            .arg(self.clock.redis_now())
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(super) async fn due_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: Option<&str>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<DueBatch> {
+        // Group `None` names the bucket's public rows, which the server
+        // reads across tenants (`due_public_deliveries`); nothing asks for
+        // them per bucket.
+        let Some(group) = group else {
+            return Ok(DueBatch::default());
+        };
+        self.note_claims(tenant).await?;
+        let mut con = self.con()?;
+        let reply: Value = self
+            .scripts
+            .due
+            .key(self.keys.tenant(tenant))
+            .arg(bucket.as_str())
+            .arg(group_tag(Some(group)))
+            .arg(&self.node)
+            .arg(now_ms)
+            .arg(limit)
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        let mut items = codec::array(reply)?.into_iter();
+        let next_at = codec::opt_ms(items.next().unwrap_or(Value::Nil))?;
+        let mut keys = Vec::new();
+        for m in codec::array(items.next().unwrap_or(Value::Nil))? {
+            keys.push(parse_member(tenant, &codec::text(m)?)?);
+        }
+        let due = self.load(keys).await?;
+        Ok(DueBatch { due, next_at })
+    }
+
+    pub(super) async fn due_public_deliveries(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<DueBatch> {
+        let tenants = self.members(self.keys.public_tenants()).await?;
+        let mut found: Vec<(i64, DeliveryKey)> = Vec::new();
+        let mut next_at: Option<i64> = None;
+        for tenant in tenants {
+            let Ok(tenant) = tenant.parse::<TenantId>() else {
+                continue;
+            };
+            self.note_claims(&tenant).await?;
+            let mut con = self.con()?;
+            let reply: Value = self
+                .scripts
+                .due_public
+                .key(self.keys.tenant(&tenant))
+                .arg(&self.node)
+                .arg(now_ms)
+                .arg(limit)
+                .invoke_async(&mut con)
+                .await
+                .map_err(unavailable)?;
+            let mut items = codec::array(reply)?.into_iter();
+            if let Some(at) = codec::opt_ms(items.next().unwrap_or(Value::Nil))? {
+                next_at = Some(next_at.map_or(at, |n| n.min(at)));
+            }
+            let mut rows = codec::array(items.next().unwrap_or(Value::Nil))?.into_iter();
+            while let (Some(m), Some(score)) = (rows.next(), rows.next()) {
+                let key = parse_member(&tenant, &codec::text(m)?)?;
+                found.push((codec::opt_ms(score)?.unwrap_or(0), key));
+            }
+        }
+        // What this node claimed beyond `limit` stays its own and comes
+        // back on its next call.
+        found.sort_by_key(|a| (a.0, a.1.event));
+        found.truncate(limit);
+        let due = self
+            .load(found.into_iter().map(|(_, k)| k).collect())
+            .await?;
+        Ok(DueBatch { due, next_at })
+    }
+
+    /// Reads each claimed row's event, output and tries. A row whose event
+    /// or output went meanwhile is skipped.
+    async fn load(&self, keys: Vec<DeliveryKey>) -> Result<Vec<DueDelivery>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            let prefix = self.keys.tenant(&k.tenant);
+            let m = member(&k.event, &k.output, k.group.as_deref());
+            pipe.hgetall(format!("{prefix}e:{}", k.event))
+                .hgetall(format!("{prefix}o:{}", k.output.as_str()))
+                .hget(format!("{prefix}d:{m}"), "tries");
+        }
+        let mut con = self.con()?;
+        let rows: Vec<Value> = pipe.query_async(&mut con).await.map_err(unavailable)?;
+        let mut rows = rows.into_iter();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (Some(e), Some(o), Some(tries)) = (rows.next(), rows.next(), rows.next()) else {
+                return Err(Error::Corrupt("short pipeline reply".into()));
+            };
+            let (e, o) = (codec::fields(e)?, codec::fields(o)?);
+            if e.is_empty() || o.is_empty() {
+                continue;
+            }
+            let event = codec::event(&key.tenant, &key.event.to_string(), &e, &self.crypto)?;
+            let output = super::objects::decode_output(&o)?;
+            let tries = codec::text(tries)?.parse().unwrap_or(0);
+            out.push(DueDelivery {
+                key,
+                event,
+                output,
+                tries,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
+        let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<String>> =
+            std::collections::BTreeMap::new();
+        for k in keys {
+            by_tenant.entry(&k.tenant).or_default().push(member(
+                &k.event,
+                &k.output,
+                k.group.as_deref(),
+            ));
+        }
+        for (tenant, members) in by_tenant {
+            self.note_claims(tenant).await?;
+            let mut con = self.con()?;
+            let mut call = self.scripts.mark.key(self.keys.tenant(tenant));
+            call.arg(&self.node).arg(self.clock.redis_now());
+            for m in members {
+                call.arg(m);
+            }
+            let _: i64 = call.invoke_async(&mut con).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn settle(
+        &self,
+        key: &DeliveryKey,
+        attempt: Option<Attempt>,
+        next: Settle,
+    ) -> Result<()> {
+        let (kind, at) = match next {
+            Settle::Delivered => ("delivered", 0),
+            Settle::Failed => ("failed", 0),
+            Settle::RetryAt(at) => ("retry", at),
+            Settle::Released => ("released", 0),
+            Settle::Expired => ("expired", 0),
+        };
+        let attempt = attempt.as_ref().map(to_json).transpose()?;
+        let mut con = self.con()?;
+        let answer: String = self
+            .scripts
+            .settle
+            .key(self.keys.tenant(&key.tenant))
+            .arg(member(&key.event, &key.output, key.group.as_deref()))
+            .arg(kind)
+            .arg(at)
+            .arg(attempt.unwrap_or_default())
+            .arg(self.clock.redis_now())
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        match answer.as_str() {
+            "ok" => Ok(()),
+            "nf" => Err(Error::NotFound),
+            other => Err(Error::Corrupt(format!("settle answered {other:?}"))),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+-- The server's own deliveries of one tenant: those the node holds
+-- unmarked, then newly claimed due ones, each with its due time (the
+-- caller merges tenants by due time).
+-- ARGV: node, now_ms, limit
+-- Returns { next_at or '', { member, due, member, due, ... } }
+local node, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local pq, pqc = P .. 'pq', P .. 'pqc:' .. node
+local out = {}
+local function keep(m, score, fresh)
+  local _, o = split3(m)
+  if redis.call('EXISTS', P .. 'o:' .. o) == 0 or redis.call('EXISTS', P .. 'd:' .. m) == 0 then
+    redis.call('ZREM', pqc, m)
+    drop(m)
+    return
+  end
+  if fresh then
+    redis.call('ZREM', pq, m)
+    redis.call('ZADD', pqc, score, m)
+    redis.call('HSET', P .. 'd:' .. m, 'owner', node, 'claimed', now)
+    held(node, pqc)
+  end
+  out[#out + 1] = m
+  out[#out + 1] = score
+end
+if limit > 0 then
+  local mine = redis.call('ZRANGE', pqc, 0, limit - 1, 'WITHSCORES')
+  for i = 1, #mine, 2 do keep(mine[i], mine[i + 1], false) end
+  local room = limit - #out / 2
+  if room > 0 then
+    local fresh = redis.call('ZRANGEBYSCORE', pq, '-inf', now, 'WITHSCORES', 'LIMIT', 0, room)
+    for i = 1, #fresh, 2 do keep(fresh[i], fresh[i + 1], true) end
+  end
+end
+local nx = redis.call('ZRANGEBYSCORE', pq, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return { nx[2] or '', out }

@@ -1,0 +1,28 @@
+-- Records an attempt (if any) and moves a delivery on. A release applies
+-- only to a delivery still in flight or claimed, so a late release never
+-- undoes another settlement or a resend.
+-- ARGV: member, kind (delivered|failed|retry|released|expired), at,
+--       attempt JSON or '', now_ms
+local m, kind, at, attempt, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local d = load(m)
+if not d then return 'nf' end
+if kind == 'released' and not (d.state == 'in_flight' or (d.state == 'pending' and d.owner ~= '')) then
+  return 'ok'
+end
+unqueue(m, d)
+local tries, attempts = tonumber(d.tries) or 0, d.attempts or '[]'
+if attempt ~= '' then
+  tries = tries + 1
+  if attempts == '[]' then
+    attempts = '[' .. attempt .. ']'
+  else
+    attempts = string.sub(attempts, 1, -2) .. ',' .. attempt .. ']'
+  end
+end
+local state, next_at = kind, 0
+if kind == 'retry' then state, next_at = 'pending', at end
+if kind == 'released' then state = 'pending' end
+redis.call('HSET', P .. 'd:' .. m, 'state', state, 'next', next_at, 'tries', tries,
+  'attempts', attempts, 'updated', now, 'owner', '')
+if state == 'pending' then enqueue(m, d, next_at) end
+return 'ok'

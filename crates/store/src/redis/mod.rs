@@ -1,0 +1,242 @@
+//! The shared store: Redis, for several `hookrelay serve` nodes on one
+//! Redis (`--store redis://HOST:PORT/DB`, or `rediss://` for TLS over
+//! rustls). Redis holds ciphertext only: payloads, input secrets and
+//! bucket auth are sealed exactly as in SQLite (`crate::sealed`).
+//!
+//! Start with [`RedisStore::open`], then `append` (how ids stay ordered
+//! across nodes), `deliveries` (claims) and `cluster` (liveness, the bus).
+//!
+//! # Layout
+//! - `mod.rs`: [`RedisStore`], [`RedisOptions`], opening and closing.
+//! - `routes`: the [`crate::Store`] impl, which only routes each call.
+//! - `keys`: key naming; `codec`: records and replies in and out.
+//! - `scripts` and `lua/`: the Lua scripts (one tenant, one slot each).
+//! - `tenants`: tenants and tokens; `objects`: buckets, inputs, outputs.
+//! - `append`: the writer task (group commit, id mint, retries).
+//! - `events`: reads, resend, retention, cascading deletes.
+//! - `deliveries`: agent groups, due queues and claims, settling.
+//! - `cluster`: clock, liveness, sweeper, bus, signals, agents.
+//!
+//! # Keys
+//! `{ns}` is [`RedisOptions::namespace`]; `P` is `{ns}:{<tenant>}:`.
+//!
+//! | key | type | what |
+//! | --- | --- | --- |
+//! | `P t` | hash | tenant JSON, poll secret hash |
+//! | `P buckets`, `P bname` | set, hash | bucket ids; name → id |
+//! | `P b:<id>` | hash | bucket JSON, sealed auth, name, ephemeral flag |
+//! | `P b:<id>:ins`, `P b:<id>:outs`, `P b:<id>:groups` | set, hash, set | inputs; output → internal flag; agent groups |
+//! | `P i:<id>`, `P iname` | hash, hash | input JSON, sealed secrets; name → id |
+//! | `P o:<id>` | hash | output JSON, bucket, created |
+//! | `P k:<key>`, `P tokens` | hash, set | token JSON, hash, description, buckets; keys |
+//! | `P e:<id>` | hash | event metadata JSON, sealed payload |
+//! | `P ev`, `P b:<id>:ev` | zset (lex) | event ids of the tenant, of a bucket |
+//! | `P last` | string | the tenant's last committed event id |
+//! | `P dd:<input>:<delivery id>` | string, PX | dedup entry: expiry time |
+//! | `P d:<member>`, `P ed:<event>` | hash, zset | a delivery; an event's deliveries |
+//! | `P q:`, `P qr:`, `P w:`, `P pq` | zset | pending queues (see `deliveries`) |
+//! | `P qc:`, `P qf:`, `P pqc:`, `P pqf:`, `P held:<node>` | zset, set | a node's claims |
+//! | `P agents` | hash | agent id → node, JSON |
+//! | `P rl:ingest:...` | hash, PX | an ingest rate-limit window |
+//! | `{ns}:tenants` | set | tenant ids |
+//! | `{ns}:input:<id>`, `{ns}:token:<key>` | string | owner tenant (lookups without a tenant) |
+//! | `{ns}:admins`, `{ns}:pubt` | set | admin tokens; tenants with public outputs |
+//! | `{ns}:node:<id>` | string, PX | a node's liveness |
+//! | `{ns}:nodes`, `{ns}:nt:<node>` | set | nodes to watch; tenants a node may hold claims in |
+//! | `{ns}:rl:<key>` | hash, PX | other rate-limit windows (`poll:<ip>`) |
+//! | `{ns}:canary` | string | sealed under the cluster's key: a node with another key refuses to start |
+//! | `{ns}:bus` | channel | commit ticks and signals |
+//!
+//! Durability is Redis's: run it with `appendonly yes` (and `appendfsync
+//! always` for no loss at all; `everysec` may lose the last second).
+
+mod append;
+mod cluster;
+mod codec;
+mod deliveries;
+mod events;
+mod keys;
+mod objects;
+mod routes;
+mod scripts;
+mod tenants;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crypto::Keyring;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::{Error, Result, Signal};
+use cluster::Clock;
+use codec::unavailable;
+use keys::Keys;
+use scripts::Scripts;
+
+/// How a Redis store is opened.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// First part of every key (`{namespace}:{<tenant>}:...`): several
+    /// relays, or tests, can share one Redis under different namespaces.
+    pub namespace: String,
+    /// How long a node's liveness key lives without a refresh: a node gone
+    /// for this long (plus one sweep, a fifth of it) loses its claims.
+    pub node_ttl: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            namespace: "hr".into(),
+            node_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Signals a node keeps for slow listeners before they lag.
+const SIGNALS: usize = 256;
+
+/// What the store's background tasks share with it.
+pub(super) struct Inner {
+    /// Reconnects by itself when Redis comes back.
+    conn: ConnectionManager,
+    /// For the pub/sub connection.
+    client: redis::Client,
+    keys: Keys,
+    scripts: Scripts,
+    /// Seals payloads and secrets on write, opens them on read.
+    crypto: Keyring,
+    /// This node's random id.
+    node: String,
+    ttl: Duration,
+    clock: Clock,
+    closed: AtomicBool,
+    commits: watch::Sender<u64>,
+    signals: broadcast::Sender<Signal>,
+    /// Appends queued for the writer and not yet sent.
+    queued: AtomicUsize,
+    /// Pipelines the writer has sent (each one group commit).
+    pipelines: AtomicU64,
+    writer: mpsc::Sender<append::Job>,
+}
+
+impl Inner {
+    /// A connection, unless the store is closed.
+    fn con(&self) -> Result<ConnectionManager> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("store is closed".into()));
+        }
+        Ok(self.conn.clone())
+    }
+
+    fn writer(&self) -> Result<&mpsc::Sender<append::Job>> {
+        self.con()?;
+        Ok(&self.writer)
+    }
+}
+
+/// The Redis implementation of [`Store`]; one per node.
+pub struct RedisStore {
+    inner: Arc<Inner>,
+    /// The writer, liveness, sweeper and bus tasks: aborted on drop (a
+    /// dropped store is a dead node: its claims wait for the sweepers of
+    /// the others) and on close.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://` or `rediss://`), announces this node
+    /// and starts its background tasks. Payloads and secrets are sealed
+    /// under `keys`' active key, as the embedded store does (the binary
+    /// resolves the keyring the same way for both).
+    pub async fn open(url: &str, keys: Keyring, options: RedisOptions) -> Result<RedisStore> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(unavailable)?;
+        let scripts = Scripts::new();
+        {
+            // The writer pipelines EVALSHA, which needs the script loaded.
+            let mut con = conn.clone();
+            let _: String = scripts
+                .append
+                .prepare_invoke()
+                .load_async(&mut con)
+                .await
+                .map_err(unavailable)?;
+        }
+        let (writer, jobs) = mpsc::channel(append::QUEUE);
+        let inner = Arc::new(Inner {
+            conn,
+            client,
+            keys: Keys::new(&options.namespace),
+            scripts,
+            crypto: keys,
+            node: ulid::Ulid::new().to_string().to_lowercase(),
+            ttl: options.node_ttl,
+            clock: Clock::default(),
+            closed: AtomicBool::new(false),
+            commits: watch::channel(0).0,
+            signals: broadcast::channel(SIGNALS).0,
+            queued: AtomicUsize::new(0),
+            pipelines: AtomicU64::new(0),
+            writer,
+        });
+        inner.check_keys().await?;
+        inner.refresh().await?;
+        let pubsub = cluster::subscribe(&inner).await?;
+        let tasks = vec![
+            tokio::spawn(append::writer(Arc::clone(&inner), jobs)),
+            tokio::spawn(cluster::liveness(Arc::clone(&inner))),
+            tokio::spawn(cluster::sweeper(Arc::clone(&inner))),
+            tokio::spawn(cluster::listen(Arc::clone(&inner), pubsub)),
+        ];
+        tracing::info!(node = %inner.node, namespace = %options.namespace, "redis store open");
+        Ok(RedisStore {
+            inner,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// How many append pipelines (group commits) this store has sent.
+    /// Under concurrent load this grows much slower than the appends.
+    pub fn commit_count(&self) -> u64 {
+        self.inner.pipelines.load(Ordering::SeqCst)
+    }
+
+    /// This node's id (liveness key, claim owner).
+    pub fn node_id(&self) -> &str {
+        &self.inner.node
+    }
+
+    fn stop_tasks(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}

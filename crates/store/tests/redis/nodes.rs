@@ -1,0 +1,307 @@
+//! Two stores on one namespace: two nodes of a cluster sharing one Redis.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::EventId;
+use store::conformance::World;
+use store::{Cursor, Error, EventQuery, Settle, Signal, Store};
+
+use super::{cleanup, keyring, namespace, open, wait_until};
+
+/// Short liveness, so a "killed" node's claims come back quickly.
+const TTL: Duration = Duration::from_secs(1);
+
+async fn two_nodes(ns: &str) -> (Arc<dyn Store>, Arc<dyn Store>) {
+    let keys = keyring();
+    let a: Arc<dyn Store> = Arc::new(open(ns, keys.clone(), TTL).await);
+    let b: Arc<dyn Store> = Arc::new(open(ns, keys, TTL).await);
+    (a, b)
+}
+
+fn everything() -> EventQuery {
+    EventQuery {
+        from: Cursor::Start,
+        buckets: Vec::new(),
+        limit: 10_000,
+    }
+}
+
+/// Bound on every wait: a liveness TTL and a sweep, with room to spare.
+fn patience() -> Duration {
+    Duration::from_secs(15)
+}
+
+/// Concurrent appends on both nodes: one strict order by id, receive times
+/// never going back in it, every event visible from either node; and a
+/// commit on one node ticks the other's `commits()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_from_two_nodes_share_one_order() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "two-nodes").await;
+
+    let mut ticks = b.commits();
+    ticks.borrow_and_update();
+    a.append(w.event()).await.expect("append on A");
+    tokio::time::timeout(patience(), ticks.changed())
+        .await
+        .expect("a commit on A ticks B's commits()")
+        .expect("B's commit channel stays open");
+
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let node = Arc::clone(if i % 2 == 0 { &a } else { &b });
+        let event = w.event();
+        tasks.push(tokio::spawn(async move { node.append(event).await }));
+    }
+    let mut appended = Vec::new();
+    for task in tasks {
+        appended.push(task.await.expect("task").expect("append"));
+    }
+    let distinct: HashSet<EventId> = appended.iter().map(|x| x.id).collect();
+    assert_eq!(distinct.len(), 200);
+    appended.sort_by_key(|x| x.id);
+    assert!(appended
+        .windows(2)
+        .all(|p| p[0].received_at <= p[1].received_at));
+    for node in [&a, &b] {
+        let read = node.events(&w.tenant, &everything()).await.expect("events");
+        let ids: Vec<EventId> = read.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 201);
+        assert!(ids.windows(2).all(|p| p[0] < p[1]));
+        let read: HashSet<EventId> = ids.into_iter().collect();
+        assert!(appended.iter().all(|x| read.contains(&x.id)));
+    }
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// A claim by one node hides the delivery from the other; when the
+/// claiming node dies (dropped without close: its tasks stop and its
+/// liveness lapses), the other's sweeper makes them due again. Signals and
+/// agents travel too, and a dead node's agents leave the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_of_a_dead_node_come_back() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "claims").await;
+    let (t, bk) = (&w.tenant, &w.bucket.id);
+    a.register_group(t, bk, "g", 0).await.expect("register");
+    for _ in 0..2 {
+        a.append(w.event()).await.expect("append");
+    }
+    let now = model::time::now_ms();
+    let claimed = a
+        .due_deliveries(t, bk, Some("g"), now, 100)
+        .await
+        .expect("due on A");
+    assert_eq!(claimed.due.len(), 4);
+    let on_b = b
+        .due_deliveries(t, bk, Some("g"), now, 100)
+        .await
+        .expect("due on B");
+    assert!(on_b.due.is_empty(), "B does not get what A claimed");
+    let marked: Vec<_> = claimed.due[..2].iter().map(|d| d.key.clone()).collect();
+    a.mark_in_flight(&marked).await.expect("mark on A");
+
+    let mut signals = b.signals().expect("B hears signals");
+    let answer = Signal::Answer {
+        event: claimed.due[0].key.event,
+        answer: b"\x00raw bytes\xff".to_vec(),
+    };
+    a.broadcast(answer.clone()).await.expect("broadcast");
+    let heard = tokio::time::timeout(patience(), signals.recv())
+        .await
+        .expect("a signal from A reaches B")
+        .expect("signal");
+    assert_eq!(heard, answer);
+
+    let info = serde_json::json!({"id": "agent-1", "group": "g"});
+    a.announce_agent(t, "agent-1", &info)
+        .await
+        .expect("announce");
+    let listed = b.cluster_agents(t).await.expect("agents").expect("a list");
+    assert_eq!(listed, vec![info]);
+
+    drop(a);
+    wait_until(patience(), "B gets A's claims back", || async {
+        let due = b
+            .due_deliveries(t, bk, Some("g"), model::time::now_ms(), 100)
+            .await
+            .expect("due on B");
+        due.due.len() == 4
+    })
+    .await;
+    let agents = b.cluster_agents(t).await.expect("agents").expect("a list");
+    assert!(
+        agents.is_empty(),
+        "a dead node's agents are gone: {agents:?}"
+    );
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// `close` gives this node's claims back at once, public ones included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn close_gives_claims_back() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "close").await;
+    let mut public = store::conformance::output_in(&w.bucket);
+    public.internal = false;
+    a.create_output(&public).await.expect("public output");
+    let (t, bk) = (&w.tenant, &w.bucket.id);
+    a.register_group(t, bk, "g", 0).await.expect("register");
+    let e = a.append(w.event()).await.expect("append");
+    let now = model::time::now_ms();
+    assert_eq!(
+        a.due_deliveries(t, bk, Some("g"), now, 100)
+            .await
+            .expect("due")
+            .due
+            .len(),
+        2
+    );
+    let ours = |batch: store::DueBatch| batch.due.iter().filter(|d| d.key.tenant == *t).count();
+    assert_eq!(
+        ours(a.due_public_deliveries(now, 100).await.expect("public")),
+        1
+    );
+    assert_eq!(
+        ours(b.due_public_deliveries(now, 100).await.expect("public")),
+        0
+    );
+    a.close().await;
+    assert!(matches!(a.ping().await, Err(Error::Unavailable(_))));
+    let due = b
+        .due_deliveries(t, bk, Some("g"), now, 100)
+        .await
+        .expect("due on B");
+    assert_eq!(due.due.len(), 2, "claims come back at close");
+    let public_due = b.due_public_deliveries(now, 100).await.expect("public");
+    assert_eq!(ours(public_due.clone()), 1);
+    for d in due
+        .due
+        .iter()
+        .chain(public_due.due.iter().filter(|d| d.key.tenant == *t))
+    {
+        b.settle(&d.key, None, Settle::Delivered)
+            .await
+            .expect("settle on B");
+    }
+    let (_, deliveries) = b.event(t, &e.id).await.expect("event");
+    assert!(deliveries
+        .iter()
+        .all(|d| d.state == model::DeliveryState::Delivered));
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// The same delivery id appended at once on both nodes: exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dedup_holds_across_nodes() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "dedup-nodes").await;
+    for round in 0..20 {
+        let mut e = w.event();
+        e.delivery_id = Some(format!("race-{round}"));
+        let (ea, eb) = (e.clone(), e);
+        let (na, nb) = (Arc::clone(&a), Arc::clone(&b));
+        let ta = tokio::spawn(async move { na.append(ea).await });
+        let tb = tokio::spawn(async move { nb.append(eb).await });
+        let results = [ta.await.expect("task"), tb.await.expect("task")];
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        let dup = results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Duplicate)))
+            .count();
+        assert_eq!((won, dup), (1, 1), "round {round}: {results:?}");
+    }
+    let stored = a.events(&w.tenant, &everything()).await.expect("events");
+    assert_eq!(stored.len(), 20);
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// A live node's claims that it never marks in flight go back to the queue
+/// after their lease, for any node to take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unsent_claims_return_after_their_lease() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "lease").await;
+    let (t, bk) = (&w.tenant, &w.bucket.id);
+    a.register_group(t, bk, "g", 0).await.expect("register");
+    a.append(w.event()).await.expect("append");
+    let now = model::time::now_ms();
+    let claimed = a
+        .due_deliveries(t, bk, Some("g"), now, 100)
+        .await
+        .expect("due");
+    assert_eq!(claimed.due.len(), 2);
+    a.mark_in_flight(&[claimed.due[0].key.clone()])
+        .await
+        .expect("mark one");
+    wait_until(patience(), "B gets the unmarked claim", || async {
+        let due = b
+            .due_deliveries(t, bk, Some("g"), model::time::now_ms(), 100)
+            .await
+            .expect("due on B");
+        due.due.len() == 1 && due.due[0].key == claimed.due[1].key
+    })
+    .await;
+    a.ping().await.expect("A is alive all along");
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// A rate-limit window is shared by the nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_count_across_nodes() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let limit = model::RateLimit {
+        requests: 3,
+        window_seconds: 60,
+    };
+    let now = model::time::now_ms();
+    let key = "ingest:acme:input:203.0.113.7";
+    for node in [&a, &b, &a] {
+        let d = node.rate_limit(key, limit, now).await.expect("rate limit");
+        assert_eq!(d, store::RateDecision::Allowed);
+    }
+    match b.rate_limit(key, limit, now).await.expect("rate limit") {
+        store::RateDecision::Limited { retry_after_secs } => assert!(retry_after_secs >= 1),
+        other => panic!("the fourth request in the window passed: {other:?}"),
+    }
+    let other = b
+        .rate_limit("poll:203.0.113.7", limit, now)
+        .await
+        .expect("rate limit");
+    assert_eq!(other, store::RateDecision::Allowed, "keys are separate");
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// A node whose master key differs from the cluster's refuses to start:
+/// it could read nothing the others sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_key_refuses_to_start() {
+    let ns = namespace();
+    let first = open(&ns, keyring(), TTL).await;
+    let options = store::redis::RedisOptions {
+        namespace: ns.clone(),
+        node_ttl: TTL,
+    };
+    let other = store::redis::RedisStore::open(&super::url(), keyring(), options).await;
+    assert!(matches!(other, Err(Error::Unavailable(_))));
+    first.close().await;
+    cleanup(&ns).await;
+}
