@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,9 +42,18 @@ pub(crate) struct ServeArgs {
     /// Directory of the embedded store [default: ./hookrelay-data].
     #[arg(long, env = "HOOKRELAY_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// `sqlite` (embedded, the default) or `redis://HOST:PORT/DB`.
+    /// `sqlite` (embedded, the default) or `redis://HOST:PORT/DB`
+    /// (`rediss://` for TLS): several nodes share one Redis.
     #[arg(long, env = "HOOKRELAY_STORE")]
     store: Option<String>,
+    /// First part of every Redis key, so several relays can share one
+    /// Redis [default: hr].
+    #[arg(long, env = "HOOKRELAY_REDIS_NAMESPACE")]
+    redis_namespace: Option<String>,
+    /// Seconds a node may go silent before the other nodes take back the
+    /// deliveries it held [default: 10].
+    #[arg(long, env = "HOOKRELAY_REDIS_NODE_TTL")]
+    redis_node_ttl: Option<u64>,
     /// The URL senders use to reach this relay [default: http://<listen>].
     #[arg(long, env = "HOOKRELAY_PUBLIC_URL")]
     public_url: Option<String>,
@@ -86,6 +95,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     store: Option<String>,
+    redis_namespace: Option<String>,
+    redis_node_ttl: Option<u64>,
     public_url: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -99,9 +110,19 @@ struct FileConfig {
 }
 
 /// Everything `serve` needs, resolved.
+/// Where events and configuration live.
+#[derive(Debug)]
+enum StoreChoice {
+    /// The embedded SQLite file in the data dir.
+    Sqlite,
+    /// A shared Redis (several nodes), by its URL.
+    Redis(String, store::redis::RedisOptions),
+}
+
 struct Resolved {
     listen: SocketAddr,
     data_dir: PathBuf,
+    store: StoreChoice,
     /// Whether `config.public_url` was configured, rather than derived from
     /// the listen address (which is only known for port 0 after binding).
     public_url_given: bool,
@@ -127,14 +148,32 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("hookrelay-data"));
-    match args.store.or(file.store).as_deref() {
-        None | Some("sqlite") => {}
+    let store = match args.store.or(file.store).as_deref() {
+        None | Some("sqlite") => StoreChoice::Sqlite,
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let mut options = store::redis::RedisOptions::default();
+            if let Some(namespace) = args.redis_namespace.or(file.redis_namespace) {
+                if namespace.is_empty() || namespace.contains(['{', '}', ':', ' ']) {
+                    return Err(config_error(format!(
+                        "--redis-namespace {namespace:?}: use letters, digits, - and _"
+                    )));
+                }
+                options.namespace = namespace;
+            }
+            if let Some(ttl) = args.redis_node_ttl.or(file.redis_node_ttl) {
+                if !(1..=300).contains(&ttl) {
+                    return Err(config_error("--redis-node-ttl: 1 to 300 seconds"));
+                }
+                options.node_ttl = Duration::from_secs(ttl);
+            }
+            StoreChoice::Redis(url.to_owned(), options)
+        }
         Some(other) => {
             return Err(config_error(format!(
-            "--store {other}: this version has the embedded store only (sqlite); Redis is planned"
-        )))
+                "--store {other}: expected sqlite, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
+            )))
         }
-    }
+    };
     let tls = match (
         args.tls_cert.or(file.tls_cert),
         args.tls_key.or(file.tls_key),
@@ -200,6 +239,7 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     Ok(Resolved {
         listen,
         data_dir,
+        store,
         public_url_given,
         config,
     })
@@ -247,6 +287,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let Resolved {
         listen,
         data_dir,
+        store: store_choice,
         public_url_given,
         mut config,
     } = resolve(args, &env)?;
@@ -271,9 +312,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         crate::keys::Source::File(path) => path.display().to_string(),
     };
     tracing::info!(active = %keys.active(), keys = keys.ids().len(), %from, "master keys loaded");
-    let sqlite = store::sqlite::SqliteStore::open_with(&data_dir, keys)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let store: Arc<dyn store::Store> = Arc::new(sqlite);
+    let store = open_store(&store_choice, &data_dir, keys).await?;
     let bootstrapped = server::bootstrap(&store, &config)
         .await
         .map_err(|e| match e {
@@ -294,6 +333,41 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server::run(listener, config, store, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+async fn open_store(
+    choice: &StoreChoice,
+    data_dir: &Path,
+    keys: crypto::Keyring,
+) -> anyhow::Result<Arc<dyn store::Store>> {
+    Ok(match choice {
+        StoreChoice::Sqlite => Arc::new(
+            store::sqlite::SqliteStore::open_with(data_dir, keys)
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        ),
+        StoreChoice::Redis(url, options) => {
+            let redis = store::redis::RedisStore::open(url, keys, options.clone())
+                .await
+                .map_err(|e| match e {
+                    store::Error::Corrupt(message) => config_error(message),
+                    other => anyhow::Error::new(other)
+                        .context(format!("opening the Redis store at {}", redact_url(url))),
+                })?;
+            Arc::new(redis)
+        }
+    })
+}
+
+/// A store URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(an unparsable URL)".to_owned(),
+    }
 }
 
 /// Reads the PEM certificate chain and key for `--tls-cert`/`--tls-key`.
@@ -407,9 +481,28 @@ mod tests {
     }
 
     #[test]
+    fn redis_urls_choose_the_shared_store() {
+        for url in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://user:pw@redis.example:6380/2",
+        ] {
+            let args = ServeArgs {
+                store: Some(url.into()),
+                ..Default::default()
+            };
+            let resolved = resolve(args, &[]).expect("a redis URL is a store");
+            assert!(matches!(resolved.store, StoreChoice::Redis(u, _) if u == url));
+        }
+        assert_eq!(
+            redact_url("rediss://user:pw@redis.example:6380/2"),
+            "rediss://user:***@redis.example:6380/2"
+        );
+    }
+
+    #[test]
     fn unsupported_store_is_a_config_error() {
         let args = ServeArgs {
-            store: Some("redis://redis.example:6379/0".into()),
+            store: Some("postgres://db.example/hookrelay".into()),
             ..Default::default()
         };
         assert!(resolve(args, &[])

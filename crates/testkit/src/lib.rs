@@ -1,5 +1,6 @@
 //! Test fixtures for hookrelay (dev-only): [`Relay`] runs the real server on
-//! `127.0.0.1:0` over a real SQLite file and talks to it over real HTTP;
+//! `127.0.0.1:0` over a real SQLite file, or a real Redis (`stores`), and
+//! talks to it over real HTTP;
 //! [`wait_until`] replaces sleeps with a condition and a deadline;
 //! [`Destination`] is a recording HTTP server standing in for an internal
 //! service.
@@ -8,8 +9,13 @@
 //! benchmarks.
 
 mod destination;
+mod stores;
 
 pub use destination::{Answer, Destination, Received};
+pub use stores::{
+    delete_redis_namespace, namespace_for, redis_url, rerun_suite_on_redis, store_under_test,
+    StoreKind,
+};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -53,6 +59,11 @@ pub struct RelayBuilder {
     configure: Vec<Configure>,
     /// Serve TLS with this configuration; clients trust `ca_pem`.
     tls: Option<(Arc<rustls::ServerConfig>, String)>,
+    /// On Redis, the data dir of the relay whose cluster this one joins:
+    /// its namespace and master key are shared.
+    node_of: Option<PathBuf>,
+    /// The store, when the test needs one in particular.
+    store: Option<StoreKind>,
 }
 
 impl RelayBuilder {
@@ -67,6 +78,19 @@ impl RelayBuilder {
     /// relay's own client trusts the CA in `ca_pem`.
     pub fn tls(mut self, server: rustls::ServerConfig, ca_pem: &str) -> Self {
         self.tls = Some((Arc::new(server), ca_pem.to_owned()));
+        self
+    }
+
+    /// Runs on Redis as another node of `relay`'s cluster (same keys, same
+    /// master key): what one node accepts, the other delivers.
+    pub fn node_of(mut self, relay: &Relay) -> Self {
+        self.node_of = Some(relay.data_dir.clone());
+        self.store(StoreKind::Redis)
+    }
+
+    /// Runs on this store whatever `HOOKRELAY_TEST_STORE` says.
+    pub fn store(mut self, kind: StoreKind) -> Self {
+        self.store = Some(kind);
         self
     }
 
@@ -104,8 +128,10 @@ impl RelayBuilder {
         for f in self.configure {
             f(&mut config);
         }
-        let sqlite = store::sqlite::SqliteStore::open(&data_dir).expect("open the SQLite store");
-        let store: Arc<dyn store::Store> = Arc::new(sqlite);
+        let kind = self.store.unwrap_or_else(store_under_test);
+        let redis_namespace =
+            (kind == StoreKind::Redis && self.node_of.is_none()).then(|| namespace_for(&data_dir));
+        let store = stores::open(kind, self.node_of.as_deref().unwrap_or(&data_dir)).await;
         let bootstrapped = server::bootstrap(&store, &config).await.expect("bootstrap");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server::run(
@@ -120,6 +146,7 @@ impl RelayBuilder {
             admin: ADMIN_SECRET.to_owned(),
             first_start_token: bootstrapped.admin_token,
             data_dir,
+            redis_namespace,
             _temp: temp,
             shutdown,
             task: Some(task),
@@ -142,6 +169,9 @@ pub struct Relay {
     /// Where the store lives.
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    /// On Redis: the key namespace, deleted on drop by the relay that made
+    /// its data directory.
+    redis_namespace: Option<String>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), server::Error>>>,
     /// A plain HTTP client for raw requests.
@@ -155,6 +185,8 @@ impl Relay {
             data_dir: None,
             configure: Vec::new(),
             tls: None,
+            node_of: None,
+            store: None,
         }
     }
 
@@ -239,6 +271,9 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let (Some(namespace), Some(_)) = (&self.redis_namespace, &self._temp) {
+            delete_redis_namespace(namespace);
+        }
     }
 }
 

@@ -14,6 +14,13 @@ use testkit::{post, Destination, Relay};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The same suite with the relay on Redis (issue 6), so `cargo test`
+/// covers both stores; Redis must be answering.
+#[test]
+fn the_whole_suite_on_redis() {
+    testkit::rerun_suite_on_redis("the_whole_suite_on_redis", &[]);
+}
+
 const PATIENCE: Duration = Duration::from_secs(20);
 const TRANSPORTS: [Transport; 2] = [Transport::Grpc, Transport::WebSocket];
 

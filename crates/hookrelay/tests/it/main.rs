@@ -7,6 +7,7 @@
 mod protection;
 
 mod agent_cli;
+mod cluster;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -260,7 +261,7 @@ fn radarboard_environment_configures_named_inputs() {
         .args([
             "serve",
             "--store",
-            "redis://redis.example:6379/0",
+            "postgres://db.example/hookrelay",
             "--data-dir",
         ])
         .arg(data.path().join("unused"))

@@ -43,7 +43,10 @@ async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<EventId>().ok());
-    let cursor = resume.unwrap_or_else(|| EventId::floor_at(state.store.visible_before()));
+    let cursor = match resume {
+        Some(id) => id,
+        None => present(&state, &caller.tenant, &buckets).await?,
+    };
     let tail = Tail {
         commits: state.store.commits(),
         state,
@@ -64,6 +67,35 @@ async fn stream(
         Some((Ok(sse), tail))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The cursor of "now": after the newest event already committed. Ids grow
+/// in commit order, so that is exact; on a shared store the visibility
+/// horizon lags the clock (the cluster's skew bound), and the events
+/// between it and now are skipped here rather than replayed as live.
+async fn present(
+    state: &AppState,
+    tenant: &TenantId,
+    buckets: &[model::BucketId],
+) -> Result<EventId, ApiError> {
+    let mut cursor = EventId::floor_at(state.store.visible_before());
+    // Bounded: a horizon lags by under a second, and a page is 100 events.
+    for _ in 0..100 {
+        let query = EventQuery {
+            from: Cursor::After(cursor),
+            buckets: buckets.to_vec(),
+            limit: PAGE,
+        };
+        let page = state.store.events(tenant, &query).await?;
+        match page.last() {
+            Some(last) => cursor = last.id,
+            None => break,
+        }
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    Ok(cursor)
 }
 
 /// Follows one tenant's events from a cursor.

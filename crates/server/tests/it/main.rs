@@ -19,6 +19,25 @@ mod lifecycle;
 mod protection;
 mod reading;
 
+/// The same suite with every relay on Redis (issue 6), so `cargo test`
+/// covers both stores; Redis must be answering.
+#[test]
+fn the_whole_suite_on_redis() {
+    testkit::rerun_suite_on_redis(
+        "the_whole_suite_on_redis",
+        &[
+            (
+                "protection::a_tampered_payload_is_listed_with_an_error_and_never_as_garbage",
+                "alters a row of the SQLite file; the store crate's Redis tests tamper with Redis",
+            ),
+            (
+                "protection::retention_purges_and_hands_the_space_back",
+                "measures the SQLite file's size",
+            ),
+        ],
+    );
+}
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use testkit::Relay;
