@@ -314,3 +314,224 @@ async fn stored_bodies(http: &reqwest::Client, node: &Serve) -> HashSet<String> 
     }
     panic!("more pages than expected");
 }
+
+/// A private `redis-server` with `appendonly yes` and `appendfsync
+/// always` on a loopback port, killed on drop. Its AOF survives a kill.
+struct PrivateRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        // An ephemeral port the kernel just handed out (redis-server takes
+        // a number, not a bound socket).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut redis = PrivateRedis {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (DESIGN §6: the shared store)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private redis-server answers within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut answer = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read_exact(&mut answer).is_ok()
+            && &answer == b"+PONG\r\n"
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL redis-server");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+async fn status_of(http: &reqwest::Client, url: &str) -> Option<u16> {
+    http.get(url).send().await.ok().map(|r| r.status().as_u16())
+}
+
+/// Posts one webhook; its status, or `None` if the node did not answer.
+async fn post_one(http: &reqwest::Client, url: &str, body: &str) -> Option<u16> {
+    let sent = http.post(url).body(body.to_owned()).send().await;
+    sent.ok().map(|r| r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_mid_load_loses_nothing_acknowledged() {
+    let mut redis = PrivateRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let env = [
+        ("HOOKRELAY_STORE", url.as_str()),
+        ("HOOKRELAY_MASTER_KEY", MASTER_KEY),
+        ("HOOKRELAY_ADMIN_SECRET", ADMIN),
+    ];
+    let node = Serve::start(dir.path(), &env);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let bucket = admin(&http, &node, "/v1/buckets", json!({"name": "prod"})).await;
+    let bucket_id = bucket["id"].as_str().unwrap().to_owned();
+    let input = admin(
+        &http,
+        &node,
+        &format!("/v1/buckets/{bucket_id}/inputs"),
+        json!({"rateLimit": {"requests": 100000, "windowSeconds": 60}}),
+    )
+    .await;
+    let hook = format!("{}/v1/webhooks/{}", node.url, input["id"].as_str().unwrap());
+    admin(
+        &http,
+        &node,
+        &format!("/v1/buckets/{bucket_id}/outputs"),
+        json!({"url": "http://127.0.0.1:9/unused", "retry": {"initialDelayMs": 100}}),
+    )
+    .await;
+    let token = admin(&http, &node, "/v1/tokens", json!({"scope": "agent"})).await;
+    let destination = Destination::spawn().await;
+    let _agent = AgentProcess::start(
+        &node,
+        token["token"].as_str().unwrap(),
+        "blue",
+        "grpc",
+        &format!("{}/hook", destination.url),
+    );
+    testkit::wait_until(PATIENCE, "the agent is connected", || async {
+        agents_listed(&http, &node).await.len() == 1
+    })
+    .await;
+    let agent_id = agents_listed(&http, &node).await[0]["id"].clone();
+
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let body = format!("before-{i}");
+        assert_eq!(post_one(&http, &hook, &body).await, Some(200));
+        acked.push(body);
+    }
+    // A sender that keeps going through the kill and the restart: what
+    // it gets 200 for must arrive; 503s and cut connections are its to
+    // retry, as a provider would.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background = tokio::spawn({
+        let (http, hook, stop) = (http.clone(), hook.clone(), Arc::clone(&stop));
+        async move {
+            let mut acked = Vec::new();
+            for i in 0..5_000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let body = format!("live-{i}");
+                if post_one(&http, &hook, &body).await == Some(200) {
+                    acked.push(body);
+                }
+            }
+            acked
+        }
+    });
+    redis.kill9();
+    // While Redis is down: ingest refuses (the sender retries later), the
+    // node is not ready, and nothing is acknowledged.
+    let mut refused = 0;
+    for i in 0..20 {
+        match post_one(&http, &hook, &format!("down-{i}")).await {
+            Some(503) => refused += 1,
+            other => panic!("ingest without its store answered {other:?}"),
+        }
+    }
+    assert_eq!(
+        status_of(&http, &format!("{}/readyz", node.url)).await,
+        Some(503)
+    );
+    redis.restart();
+    testkit::wait_until(PATIENCE, "the node is ready again", || async {
+        status_of(&http, &format!("{}/readyz", node.url)).await == Some(200)
+    })
+    .await;
+    for i in 0..40 {
+        let body = format!("after-{i}");
+        let mut answered = None;
+        // The first requests may meet the reconnection.
+        for _ in 0..50 {
+            answered = post_one(&http, &hook, &body).await;
+            if answered == Some(200) {
+                break;
+            }
+        }
+        assert_eq!(answered, Some(200), "{body}");
+        acked.push(body);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let live = background.await.expect("the background sender");
+    assert!(!live.is_empty(), "the background sender got answers");
+    acked.extend(live);
+    testkit::wait_until(PATIENCE, "every acknowledged webhook arrived", || async {
+        let seen = arrivals(&destination);
+        acked.iter().all(|b| seen.contains_key(b))
+    })
+    .await;
+    let seen = arrivals(&destination);
+    assert!(
+        seen.keys().all(|b| !b.starts_with("down-")),
+        "a refused webhook was delivered"
+    );
+    let listed = agents_listed(&http, &node).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], agent_id, "the agent stayed connected");
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    println!(
+        "redis restart: {} acknowledged, 0 lost, {refused} refused 503 while down, {duplicates} duplicates",
+        acked.len()
+    );
+}
