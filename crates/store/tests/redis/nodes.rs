@@ -299,6 +299,7 @@ async fn a_node_with_another_key_refuses_to_start() {
     let options = store::redis::RedisOptions {
         namespace: ns.clone(),
         node_ttl: TTL,
+        ..Default::default()
     };
     let other = store::redis::RedisStore::open(&super::url(), keyring(), options).await;
     assert!(matches!(other, Err(Error::Unavailable(_))));
