@@ -124,6 +124,8 @@ pub(super) struct Inner {
     queued: AtomicUsize,
     /// Pipelines the writer has sent (each one group commit).
     pipelines: AtomicU64,
+    /// Held by the writer while it handles a batch (`close` waits on it).
+    busy: tokio::sync::Mutex<()>,
     writer: mpsc::Sender<append::Job>,
 }
 
@@ -214,6 +216,7 @@ impl RedisStore {
             signals: broadcast::channel(SIGNALS).0,
             queued: AtomicUsize::new(0),
             pipelines: AtomicU64::new(0),
+            busy: tokio::sync::Mutex::new(()),
             writer,
         });
         inner.check_keys().await?;

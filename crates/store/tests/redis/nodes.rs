@@ -306,3 +306,40 @@ async fn a_node_with_another_key_refuses_to_start() {
     first.close().await;
     cleanup(&ns).await;
 }
+
+/// `close` finishes the appends queued before it: each append either
+/// commits (and the other node reads it) or fails `Unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn close_finishes_queued_appends() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "close-drain").await;
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            let (node, e) = (Arc::clone(&a), w.event());
+            tokio::spawn(async move { node.append(e).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    a.close().await;
+    let mut committed = HashSet::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(x) => {
+                committed.insert(x.id);
+            }
+            Err(Error::Unavailable(_)) => {}
+            Err(other) => panic!("an append during close: {other:?}"),
+        }
+    }
+    let read: HashSet<EventId> = b
+        .events(&w.tenant, &everything())
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(read, committed, "exactly the answered appends are stored");
+    b.close().await;
+    cleanup(&ns).await;
+}
