@@ -10,6 +10,9 @@ use store::{Cursor, Error, EventQuery, Settle, Signal, Store};
 
 use super::{cleanup, keyring, namespace, open, wait_until};
 
+/// Appends in the two-node order test, half on each node.
+const N: usize = 1000;
+
 /// Short liveness, so a "killed" node's claims come back quickly.
 const TTL: Duration = Duration::from_secs(1);
 
@@ -51,7 +54,7 @@ async fn appends_from_two_nodes_share_one_order() {
         .expect("B's commit channel stays open");
 
     let mut tasks = Vec::new();
-    for i in 0..200 {
+    for i in 0..N {
         let node = Arc::clone(if i % 2 == 0 { &a } else { &b });
         let event = w.event();
         tasks.push(tokio::spawn(async move { node.append(event).await }));
@@ -61,7 +64,7 @@ async fn appends_from_two_nodes_share_one_order() {
         appended.push(task.await.expect("task").expect("append"));
     }
     let distinct: HashSet<EventId> = appended.iter().map(|x| x.id).collect();
-    assert_eq!(distinct.len(), 200);
+    assert_eq!(distinct.len(), N);
     appended.sort_by_key(|x| x.id);
     assert!(appended
         .windows(2)
@@ -69,7 +72,7 @@ async fn appends_from_two_nodes_share_one_order() {
     for node in [&a, &b] {
         let read = node.events(&w.tenant, &everything()).await.expect("events");
         let ids: Vec<EventId> = read.iter().map(|e| e.id).collect();
-        assert_eq!(ids.len(), 201);
+        assert_eq!(ids.len(), N + 1);
         assert!(ids.windows(2).all(|p| p[0] < p[1]));
         let read: HashSet<EventId> = ids.into_iter().collect();
         assert!(appended.iter().all(|x| read.contains(&x.id)));
