@@ -65,6 +65,7 @@ pub(super) async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let busy = inner.busy.lock().await;
         inner.queued.fetch_sub(batch.len(), Ordering::SeqCst);
         let mut committed = false;
         while !batch.is_empty() {
@@ -75,6 +76,19 @@ pub(super) async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Job>) {
         if committed {
             inner.tick_commits().await;
         }
+        drop(busy);
+    }
+}
+
+impl Inner {
+    /// Waits (at most `within`) until every append queued so far is
+    /// answered: `close` finishes queued writes.
+    pub(super) async fn drain(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.queued.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let _ = tokio::time::timeout_at(deadline, self.busy.lock()).await;
     }
 }
 
@@ -121,21 +135,15 @@ async fn round(
         return (Vec::new(), false);
     }
     inner.pipelines.fetch_add(1, Ordering::SeqCst);
-    let answers: Vec<redis::RedisResult<Value>> = match inner.con() {
-        Ok(mut con) => match pipe.query_async(&mut con).await {
-            Ok(answers) => answers,
-            Err(e) => {
-                // Which of them Redis ran is unknown: each caller hears
-                // Unavailable, and a sender retry may store a copy.
-                for t in sent {
-                    let _ = t.job.reply.send(Err(codec::unavailable(e.clone())));
-                }
-                return (Vec::new(), false);
-            }
-        },
+    // The raw connection: appends queued before `close` still go through.
+    let mut con = inner.conn.clone();
+    let answers: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut con).await {
+        Ok(answers) => answers,
         Err(e) => {
+            // Which of them Redis ran is unknown: each caller hears
+            // Unavailable, and a sender retry may store a copy.
             for t in sent {
-                let _ = t.job.reply.send(Err(Error::Unavailable(e.to_string())));
+                let _ = t.job.reply.send(Err(codec::unavailable(e.clone())));
             }
             return (Vec::new(), false);
         }
@@ -180,14 +188,12 @@ async fn round(
         }
     }
     if reload {
-        if let Ok(mut con) = inner.con() {
-            let _ = inner
-                .scripts
-                .append
-                .prepare_invoke()
-                .load_async(&mut con)
-                .await;
-        }
+        let _ = inner
+            .scripts
+            .append
+            .prepare_invoke()
+            .load_async(&mut con)
+            .await;
     }
     (again, committed)
 }

@@ -205,7 +205,9 @@ impl Inner {
         msg.extend_from_slice(self.node.as_bytes());
         msg.push(0);
         msg.extend_from_slice(body);
-        let mut con = self.con()?;
+        // The raw connection: the writer still announces the appends it
+        // finishes while `close` drains it.
+        let mut con = self.conn.clone();
         let _: i64 = con
             .publish(self.keys.bus(), msg)
             .await
@@ -214,6 +216,7 @@ impl Inner {
     }
 
     pub(super) async fn broadcast(&self, signal: Signal) -> Result<()> {
+        self.con()?;
         let body = match signal {
             Signal::ConfigChanged => b"g".to_vec(),
             Signal::Answer { event, answer } => {

@@ -85,6 +85,9 @@ pub struct RedisOptions {
     /// How long a node's liveness key lives without a refresh: a node gone
     /// for this long (plus one sweep, a fifth of it) loses its claims.
     pub node_ttl: Duration,
+    /// PEM of the CA that signed a `rediss://` server's certificate, when
+    /// it is a private one; `None` trusts the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
@@ -92,6 +95,7 @@ impl Default for RedisOptions {
         Self {
             namespace: "hr".into(),
             node_ttl: Duration::from_secs(10),
+            ca_pem: None,
         }
     }
 }
@@ -120,6 +124,8 @@ pub(super) struct Inner {
     queued: AtomicUsize,
     /// Pipelines the writer has sent (each one group commit).
     pipelines: AtomicU64,
+    /// Held by the writer while it handles a batch (`close` waits on it).
+    busy: tokio::sync::Mutex<()>,
     writer: mpsc::Sender<append::Job>,
 }
 
@@ -166,7 +172,17 @@ impl RedisStore {
     /// under `keys`' active key, as the embedded store does (the binary
     /// resolves the keyring the same way for both).
     pub async fn open(url: &str, keys: Keyring, options: RedisOptions) -> Result<RedisStore> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        let client = match &options.ca_pem {
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -200,6 +216,7 @@ impl RedisStore {
             signals: broadcast::channel(SIGNALS).0,
             queued: AtomicUsize::new(0),
             pipelines: AtomicU64::new(0),
+            busy: tokio::sync::Mutex::new(()),
             writer,
         });
         inner.check_keys().await?;

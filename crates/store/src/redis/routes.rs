@@ -17,6 +17,9 @@ use crate::{
     TenantRecord,
 };
 
+/// How long `close` waits for queued appends.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[async_trait]
 impl Store for RedisStore {
     async fn create_tenant(&self, record: &TenantRecord) -> Result<()> {
@@ -318,10 +321,12 @@ impl Store for RedisStore {
             .map_err(unavailable)
     }
 
-    /// Stops the tasks, gives this node's claims back and removes its
-    /// liveness key; appends already queued fail `Unavailable`.
+    /// Refuses new calls, finishes the queued appends (within
+    /// [`CLOSE_GRACE`]), stops the tasks, gives this node's claims back and
+    /// removes its liveness key.
     async fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.drain(CLOSE_GRACE).await;
         self.stop_tasks();
         let inner = &self.inner;
         match inner.release_node(&inner.node, None).await {

@@ -12,10 +12,11 @@
 //! # Layout
 //! - `main.rs`: fixtures and the conformance suite.
 //! - `nodes`: two stores (nodes) on one namespace.
-//! - `outage`: a private Redis stopped and started again.
+//! - `private`: a private `redis-server` stopped and started again, and
+//!   one serving TLS only.
 
 mod nodes;
-mod outage;
+mod private;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub(crate) async fn open(ns: &str, keys: crypto::Keyring, ttl: Duration) -> Redi
     let options = RedisOptions {
         namespace: ns.to_owned(),
         node_ttl: ttl,
+        ..Default::default()
     };
     RedisStore::open(&url(), keys, options)
         .await
@@ -146,6 +148,7 @@ async fn open_without_redis_is_unavailable() {
     let options = RedisOptions {
         namespace: namespace(),
         node_ttl: Duration::from_secs(10),
+        ..Default::default()
     };
     let opened = RedisStore::open(&format!("redis://127.0.0.1:{port}/0"), keyring(), options).await;
     assert!(matches!(opened, Err(store::Error::Unavailable(_))));

@@ -10,6 +10,9 @@ use store::{Cursor, Error, EventQuery, Settle, Signal, Store};
 
 use super::{cleanup, keyring, namespace, open, wait_until};
 
+/// Appends in the two-node order test, half on each node.
+const N: usize = 1000;
+
 /// Short liveness, so a "killed" node's claims come back quickly.
 const TTL: Duration = Duration::from_secs(1);
 
@@ -51,7 +54,7 @@ async fn appends_from_two_nodes_share_one_order() {
         .expect("B's commit channel stays open");
 
     let mut tasks = Vec::new();
-    for i in 0..200 {
+    for i in 0..N {
         let node = Arc::clone(if i % 2 == 0 { &a } else { &b });
         let event = w.event();
         tasks.push(tokio::spawn(async move { node.append(event).await }));
@@ -61,7 +64,7 @@ async fn appends_from_two_nodes_share_one_order() {
         appended.push(task.await.expect("task").expect("append"));
     }
     let distinct: HashSet<EventId> = appended.iter().map(|x| x.id).collect();
-    assert_eq!(distinct.len(), 200);
+    assert_eq!(distinct.len(), N);
     appended.sort_by_key(|x| x.id);
     assert!(appended
         .windows(2)
@@ -69,7 +72,7 @@ async fn appends_from_two_nodes_share_one_order() {
     for node in [&a, &b] {
         let read = node.events(&w.tenant, &everything()).await.expect("events");
         let ids: Vec<EventId> = read.iter().map(|e| e.id).collect();
-        assert_eq!(ids.len(), 201);
+        assert_eq!(ids.len(), N + 1);
         assert!(ids.windows(2).all(|p| p[0] < p[1]));
         let read: HashSet<EventId> = ids.into_iter().collect();
         assert!(appended.iter().all(|x| read.contains(&x.id)));
@@ -299,9 +302,47 @@ async fn a_node_with_another_key_refuses_to_start() {
     let options = store::redis::RedisOptions {
         namespace: ns.clone(),
         node_ttl: TTL,
+        ..Default::default()
     };
     let other = store::redis::RedisStore::open(&super::url(), keyring(), options).await;
     assert!(matches!(other, Err(Error::Unavailable(_))));
     first.close().await;
+    cleanup(&ns).await;
+}
+
+/// `close` finishes the appends queued before it: each append either
+/// commits (and the other node reads it) or fails `Unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn close_finishes_queued_appends() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "close-drain").await;
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            let (node, e) = (Arc::clone(&a), w.event());
+            tokio::spawn(async move { node.append(e).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    a.close().await;
+    let mut committed = HashSet::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(x) => {
+                committed.insert(x.id);
+            }
+            Err(Error::Unavailable(_)) => {}
+            Err(other) => panic!("an append during close: {other:?}"),
+        }
+    }
+    let read: HashSet<EventId> = b
+        .events(&w.tenant, &everything())
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(read, committed, "exactly the answered appends are stored");
+    b.close().await;
     cleanup(&ns).await;
 }

@@ -10,7 +10,7 @@ local window, skew = tonumber(ARGV[10]), tonumber(ARGV[11])
 if redis.call('EXISTS', P .. 'b:' .. bucket) == 0 then return { 'nf' } end
 local now = now_ms()
 local last = redis.call('GET', P .. 'last')
-if (last and id <= last) or ms < now - skew then
+if (last and not before(last, id)) or ms < now - skew then
   return { 'retry', last or '', tostring(now) }
 end
 if ARGV[8] == '1' then

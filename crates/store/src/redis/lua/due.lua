@@ -22,7 +22,7 @@ if limit > 0 then
   local i, j = 1, 1
   while #out < limit and (i <= #a or j <= #c) do
     local m, fresh
-    if j > #c or (i <= #a and a[i] < c[j]) then
+    if j > #c or (i <= #a and before(a[i], c[j])) then
       m, fresh, i = a[i], true, i + 1
     else
       m, fresh, j = c[j], false, j + 1

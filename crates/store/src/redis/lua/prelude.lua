@@ -9,6 +9,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Byte order, as sorted sets use: Lua's `<` follows the server's
+-- LC_COLLATE, which Redis takes from its environment.
+local function before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 -- `<event>|<output>|<group>` → event, output, group tag (`-` or `=name`).
 local function split3(m)
   local a = string.find(m, '|', 1, true)
