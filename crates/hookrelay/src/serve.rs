@@ -54,6 +54,10 @@ pub(crate) struct ServeArgs {
     /// deliveries it held [default: 10].
     #[arg(long, env = "HOOKRELAY_REDIS_NODE_TTL")]
     redis_node_ttl: Option<u64>,
+    /// A private CA (PEM) that signs a `rediss://` server's certificate
+    /// [default: the system's roots].
+    #[arg(long, env = "HOOKRELAY_REDIS_CA_FILE")]
+    redis_ca_file: Option<PathBuf>,
     /// The URL senders use to reach this relay [default: http://<listen>].
     #[arg(long, env = "HOOKRELAY_PUBLIC_URL")]
     public_url: Option<String>,
@@ -97,6 +101,7 @@ struct FileConfig {
     store: Option<String>,
     redis_namespace: Option<String>,
     redis_node_ttl: Option<u64>,
+    redis_ca_file: Option<PathBuf>,
     public_url: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -165,6 +170,12 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
                     return Err(config_error("--redis-node-ttl: 1 to 300 seconds"));
                 }
                 options.node_ttl = Duration::from_secs(ttl);
+            }
+            if let Some(path) = args.redis_ca_file.or(file.redis_ca_file) {
+                let pem = std::fs::read(&path).map_err(|e| {
+                    config_error(format!("--redis-ca-file {}: {e}", path.display()))
+                })?;
+                options.ca_pem = Some(pem);
             }
             StoreChoice::Redis(url.to_owned(), options)
         }

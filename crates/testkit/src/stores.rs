@@ -68,6 +68,7 @@ pub(crate) async fn open(kind: StoreKind, data_dir: &Path) -> Arc<dyn store::Sto
                 // A node that stops without closing hands its claims on
                 // after this (restart tests), rather than after 10 s.
                 node_ttl: Duration::from_secs(2),
+                ..Default::default()
             };
             let url = redis_url();
             match store::redis::RedisStore::open(&url, keys, options).await {
