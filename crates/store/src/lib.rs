@@ -172,6 +172,10 @@ pub struct TenantRecord {
 /// - **Durability**: when [`Store::append`] returns `Ok`, the event, its
 ///   delivery rows and its dedup entry are committed and on disk (fsync), or
 ///   in the shared store. Concurrent appends share one commit (group commit).
+///   Delivery bookkeeping ([`Store::mark_in_flight`], [`Store::settle`]) is
+///   committed before it returns but may wait for the next durable commit
+///   to reach the disk: a machine crash (never a process crash) can forget
+///   the latest settlements, and those deliveries are made again.
 /// - **Dedup**: a `delivery_id` recorded by `append` makes a later `append`
 ///   with the same (tenant, input, delivery id) inside its window fail with
 ///   [`Error::Duplicate`], atomically; [`Store::delivery_seen`] is the cheap

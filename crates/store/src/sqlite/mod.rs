@@ -53,7 +53,7 @@ use crate::{
 };
 pub use keys::{KeyMaintenance, KeyUsage, ReencryptStep};
 use reader::ReadPool;
-use writer::{Clock, IdMint, Shared, Writer};
+use writer::{Clock, IdMint, JobKind, Shared, Writer};
 
 /// The database file inside the data directory.
 pub const FILE_NAME: &str = "hookrelay.db";
@@ -170,7 +170,21 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.writer.call(false, move |cx| f(cx.conn)).await
+        self.writer
+            .call(JobKind::Durable, move |cx| f(cx.conn))
+            .await
+    }
+
+    /// A write of delivery bookkeeping: committed in order with the rest,
+    /// without an fsync of its own (see [`JobKind::Bookkeeping`]).
+    async fn write_bookkeeping<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer
+            .call(JobKind::Bookkeeping, move |cx| f(cx.conn))
+            .await
     }
 }
 
@@ -373,7 +387,7 @@ impl Store for SqliteStore {
         };
         let keys = Arc::clone(&self.keys);
         self.writer
-            .call(true, move |cx| {
+            .call(JobKind::Append, move |cx| {
                 events::append(cx, &event, plaintext.as_deref(), &keys)
             })
             .await
@@ -485,7 +499,7 @@ impl Store for SqliteStore {
     async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
         let keys = keys.to_vec();
         let now = self.shared.clock.now();
-        self.write(move |c| deliveries::mark_in_flight(c, &keys, now))
+        self.write_bookkeeping(move |c| deliveries::mark_in_flight(c, &keys, now))
             .await
     }
 
@@ -497,7 +511,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let key = key.clone();
         let now = self.shared.clock.now();
-        self.write(move |c| deliveries::settle(c, &key, attempt.as_ref(), next, now))
+        self.write_bookkeeping(move |c| deliveries::settle(c, &key, attempt.as_ref(), next, now))
             .await
     }
 

@@ -96,7 +96,7 @@ impl Fixture {
         let job = tokio::spawn(async move {
             store
                 .writer
-                .call(true, move |cx| {
+                .call(super::writer::JobKind::Append, move |cx| {
                     before(cx)?;
                     let _ = running.send(());
                     let _ = wait.recv();
@@ -151,7 +151,9 @@ async fn a_panicking_job_fails_its_batch_and_the_writer_lives_on() {
         tokio::spawn(async move {
             store
                 .writer
-                .call(true, |_| -> Result<()> { panic!("a bug in a write job") })
+                .call(super::writer::JobKind::Append, |_| -> Result<()> {
+                    panic!("a bug in a write job")
+                })
                 .await
         })
     };

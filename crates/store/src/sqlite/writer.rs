@@ -136,10 +136,29 @@ pub(super) struct WriteCx<'a> {
     pub(super) wrote: bool,
 }
 
+/// What a write job is, which decides how its batch commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JobKind {
+    /// Stores events: sets the visibility floor, ticks `commits`, fsyncs.
+    Append,
+    /// Any other write a caller is told is done (admin objects, resends):
+    /// fsynced before the answer.
+    Durable,
+    /// Delivery bookkeeping (in-flight marks, settlements): committed
+    /// like the rest but not fsynced by itself (`synchronous=NORMAL`).
+    /// The next durable commit fsyncs it with its own; a machine crash
+    /// before that loses at most a settlement, and the delivery is made
+    /// again (at-least-once), which a process crash never causes.
+    Bookkeeping,
+}
+
 /// A write job, type-erased so appends and admin writes share one queue.
 trait Work: Send {
+    fn kind(&self) -> JobKind;
     /// Whether this job stores events (decides the floor and the tick).
-    fn appends(&self) -> bool;
+    fn appends(&self) -> bool {
+        self.kind() == JobKind::Append
+    }
     /// Runs the job; `false` means it failed, which rolls back its
     /// savepoint, or, for an append that already wrote, the whole batch.
     fn run(&mut self, cx: &mut WriteCx<'_>) -> bool;
@@ -149,7 +168,7 @@ trait Work: Send {
 }
 
 struct Task<T, F> {
-    appends: bool,
+    kind: JobKind,
     work: Option<F>,
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
@@ -160,8 +179,8 @@ where
     T: Send,
     F: FnOnce(&mut WriteCx<'_>) -> Result<T> + Send,
 {
-    fn appends(&self) -> bool {
-        self.appends
+    fn kind(&self) -> JobKind {
+        self.kind
     }
 
     fn run(&mut self, cx: &mut WriteCx<'_>) -> bool {
@@ -219,6 +238,7 @@ impl Writer {
                     ids,
                     shared,
                     pending: Pending::default(),
+                    fsyncs: true,
                 }
                 .run(jobs)
             })
@@ -240,8 +260,7 @@ impl Writer {
     }
 
     /// Runs `work` in the next batch and answers once that batch committed.
-    /// `appends` marks jobs that store events.
-    pub(super) async fn call<T, F>(&self, appends: bool, work: F) -> Result<T>
+    pub(super) async fn call<T, F>(&self, kind: JobKind, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCx<'_>) -> Result<T> + Send + 'static,
@@ -251,7 +270,7 @@ impl Writer {
         }
         let (reply, answer) = oneshot::channel();
         let task = Task {
-            appends,
+            kind,
             work: Some(work),
             result: None,
             reply,
@@ -287,6 +306,8 @@ struct Thread {
     shared: std::sync::Arc<Shared>,
     /// Delivery ids accepted by the batch in flight, not yet committed.
     pending: Pending,
+    /// Whether the connection is at `synchronous=FULL` (else NORMAL).
+    fsyncs: bool,
 }
 
 impl Thread {
@@ -382,6 +403,16 @@ impl Thread {
                 .map(drop)
                 .map_err(|e| db_err(e).to_string())
         };
+        // A batch of bookkeeping alone skips the fsync; the first durable
+        // batch after it fsyncs both (one WAL, written in order).
+        let fsync = batch.iter().any(|w| w.kind() != JobKind::Bookkeeping);
+        if fsync != self.fsyncs {
+            let level = if fsync { "FULL" } else { "NORMAL" };
+            self.conn
+                .pragma_update(None, "synchronous", level)
+                .map_err(|e| db_err(e).to_string())?;
+            self.fsyncs = fsync;
+        }
         exec(&self.conn, "BEGIN IMMEDIATE")?;
         let mut stored_events = false;
         for work in batch.iter_mut() {
