@@ -189,8 +189,17 @@ async fn idle_connections_and_slow_loris_do_not_starve_senders() {
         lorises.spawn(loris(addr.clone(), path.clone()));
     }
 
+    let held_before = open_files(serve.pid()).saturating_sub(base_files);
     let during = measure(&addr, &path).await;
     let held_after = open_files(serve.pid()).saturating_sub(base_files);
+    // Idle connections the server has closed (read gives end of file).
+    let closed = idle
+        .iter()
+        .filter(|c| {
+            let mut buf = [0u8; 1];
+            matches!(c.try_read(&mut buf), Ok(0))
+        })
+        .count();
 
     let mut cut = Vec::new();
     let all_cut = async {
@@ -205,8 +214,8 @@ async fn idle_connections_and_slow_loris_do_not_starve_senders() {
 
     println!(
         "faults: loris: {SENDERS}x{REQUESTS} senders, new connection each; idle server p50 \
-         {:.1} ms p99 {:.1} ms max {:.1} ms; with {IDLE} idle connections (server held {held_after} \
-         after) and {LORIS} slow-loris: p50 {:.1} ms p99 {:.1} ms max {:.1} ms; loris cut after \
+         {:.1} ms p99 {:.1} ms max {:.1} ms; with {IDLE} idle connections (server held {held_before} \
+         before, {held_after} after; {closed} closed to make room) and {LORIS} slow-loris: p50 {:.1} ms p99 {:.1} ms max {:.1} ms; loris cut after \
          {:.1}..{:.1} s; {:.1} s (idle opened at {:.1} s)",
         ms(quantile(&before, 0.5)),
         ms(quantile(&before, 0.99)),
