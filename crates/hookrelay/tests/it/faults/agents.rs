@@ -129,16 +129,20 @@ async fn agents_killed_under_load_lose_nothing_acknowledged() {
     )
     .await;
     let ledger = load.finish().await;
+    let stopped = Instant::now();
+    let arrived_at_stop = super::arrivals(&destination.received()).len();
 
     let acked: HashSet<String> = ledger.acked().into_iter().collect();
     let counts = wait_delivered(&destination, &acked, Duration::from_secs(90)).await;
+    let caught_up = stopped.elapsed().as_secs_f64();
     let duplicates = super::duplicates(&counts);
     let lost = acked.iter().filter(|m| !counts.contains_key(*m)).count();
     println!(
         "faults: agent kill -9: {KILLS} kill points (seed {seed}), {} events acknowledged, \
-         {lost} lost, {} delivered, {duplicates} duplicates delivered, other answers {:?}, {:.1} s",
+         {lost} lost, {} delivered, {duplicates} duplicates delivered (all in {caught_up:.1} s after the load stopped, {} to go then), other answers {:?}, {:.1} s",
         acked.len(),
         counts.len(),
+        counts.len().saturating_sub(arrived_at_stop),
         ledger.refused.lock().expect("ledger lock"),
         started.elapsed().as_secs_f64(),
     );

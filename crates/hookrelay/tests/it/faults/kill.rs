@@ -72,17 +72,19 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     )
     .await;
     let ledger = load.finish().await;
+    let stopped = Instant::now();
 
     let api = Api::new(&serve.url);
     let acked: HashSet<String> = ledger.acked().into_iter().collect();
     let stored = api.stored_markers(&setup.bucket).await;
     let lost: Vec<&String> = acked.difference(&stored).collect();
     let counts = wait_delivered(&destination, &stored, Duration::from_secs(90)).await;
+    let caught_up = stopped.elapsed().as_secs_f64();
     let duplicates = super::duplicates(&counts);
     println!(
         "faults: kill -9: {KILLS} kill points (seed {seed}), {} events acknowledged, {} lost, \
          {} stored without an answer, {} requests cut or refused by a dead server, \
-         other answers {:?}, {} delivered, {duplicates} duplicates delivered, {:.1} s",
+         other answers {:?}, {} delivered, {duplicates} duplicates delivered (all in {caught_up:.1} s after the load stopped), {:.1} s",
         acked.len(),
         lost.len(),
         stored.len() - (acked.len() - lost.len()),
