@@ -13,15 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{ingest_url, start_serve, Api};
+use super::{ingest_url, start_serve, Api, Load};
 
 /// The tmpfs size: room for the store's first pages and a little WAL.
 const SIZE: &str = "size=16m";
 /// Events stored before the disk fills.
 const PRIOR_EVENTS: usize = 300;
-/// Requests the test sends at most while waiting for the first 503.
-const MAX_POSTS_UNTIL_FULL: usize = 5_000;
-/// Requests after the first 503, while the disk is still full.
+/// Concurrent senders while the disk fills.
+const SENDERS: usize = 4;
+/// Requests after the first 503s, while the disk is still full (twice:
+/// one at a time, then all at once).
 const POSTS_WHILE_FULL: usize = 50;
 
 /// A tmpfs mounted on a directory; unmounted on drop (lazily if busy).
@@ -119,32 +120,52 @@ async fn a_full_disk_answers_503_and_recovers() {
         before.insert(marker);
     }
 
+    // The disk fills under load, so group commits fail part-way through
+    // their WAL writes. SQLite may still append into WAL pages it already
+    // owns: those 2xx are fine if the event is stored. 503s must come.
+    let load = Load::start(SENDERS, url.clone());
+    testkit::wait_until(
+        Duration::from_secs(30),
+        "the load is acknowledged",
+        || async { load.ledger.acked_count() >= 20 },
+    )
+    .await;
     let filler = dir.path().join("filler");
-    let filled = fill(&filler);
+    let filled = {
+        let filler = filler.clone();
+        tokio::task::spawn_blocking(move || fill(&filler))
+            .await
+            .expect("fill the disk")
+    };
+    let acked_when_full = load.ledger.acked_count();
+    testkit::wait_until(Duration::from_secs(30), "ingest answers 503", || async {
+        load.ledger.refused.lock().expect("ledger").get(&503) >= Some(&20)
+    })
+    .await;
+    let ledger = load.finish().await;
+    let accepted_while_filling: HashSet<String> = ledger.acked().into_iter().collect();
+    let acked_after_full = accepted_while_filling.len() - acked_when_full;
+    let refused = ledger.refused.lock().expect("ledger").clone();
+    assert_eq!(refused.keys().collect::<Vec<_>>(), [&503], "{refused:?}");
 
-    // SQLite may still append into WAL pages it already owns: those 2xx
-    // are fine if the event is stored. The first 503 must come, and then
-    // nothing but 503 while the disk stays full.
-    let mut accepted_while_filling = HashSet::new();
-    let mut first_503 = None;
-    for n in 0..MAX_POSTS_UNTIL_FULL {
-        let marker = format!("filling-{n}");
-        let (status, body) = post(&http, &url, &marker).await;
-        if (200..300).contains(&status) {
-            accepted_while_filling.insert(marker);
-            continue;
-        }
-        assert_unavailable(status, &body, &marker);
-        first_503 = Some(n);
-        break;
-    }
-    let first_503 = first_503.unwrap_or_else(|| {
-        panic!("{MAX_POSTS_UNTIL_FULL} requests on a full disk and never a 503")
-    });
+    // While the disk stays full: nothing but 503 `unavailable`, one at a
+    // time and concurrently.
     for n in 0..POSTS_WHILE_FULL {
         let marker = format!("full-{n}");
         let (status, body) = post(&http, &url, &marker).await;
         assert_unavailable(status, &body, &marker);
+    }
+    let mut concurrent = tokio::task::JoinSet::new();
+    for n in 0..POSTS_WHILE_FULL {
+        let (http, url) = (http.clone(), url.clone());
+        concurrent.spawn(async move {
+            let marker = format!("full-concurrent-{n}");
+            let (status, body) = post(&http, &url, &marker).await;
+            assert_unavailable(status, &body, &marker);
+        });
+    }
+    while let Some(done) = concurrent.join_next().await {
+        done.expect("a concurrent post");
     }
     let stored = api.stored_markers(&setup.bucket).await;
     for marker in &accepted_while_filling {
@@ -203,11 +224,13 @@ async fn a_full_disk_answers_503_and_recovers() {
     let lost: Vec<&String> = acked.filter(|m| !stored.contains(*m)).collect();
     assert!(lost.is_empty(), "lost after a restart: {lost:?}");
     println!(
-        "faults: full disk ({SIZE}): filler {filled} bytes, {} accepted (and stored) after the \
-         filler, first 503 at request {first_503}, then {POSTS_WHILE_FULL}/{POSTS_WHILE_FULL} \
-         answered 503 unavailable; recovered {} ms after the filler was removed \
+        "faults: full disk ({SIZE}): filler {filled} bytes written under load from {SENDERS} \
+         senders, {} accepted under load (and stored), {acked_after_full} of them after the \
+         filler was complete, {} answered 503; then {POSTS_WHILE_FULL} sequential and \
+         {POSTS_WHILE_FULL} concurrent: all 503 unavailable; recovered {} ms after the filler was removed \
          ({recovered} 503s meanwhile), 20/20 accepted and stored after, all {} 2xx still stored after a kill -9 and restart, {:.1} s",
         accepted_while_filling.len(),
+        refused[&503],
         recovered_ms,
         before.len() + accepted_while_filling.len() + after.len(),
         started.elapsed().as_secs_f64(),
