@@ -316,3 +316,26 @@ fn connection_service(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_connection_without_a_request_gives_way() {
+        let waiting = Arc::new(Waiting::default());
+        let (first, second, third) = (waiting.enter(), waiting.enter(), waiting.enter());
+        assert!(first.start(), "a request on the oldest connection");
+        assert!(waiting.evict_oldest());
+        assert!(
+            !first.evicted.is_cancelled(),
+            "a connection with a request stays"
+        );
+        assert!(second.evicted.is_cancelled());
+        assert!(!second.start(), "a request after eviction does not start");
+        // A connection that ends leaves the list.
+        drop(Entry(third));
+        assert!(waiting.is_empty());
+        assert!(!waiting.evict_oldest());
+    }
+}
