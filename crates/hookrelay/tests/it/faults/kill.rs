@@ -1,7 +1,7 @@
 //! kill -9 during steady load: four senders post unique markers to a plain
 //! input whose bucket has a public output (delivered by the server itself
 //! to a recording destination on 127.0.0.1, `--allow-private-destinations`).
-//! At a random moment of each round `serve` is SIGKILLed, then restarted
+//! At a random moment of each of 30 rounds `serve` is SIGKILLed, then restarted
 //! on the same data dir on a new port, and the senders move there. After
 //! the last round every marker that was answered 2xx must be in the store
 //! and at the destination (duplicates are counted, not failures: delivery
@@ -15,11 +15,12 @@ use serde_json::json;
 use super::{ingest_url, start_serve, wait_delivered, Api, Load, Rng};
 
 /// Kill points: the issue asks for at least 20.
-const KILLS: usize = 20;
+const KILLS: usize = 30;
 const SENDERS: usize = 4;
-/// Acknowledged requests each round waits for before its random delay, so
-/// every kill lands on a server under load.
-const ACKS_BEFORE_KILL: usize = 20;
+/// Acknowledged requests each round waits for before its random delay
+/// (random in this range), so every kill lands on a server under load,
+/// some of them just after it opened the store and resumed deliveries.
+const ACKS_BEFORE_KILL: (u64, u64) = (1, 40);
 /// The random part of each kill moment, in ms.
 const KILL_DELAY_MS: (u64, u64) = (0, 250);
 
@@ -48,12 +49,15 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     let seed = rng.seed();
     let load = Load::start(SENDERS, ingest_url(&serve.url, &setup.input));
 
+    let mut least_acked = 0;
     for round in 0..KILLS {
         let before = load.ledger.acked_count();
+        let acks = rng.range(ACKS_BEFORE_KILL.0, ACKS_BEFORE_KILL.1) as usize;
+        least_acked += acks;
         testkit::wait_until(
             Duration::from_secs(30),
-            &format!("round {round}: {ACKS_BEFORE_KILL} acknowledged requests"),
-            || async { load.ledger.acked_count() >= before + ACKS_BEFORE_KILL },
+            &format!("round {round}: {acks} acknowledged requests"),
+            || async { load.ledger.acked_count() >= before + acks },
         )
         .await;
         // The kill moment itself is the random part, not a synchronisation.
@@ -100,5 +104,5 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
-    assert!(acked.len() >= KILLS * ACKS_BEFORE_KILL);
+    assert!(acked.len() >= least_acked);
 }
