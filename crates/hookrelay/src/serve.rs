@@ -83,6 +83,10 @@ pub(crate) struct ServeArgs {
     /// Seconds between retention sweeps [default: 60].
     #[arg(long, env = "HOOKRELAY_RETENTION_INTERVAL")]
     retention_interval: Option<u64>,
+    /// Seconds a client has to send its request headers (and its first
+    /// byte, and a TLS handshake) [default: 10].
+    #[arg(long, env = "HOOKRELAY_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<u64>,
     /// Let the server's own deliveries (public outputs) reach private,
     /// loopback and link-local addresses.
     #[arg(long, env = "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS")]
@@ -110,6 +114,7 @@ struct FileConfig {
     trusted_proxies: Vec<IpAddr>,
     bcrypt_cost: Option<u32>,
     retention_interval: Option<u64>,
+    header_read_timeout: Option<u64>,
     allowed_origin: Option<String>,
     allow_private_destinations: Option<bool>,
 }
@@ -243,6 +248,9 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     }
     if let Some(secs) = args.retention_interval.or(file.retention_interval) {
         config.retention_interval = Duration::from_secs(secs.max(1));
+    }
+    if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout) {
+        config.header_read_timeout = Duration::from_secs(secs.max(1));
     }
     if var("SENTRY_DSN").is_some() {
         tracing::warn!("SENTRY_DSN is set, but error reporting to Sentry is not supported yet; errors go to the log");
@@ -470,7 +478,8 @@ mod tests {
         let path = dir.path().join("hookrelay.toml");
         std::fs::write(
             &path,
-            "listen = \"[::1]:9999\"\npublic_url = \"https://relay.example\"\n",
+            "listen = \"[::1]:9999\"\npublic_url = \"https://relay.example\"\n\
+             header_read_timeout = 20\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -481,6 +490,7 @@ mod tests {
         let r = resolve(args, &[]).unwrap();
         assert_eq!(r.listen.port(), 9999);
         assert_eq!(r.config.public_url, "https://flag.example");
+        assert_eq!(r.config.header_read_timeout, Duration::from_secs(20));
 
         std::fs::write(&path, "nonsense = 1\n").unwrap();
         let args = ServeArgs {

@@ -2,12 +2,15 @@
 //! through the real CLI against a real `hookrelay serve` process on an
 //! ephemeral loopback port, then a SIGTERM shutdown and a restart.
 //! `protection`: payloads in no file or debug log, `hookrelay keys`
-//! rotation, token rotation.
+//! rotation, token rotation. `faults`: kill -9 under load, agents killed,
+//! a full disk, slow-loris and 10,000 idle connections (issue 7).
 
 mod protection;
 
 mod agent_cli;
 mod cluster;
+
+mod faults;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -33,9 +36,24 @@ impl Serve {
         Self::start_logging(data_dir, extra_env, "warn", Stdio::null())
     }
 
+    /// Starts with extra `serve` flags (after the test defaults).
+    fn start_with(data_dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Serve {
+        Self::spawn(data_dir, args, extra_env, "warn", Stdio::null())
+    }
+
     /// Starts with `RUST_LOG=rust_log`, the log (stderr) going to `log`.
     fn start_logging(
         data_dir: &Path,
+        extra_env: &[(&str, &str)],
+        rust_log: &str,
+        log: Stdio,
+    ) -> Serve {
+        Self::spawn(data_dir, &[], extra_env, rust_log, log)
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        args: &[&str],
         extra_env: &[(&str, &str)],
         rust_log: &str,
         log: Stdio,
@@ -50,6 +68,7 @@ impl Serve {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(args)
             .envs(extra_env.iter().copied())
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
@@ -87,6 +106,19 @@ impl Serve {
                 serve.url = url.trim().to_owned();
                 return serve;
             }
+        }
+    }
+
+    /// The process id, while it runs.
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running serve").id()
+    }
+
+    /// SIGKILL (no chance to flush or drain) and reap.
+    fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL hookrelay serve");
+            child.wait().expect("reap hookrelay serve");
         }
     }
 

@@ -331,3 +331,42 @@ async fn idle_connections_do_not_hold_a_slot() {
     assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
     assert!(closed_within(idle, "kept-alive").await < std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn at_the_connection_bound_a_silent_connection_gives_way() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The header timeout is far beyond the test: only eviction frees slots.
+    let relay = Relay::builder()
+        .config(|c| {
+            c.max_connections = 2;
+            c.header_read_timeout = Duration::from_secs(120);
+        })
+        .spawn()
+        .await;
+    let addr = relay.url.trim_start_matches("http://").to_owned();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+    let answered = |mut conn: tokio::net::TcpStream| async move {
+        conn.write_all(request).await.unwrap();
+        let mut answer = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut answer))
+            .await
+            .expect("an answer within 10 s, not after the header timeout")
+            .unwrap();
+        assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+        conn
+    };
+    // A kept-alive connection that has made a request: it never gives way.
+    let busy = answered(tokio::net::TcpStream::connect(&addr).await.unwrap()).await;
+    // Takes the last slot and says nothing.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // A newcomer at the bound is served: the silent one gave way ...
+    answered(tokio::net::TcpStream::connect(&addr).await.unwrap()).await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest))
+        .await
+        .expect("the silent connection is closed")
+        .unwrap();
+    // ... and the busy one still works.
+    answered(busy).await;
+}
