@@ -96,12 +96,6 @@ impl Drop for AgentProcess {
     }
 }
 
-fn kill9(mut serve: Serve) {
-    let mut child = serve.child.take().expect("a running node");
-    child.kill().expect("SIGKILL the node");
-    let _ = child.wait();
-}
-
 async fn admin(http: &reqwest::Client, node: &Serve, path: &str, body: Value) -> Value {
     let response = http
         .post(format!("{}{path}", node.url))
@@ -227,7 +221,7 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
         acked_total.load(Ordering::SeqCst) >= KILL_AFTER
     })
     .await;
-    kill9(b);
+    b.kill9();
     // The dead node's agent reconnects elsewhere, as through a balancer.
     drop(blue_b);
     let _blue_b_again = AgentProcess::start(&c, &token, "blue", "ws", &blue_hook);
