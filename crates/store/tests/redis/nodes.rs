@@ -346,3 +346,43 @@ async fn close_finishes_queued_appends() {
     b.close().await;
     cleanup(&ns).await;
 }
+
+/// Group `None` names a bucket's public rows: claimed like the others, and
+/// only that bucket's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buckets_public_rows_by_group_none() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "public-bucket").await;
+    let other = store::conformance::bucket_in(&w.tenant, "other");
+    a.create_bucket(&other).await.expect("bucket");
+    let other_input = store::conformance::input_in(&other, None);
+    a.create_input(&other_input).await.expect("input");
+    for bucket in [&w.bucket, &other] {
+        let mut public = store::conformance::output_in(bucket);
+        public.internal = false;
+        a.create_output(&public).await.expect("public output");
+    }
+    let e = a.append(w.event()).await.expect("append");
+    a.append(store::conformance::event_for(&other_input))
+        .await
+        .expect("append");
+    let now = model::time::now_ms();
+    let due = a
+        .due_deliveries(&w.tenant, &w.bucket.id, None, now, 10)
+        .await
+        .expect("due");
+    assert_eq!(due.due.len(), 1);
+    assert_eq!(
+        (due.due[0].key.event, due.due[0].output.internal),
+        (e.id, false)
+    );
+    let on_b = b
+        .due_deliveries(&w.tenant, &w.bucket.id, None, now, 10)
+        .await
+        .expect("due on B");
+    assert!(on_b.due.is_empty(), "claimed by A");
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
