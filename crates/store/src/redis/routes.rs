@@ -115,7 +115,6 @@ impl Store for RedisStore {
     }
 
     async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()> {
-        // Its queued rows are dropped by the due queries as they meet them.
         self.inner
             .object_op(tenant, &[b"output.delete", id.as_str().as_bytes()])
             .await

@@ -386,3 +386,21 @@ async fn a_buckets_public_rows_by_group_none() {
     b.close().await;
     cleanup(&ns).await;
 }
+
+/// Deleting an output takes its queued deliveries along, as SQLite does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_output_takes_its_queued_rows() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "delete-output").await;
+    let (t, bk) = (&w.tenant, &w.bucket.id);
+    a.register_group(t, bk, "g", 0).await.expect("register");
+    let e = a.append(w.event()).await.expect("append");
+    a.delete_output(t, &w.outputs[0].id).await.expect("delete");
+    let (_, deliveries) = b.event(t, &e.id).await.expect("event");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].output, w.outputs[1].id);
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
