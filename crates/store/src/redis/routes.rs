@@ -321,7 +321,7 @@ impl Store for RedisStore {
     }
 
     /// Refuses new calls, finishes the queued appends (within
-    /// [`CLOSE_GRACE`]), stops the tasks, gives this node's claims back and
+    /// five seconds), stops the tasks, gives this node's claims back and
     /// removes its liveness key.
     async fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
