@@ -14,9 +14,14 @@
 //! moves to `qc:<bucket>:<node>:=<group>` (or `pqc:<node>`) and records the
 //! node as owner. Other nodes no longer see it; the owner sees it again
 //! until it marks it in flight (`qf:...` / `pqf:<node>`), settles or
-//! releases it. `held:<node>` lists the claim sets a node has in the
-//! tenant, and the global `nt:<node>` the tenants: what the sweeper
-//! (`cluster`) visits to give a dead node's claims back.
+//! releases it, or until the claim's lease runs out (`cluster`).
+//! `held:<node>` lists the claim sets a node has in the tenant, and the
+//! global `nt:<node>` the tenants: what the sweeper (`cluster`) visits to
+//! give a dead node's claims back, without scanning the keyspace.
+//!
+//! The public queue is per tenant so that claiming stays one tenant's
+//! script; the global `pubt` lists the tenants that have public outputs,
+//! and `due_public_deliveries` runs one claim per such tenant.
 
 use model::{Attempt, BucketId, TenantId};
 use redis::Value;
