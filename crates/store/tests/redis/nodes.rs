@@ -404,3 +404,40 @@ async fn deleting_an_output_takes_its_queued_rows() {
     b.close().await;
     cleanup(&ns).await;
 }
+
+/// Redis time in ms, read now.
+async fn redis_time() -> i64 {
+    let client = redis::Client::open(super::url()).expect("redis url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut con)
+        .await
+        .expect("TIME");
+    secs * 1000 + micros / 1000
+}
+
+/// An event committed after Redis time `t` carries `receivedAt >= t -
+/// 500 ms` (the skew bound the append script enforces), whichever node
+/// minted it, and `visible_before` stays below Redis time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_times_follow_redis_time() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "skew").await;
+    for node in [&a, &b, &a, &b] {
+        let before = redis_time().await;
+        let appended = node.append(w.event()).await.expect("append");
+        assert!(
+            appended.received_at >= before - 500,
+            "received at {} but committed after {before}",
+            appended.received_at
+        );
+        assert!(node.visible_before() <= redis_time().await);
+    }
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
