@@ -8,6 +8,9 @@ use store::{Error, Settle, Signal};
 use super::nodes::{patience, two_nodes};
 use super::{cleanup, namespace, wait_until};
 
+/// A claim by one node hides the delivery from the other; when the
+/// claiming node dies (dropped without close: its tasks stop and its
+/// liveness lapses), the other's sweeper makes them due again. Signals and
 /// agents travel too, and a dead node's agents leave the list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_of_a_dead_node_come_back() {
@@ -126,6 +129,7 @@ async fn close_gives_claims_back() {
     cleanup(&ns).await;
 }
 
+/// A live node's claims that it never marks in flight go back to the queue
 /// after their lease, for any node to take.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unsent_claims_return_after_their_lease() {
@@ -158,6 +162,7 @@ async fn unsent_claims_return_after_their_lease() {
     cleanup(&ns).await;
 }
 
+/// Group `None` names a bucket's public rows: claimed like the others, and
 /// only that bucket's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buckets_public_rows_by_group_none() {

@@ -82,9 +82,6 @@ async fn appends_from_two_nodes_share_one_order() {
     cleanup(&ns).await;
 }
 
-/// A claim by one node hides the delivery from the other; when the
-/// claiming node dies (dropped without close: its tasks stop and its
-/// liveness lapses), the other's sweeper makes them due again. Signals and
 /// The same delivery id appended at once on both nodes: exactly one wins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dedup_holds_across_nodes() {
@@ -113,7 +110,6 @@ async fn dedup_holds_across_nodes() {
     cleanup(&ns).await;
 }
 
-/// A live node's claims that it never marks in flight go back to the queue
 /// A rate-limit window is shared by the nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_count_across_nodes() {
@@ -197,7 +193,6 @@ async fn close_finishes_queued_appends() {
     cleanup(&ns).await;
 }
 
-/// Group `None` names a bucket's public rows: claimed like the others, and
 /// Redis time in ms, read now.
 async fn redis_time() -> i64 {
     let client = redis::Client::open(super::url()).expect("redis url");
