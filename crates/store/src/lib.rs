@@ -328,7 +328,9 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` pending deliveries of the bucket for the group (`None`:
     /// none is an agent's) that are due at `now_ms`, oldest event first.
     /// When [`Store::shared_dispatch`] is true they are claimed for this
-    /// node, which must settle (or release) every one it is given.
+    /// node, which must settle (or release) every one it is given; until it
+    /// marks them in flight, this node's later calls return them again
+    /// (and a claim never marked goes back to the queue after a lease).
     async fn due_deliveries(
         &self,
         tenant: &TenantId,
@@ -341,9 +343,11 @@ pub trait Store: Send + Sync + 'static {
     /// across tenants: the server's delivery worker is tenant-blind. Claimed
     /// like [`Store::due_deliveries`] when dispatch is shared.
     async fn due_public_deliveries(&self, now_ms: i64, limit: usize) -> Result<DueBatch>;
-    /// Marks pending deliveries `in_flight`. A backend resets every
-    /// `in_flight` delivery to `pending` when it opens: whoever held them
-    /// is gone.
+    /// Marks pending deliveries `in_flight`. The embedded backend resets
+    /// every `in_flight` delivery to `pending` when it opens: whoever held
+    /// them is gone. A shared backend turns this node's claims into
+    /// in-flight marks, and gives a node's marks back when its liveness
+    /// lapses.
     async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()>;
     /// Records an attempt (if one was made) and moves the delivery on.
     /// [`Settle::Released`] applies only to a delivery still in flight, so

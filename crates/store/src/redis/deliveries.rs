@@ -14,9 +14,14 @@
 //! moves to `qc:<bucket>:<node>:=<group>` (or `pqc:<node>`) and records the
 //! node as owner. Other nodes no longer see it; the owner sees it again
 //! until it marks it in flight (`qf:...` / `pqf:<node>`), settles or
-//! releases it. `held:<node>` lists the claim sets a node has in the
-//! tenant, and the global `nt:<node>` the tenants: what the sweeper
-//! (`cluster`) visits to give a dead node's claims back.
+//! releases it, or until the claim's lease runs out (`cluster`).
+//! `held:<node>` lists the claim sets a node has in the tenant, and the
+//! global `nt:<node>` the tenants: what the sweeper (`cluster`) visits to
+//! give a dead node's claims back, without scanning the keyspace.
+//!
+//! The public queue is per tenant so that claiming stays one tenant's
+//! script; the global `pubt` lists the tenants that have public outputs,
+//! and `due_public_deliveries` runs one claim per such tenant.
 
 use model::{Attempt, BucketId, TenantId};
 use redis::Value;
@@ -92,11 +97,17 @@ impl Inner {
         now_ms: i64,
         limit: usize,
     ) -> Result<DueBatch> {
-        // Group `None` names the bucket's public rows, which the server
-        // reads across tenants (`due_public_deliveries`); nothing asks for
-        // them per bucket.
+        // Group `None`: the bucket's public rows (the server's own, which
+        // it reads across tenants with `due_public_deliveries`).
         let Some(group) = group else {
-            return Ok(DueBatch::default());
+            let (next_at, mut found) = self
+                .due_public_of(tenant, bucket.as_str(), now_ms, limit)
+                .await?;
+            found.sort_by_key(|(_, k)| k.event);
+            let due = self
+                .load(found.into_iter().map(|(_, k)| k).collect())
+                .await?;
+            return Ok(DueBatch { due, next_at });
         };
         self.note_claims(tenant).await?;
         let mut con = self.con()?;
@@ -134,27 +145,11 @@ impl Inner {
             let Ok(tenant) = tenant.parse::<TenantId>() else {
                 continue;
             };
-            self.note_claims(&tenant).await?;
-            let mut con = self.con()?;
-            let reply: Value = self
-                .scripts
-                .due_public
-                .key(self.keys.tenant(&tenant))
-                .arg(&self.node)
-                .arg(now_ms)
-                .arg(limit)
-                .invoke_async(&mut con)
-                .await
-                .map_err(unavailable)?;
-            let mut items = codec::array(reply)?.into_iter();
-            if let Some(at) = codec::opt_ms(items.next().unwrap_or(Value::Nil))? {
+            let (at, rows) = self.due_public_of(&tenant, "", now_ms, limit).await?;
+            if let Some(at) = at {
                 next_at = Some(next_at.map_or(at, |n| n.min(at)));
             }
-            let mut rows = codec::array(items.next().unwrap_or(Value::Nil))?.into_iter();
-            while let (Some(m), Some(score)) = (rows.next(), rows.next()) {
-                let key = parse_member(&tenant, &codec::text(m)?)?;
-                found.push((codec::opt_ms(score)?.unwrap_or(0), key));
-            }
+            found.extend(rows);
         }
         // What this node claimed beyond `limit` stays its own and comes
         // back on its next call.
@@ -164,6 +159,39 @@ impl Inner {
             .load(found.into_iter().map(|(_, k)| k).collect())
             .await?;
         Ok(DueBatch { due, next_at })
+    }
+
+    /// Claims the due public rows of one tenant (of one bucket unless
+    /// `bucket` is empty): the next due time, and each row with its due time.
+    async fn due_public_of(
+        &self,
+        tenant: &TenantId,
+        bucket: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<(Option<i64>, Vec<(i64, DeliveryKey)>)> {
+        self.note_claims(tenant).await?;
+        let mut con = self.con()?;
+        let reply: Value = self
+            .scripts
+            .due_public
+            .key(self.keys.tenant(tenant))
+            .arg(&self.node)
+            .arg(now_ms)
+            .arg(limit)
+            .arg(bucket)
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        let mut items = codec::array(reply)?.into_iter();
+        let next_at = codec::opt_ms(items.next().unwrap_or(Value::Nil))?;
+        let mut found = Vec::new();
+        let mut rows = codec::array(items.next().unwrap_or(Value::Nil))?.into_iter();
+        while let (Some(m), Some(score)) = (rows.next(), rows.next()) {
+            let key = parse_member(tenant, &codec::text(m)?)?;
+            found.push((codec::opt_ms(score)?.unwrap_or(0), key));
+        }
+        Ok((next_at, found))
     }
 
     /// Reads each claimed row's event, output and tries. A row whose event

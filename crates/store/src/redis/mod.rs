@@ -144,7 +144,7 @@ impl Inner {
     }
 }
 
-/// The Redis implementation of [`Store`]; one per node.
+/// The Redis implementation of [`crate::Store`]; one per node.
 pub struct RedisStore {
     inner: Arc<Inner>,
     /// The writer, liveness, sweeper and bus tasks: aborted on drop (a

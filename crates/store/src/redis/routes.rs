@@ -115,7 +115,6 @@ impl Store for RedisStore {
     }
 
     async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()> {
-        // Its queued rows are dropped by the due queries as they meet them.
         self.inner
             .object_op(tenant, &[b"output.delete", id.as_str().as_bytes()])
             .await
@@ -322,7 +321,7 @@ impl Store for RedisStore {
     }
 
     /// Refuses new calls, finishes the queued appends (within
-    /// [`CLOSE_GRACE`]), stops the tasks, gives this node's claims back and
+    /// five seconds), stops the tasks, gives this node's claims back and
     /// removes its liveness key.
     async fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);

@@ -11,10 +11,13 @@
 //!
 //! # Layout
 //! - `main.rs`: fixtures and the conformance suite.
-//! - `nodes`: two stores (nodes) on one namespace.
+//! - `nodes`: two stores (nodes) on one namespace: order, ticks, dedup,
+//!   receive times, rate limits, the key canary, close.
+//! - `claims`: claims between nodes, and their return.
 //! - `private`: a private `redis-server` stopped and started again, and
 //!   one serving TLS only.
 
+mod claims;
 mod nodes;
 mod private;
 

@@ -80,10 +80,25 @@ elseif op == 'output.update' then -- id, json, internal
   redis.call('HSET', P .. 'b:' .. redis.call('HGET', k, 'bucket') .. ':outs', ARGV[2], ARGV[4])
   return 'ok'
 elseif op == 'output.delete' then -- id
+  -- Its unfinished deliveries leave the queues with it (left pending, they
+  -- would head a due query forever); rows a node holds are dropped when
+  -- that node's due query meets them.
   local k = P .. 'o:' .. ARGV[2]
   if redis.call('EXISTS', k) == 0 then return 'nf' end
-  redis.call('HDEL', P .. 'b:' .. (redis.call('HGET', k, 'bucket') or '') .. ':outs', ARGV[2])
+  local bucket = redis.call('HGET', k, 'bucket') or ''
+  redis.call('HDEL', P .. 'b:' .. bucket .. ':outs', ARGV[2])
   redis.call('DEL', k)
+  local queues = { P .. 'w:' .. bucket, P .. 'pq' }
+  for _, g in ipairs(redis.call('SMEMBERS', P .. 'b:' .. bucket .. ':groups')) do
+    queues[#queues + 1] = P .. 'q:' .. bucket .. ':=' .. g
+    queues[#queues + 1] = P .. 'qr:' .. bucket .. ':=' .. g
+  end
+  local needle = '|' .. ARGV[2] .. '|'
+  for _, q in ipairs(queues) do
+    for _, m in ipairs(redis.call('ZRANGE', q, 0, -1)) do
+      if string.find(m, needle, 1, true) then drop(m) end
+    end
+  end
   return 'ok'
 elseif op == 'token.create' then -- key, json, description, buckets, hash
   if redis.call('EXISTS', P .. 't') == 0 then return 'nf' end
