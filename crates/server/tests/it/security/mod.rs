@@ -1,0 +1,12 @@
+//! Security tests of issue 7, against the real server on `127.0.0.1:0`:
+//! - `probing`: one tenant's credentials name another tenant's real ids on
+//!   every route the routers declare, and get the answer a random id gets
+//!   (status and body), in about the same time;
+//! - `ssrf`: public outputs never reach loopback, link-local or private
+//!   addresses, by literal, by name or by redirect;
+//! - `smuggling`: ambiguous request framing on the ingest route is refused
+//!   or read one safe way, and never yields a second, hidden request.
+
+mod probing;
+mod smuggling;
+mod ssrf;

@@ -1,0 +1,889 @@
+//! Tenant A's credentials (tenant, agent and poll tokens, poll secret) name
+//! tenant B's real ids on every route the routers declare. Each answer must
+//! be the one a random id of the same kind gets: same status, same body
+//! (byte for byte once the id itself, where echoed, is masked), and about
+//! the same time. `isolation` checks statuses on the common routes; this is
+//! the exhaustive sweep, driven by a table checked against the routers'
+//! source so a new route cannot be left out.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use proto::{agent_message::Kind as Up, pb, server_message::Kind as Down};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use testkit::Relay;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Which of tenant A's credentials a probe presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cred {
+    Tenant,
+    Agent,
+    Poll,
+    /// A's Radarboard poll secret (not a token).
+    PollSecret,
+    /// No `Authorization` header.
+    Anonymous,
+}
+
+const TOKENS: &[Cred] = &[Cred::Tenant, Cred::Agent, Cred::Poll];
+const POLLERS: &[Cred] = &[Cred::Tenant, Cred::Agent, Cred::Poll, Cred::PollSecret];
+
+enum Probe {
+    /// The path, query or body names one of B's objects through exactly one
+    /// placeholder (`{bucket}`, `{bucket_name}`, `{input}`, `{output}`,
+    /// `{key}`, `{event}`, `{tenant}`); `{own_key}` is A's poll token. The
+    /// answer is one of `status` and equals the answer for a random value.
+    Foreign {
+        path: &'static str,
+        body: Option<&'static str>,
+        creds: &'static [Cred],
+        status: &'static [u16],
+    },
+    /// A route that names no object: A's answer holds none of B's ids.
+    Listing {
+        path: &'static str,
+        body: Option<&'static str>,
+        creds: &'static [Cred],
+    },
+    /// The agent WebSocket: a `Hello` with A's agent token asks for B's
+    /// bucket (by id and by name).
+    AgentHello,
+    /// Not tenant-scoped: why, and where it is tested.
+    Outside(&'static str),
+}
+
+struct Route {
+    method: &'static str,
+    route: &'static str,
+    probe: Probe,
+}
+
+const fn foreign(method: &'static str, route: &'static str, path: &'static str) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Foreign {
+            path,
+            body: None,
+            creds: TOKENS,
+            status: &[404],
+        },
+    }
+}
+
+const fn foreign_with(
+    method: &'static str,
+    route: &'static str,
+    path: &'static str,
+    body: &'static str,
+) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Foreign {
+            path,
+            body: Some(body),
+            creds: TOKENS,
+            status: &[404],
+        },
+    }
+}
+
+const fn listing(method: &'static str, route: &'static str, body: Option<&'static str>) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Listing {
+            path: route,
+            body,
+            creds: TOKENS,
+        },
+    }
+}
+
+const fn outside(method: &'static str, route: &'static str, why: &'static str) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Outside(why),
+    }
+}
+
+const PUBLIC_INGEST: &str =
+    "public ingest takes no credentials; unknown ids answer like known ones (ingest tests)";
+const OPERATIONS: &str = "operations route: no credentials, no tenant data";
+
+/// Every route the routers declare, and how it is probed.
+const ROUTES: &[Route] = &[
+    listing("GET", "/v1/agents", None),
+    listing("GET", "/v1/buckets", None),
+    foreign("GET", "/v1/buckets/{bucket}", "/v1/buckets/{bucket}"),
+    foreign("GET", "/v1/buckets/{bucket}", "/v1/buckets/{bucket_name}"),
+    foreign_with(
+        "PATCH",
+        "/v1/buckets/{bucket}",
+        "/v1/buckets/{bucket}",
+        "{}",
+    ),
+    foreign("DELETE", "/v1/buckets/{bucket}", "/v1/buckets/{bucket}"),
+    foreign(
+        "GET",
+        "/v1/buckets/{bucket}/inputs",
+        "/v1/buckets/{bucket}/inputs",
+    ),
+    foreign_with(
+        "POST",
+        "/v1/buckets/{bucket}/inputs",
+        "/v1/buckets/{bucket}/inputs",
+        "{}",
+    ),
+    foreign("GET", "/v1/inputs/{input}", "/v1/inputs/{input}"),
+    foreign_with("PATCH", "/v1/inputs/{input}", "/v1/inputs/{input}", "{}"),
+    foreign("DELETE", "/v1/inputs/{input}", "/v1/inputs/{input}"),
+    foreign(
+        "GET",
+        "/v1/buckets/{bucket}/outputs",
+        "/v1/buckets/{bucket}/outputs",
+    ),
+    foreign_with(
+        "POST",
+        "/v1/buckets/{bucket}/outputs",
+        "/v1/buckets/{bucket}/outputs",
+        r#"{"url": "http://hooks.internal.example/y"}"#,
+    ),
+    foreign("GET", "/v1/outputs/{output}", "/v1/outputs/{output}"),
+    foreign_with(
+        "PATCH",
+        "/v1/outputs/{output}",
+        "/v1/outputs/{output}",
+        "{}",
+    ),
+    foreign("DELETE", "/v1/outputs/{output}", "/v1/outputs/{output}"),
+    listing("GET", "/v1/tokens", None),
+    foreign_with(
+        "POST",
+        "/v1/tokens",
+        "/v1/tokens",
+        r#"{"scope": "poll", "buckets": ["{bucket}"]}"#,
+    ),
+    foreign("GET", "/v1/tokens/{key}", "/v1/tokens/{key}"),
+    foreign_with("PATCH", "/v1/tokens/{key}", "/v1/tokens/{key}", "{}"),
+    // A's own token, limited to B's bucket.
+    foreign_with(
+        "PATCH",
+        "/v1/tokens/{key}",
+        "/v1/tokens/{own_key}",
+        r#"{"buckets": ["{bucket}"]}"#,
+    ),
+    foreign("DELETE", "/v1/tokens/{key}", "/v1/tokens/{key}"),
+    foreign("POST", "/v1/tokens/{key}/rotate", "/v1/tokens/{key}/rotate"),
+    listing("GET", "/api/tenants", None),
+    listing("POST", "/api/tenants", Some(r#"{"label": "Probe"}"#)),
+    foreign("GET", "/api/tenants/{tenant}", "/api/tenants/{tenant}"),
+    foreign_with(
+        "PATCH",
+        "/api/tenants/{tenant}",
+        "/api/tenants/{tenant}",
+        "{}",
+    ),
+    foreign("DELETE", "/api/tenants/{tenant}", "/api/tenants/{tenant}"),
+    foreign_with(
+        "PUT",
+        "/api/tenants/{tenant}/secrets",
+        "/api/tenants/{tenant}/secrets",
+        r#"{"webhookSecrets": {"github": "s"}}"#,
+    ),
+    listing("GET", "/v1/events", None),
+    foreign("GET", "/v1/events", "/v1/events?bucket={bucket}"),
+    // A cursor is not a lookup: A's (empty) page after B's event id, with
+    // the cursor echoed as `next`.
+    Route {
+        method: "GET",
+        route: "/v1/events",
+        probe: Probe::Foreign {
+            path: "/v1/events?after={event}",
+            body: None,
+            creds: TOKENS,
+            status: &[200, 404],
+        },
+    },
+    foreign("GET", "/v1/events/{event}", "/v1/events/{event}"),
+    foreign(
+        "POST",
+        "/v1/events/{event}/resend",
+        "/v1/events/{event}/resend",
+    ),
+    foreign(
+        "GET",
+        "/v1/buckets/{bucket}/stream",
+        "/v1/buckets/{bucket}/stream",
+    ),
+    // The default tenant's poll route names no tenant in its path.
+    Route {
+        method: "GET",
+        route: "/api/events",
+        probe: Probe::Listing {
+            path: "/api/events",
+            body: None,
+            creds: POLLERS,
+        },
+    },
+    Route {
+        method: "OPTIONS",
+        route: "/api/events",
+        probe: Probe::Listing {
+            path: "/api/events",
+            body: None,
+            creds: &[Cred::Anonymous],
+        },
+    },
+    Route {
+        method: "GET",
+        route: "/api/t/{tenant}/events",
+        probe: Probe::Foreign {
+            path: "/api/t/{tenant}/events",
+            body: None,
+            creds: POLLERS,
+            status: &[401],
+        },
+    },
+    Route {
+        method: "OPTIONS",
+        route: "/api/t/{tenant}/events",
+        probe: Probe::Foreign {
+            path: "/api/t/{tenant}/events",
+            body: None,
+            creds: &[Cred::Anonymous],
+            status: &[204],
+        },
+    },
+    Route {
+        method: "GET",
+        route: "/v1/agent/ws",
+        probe: Probe::AgentHello,
+    },
+    outside(
+        "ANY",
+        "/hookrelay.v1.Agent/Connect",
+        "gRPC transport of the session code the WebSocket probe runs (deliver::session::accept)",
+    ),
+    outside("ANY", "/v1/webhooks/{input_id}", PUBLIC_INGEST),
+    outside("ANY", "/v1/webhooks/{input_id}/{*rest}", PUBLIC_INGEST),
+    outside("POST", "/api/webhooks/{name}", PUBLIC_INGEST),
+    outside("POST", "/api/t/{tenant}/webhooks/{name}", PUBLIC_INGEST),
+    outside("GET", "/api/health", OPERATIONS),
+    outside("GET", "/healthz", OPERATIONS),
+    outside("GET", "/readyz", OPERATIONS),
+    outside("GET", "/metrics", OPERATIONS),
+    // Last, as it makes A a bucket named like B's, which the by-name probe
+    // above would then find: A may take B's bucket name (no conflict leaks).
+    listing("POST", "/v1/buckets", Some(r#"{"name": "prod"}"#)),
+];
+
+/// Request pairs (B's real id, a random one) timed per probe.
+const PAIRS: usize = 11;
+/// Fewer for the poll secret: each costs bcrypt checks, and a client gets
+/// 20 a minute before 429.
+const SECRET_PAIRS: usize = 3;
+const PATIENCE: Duration = Duration::from_secs(15);
+
+#[test]
+fn the_probe_table_covers_every_declared_route() {
+    let declared = declared_routes();
+    let covered: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.route.to_owned()))
+        .collect();
+    let missing: Vec<_> = declared.difference(&covered).collect();
+    let stale: Vec<_> = covered.difference(&declared).collect();
+    assert!(missing.is_empty(), "routes without a probe: {missing:?}");
+    assert!(
+        stale.is_empty(),
+        "probes of routes no router declares: {stale:?}"
+    );
+    for route in ROUTES {
+        if let Probe::Outside(why) = route.probe {
+            println!("not probed: {} {}: {why}", route.method, route.route);
+        }
+    }
+    // The scan itself works: it found the routes we know of.
+    assert!(declared.len() >= 45, "{declared:?}");
+}
+
+/// (METHOD, path) of every `.route(…)` and `.route_service(…)` in `src/`.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut routes = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read a source file");
+        for (marker, service) in [(".route(", false), (".route_service(", true)] {
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find(marker) {
+                let args = &rest[at + marker.len()..];
+                let call = &args[..closing_paren(args)];
+                let path = call.split('"').nth(1).expect("a route path literal");
+                let methods: Vec<String> = if service {
+                    vec!["ANY".to_owned()]
+                } else {
+                    [
+                        "get", "post", "put", "patch", "delete", "options", "head", "any",
+                    ]
+                    .into_iter()
+                    .filter(|m| calls(call, m))
+                    .map(str::to_uppercase)
+                    .collect()
+                };
+                assert!(
+                    !methods.is_empty(),
+                    "{}: no method in {call}",
+                    file.display()
+                );
+                for m in methods {
+                    routes.insert((m, path.to_owned()));
+                }
+                rest = &args[call.len()..];
+            }
+        }
+    }
+    routes
+}
+
+/// Offset of the `)` closing a call whose arguments start `args`.
+fn closing_paren(args: &str) -> usize {
+    let mut depth = 1;
+    for (i, c) in args.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced route call: {args}");
+}
+
+/// Whether `code` calls the function `name` (`get(`, `routing::get(`).
+fn calls(code: &str, name: &str) -> bool {
+    let needle = format!("{name}(");
+    code.match_indices(&needle).any(|(at, _)| {
+        code[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    })
+}
+
+/// Tenant B's objects and tenant A's credentials.
+struct World {
+    relay: Relay,
+    b: Vec<(&'static str, String)>,
+    /// Ids of B that must never appear in A's answers.
+    b_ids: Vec<String>,
+    a_tenant: String,
+    a_agent: String,
+    a_poll: String,
+    a_poll_key: String,
+    a_poll_secret: String,
+}
+
+impl World {
+    fn b(&self, placeholder: &str) -> &str {
+        &self
+            .b
+            .iter()
+            .find(|(p, _)| *p == placeholder)
+            .expect("a B value")
+            .1
+    }
+
+    fn cred(&self, cred: Cred) -> Option<&str> {
+        match cred {
+            Cred::Tenant => Some(&self.a_tenant),
+            Cred::Agent => Some(&self.a_agent),
+            Cred::Poll => Some(&self.a_poll),
+            Cred::PollSecret => Some(&self.a_poll_secret),
+            Cred::Anonymous => None,
+        }
+    }
+}
+
+/// An admin call on behalf of `tenant`.
+async fn as_admin(relay: &Relay, tenant: &str, method: Method, path: &str, body: Value) -> Value {
+    let mut request = relay
+        .http
+        .request(method.clone(), format!("{}{path}", relay.url))
+        .bearer_auth(&relay.admin)
+        .header("x-hookrelay-tenant", tenant);
+    if !body.is_null() {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the relay answers");
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(
+        status.is_success(),
+        "{method} {path} as {tenant}: {status} {value}"
+    );
+    value
+}
+
+async fn world() -> World {
+    let relay = Relay::builder()
+        .config(|c| {
+            // Probing sends many polls and must not be cut off by the poll
+            // rate limit or the auth cache expiring mid-test.
+            c.poll_rate_limit = model::RateLimit {
+                requests: 1_000_000,
+                window_seconds: 60,
+            };
+            c.auth_cache_ttl = Duration::from_secs(600);
+        })
+        .spawn()
+        .await;
+    let mut secrets = Vec::new();
+    for label in ["Alpha", "Bravo"] {
+        let created = relay
+            .admin(
+                Method::POST,
+                "/api/tenants",
+                Some(json!({ "label": label })),
+                StatusCode::CREATED,
+            )
+            .await;
+        secrets.push(created["pollSecret"].as_str().unwrap().to_owned());
+    }
+    let b = "bravo";
+    let bucket = as_admin(
+        &relay,
+        b,
+        Method::POST,
+        "/v1/buckets",
+        json!({"name": "prod"}),
+    )
+    .await;
+    let bucket_id = bucket["id"].as_str().unwrap().to_owned();
+    let input = as_admin(
+        &relay,
+        b,
+        Method::POST,
+        &format!("/v1/buckets/{bucket_id}/inputs"),
+        json!({"name": "plain"}),
+    )
+    .await;
+    let output = as_admin(
+        &relay,
+        b,
+        Method::POST,
+        &format!("/v1/buckets/{bucket_id}/outputs"),
+        json!({"url": "http://hooks.internal.example/x"}),
+    )
+    .await;
+    let b_poll = as_admin(
+        &relay,
+        b,
+        Method::POST,
+        "/v1/tokens",
+        json!({"scope": "poll"}),
+    )
+    .await;
+    let answer = relay
+        .http
+        .post(input["url"].as_str().unwrap())
+        .body("b's event")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let events = as_admin(&relay, b, Method::GET, "/v1/events", Value::Null).await;
+    let event = events["events"][0]["id"].as_str().unwrap().to_owned();
+
+    let token = |scope: &str| json!({ "scope": scope });
+    let a_tenant = as_admin(&relay, "alpha", Method::POST, "/v1/tokens", token("tenant")).await;
+    let a_agent = as_admin(&relay, "alpha", Method::POST, "/v1/tokens", token("agent")).await;
+    let a_poll = as_admin(&relay, "alpha", Method::POST, "/v1/tokens", token("poll")).await;
+    let text = |v: &Value, field: &str| v[field].as_str().unwrap().to_owned();
+    let b_values = vec![
+        ("{bucket}", bucket_id.clone()),
+        ("{bucket_name}", "prod".to_owned()),
+        ("{input}", text(&input, "id")),
+        ("{output}", text(&output, "id")),
+        ("{key}", text(&b_poll, "key")),
+        ("{event}", event),
+        ("{tenant}", b.to_owned()),
+    ];
+    let mut b_ids: Vec<String> = b_values
+        .iter()
+        .filter(|(p, _)| *p != "{bucket_name}")
+        .map(|(_, v)| v.clone())
+        .collect();
+    b_ids.push(secrets[1].clone());
+    World {
+        relay,
+        b: b_values,
+        b_ids,
+        a_tenant: text(&a_tenant, "token"),
+        a_agent: text(&a_agent, "token"),
+        a_poll: text(&a_poll, "token"),
+        a_poll_key: text(&a_poll, "key"),
+        a_poll_secret: secrets[0].clone(),
+    }
+}
+
+/// A random value of the kind `placeholder` stands for, of the same form.
+fn random_like(placeholder: &str, real: &str) -> String {
+    let noise = || model::BucketId::generate().as_str()["bkt_".len()..].to_owned();
+    match placeholder {
+        "{bucket}" => model::BucketId::generate().to_string(),
+        "{input}" => model::InputId::generate().to_string(),
+        "{output}" => model::OutputId::generate().to_string(),
+        "{key}" => model::TokenKey::generate().to_string(),
+        // Same time part, random rest: an id B could have had.
+        "{event}" => {
+            let hex: String = model::InputId::generate().to_string().replace('-', "");
+            format!("{}{}", &real[..14], hex[..16].to_uppercase())
+        }
+        "{bucket_name}" | "{tenant}" => format!("t{}", noise()),
+        other => panic!("no random form for {other}"),
+    }
+}
+
+/// One answer, as compared between B's id and a random one.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    body: String,
+}
+
+async fn ask(
+    relay: &Relay,
+    method: &Method,
+    path: &str,
+    cred: Option<&str>,
+    body: Option<&str>,
+    mask: &str,
+) -> (Answer, Duration) {
+    let mut request = relay
+        .http
+        .request(method.clone(), format!("{}{path}", relay.url));
+    if let Some(cred) = cred {
+        request = request.bearer_auth(cred);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let start = Instant::now();
+    let response = request.send().await.expect("the relay answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("<binary>").to_owned());
+    let bytes = response.bytes().await.expect("a whole body");
+    let took = start.elapsed();
+    let body = String::from_utf8_lossy(&bytes).replace(mask, "<probed>");
+    (
+        Answer {
+            status,
+            content_type,
+            body,
+        },
+        took,
+    )
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    let n = times.len();
+    if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2
+    }
+}
+
+/// A timing line, and the one bound asserted: generous enough never to
+/// flake on a loaded machine (B's median within 5x + 25 ms of the random
+/// one), tight enough to catch a lookup that does real work (a bcrypt at
+/// production cost, a slow scan) only for existing ids.
+fn report(label: &str, real: Vec<Duration>, random: Vec<Duration>) {
+    let (real, random) = (median(real), median(random));
+    let ratio = real.as_secs_f64() / random.as_secs_f64().max(1e-9);
+    println!(
+        "timing {label:<60} B {:>8.3} ms  random {:>8.3} ms  ratio {ratio:.2}",
+        real.as_secs_f64() * 1e3,
+        random.as_secs_f64() * 1e3,
+    );
+    assert!(
+        real <= random * 5 + Duration::from_millis(25),
+        "{label}: B's id answers in {real:?}, a random one in {random:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_ids_answer_like_random_ones_on_every_route() {
+    let w = world().await;
+    // Keep one of B's agents connected, so A's agent list has one to leak.
+    let b_agent = as_admin(
+        &w.relay,
+        "bravo",
+        Method::POST,
+        "/v1/tokens",
+        json!({"scope": "agent"}),
+    )
+    .await;
+    let mut b_socket = open(&w.relay).await;
+    let welcome = hello(
+        &mut b_socket,
+        b_agent["token"].as_str().unwrap(),
+        w.b("{bucket}"),
+    )
+    .await;
+    let Down::Welcome(welcome) = welcome else {
+        panic!("B's agent was refused: {welcome:?}");
+    };
+    let mut b_ids = w.b_ids.clone();
+    b_ids.push(welcome.agent_id.clone());
+    b_ids.push(b_agent["key"].as_str().unwrap().to_owned());
+
+    for route in ROUTES {
+        let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+        match &route.probe {
+            Probe::Foreign {
+                path,
+                body,
+                creds,
+                status,
+            } => {
+                let named: Vec<&str> =
+                    w.b.iter()
+                        .map(|(p, _)| *p)
+                        .filter(|p| path.contains(p) || body.is_some_and(|b| b.contains(p)))
+                        .collect();
+                assert_eq!(named.len(), 1, "{path} must name one of B's objects");
+                let placeholder = named[0];
+                let real = w.b(placeholder).to_owned();
+                let fill = |value: &str, template: &str| {
+                    template
+                        .replace(placeholder, value)
+                        .replace("{own_key}", &w.a_poll_key)
+                };
+                for &cred in *creds {
+                    let pairs = if cred == Cred::PollSecret {
+                        SECRET_PAIRS
+                    } else {
+                        PAIRS
+                    };
+                    let (mut real_times, mut random_times) = (Vec::new(), Vec::new());
+                    for i in 0..pairs {
+                        let random = random_like(placeholder, &real);
+                        let mut answers = Vec::new();
+                        // Alternate which goes first, so drift favours neither.
+                        let order = if i % 2 == 0 {
+                            [&real, &random]
+                        } else {
+                            [&random, &real]
+                        };
+                        for value in order {
+                            let body = body.map(|b| fill(value, b));
+                            let (answer, took) = ask(
+                                &w.relay,
+                                &method,
+                                &fill(value, path),
+                                w.cred(cred),
+                                body.as_deref(),
+                                value,
+                            )
+                            .await;
+                            if value == &real {
+                                real_times.push(took);
+                            } else {
+                                random_times.push(took);
+                            }
+                            answers.push(answer);
+                        }
+                        let what = format!("{} {path} as A's {cred:?}", route.method);
+                        assert_eq!(
+                            answers[0], answers[1],
+                            "{what}: B's id and a random one differ"
+                        );
+                        assert!(
+                            status.contains(&answers[0].status),
+                            "{what}: {:?}",
+                            answers[0]
+                        );
+                        if answers[0].status >= 400 {
+                            let error: Value = serde_json::from_str(&answers[0].body)
+                                .unwrap_or_else(|_| panic!("{what}: not JSON: {:?}", answers[0]));
+                            assert!(
+                                error["error"].is_string() && error["message"].is_string(),
+                                "{what}: {error}"
+                            );
+                        }
+                    }
+                    let label = format!("{} {path} {cred:?}", route.method);
+                    report(&label, real_times, random_times);
+                }
+            }
+            Probe::Listing { path, body, creds } => {
+                for &cred in *creds {
+                    let (answer, _) = ask(&w.relay, &method, path, w.cred(cred), *body, "\0").await;
+                    for id in &b_ids {
+                        assert!(
+                            !answer.body.contains(id.as_str()),
+                            "{} {path} as A's {cred:?} shows B's {id}: {}",
+                            route.method,
+                            answer.body
+                        );
+                    }
+                    if answer.status >= 400 {
+                        let error: Value =
+                            serde_json::from_str(&answer.body).expect("a JSON error");
+                        assert!(error["error"].is_string(), "{error}");
+                    }
+                }
+            }
+            Probe::AgentHello => {
+                for placeholder in ["{bucket}", "{bucket_name}"] {
+                    let real = w.b(placeholder).to_owned();
+                    let (mut real_times, mut random_times) = (Vec::new(), Vec::new());
+                    for i in 0..PAIRS {
+                        let random = random_like(placeholder, &real);
+                        let order = if i % 2 == 0 {
+                            [&real, &random]
+                        } else {
+                            [&random, &real]
+                        };
+                        let mut answers = Vec::new();
+                        for value in order {
+                            let start = Instant::now();
+                            let mut socket = open(&w.relay).await;
+                            let answer = hello(&mut socket, &w.a_agent, value).await;
+                            let took = start.elapsed();
+                            if value == &real {
+                                real_times.push(took);
+                            } else {
+                                random_times.push(took);
+                            }
+                            answers.push(format!("{answer:?}").replace(value.as_str(), "<probed>"));
+                        }
+                        assert_eq!(answers[0], answers[1], "agent Hello for {placeholder}");
+                        assert!(answers[0].contains("not_found"), "{}", answers[0]);
+                    }
+                    report(
+                        &format!("WS Hello {placeholder} Agent"),
+                        real_times,
+                        random_times,
+                    );
+                }
+            }
+            Probe::Outside(_) => {}
+        }
+    }
+
+    // Nothing of B's was changed by A's PATCH, DELETE, POST and rotate.
+    let b = &w.relay;
+    for path in [
+        format!("/v1/buckets/{}", w.b("{bucket}")),
+        format!("/v1/inputs/{}", w.b("{input}")),
+        format!("/v1/outputs/{}", w.b("{output}")),
+        format!("/v1/tokens/{}", w.b("{key}")),
+        format!("/v1/events/{}", w.b("{event}")),
+    ] {
+        as_admin(b, "bravo", Method::GET, &path, Value::Null).await;
+    }
+    let tenant = b
+        .admin(Method::GET, "/api/tenants/bravo", None, StatusCode::OK)
+        .await;
+    assert_eq!(tenant["enabled"], json!(true), "{tenant}");
+    let inputs = as_admin(
+        b,
+        "bravo",
+        Method::GET,
+        &format!("/v1/buckets/{}/inputs", w.b("{bucket}")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(inputs["inputs"].as_array().unwrap().len(), 1, "{inputs}");
+    let events = as_admin(b, "bravo", Method::GET, "/v1/events", Value::Null).await;
+    let deliveries = as_admin(
+        b,
+        "bravo",
+        Method::GET,
+        &format!("/v1/events/{}", w.b("{event}")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(
+        deliveries["deliveries"][0]["attempts"],
+        json!([]),
+        "not resent: {deliveries}"
+    );
+    drop(b_socket);
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(relay: &Relay) -> Socket {
+    let url = format!("{}/v1/agent/ws", relay.url.replacen("http", "ws", 1));
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket handshake")
+        .0
+}
+
+/// Sends a `Hello` for `bucket` and returns the server's first answer that
+/// is not a heartbeat.
+async fn hello(socket: &mut Socket, token: &str, bucket: &str) -> Down {
+    let (key, secret) = token.split_once('.').unwrap();
+    let hello = Up::Hello(pb::Hello {
+        token_key: key.into(),
+        token_secret: secret.into(),
+        buckets: vec![bucket.into()],
+        group: String::new(),
+        mode: pb::Mode::Forward as i32,
+        version: "probe".into(),
+        max_in_flight: 1,
+    });
+    let frame = proto::encode(&proto::AgentMessage::from(hello));
+    socket
+        .send(Message::Binary(frame.into()))
+        .await
+        .expect("send Hello");
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("an answer in time")
+            .expect("an answer before close")
+            .expect("a frame");
+        if let Message::Binary(bytes) = frame {
+            match proto::decode_server(&bytes).expect("a valid frame") {
+                Down::Ping(_) | Down::Pong(_) => continue,
+                other => return other,
+            }
+        }
+    }
+}
