@@ -21,6 +21,7 @@
 //! - `bootstrap`: first start (default tenant, admin token) and the
 //!   Radarboard environment.
 //! - `jobs/`: background work (retention), never in the request path.
+//! - `fuzzing`: entry points for `fuzz/` only (hidden from the docs).
 
 mod api;
 mod auth;
@@ -29,6 +30,8 @@ mod catalog;
 pub mod config;
 mod deliver;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ingest;
 mod jobs;
 mod listener;

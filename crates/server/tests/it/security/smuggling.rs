@@ -28,6 +28,10 @@ use super::super::plain_input;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// A case: its name, the bytes sent, the statuses answered, how many
+/// events it stored, and a body one of them must have.
+struct Case<'a>(&'a str, String, Vec<u16>, usize, Option<&'a str>);
+
 /// Sends `bytes` on a fresh connection and reads until the relay closes
 /// it; returns the status of every answer.
 async fn exchange(addr: &str, bytes: &[u8]) -> (Vec<u16>, String) {
@@ -97,81 +101,81 @@ async fn ambiguous_framing_is_refused_or_read_safely_and_never_smuggles() {
     let sized = |lines: &[&str]| head(&path, lines) + "smuggled" + &hidden;
 
     // (case, bytes, answers, events stored, a body that must be stored)
-    let cases: Vec<(&str, String, Vec<u16>, usize, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         // The control: a real pipelined second request is answered and
         // stored, so the counts below would see a smuggled one.
-        (
+        Case(
             "pipelined control",
             sized(&["Content-Length: 8"]),
             vec![200, 200],
             2,
             Some("smuggled"),
         ),
-        ("CL.TE hidden request", cl_te, vec![200], 1, Some("")),
-        (
+        Case("CL.TE hidden request", cl_te, vec![200], 1, Some("")),
+        Case(
             "TE.CL hidden request",
             te_cl,
             vec![200],
             1,
             Some(hidden.as_str()),
         ),
-        (
+        Case(
             "two different Content-Lengths",
             sized(&["Content-Length: 8", "Content-Length: 48"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "Content-Length list",
             sized(&["Content-Length: 8, 48"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "Content-Length +8",
             sized(&["Content-Length: +8"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "Transfer-Encoding: chunked, identity",
             chunked(&["Transfer-Encoding: chunked, identity"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "two Transfer-Encoding lines, chunked first",
             chunked(&["Transfer-Encoding: chunked", "Transfer-Encoding: identity"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "Transfer-Encoding: xchunked",
             chunked(&["Transfer-Encoding: xchunked", "Content-Length: 8"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "obs-fold Transfer-Encoding",
             chunked(&["Content-Length: 8", "Transfer-Encoding:", " chunked"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "obs-fold on another header",
             sized(&["Content-Length: 8", "X-Folded: a", " b"]),
             vec![400],
             0,
             None,
         ),
-        (
+        Case(
             "space before the colon",
             chunked(&["Content-Length: 8", "Transfer-Encoding : chunked"]),
             vec![400],
@@ -183,9 +187,15 @@ async fn ambiguous_framing_is_refused_or_read_safely_and_never_smuggles() {
         head(&path, &["Transfer-Encoding: chunked"]).replacen("HTTP/1.1", "HTTP/1.0", 1);
     http10.push_str("8\r\nsmuggled\r\n0\r\n\r\n");
     let mut cases = cases;
-    cases.push(("Transfer-Encoding on HTTP/1.0", http10, vec![400], 0, None));
+    cases.push(Case(
+        "Transfer-Encoding on HTTP/1.0",
+        http10,
+        vec![400],
+        0,
+        None,
+    ));
 
-    for (case, bytes, want_answers, want_events, want_body) in cases {
+    for Case(case, bytes, want_answers, want_events, want_body) in cases {
         let before = relay.events().await.len();
         let (answers, text) = exchange(&addr, bytes.as_bytes()).await;
         let events = relay.events().await;
