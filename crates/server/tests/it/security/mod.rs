@@ -4,9 +4,13 @@
 //!   (status and body), in about the same time;
 //! - `ssrf`: public outputs never reach loopback, link-local or private
 //!   addresses, by literal, by name or by redirect;
+//! - `poll_oracle`: a wrong poll secret costs the same for a known and an
+//!   unknown tenant (a regression test);
 //! - `smuggling`: ambiguous request framing on the ingest route is refused
 //!   or read one safe way, and never yields a second, hidden request.
 
+mod poll_oracle;
 mod probing;
+mod routes;
 mod smuggling;
 mod ssrf;
