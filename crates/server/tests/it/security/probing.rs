@@ -20,7 +20,7 @@ use super::routes::{Cred, Probe, ROUTES};
 const PAIRS: usize = 11;
 /// Fewer for the poll secret: each costs bcrypt checks, and a client gets
 /// 20 a minute before 429.
-const SECRET_PAIRS: usize = 3;
+const SECRET_PAIRS: usize = 2;
 const PATIENCE: Duration = Duration::from_secs(15);
 
 /// Tenant B's objects and tenant A's credentials.
