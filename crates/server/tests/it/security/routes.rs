@@ -293,6 +293,11 @@ fn the_probe_table_covers_every_declared_route() {
             println!("not probed: {} {}: {why}", route.method, route.route);
         }
     }
+    println!(
+        "routes: {} declared (method, path) pairs, {} probes",
+        declared.len(),
+        ROUTES.len()
+    );
     // The scan itself works: it found the routes we know of.
     assert!(declared.len() >= 45, "{declared:?}");
 }
