@@ -79,7 +79,8 @@ fuzz_target!(|data: &[u8]| {
             BucketAuth::Basic { .. } => {
                 let pair = format!("{user}:{secret}");
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                let value = HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is ASCII");
+                let value =
+                    HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is ASCII");
                 headers.insert(http::header::AUTHORIZATION, value);
                 expect_authorized = true;
             }
@@ -89,7 +90,8 @@ fuzz_target!(|data: &[u8]| {
                 expect_authorized = !suffix.contains(['?', '#']);
             }
             BucketAuth::Token { .. } if visible(&secret) => {
-                let value = HeaderValue::from_str(&format!("Bearer {secret}")).expect("visible ASCII");
+                let value =
+                    HeaderValue::from_str(&format!("Bearer {secret}")).expect("visible ASCII");
                 headers.insert(http::header::AUTHORIZATION, value);
                 expect_authorized = true;
             }
@@ -116,14 +118,20 @@ fuzz_target!(|data: &[u8]| {
 
     let got = ingest_request(&auth, &trusted, peer, &uri, &headers);
 
-    if uri.path() == format!("/v1/webhooks/{INPUT}{suffix}") && (suffix.is_empty() || suffix.starts_with('/')) {
+    if uri.path() == format!("/v1/webhooks/{INPUT}{suffix}")
+        && (suffix.is_empty() || suffix.starts_with('/'))
+    {
         assert_eq!(got.suffix, suffix);
     }
     if expect_authorized {
         assert!(got.authorized, "a correct credential was refused");
     }
     let uri_query = uri.query().unwrap_or("");
-    assert!(verify::form_field(got.stored_query.as_bytes(), "token").is_none(), "{}", got.stored_query);
+    assert!(
+        verify::form_field(got.stored_query.as_bytes(), "token").is_none(),
+        "{}",
+        got.stored_query
+    );
     let kept = pairs(&got.stored_query);
     let mut sent = pairs(uri_query).into_iter();
     for pair in &kept {
@@ -142,7 +150,10 @@ fuzz_target!(|data: &[u8]| {
             .parse()
             .expect("a stored query is a valid query");
         let twice = ingest_request(&auth, &trusted, peer, &again, &headers);
-        assert_eq!(twice.stored_query, got.stored_query, "stripping is not stable");
+        assert_eq!(
+            twice.stored_query, got.stored_query,
+            "stripping is not stable"
+        );
     }
     if trusted.contains(&peer.ip()) {
         assert!(got.client_ip == peer.ip() || !trusted.contains(&got.client_ip));
