@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use testkit::Relay;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::routes::{Cred, Probe, ROUTES};
+use super::routes::{Cred, Probe, Transport, ROUTES};
 
 const PAIRS: usize = 11;
 /// Fewer for the poll secret: each costs bcrypt checks, and a client gets
@@ -397,7 +397,7 @@ async fn another_tenants_ids_answer_like_random_ones_on_every_route() {
                     }
                 }
             }
-            Probe::AgentHello => {
+            Probe::AgentHello(transport) => {
                 for placeholder in ["{bucket}", "{bucket_name}"] {
                     let real = w.b(placeholder).to_owned();
                     let (mut real_times, mut random_times) = (Vec::new(), Vec::new());
@@ -411,8 +411,13 @@ async fn another_tenants_ids_answer_like_random_ones_on_every_route() {
                         let mut answers = Vec::new();
                         for value in order {
                             let start = Instant::now();
-                            let mut socket = open(&w.relay).await;
-                            let answer = hello(&mut socket, &w.a_agent, value).await;
+                            let answer = match transport {
+                                Transport::WebSocket => {
+                                    let mut socket = open(&w.relay).await;
+                                    hello(&mut socket, &w.a_agent, value).await
+                                }
+                                Transport::Grpc => grpc_hello(&w.relay, &w.a_agent, value).await,
+                            };
                             let took = start.elapsed();
                             if value == &real {
                                 real_times.push(took);
@@ -425,7 +430,7 @@ async fn another_tenants_ids_answer_like_random_ones_on_every_route() {
                         assert!(answers[0].contains("not_found"), "{}", answers[0]);
                     }
                     report(
-                        &format!("WS Hello {placeholder} Agent"),
+                        &format!("{transport:?} Hello {placeholder} Agent"),
                         real_times,
                         random_times,
                         true,
@@ -489,11 +494,9 @@ async fn open(relay: &Relay) -> Socket {
         .0
 }
 
-/// Sends a `Hello` for `bucket` and returns the server's first answer that
-/// is not a heartbeat.
-async fn hello(socket: &mut Socket, token: &str, bucket: &str) -> Down {
+fn hello_message(token: &str, bucket: &str) -> proto::AgentMessage {
     let (key, secret) = token.split_once('.').unwrap();
-    let hello = Up::Hello(pb::Hello {
+    proto::AgentMessage::from(Up::Hello(pb::Hello {
         token_key: key.into(),
         token_secret: secret.into(),
         buckets: vec![bucket.into()],
@@ -501,8 +504,43 @@ async fn hello(socket: &mut Socket, token: &str, bucket: &str) -> Down {
         mode: pb::Mode::Forward as i32,
         version: "probe".into(),
         max_in_flight: 1,
-    });
-    let frame = proto::encode(&proto::AgentMessage::from(hello));
+    }))
+}
+
+/// The gRPC transport's first answer to a `Hello` for `bucket`.
+async fn grpc_hello(relay: &Relay, token: &str, bucket: &str) -> Down {
+    let channel = tonic::transport::Endpoint::from_shared(relay.url.clone())
+        .expect("the relay's URL")
+        .connect()
+        .await
+        .expect("an HTTP/2 connection");
+    let mut client = proto::pb::agent_client::AgentClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(hello_message(token, bucket))
+        .await
+        .expect("queue Hello");
+    let response = client
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("the relay takes the stream");
+    let mut inbound = response.into_inner();
+    loop {
+        let message = tokio::time::timeout(PATIENCE, inbound.message())
+            .await
+            .expect("an answer in time")
+            .expect("a message")
+            .expect("an answer before the end");
+        match message.kind.expect("a message kind") {
+            Down::Ping(_) | Down::Pong(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Sends a `Hello` for `bucket` and returns the server's first answer that
+/// is not a heartbeat.
+async fn hello(socket: &mut Socket, token: &str, bucket: &str) -> Down {
+    let frame = proto::encode(&hello_message(token, bucket));
     socket
         .send(Message::Binary(frame.into()))
         .await

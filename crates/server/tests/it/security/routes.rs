@@ -37,11 +37,18 @@ pub(super) enum Probe {
         body: Option<&'static str>,
         creds: &'static [Cred],
     },
-    /// The agent WebSocket: a `Hello` with A's agent token asks for B's
+    /// An agent transport: a `Hello` with A's agent token asks for B's
     /// bucket (by id and by name).
-    AgentHello,
+    AgentHello(Transport),
     /// Not tenant-scoped: why, and where it is tested.
     Outside(&'static str),
+}
+
+/// The agent transports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Transport {
+    WebSocket,
+    Grpc,
 }
 
 pub(super) struct Route {
@@ -252,13 +259,13 @@ pub(super) const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         route: "/v1/agent/ws",
-        probe: Probe::AgentHello,
+        probe: Probe::AgentHello(Transport::WebSocket),
     },
-    outside(
-        "ANY",
-        "/hookrelay.v1.Agent/Connect",
-        "gRPC transport of the session code the WebSocket probe runs (deliver::session::accept)",
-    ),
+    Route {
+        method: "ANY",
+        route: "/hookrelay.v1.Agent/Connect",
+        probe: Probe::AgentHello(Transport::Grpc),
+    },
     outside("ANY", "/v1/webhooks/{input_id}", PUBLIC_INGEST),
     outside("ANY", "/v1/webhooks/{input_id}/{*rest}", PUBLIC_INGEST),
     outside("POST", "/api/webhooks/{name}", PUBLIC_INGEST),
