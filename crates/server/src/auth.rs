@@ -81,6 +81,11 @@ pub(crate) struct AuthCache {
     /// them (from many addresses) queues here instead of taking every
     /// blocking thread and core from ingest.
     bcrypt_slots: tokio::sync::Semaphore,
+    /// A bcrypt hash of a random secret, checked in place of the poll
+    /// secret of a tenant that does not exist (or has none), so that a
+    /// poll of an unknown tenant costs the same time and bcrypt budget as
+    /// one of a known tenant and tenant ids cannot be probed (issue 7).
+    decoy: tokio::sync::OnceCell<String>,
 }
 
 /// bcrypt checks a client may cause per minute.
@@ -103,7 +108,17 @@ impl AuthCache {
             bcrypt_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
+            decoy: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The decoy hash at `cost`, made on first use.
+    async fn decoy_hash(&self, cost: u32) -> Option<String> {
+        self.decoy
+            .get_or_try_init(|| secrets::hash(secrets::generate(), cost))
+            .await
+            .ok()
+            .cloned()
     }
 
     /// The cached token (or `Some(None)` for a secret without a token) if
@@ -345,15 +360,19 @@ async fn poll_secret_matches(
         return Ok(true);
     }
     let since = state.auth.generation();
-    let record = match state.store.tenant(tenant).await {
-        Ok(record) => record,
-        Err(store::Error::NotFound) => return Ok(false),
+    let hash = match state.store.tenant(tenant).await {
+        Ok(record) => record.poll_secret_hash,
+        Err(store::Error::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
-    let Some(hash) = record.poll_secret_hash else {
+    spend_bcrypt(state, client)?;
+    let Some(hash) = hash else {
+        // The same work as for a real poll secret: see `AuthCache::decoy`.
+        if let Some(decoy) = state.auth.decoy_hash(state.config.bcrypt_cost).await {
+            let _ = state.auth.check_bcrypt(secret, decoy).await;
+        }
         return Ok(false);
     };
-    spend_bcrypt(state, client)?;
     let ok = state.auth.check_bcrypt(secret, hash).await;
     if ok {
         state.auth.remember(name, secret, None, since);

@@ -176,11 +176,15 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(ApiError::invalid_request(redact_strings(
-                &rejection.body_text(),
-            ))),
+            Err(rejection) => Err(json_rejection(&rejection)),
         }
     }
+}
+
+/// The answer to a JSON body axum could not take (wrong content type, not
+/// JSON, not the expected shape).
+pub(crate) fn json_rejection(rejection: &axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::invalid_request(redact_strings(&rejection.body_text()))
 }
 
 /// A deserialisation error message with the string values it quotes taken

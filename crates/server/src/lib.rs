@@ -23,6 +23,7 @@
 //! - `bootstrap`: first start (default tenant, admin token) and the
 //!   Radarboard environment.
 //! - `jobs/`: background work (retention), never in the request path.
+//! - `fuzzing`: entry points for `fuzz/` only (hidden from the docs).
 
 mod api;
 mod auth;
@@ -32,6 +33,8 @@ mod cluster;
 pub mod config;
 mod deliver;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ingest;
 mod jobs;
 mod listener;

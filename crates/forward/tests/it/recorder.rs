@@ -1,7 +1,8 @@
 //! A destination that records every request before answering it. What it
 //! answers depends on the path: `/status/{code}`, `/hang` (never),
 //! `/big` (a body over the forwarder's bound), `/redirect` (302 to
-//! `/landing`), anything else 200 with body `ok`.
+//! `/landing`), `/redirect-to?<url>` (302 to `<url>`), anything else 200
+//! with body `ok`.
 
 use std::net::SocketAddr;
 
@@ -93,6 +94,10 @@ async fn record(State(tx): State<mpsc::Sender<Received>>, request: Request) -> R
         "/hang" => std::future::pending().await,
         "/big" => Body::from(vec![b'x'; BIG]).into_response(),
         "/redirect" => (StatusCode::FOUND, [("location", "/landing")]).into_response(),
+        "/redirect-to" => {
+            let to = parts.uri.query().unwrap_or("/").to_owned();
+            (StatusCode::FOUND, [("location", to)]).into_response()
+        }
         _ => (StatusCode::OK, [("x-reply", "yes")], "ok").into_response(),
     }
 }

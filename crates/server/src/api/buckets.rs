@@ -26,7 +26,7 @@ pub(super) fn router() -> Router<AppState> {
 /// The create body of DESIGN §3.4; also what a PATCH is merged into.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct BucketBody {
+pub(crate) struct BucketBody {
     name: String,
     #[serde(default = "no_auth")]
     auth: BucketAuth,
@@ -54,7 +54,7 @@ fn enabled() -> bool {
 }
 
 impl BucketBody {
-    fn into_bucket(
+    pub(crate) fn into_bucket(
         self,
         id: BucketId,
         tenant: TenantId,

@@ -26,6 +26,20 @@ use crate::state::AppState;
 pub(crate) use tenants::upsert_named_inputs;
 pub(crate) use tokens::issue as issue_token;
 
+/// The bodies and their checks, for `crate::fuzzing`.
+pub(crate) mod bodies {
+    pub(crate) use super::buckets::BucketBody;
+    pub(crate) use super::inputs::InputBody;
+    pub(crate) use super::outputs::OutputBody;
+    pub(crate) use super::tenants::{
+        identity as tenant_identity, named_integration, split_secrets, CreateBody as TenantBody,
+        PatchBody as TenantPatch, SecretsBody,
+    };
+    pub(crate) use super::tokens::{
+        check_create as check_token, CreateBody as TokenBody, PatchBody as TokenPatch,
+    };
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(agents::router())

@@ -28,7 +28,7 @@ pub(super) fn router() -> Router<AppState> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OutputBody {
+pub(crate) struct OutputBody {
     url: String,
     #[serde(default = "internal")]
     internal: bool,
@@ -48,7 +48,7 @@ fn default_timeout() -> u64 {
 }
 
 impl OutputBody {
-    fn into_output(
+    pub(crate) fn into_output(
         self,
         id: OutputId,
         tenant: TenantId,

@@ -37,7 +37,7 @@ pub(super) fn router() -> Router<AppState> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     label: String,
     #[serde(default)]
     id: Option<TenantId>,
@@ -45,24 +45,22 @@ struct CreateBody {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PatchBody {
+pub(crate) struct PatchBody {
     #[serde(default)]
-    label: Option<String>,
+    pub(crate) label: Option<String>,
     #[serde(default)]
-    enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SecretsBody {
-    webhook_secrets: BTreeMap<String, String>,
+pub(crate) struct SecretsBody {
+    pub(crate) webhook_secrets: BTreeMap<String, String>,
 }
 
-async fn create(
-    State(state): State<AppState>,
-    _: SuperAdmin,
-    Json(body): Json<CreateBody>,
-) -> Result<impl IntoResponse, ApiError> {
+/// A create body's tenant id (given, or made from the label) and trimmed
+/// label.
+pub(crate) fn identity(body: CreateBody) -> Result<(TenantId, String), ApiError> {
     let label = body.label.trim().to_owned();
     if label.is_empty() || label.len() > 200 {
         return Err(ApiError::invalid_request(
@@ -75,6 +73,15 @@ async fn create(
             ApiError::invalid_request("label: needs letters or digits to make an id, or pass id")
         })?,
     };
+    Ok((id, label))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    _: SuperAdmin,
+    Json(body): Json<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (id, label) = identity(body)?;
     let poll_secret = secrets::generate();
     let record = store::TenantRecord {
         tenant: Tenant {
@@ -208,19 +215,7 @@ pub(crate) async fn upsert_named_inputs(
     let bucket = named_inputs_bucket(store.as_ref(), tenant).await?;
     let mut names = Vec::new();
     for (raw_name, secrets) in pairs {
-        let name = raw_name.to_ascii_lowercase().replace('_', "-");
-        let kind = IntegrationKind::from_name(&name)
-            .filter(|k| *k != IntegrationKind::GenericHmac)
-            .ok_or_else(|| {
-                ApiError::invalid_request(format!(
-                    "webhookSecrets.{raw_name}: not a supported integration with a fixed scheme"
-                ))
-            })?;
-        if secrets.is_empty() {
-            return Err(ApiError::invalid_request(format!(
-                "webhookSecrets.{raw_name}: needs at least one secret"
-            )));
-        }
+        let (name, kind) = named_integration(&raw_name, &secrets)?;
         match store.input_by_name(tenant, &name).await {
             Ok(mut input) => {
                 input.integration = Some(kind);
@@ -254,6 +249,29 @@ pub(crate) async fn upsert_named_inputs(
         names.push(name);
     }
     Ok(names)
+}
+
+/// The input name and integration a `webhookSecrets` entry (or a
+/// `WEBHOOK_SECRET_<NAME>` variable) configures: `<name>` lower-cased, `_`
+/// as `-`, a fixed-scheme integration, with at least one secret.
+pub(crate) fn named_integration(
+    raw_name: &str,
+    secrets: &[Secret],
+) -> Result<(String, IntegrationKind), ApiError> {
+    let name = raw_name.to_ascii_lowercase().replace('_', "-");
+    let kind = IntegrationKind::from_name(&name)
+        .filter(|k| *k != IntegrationKind::GenericHmac)
+        .ok_or_else(|| {
+            ApiError::invalid_request(format!(
+                "webhookSecrets.{raw_name}: not a supported integration with a fixed scheme"
+            ))
+        })?;
+    if secrets.is_empty() {
+        return Err(ApiError::invalid_request(format!(
+            "webhookSecrets.{raw_name}: needs at least one secret"
+        )));
+    }
+    Ok((name, kind))
 }
 
 async fn named_inputs_bucket(

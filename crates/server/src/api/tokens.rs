@@ -28,23 +28,23 @@ pub(super) fn router() -> Router<AppState> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateBody {
-    scope: TokenScope,
+pub(crate) struct CreateBody {
+    pub(crate) scope: TokenScope,
     #[serde(default)]
-    buckets: Vec<String>,
+    pub(crate) buckets: Vec<String>,
     #[serde(default)]
-    mode: Option<AgentMode>,
+    pub(crate) mode: Option<AgentMode>,
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PatchBody {
+pub(crate) struct PatchBody {
     #[serde(default)]
-    buckets: Option<Vec<String>>,
+    pub(crate) buckets: Option<Vec<String>>,
     #[serde(default)]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// A new token and its secret (shown once).
@@ -98,12 +98,14 @@ async fn bucket_ids(
     Ok(ids)
 }
 
-async fn create(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Json(body): Json<CreateBody>,
-) -> Result<impl IntoResponse, ApiError> {
-    if body.scope == TokenScope::Admin && !caller.is_admin() {
+/// The checks of a create body that need no store: who may make admin
+/// tokens, which scopes have a mode (agent, defaulting to `forward`) and
+/// which are limited to buckets. Returns the token's mode.
+pub(crate) fn check_create(
+    body: &CreateBody,
+    caller_is_admin: bool,
+) -> Result<Option<AgentMode>, ApiError> {
+    if body.scope == TokenScope::Admin && !caller_is_admin {
         return Err(ApiError::invalid_request(
             "scope: only the administrator can create admin tokens",
         ));
@@ -123,6 +125,15 @@ async fn create(
             "buckets: only agent and poll tokens are limited to buckets",
         ));
     }
+    Ok(mode)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Json(body): Json<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mode = check_create(&body, caller.is_admin())?;
     let buckets = bucket_ids(&state, &caller.tenant, &body.buckets).await?;
     let issued = issue(
         state.store.as_ref(),

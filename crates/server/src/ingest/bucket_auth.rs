@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::secrets;
 
 /// Checks the request's credentials against the bucket's auth.
-pub(super) fn check(
+pub(crate) fn check(
     auth: &BucketAuth,
     headers: &http::HeaderMap,
     query: &str,
@@ -58,7 +58,7 @@ fn query_token(query: &str) -> Option<String> {
 
 /// Removes the `token` parameter, so the bucket's credential is not stored
 /// or forwarded with the event.
-pub(super) fn strip_query_token(query: &str) -> String {
+pub(crate) fn strip_query_token(query: &str) -> String {
     query
         .split('&')
         .filter(|pair| !pair.is_empty() && !verify::form_field_is_named(pair.as_bytes(), "token"))

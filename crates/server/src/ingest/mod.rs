@@ -5,10 +5,10 @@
 //! Handlers here only find the input and shape the answer; the pipeline of
 //! checks lives in [`pipeline`], bucket authentication in [`bucket_auth`].
 
-mod bucket_auth;
+pub(crate) mod bucket_auth;
 mod pipeline;
 
-pub(crate) use pipeline::client_ip;
+pub(crate) use pipeline::{client_ip, stored_headers};
 
 use std::net::SocketAddr;
 
@@ -71,7 +71,7 @@ async fn by_id_with_rest(
 /// The path after `/v1/webhooks/{input_id}` exactly as the sender wrote it
 /// (percent-encoding kept), so the destination sees the same path and a
 /// `%2F` stays a `%2F`.
-fn raw_suffix(path: &str) -> String {
+pub(crate) fn raw_suffix(path: &str) -> String {
     let after_prefix = path.strip_prefix("/v1/webhooks/").unwrap_or(path);
     after_prefix
         .find('/')

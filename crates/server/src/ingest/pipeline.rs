@@ -264,7 +264,10 @@ pub(crate) fn client_ip(trusted: &[IpAddr], peer: SocketAddr, headers: &http::He
 
 /// Headers as stored with the event: names lower-case (hyper's), values as
 /// text. The bucket's own `Authorization` credential is dropped.
-fn stored_headers(headers: &http::HeaderMap, keep_authorization: bool) -> Vec<(String, String)> {
+pub(crate) fn stored_headers(
+    headers: &http::HeaderMap,
+    keep_authorization: bool,
+) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| keep_authorization || *name != http::header::AUTHORIZATION)

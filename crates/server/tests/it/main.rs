@@ -8,7 +8,9 @@
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
 //! - `lifecycle`: operations routes, restart persistence, shutdown;
 //! - `protection`: encryption at rest as the API shows it (tampered
-//!   records), retention reclaiming space, token rotation.
+//!   records), retention reclaiming space, token rotation;
+//! - `security`: cross-tenant probing of every route, SSRF on public
+//!   outputs, request smuggling on ingest (issue 7).
 
 mod admin;
 mod agents;
@@ -18,6 +20,7 @@ mod isolation;
 mod lifecycle;
 mod protection;
 mod reading;
+mod security;
 
 /// The same suite with every relay on Redis (issue 6), so `cargo test`
 /// covers both stores; Redis must be answering.

@@ -1,0 +1,273 @@
+//! Entry points for the targets in `fuzz/`, not an API (hidden from the
+//! docs): the server's own parsers of untrusted input, called the way their
+//! routes call them, so the targets duplicate no logic.
+//!
+//! - [`create`] and [`Object::patch`]: the admin API's JSON bodies, parsed
+//!   by axum's `Json` and checked as the create and PATCH routes do.
+//! - [`ingest_request`]: what the ingest pipeline reads from a request's
+//!   path, query and headers besides the provider's scheme (path suffix,
+//!   bucket auth, the query and headers it stores, the client address).
+
+use std::net::{IpAddr, SocketAddr};
+
+use model::{BucketAuth, BucketId, InputId, OutputId, Secret, TenantId};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::api::bodies;
+use crate::api::views;
+use crate::error::ApiError;
+
+/// The public URL views are rendered with.
+const PUBLIC_URL: &str = "https://relay.example";
+
+/// Which body a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminBody {
+    /// `POST /v1/buckets`.
+    Bucket,
+    /// `POST /v1/buckets/{id}/inputs`.
+    Input,
+    /// `POST /v1/buckets/{id}/outputs`.
+    Output,
+    /// `POST /v1/tokens`, by a tenant token (not the administrator).
+    Token,
+    /// `PATCH /v1/tokens/{key}`.
+    TokenPatch,
+    /// `POST /api/tenants`.
+    Tenant,
+    /// `PATCH /api/tenants/{id}`.
+    TenantPatch,
+    /// `PUT /api/tenants/{id}/secrets`.
+    TenantSecrets,
+}
+
+/// A refused body, as the route answers it.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `error` field of the body.
+    pub code: &'static str,
+    /// The `message` field of the body.
+    pub message: String,
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused {
+            status: e.status.as_u16(),
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+/// What an accepted body became.
+#[derive(Debug, Clone)]
+pub enum Object {
+    /// A bucket, as created or patched.
+    Bucket(model::Bucket),
+    /// An input, as created or patched.
+    Input(model::Input),
+    /// An output, as created or patched.
+    Output(model::Output),
+    /// Bodies whose route needs the store to go further: what the checks
+    /// that need none made of them.
+    Checked(Value),
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(value)| value)
+        .map_err(|rejection| crate::error::json_rejection(&rejection))
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+/// Parses and checks `body` as the route for `kind` does before it
+/// touches the store.
+pub fn create(kind: AdminBody, body: &[u8]) -> Result<Object, Refused> {
+    Ok(match kind {
+        AdminBody::Bucket => Object::Bucket(parse::<bodies::BucketBody>(body)?.into_bucket(
+            BucketId::generate(),
+            tenant(),
+            1,
+        )?),
+        AdminBody::Input => Object::Input(parse::<bodies::InputBody>(body)?.into_input(
+            InputId::generate(),
+            tenant(),
+            BucketId::generate(),
+            1,
+        )?),
+        AdminBody::Output => Object::Output(parse::<bodies::OutputBody>(body)?.into_output(
+            OutputId::generate(),
+            tenant(),
+            BucketId::generate(),
+            1,
+        )?),
+        AdminBody::Token => {
+            let body = parse::<bodies::TokenBody>(body)?;
+            let mode = bodies::check_token(&body, false)?;
+            Object::Checked(json!({ "scope": body.scope, "mode": mode }))
+        }
+        AdminBody::TokenPatch => {
+            let patch = parse::<bodies::TokenPatch>(body)?;
+            Object::Checked(json!({ "buckets": patch.buckets, "description": patch.description }))
+        }
+        AdminBody::Tenant => {
+            let (id, label) = bodies::tenant_identity(parse::<bodies::TenantBody>(body)?)?;
+            Object::Checked(json!({ "id": id, "label": label }))
+        }
+        AdminBody::TenantPatch => {
+            let patch = parse::<bodies::TenantPatch>(body)?;
+            Object::Checked(json!({ "label": patch.label, "enabled": patch.enabled }))
+        }
+        AdminBody::TenantSecrets => {
+            let body = parse::<bodies::SecretsBody>(body)?;
+            let mut names = Vec::new();
+            for (raw_name, list) in &body.webhook_secrets {
+                let secrets = bodies::split_secrets(list);
+                let (name, kind) = bodies::named_integration(raw_name, &secrets)?;
+                names.push(json!({ "name": name, "integration": kind, "secrets": secrets.len() }));
+            }
+            Object::Checked(Value::Array(names))
+        }
+    })
+}
+
+impl Object {
+    /// What the API shows of it (a create answer, minus the secrets echoed
+    /// only then).
+    pub fn view(&self) -> Value {
+        match self {
+            Object::Bucket(b) => views::bucket(b),
+            Object::Input(i) => views::input(i, PUBLIC_URL),
+            Object::Output(o) => views::output(o),
+            Object::Checked(v) => v.clone(),
+        }
+    }
+
+    /// Everything stored, secrets included: equal values are equal objects.
+    pub fn stored(&self) -> Value {
+        match self {
+            Object::Bucket(b) => json!(b),
+            Object::Input(i) => json!({ "input": i, "secrets": i.secrets }),
+            Object::Output(o) => json!(o),
+            Object::Checked(v) => v.clone(),
+        }
+    }
+
+    /// The secrets it holds: a bucket's password or token, an input's
+    /// secrets.
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
+            Object::Bucket(b) => match &b.auth {
+                BucketAuth::None => Vec::new(),
+                BucketAuth::Basic { password, .. } => vec![password.expose().to_owned()],
+                BucketAuth::Token { token } => vec![token.expose().to_owned()],
+            },
+            Object::Input(i) => i.secrets.iter().map(|s| s.expose().to_owned()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The same object with each secret `s` replaced by `f(s)`.
+    pub fn with_secrets(&self, f: impl Fn(&str) -> String) -> Object {
+        let mut changed = self.clone();
+        match &mut changed {
+            Object::Bucket(b) => match &mut b.auth {
+                BucketAuth::None => {}
+                BucketAuth::Basic { password, .. } => *password = Secret::new(f(password.expose())),
+                BucketAuth::Token { token } => *token = Secret::new(f(token.expose())),
+            },
+            Object::Input(i) => {
+                for s in &mut i.secrets {
+                    *s = Secret::new(f(s.expose()));
+                }
+            }
+            _ => {}
+        }
+        changed
+    }
+
+    /// `PATCH` of this object with `patch`, as its route does it; objects
+    /// without a PATCH route answer themselves.
+    pub fn patch(&self, patch: &[u8]) -> Result<Object, Refused> {
+        let patch: Value = match self {
+            Object::Checked(_) => return Ok(self.clone()),
+            _ => parse(patch)?,
+        };
+        Ok(match self {
+            Object::Bucket(b) => {
+                let body: bodies::BucketBody = views::apply_patch(
+                    views::as_create_body(b, &["id", "tenant", "createdAt"]),
+                    patch,
+                )?;
+                Object::Bucket(body.into_bucket(b.id.clone(), b.tenant.clone(), b.created_at)?)
+            }
+            Object::Input(i) => {
+                let mut current =
+                    views::as_create_body(i, &["id", "tenant", "bucket", "createdAt"]);
+                current.insert("secrets".into(), json!(i.secrets));
+                let body: bodies::InputBody = views::apply_patch(current, patch)?;
+                Object::Input(body.into_input(
+                    i.id,
+                    i.tenant.clone(),
+                    i.bucket.clone(),
+                    i.created_at,
+                )?)
+            }
+            Object::Output(o) => {
+                let body: bodies::OutputBody = views::apply_patch(
+                    views::as_create_body(o, &["id", "tenant", "bucket", "createdAt"]),
+                    patch,
+                )?;
+                Object::Output(body.into_output(
+                    o.id.clone(),
+                    o.tenant.clone(),
+                    o.bucket.clone(),
+                    o.created_at,
+                )?)
+            }
+            Object::Checked(_) => self.clone(),
+        })
+    }
+}
+
+/// What the ingest pipeline made of one request, before the provider's
+/// scheme and the store.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// The path after `/v1/webhooks/{input_id}`, encoding kept.
+    pub suffix: String,
+    /// Whether the bucket's auth (step 6) let it through.
+    pub authorized: bool,
+    /// The query as stored and forwarded (the bucket's `token` removed).
+    pub stored_query: String,
+    /// The headers as stored and forwarded.
+    pub stored_headers: Vec<(String, String)>,
+    /// The address rate limits count against.
+    pub client_ip: IpAddr,
+}
+
+/// Runs the ingest pipeline's own request parsers on `uri` and `headers`
+/// for a bucket with `auth`, from `peer`, behind `trusted` proxies.
+pub fn ingest_request(
+    auth: &BucketAuth,
+    trusted: &[IpAddr],
+    peer: SocketAddr,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> Ingested {
+    let query = uri.query().unwrap_or("");
+    Ingested {
+        suffix: crate::ingest::raw_suffix(uri.path()),
+        authorized: crate::ingest::bucket_auth::check(auth, headers, query).is_ok(),
+        stored_query: crate::ingest::bucket_auth::strip_query_token(query),
+        stored_headers: crate::ingest::stored_headers(headers, matches!(auth, BucketAuth::None)),
+        client_ip: crate::ingest::client_ip(trusted, peer, headers),
+    }
+}

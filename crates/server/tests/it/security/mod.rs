@@ -1,0 +1,16 @@
+//! Security tests of issue 7, against the real server on `127.0.0.1:0`:
+//! - `probing`: one tenant's credentials name another tenant's real ids on
+//!   every route the routers declare, and get the answer a random id gets
+//!   (status and body), in about the same time;
+//! - `ssrf`: public outputs never reach loopback, link-local or private
+//!   addresses, by literal, by name or by redirect;
+//! - `poll_oracle`: a wrong poll secret costs the same for a known and an
+//!   unknown tenant (a regression test);
+//! - `smuggling`: ambiguous request framing on the ingest route is refused
+//!   or read one safe way, and never yields a second, hidden request.
+
+mod poll_oracle;
+mod probing;
+mod routes;
+mod smuggling;
+mod ssrf;

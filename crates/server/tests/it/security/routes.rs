@@ -1,0 +1,388 @@
+//! The table of every route the routers declare and how `probing` probes
+//! it, and the test that keeps it complete: it scans `src/` for `.route(`
+//! and `.route_service(` calls, so a new route without a probe (or a probe
+//! of a route that is gone) fails.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+/// Which of tenant A's credentials a probe presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cred {
+    Tenant,
+    Agent,
+    Poll,
+    /// A's Radarboard poll secret (not a token).
+    PollSecret,
+    /// No `Authorization` header.
+    Anonymous,
+}
+
+const TOKENS: &[Cred] = &[Cred::Tenant, Cred::Agent, Cred::Poll];
+const POLLERS: &[Cred] = &[Cred::Tenant, Cred::Agent, Cred::Poll, Cred::PollSecret];
+
+pub(super) enum Probe {
+    /// The path, query or body names one of B's objects through exactly one
+    /// placeholder (`{bucket}`, `{bucket_name}`, `{input}`, `{output}`,
+    /// `{key}`, `{event}`, `{tenant}`); `{own_key}` is A's poll token. The
+    /// answer is one of `status` and equals the answer for a random value.
+    Foreign {
+        path: &'static str,
+        body: Option<&'static str>,
+        creds: &'static [Cred],
+        status: &'static [u16],
+    },
+    /// A route that names no object: A's answer holds none of B's ids.
+    Listing {
+        path: &'static str,
+        body: Option<&'static str>,
+        creds: &'static [Cred],
+    },
+    /// An agent transport: a `Hello` with A's agent token asks for B's
+    /// bucket (by id and by name).
+    AgentHello(Transport),
+    /// Not tenant-scoped: why, and where it is tested.
+    Outside(&'static str),
+}
+
+/// The agent transports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Transport {
+    WebSocket,
+    Grpc,
+}
+
+pub(super) struct Route {
+    pub(super) method: &'static str,
+    pub(super) route: &'static str,
+    pub(super) probe: Probe,
+}
+
+const fn foreign(method: &'static str, route: &'static str, path: &'static str) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Foreign {
+            path,
+            body: None,
+            creds: TOKENS,
+            status: &[404],
+        },
+    }
+}
+
+const fn foreign_with(
+    method: &'static str,
+    route: &'static str,
+    path: &'static str,
+    body: &'static str,
+) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Foreign {
+            path,
+            body: Some(body),
+            creds: TOKENS,
+            status: &[404],
+        },
+    }
+}
+
+const fn listing(method: &'static str, route: &'static str, body: Option<&'static str>) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Listing {
+            path: route,
+            body,
+            creds: TOKENS,
+        },
+    }
+}
+
+const fn outside(method: &'static str, route: &'static str, why: &'static str) -> Route {
+    Route {
+        method,
+        route,
+        probe: Probe::Outside(why),
+    }
+}
+
+const PUBLIC_INGEST: &str =
+    "public ingest takes no credentials; unknown ids answer like known ones (ingest tests)";
+const OPERATIONS: &str = "operations route: no credentials, no tenant data";
+
+/// Every route the routers declare, and how it is probed.
+pub(super) const ROUTES: &[Route] = &[
+    listing("GET", "/v1/agents", None),
+    listing("GET", "/v1/buckets", None),
+    foreign("GET", "/v1/buckets/{bucket}", "/v1/buckets/{bucket}"),
+    foreign("GET", "/v1/buckets/{bucket}", "/v1/buckets/{bucket_name}"),
+    foreign_with(
+        "PATCH",
+        "/v1/buckets/{bucket}",
+        "/v1/buckets/{bucket}",
+        "{}",
+    ),
+    foreign("DELETE", "/v1/buckets/{bucket}", "/v1/buckets/{bucket}"),
+    foreign(
+        "GET",
+        "/v1/buckets/{bucket}/inputs",
+        "/v1/buckets/{bucket}/inputs",
+    ),
+    foreign_with(
+        "POST",
+        "/v1/buckets/{bucket}/inputs",
+        "/v1/buckets/{bucket}/inputs",
+        "{}",
+    ),
+    foreign("GET", "/v1/inputs/{input}", "/v1/inputs/{input}"),
+    foreign_with("PATCH", "/v1/inputs/{input}", "/v1/inputs/{input}", "{}"),
+    foreign("DELETE", "/v1/inputs/{input}", "/v1/inputs/{input}"),
+    foreign(
+        "GET",
+        "/v1/buckets/{bucket}/outputs",
+        "/v1/buckets/{bucket}/outputs",
+    ),
+    foreign_with(
+        "POST",
+        "/v1/buckets/{bucket}/outputs",
+        "/v1/buckets/{bucket}/outputs",
+        r#"{"url": "http://hooks.internal.example/y"}"#,
+    ),
+    foreign("GET", "/v1/outputs/{output}", "/v1/outputs/{output}"),
+    foreign_with(
+        "PATCH",
+        "/v1/outputs/{output}",
+        "/v1/outputs/{output}",
+        "{}",
+    ),
+    foreign("DELETE", "/v1/outputs/{output}", "/v1/outputs/{output}"),
+    listing("GET", "/v1/tokens", None),
+    foreign_with(
+        "POST",
+        "/v1/tokens",
+        "/v1/tokens",
+        r#"{"scope": "poll", "buckets": ["{bucket}"]}"#,
+    ),
+    foreign("GET", "/v1/tokens/{key}", "/v1/tokens/{key}"),
+    foreign_with("PATCH", "/v1/tokens/{key}", "/v1/tokens/{key}", "{}"),
+    // A's own token, limited to B's bucket.
+    foreign_with(
+        "PATCH",
+        "/v1/tokens/{key}",
+        "/v1/tokens/{own_key}",
+        r#"{"buckets": ["{bucket}"]}"#,
+    ),
+    foreign("DELETE", "/v1/tokens/{key}", "/v1/tokens/{key}"),
+    foreign("POST", "/v1/tokens/{key}/rotate", "/v1/tokens/{key}/rotate"),
+    listing("GET", "/api/tenants", None),
+    listing("POST", "/api/tenants", Some(r#"{"label": "Probe"}"#)),
+    foreign("GET", "/api/tenants/{tenant}", "/api/tenants/{tenant}"),
+    foreign_with(
+        "PATCH",
+        "/api/tenants/{tenant}",
+        "/api/tenants/{tenant}",
+        "{}",
+    ),
+    foreign("DELETE", "/api/tenants/{tenant}", "/api/tenants/{tenant}"),
+    foreign_with(
+        "PUT",
+        "/api/tenants/{tenant}/secrets",
+        "/api/tenants/{tenant}/secrets",
+        r#"{"webhookSecrets": {"github": "s"}}"#,
+    ),
+    listing("GET", "/v1/events", None),
+    foreign("GET", "/v1/events", "/v1/events?bucket={bucket}"),
+    // A cursor is not a lookup: A's (empty) page after B's event id, with
+    // the cursor echoed as `next`.
+    Route {
+        method: "GET",
+        route: "/v1/events",
+        probe: Probe::Foreign {
+            path: "/v1/events?after={event}",
+            body: None,
+            creds: TOKENS,
+            status: &[200, 404],
+        },
+    },
+    foreign("GET", "/v1/events/{event}", "/v1/events/{event}"),
+    foreign(
+        "POST",
+        "/v1/events/{event}/resend",
+        "/v1/events/{event}/resend",
+    ),
+    foreign(
+        "GET",
+        "/v1/buckets/{bucket}/stream",
+        "/v1/buckets/{bucket}/stream",
+    ),
+    // The default tenant's poll route names no tenant in its path.
+    Route {
+        method: "GET",
+        route: "/api/events",
+        probe: Probe::Listing {
+            path: "/api/events",
+            body: None,
+            creds: POLLERS,
+        },
+    },
+    Route {
+        method: "OPTIONS",
+        route: "/api/events",
+        probe: Probe::Listing {
+            path: "/api/events",
+            body: None,
+            creds: &[Cred::Anonymous],
+        },
+    },
+    Route {
+        method: "GET",
+        route: "/api/t/{tenant}/events",
+        probe: Probe::Foreign {
+            path: "/api/t/{tenant}/events",
+            body: None,
+            creds: POLLERS,
+            status: &[401],
+        },
+    },
+    Route {
+        method: "OPTIONS",
+        route: "/api/t/{tenant}/events",
+        probe: Probe::Foreign {
+            path: "/api/t/{tenant}/events",
+            body: None,
+            creds: &[Cred::Anonymous],
+            status: &[204],
+        },
+    },
+    Route {
+        method: "GET",
+        route: "/v1/agent/ws",
+        probe: Probe::AgentHello(Transport::WebSocket),
+    },
+    Route {
+        method: "ANY",
+        route: "/hookrelay.v1.Agent/Connect",
+        probe: Probe::AgentHello(Transport::Grpc),
+    },
+    outside("ANY", "/v1/webhooks/{input_id}", PUBLIC_INGEST),
+    outside("ANY", "/v1/webhooks/{input_id}/{*rest}", PUBLIC_INGEST),
+    outside("POST", "/api/webhooks/{name}", PUBLIC_INGEST),
+    outside("POST", "/api/t/{tenant}/webhooks/{name}", PUBLIC_INGEST),
+    outside("GET", "/api/health", OPERATIONS),
+    outside("GET", "/healthz", OPERATIONS),
+    outside("GET", "/readyz", OPERATIONS),
+    outside("GET", "/metrics", OPERATIONS),
+    // Last, as it makes A a bucket named like B's, which the by-name probe
+    // above would then find: A may take B's bucket name (no conflict leaks).
+    listing("POST", "/v1/buckets", Some(r#"{"name": "prod"}"#)),
+];
+
+/// Request pairs (B's real id, a random one) timed per probe.
+
+#[test]
+fn the_probe_table_covers_every_declared_route() {
+    let declared = declared_routes();
+    let covered: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.route.to_owned()))
+        .collect();
+    let missing: Vec<_> = declared.difference(&covered).collect();
+    let stale: Vec<_> = covered.difference(&declared).collect();
+    assert!(missing.is_empty(), "routes without a probe: {missing:?}");
+    assert!(
+        stale.is_empty(),
+        "probes of routes no router declares: {stale:?}"
+    );
+    for route in ROUTES {
+        if let Probe::Outside(why) = route.probe {
+            println!("not probed: {} {}: {why}", route.method, route.route);
+        }
+    }
+    println!(
+        "routes: {} declared (method, path) pairs, {} probes",
+        declared.len(),
+        ROUTES.len()
+    );
+    // The scan itself works: it found the routes we know of.
+    assert!(declared.len() >= 45, "{declared:?}");
+}
+
+/// (METHOD, path) of every `.route(…)` and `.route_service(…)` in `src/`.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut routes = BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read a source file");
+        for (marker, service) in [(".route(", false), (".route_service(", true)] {
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find(marker) {
+                let args = &rest[at + marker.len()..];
+                let call = &args[..closing_paren(args)];
+                let path = call.split('"').nth(1).expect("a route path literal");
+                let methods: Vec<String> = if service {
+                    vec!["ANY".to_owned()]
+                } else {
+                    [
+                        "get", "post", "put", "patch", "delete", "options", "head", "any",
+                    ]
+                    .into_iter()
+                    .filter(|m| calls(call, m))
+                    .map(str::to_uppercase)
+                    .collect()
+                };
+                assert!(
+                    !methods.is_empty(),
+                    "{}: no method in {call}",
+                    file.display()
+                );
+                for m in methods {
+                    routes.insert((m, path.to_owned()));
+                }
+                rest = &args[call.len()..];
+            }
+        }
+    }
+    routes
+}
+
+/// Offset of the `)` closing a call whose arguments start `args`.
+fn closing_paren(args: &str) -> usize {
+    let mut depth = 1;
+    for (i, c) in args.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced route call: {args}");
+}
+
+/// Whether `code` calls the function `name` (`get(`, `routing::get(`).
+fn calls(code: &str, name: &str) -> bool {
+    let needle = format!("{name}(");
+    code.match_indices(&needle).any(|(at, _)| {
+        code[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    })
+}
