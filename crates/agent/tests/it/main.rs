@@ -373,3 +373,61 @@ async fn end_to_end_latency() {
         agent.stop().await;
     }
 }
+
+/// Two relay nodes on one Redis (issue 6): the agent is connected to node
+/// B, the sender and its `wait` caller to node A. A lists B's agent, the
+/// webhook accepted by A reaches B's agent, and the destination's answer
+/// crosses back to the caller held by A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answers_wait_with_the_agent_of_another_node() {
+    let a = Relay::builder()
+        .store(testkit::StoreKind::Redis)
+        .spawn()
+        .await;
+    let b = Relay::builder().node_of(&a).spawn().await;
+    let destination = Destination::spawn().await;
+    destination.answer_next([(
+        201,
+        vec![("content-type".into(), "text/plain".into())],
+        "made by the service behind node B".into(),
+    )]);
+    let bucket = a.create_bucket(json!({"name": "prod"})).await;
+    let id = bucket["id"].as_str().unwrap().to_owned();
+    let waiting = a
+        .create_input(
+            &id,
+            json!({"name": "w", "response": {"type": "wait", "timeoutMs": 10000}}),
+        )
+        .await;
+    a.admin(
+        Method::POST,
+        &format!("/v1/buckets/{id}/outputs"),
+        Some(json!({"url": format!("{}/hook", destination.url), "internal": true})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let token = new_token(&a).await;
+    let (key, secret) = token.split_once('.').unwrap();
+    let agent = Running::start(AgentConfig {
+        server: b.url.clone(),
+        token_key: key.into(),
+        token_secret: secret.into(),
+        buckets: vec!["prod".into()],
+        group: String::new(),
+        transport: Transport::WebSocket,
+        destination: None,
+        max_in_flight: 8,
+        stop_grace: Duration::from_secs(5),
+        ca_file: None,
+    });
+    // Node A lists the agent connected to node B.
+    agents_connected(&a, 1).await;
+
+    let url = waiting["url"].as_str().unwrap();
+    let (status, body) = post(&a.http, url, &[], b"across").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body, "made by the service behind node B");
+    let got = destination.wait_for(1, PATIENCE).await;
+    assert_eq!(bodies(&got), ["across"]);
+    agent.stop().await;
+}
