@@ -14,6 +14,12 @@ use proto::{agent_message, ServerMessage};
 use super::session::{self, AgentLink, LinkError};
 use crate::state::AppState;
 
+/// What an agent's socket reads into at a time. An agent sends acks and
+/// pings, a few hundred bytes each; tungstenite's default of 128 KiB was
+/// 85 % of an idle WebSocket agent's memory on the relay (massif), and a
+/// larger message is still read whole, in more reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -22,6 +28,7 @@ pub(crate) async fn upgrade(
     let peer = Some(peer);
     ws.max_message_size(proto::MAX_MESSAGE_BYTES)
         .max_frame_size(proto::MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| session::run(state, WsLink { socket }, peer))
 }
 

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::rows::db_err;
@@ -204,6 +205,7 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(db_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    stable_plans(&conn)?;
     // Pages freed by retention go to the freelist and are reused by later
     // events; INCREMENTAL also lets retention hand them back to the file
     // system (`PRAGMA incremental_vacuum`, see events::purge) so the file
@@ -252,7 +254,20 @@ pub(super) fn open_reader(path: &std::path::Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    stable_plans(&conn)?;
     Ok(conn)
+}
+
+/// The query planner stability guarantee: a cached statement keeps its
+/// plan whatever is bound to it. Without it, the bundled SQLite's STAT4
+/// re-prepares a statement whenever a new binding might change the plan
+/// (the hot queries' every call: measured with callgrind, QPSG took the
+/// relay from 1.60 M to 0.87 M instructions per delivered event). Our
+/// plans do not depend on values: partial indexes are matched by literals.
+fn stable_plans(conn: &Connection) -> Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map(drop)
+        .map_err(db_err)
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
