@@ -183,11 +183,11 @@ fn e2e(cli: &Cli, a: Option<&E2eArgs>) -> anyhow::Result<scenarios::e2e::Params>
         transports: a
             .and_then(|a| a.transport.clone())
             .unwrap_or_else(|| vec![Transport::Grpc, Transport::Ws]),
-        sequential: a.and_then(|a| a.sequential).unwrap_or(pick(q, 300, 2000)),
+        sequential: a.and_then(|a| a.sequential).unwrap_or(pick(q, 200, 2000)),
         rates: a
             .and_then(|a| a.rates.clone())
             .unwrap_or_else(|| pick(q, vec![100, 1000], vec![100, 1000, 2000])),
-        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 10)),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 1, 10)),
         body_size: cli.body_size,
         max_in_flight: 64,
     };
@@ -207,8 +207,9 @@ fn fanout(cli: &Cli, a: Option<&FanoutArgs>) -> anyhow::Result<scenarios::fanout
             .and_then(|a| a.groups.clone())
             .unwrap_or_else(|| vec![1, 10, 100]),
         transport: a.and_then(|a| a.transport).unwrap_or(Transport::Grpc),
-        sequential: pick(q, 50, 300),
+        sequential: pick(q, 20, 200),
         burst: a.and_then(|a| a.burst).unwrap_or(pick(q, 300, 3000)),
+        max_deliveries: pick(q, 5_000, 100_000),
         body_size: cli.body_size,
         max_in_flight: 64,
     };

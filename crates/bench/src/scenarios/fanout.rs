@@ -21,6 +21,8 @@ pub(crate) struct Params {
     pub(crate) sequential: u64,
     /// Events of the burst.
     pub(crate) burst: u64,
+    /// The burst shrinks so that groups × events stays under this.
+    pub(crate) max_deliveries: u64,
     pub(crate) body_size: usize,
     pub(crate) max_in_flight: u32,
 }
@@ -32,8 +34,8 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     let mut table = Table::new(
         "fanout",
         format!(
-            "one {} agent per group (agent library in the bench process); latency until the last group has the event, then a burst of {} events posted over {CONNECTIONS} connections",
-            p.transport.name(), p.burst
+            "one {} agent per group (agent library in the bench process); latency until the last group has the event (one in flight), then a burst of {} events (at most {} deliveries) posted over {CONNECTIONS} connections",
+            p.transport.name(), p.burst, p.max_deliveries
         ),
         vec![
             "groups",
@@ -58,17 +60,9 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             .internal_output(&bucket, &format!("{}/unused", destination.url))
             .await?;
         let token = relay.agent_token().await?;
-        let mut agents = LibraryAgents::new();
+        let mut agents = LibraryAgents::new(&relay, &token, "bench", p.transport, p.max_in_flight)?;
         for g in 0..groups {
-            agents.start(
-                &relay,
-                &token,
-                "bench",
-                format!("group-{g}"),
-                p.transport,
-                Some(destination.for_group(g)),
-                p.max_in_flight,
-            )?;
+            agents.start(format!("group-{g}"), Some(destination.for_group(g)));
         }
         relay.wait_agents(agents.len(), PATIENCE).await?;
 
@@ -89,16 +83,16 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         }
         let seq_lat = Samples::new(latencies);
 
+        let burst = p.burst.min(p.max_deliveries / n).max(1);
         let first = p.sequential + 1;
         let before = destination.count();
         let t0 = Instant::now();
-        let errors =
-            post_burst(&relay, &input, &signed, first..first + p.burst, CONNECTIONS).await?;
+        let errors = post_burst(&relay, &input, &signed, first..first + burst, CONNECTIONS).await?;
         anyhow::ensure!(errors == 0, "{errors} burst webhooks were not answered 200");
         let posted = t0.elapsed();
-        destination.wait_for(before + n * p.burst, PATIENCE).await?;
+        destination.wait_for(before + n * burst, PATIENCE).await?;
         let mut last = t0;
-        for seq in first..first + p.burst {
+        for seq in first..first + burst {
             if let Some(at) = destination.last_arrival(seq, groups) {
                 last = last.max(at);
             }
@@ -108,9 +102,9 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             json!(groups),
             json!(seq_lat.ms(0.5)),
             json!(seq_lat.ms(0.99)),
-            json!(p.burst),
-            json!(p.burst as f64 / elapsed),
-            json!((n * p.burst) as f64 / elapsed),
+            json!(burst),
+            json!(burst as f64 / elapsed),
+            json!((n * burst) as f64 / elapsed),
             json!(elapsed),
         ]);
         table.note(format!(

@@ -21,7 +21,7 @@ pub(crate) struct Params {
 }
 
 /// Time for the relay to settle after the last agent joined.
-const SETTLE: Duration = Duration::from_secs(2);
+const SETTLE: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     let mut table = Table::new(
@@ -66,8 +66,8 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         };
         // One agent in and out first, so one-time allocations (the gRPC or
         // WebSocket service, the token cache) are in the baseline.
-        let mut warm = LibraryAgents::new();
-        warm.start(&relay, &token, "bench", "warm".into(), transport, None, 16)?;
+        let mut warm = LibraryAgents::new(&relay, &token, "bench", transport, 16)?;
+        warm.start("warm".into(), None);
         relay.wait_agents(1, PATIENCE).await?;
         warm.stop().await;
         relay.wait_agents(0, PATIENCE).await?;
@@ -75,12 +75,12 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let before = rss_kib(relay.pid())?;
 
         let t0 = Instant::now();
-        let mut agents = LibraryAgents::new();
+        let mut agents = LibraryAgents::new(&relay, &token, "bench", transport, 16)?;
         let mut i = 0;
         while i < p.agents {
             let end = (i + p.batch.max(1)).min(p.agents);
             for j in i..end {
-                agents.start(&relay, &token, "bench", group(j), transport, None, 16)?;
+                agents.start(group(j), None);
             }
             relay.wait_agents(end, PATIENCE).await?;
             i = end;

@@ -81,50 +81,56 @@ impl AgentProcess {
 /// hold hundreds of connections. Each is a full agent (its own connection,
 /// Hello, heartbeats, forwarding) — only the process is shared.
 pub(crate) struct LibraryAgents {
+    /// Every agent's configuration but its group and destination.
+    base: agent::AgentConfig,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<Result<(), agent::AgentError>>>,
 }
 
 impl LibraryAgents {
-    pub(crate) fn new() -> LibraryAgents {
-        LibraryAgents {
-            stop: CancellationToken::new(),
-            tasks: Vec::new(),
-        }
-    }
-
-    pub(crate) fn start(
-        &mut self,
+    /// Agents of `relay` for `bucket`, with the agent token `key.secret`.
+    pub(crate) fn new(
         relay: &Relay,
         token: &str,
         bucket: &str,
-        group: String,
         transport: Transport,
-        destination: Option<String>,
         max_in_flight: u32,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<LibraryAgents> {
         let (key, secret) = token.split_once('.').context("token is key.secret")?;
-        let config = agent::AgentConfig {
+        let base = agent::AgentConfig {
             server: relay.url.clone(),
             token_key: key.to_owned(),
             token_secret: secret.to_owned(),
             buckets: vec![bucket.to_owned()],
-            group,
+            group: String::new(),
             transport: match transport {
                 Transport::Grpc => agent::Transport::Grpc,
                 Transport::Ws => agent::Transport::WebSocket,
             },
-            destination,
+            destination: None,
             max_in_flight,
             stop_grace: Duration::from_secs(2),
             ca_file: None,
+        };
+        Ok(LibraryAgents {
+            base,
+            stop: CancellationToken::new(),
+            tasks: Vec::new(),
+        })
+    }
+
+    /// Starts one more agent, of `group`, forwarding to `destination`.
+    pub(crate) fn start(&mut self, group: String, destination: Option<String>) {
+        let config = agent::AgentConfig {
+            group,
+            destination,
+            ..self.base.clone()
         };
         self.tasks.push(tokio::spawn(agent::run(
             config,
             self.stop.child_token(),
             None,
         )));
-        Ok(())
     }
 
     pub(crate) fn len(&self) -> usize {
