@@ -167,7 +167,7 @@ fn ingest(cli: &Cli, a: Option<&IngestArgs>) -> anyhow::Result<scenarios::ingest
         concurrency: a
             .and_then(|a| a.concurrency.clone())
             .unwrap_or_else(|| pick(q, vec![1, 8, 32, 128], vec![1, 8, 32, 128, 256])),
-        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 3, 10)),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 10)),
         body_size: cli.body_size,
     };
     anyhow::ensure!(
@@ -237,7 +237,7 @@ fn catchup(cli: &Cli, a: Option<&CatchupArgs>) -> anyhow::Result<scenarios::catc
     let p = scenarios::catchup::Params {
         events: a
             .and_then(|a| a.events)
-            .unwrap_or(pick(cli.quick, 2000, 20_000)),
+            .unwrap_or(pick(cli.quick, 1000, 20_000)),
         transports: a
             .and_then(|a| a.transport.clone())
             .unwrap_or_else(|| vec![Transport::Grpc, Transport::Ws]),
@@ -260,7 +260,7 @@ fn poll(cli: &Cli, a: Option<&PollArgs>) -> anyhow::Result<scenarios::poll::Para
     let q = cli.quick;
     let p = scenarios::poll::Params {
         events: a.and_then(|a| a.events).unwrap_or(pick(q, 2000, 20_000)),
-        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 3, 10)),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 10)),
         connections: 8,
         limit: a.and_then(|a| a.limit).unwrap_or(100),
         body_size: cli.body_size,
