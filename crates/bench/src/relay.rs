@@ -16,7 +16,11 @@ pub(crate) const ADMIN: &str = "bench-admin-secret";
 pub(crate) const POLL_SECRET: &str = "bench-poll-secret";
 /// The GitHub secret of every input the bench creates.
 pub(crate) const SECRET: &str = "bench-secret";
-const START_PATIENCE: Duration = Duration::from_secs(30);
+/// Generous, so the relay can start under valgrind.
+const START_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a stopping process gets after SIGTERM before SIGKILL (a
+/// profiler wrapping it writes its output on the way out).
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// How to start the relay.
 #[derive(Clone, Debug)]
@@ -239,8 +243,23 @@ impl Relay {
     }
 
     pub(crate) async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        terminate(&mut self.child).await;
     }
+}
+
+/// SIGTERM (through `kill`, as this crate has no unsafe code), then
+/// SIGKILL if the process is still there after [`STOP_GRACE`].
+pub(crate) async fn terminate(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }
 
 /// Collects the relay's stderr (to explain a refusal) and keeps the pipe

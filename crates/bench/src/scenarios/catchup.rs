@@ -53,7 +53,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         };
         let agent = start()?;
         relay.wait_agents(1, PATIENCE).await?;
-        agent.kill().await;
+        agent.stop().await;
         relay.wait_agents(0, PATIENCE).await?;
 
         let t0 = Instant::now();
@@ -76,7 +76,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             json!(p.events as f64 / all),
             json!(destination.anomalies().0),
         ]);
-        agent.kill().await;
+        agent.stop().await;
         relay.stop().await;
     }
     table.note(

@@ -73,6 +73,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         relay.wait_agents(1, PATIENCE).await?;
         // Warm the path (connections, caches) before measuring.
         sequential(&relay, &destination, &input, &signed, &mut seq, 20).await?;
+        phase_hook("start").await;
         let (s, answered) = sequential(
             &relay,
             &destination,
@@ -82,6 +83,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             p.sequential,
         )
         .await?;
+        phase_hook("stop").await;
         table.row(vec![
             json!(transport.name()),
             json!("1 in flight"),
@@ -114,7 +116,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
                 json!(missing),
             ]);
         }
-        agent.kill().await;
+        agent.stop().await;
         relay.wait_agents(0, PATIENCE).await?;
     }
     let (duplicates, unparsed) = destination.anomalies();
@@ -123,6 +125,23 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     ));
     relay.stop().await;
     Ok(table.finish())
+}
+
+/// Runs `$HOOKRELAY_BENCH_PHASE_HOOK start|stop` around the measured
+/// one-in-flight phase (profile-e2e.sh zeroes and dumps callgrind's
+/// counters with it), waiting at most 5 s for it.
+async fn phase_hook(phase: &str) {
+    let Some(hook) = std::env::var_os("HOOKRELAY_BENCH_PHASE_HOOK").filter(|h| !h.is_empty())
+    else {
+        return;
+    };
+    let run = tokio::process::Command::new(&hook).arg(phase).status();
+    if tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .is_err()
+    {
+        eprintln!("  (the phase hook {phase} still runs after 5 s; going on)");
+    }
 }
 
 /// `rounds` webhooks one after the other, each waiting for its arrival:

@@ -72,8 +72,9 @@ impl AgentProcess {
         Ok(AgentProcess { child })
     }
 
-    pub(crate) async fn kill(mut self) {
-        let _ = self.child.kill().await;
+    /// Stops the agent (SIGTERM: a clean stop, then SIGKILL if need be).
+    pub(crate) async fn stop(mut self) {
+        crate::relay::terminate(&mut self.child).await;
     }
 }
 
