@@ -13,12 +13,14 @@ set -eu
 ROUNDS=${1:-300}
 OUT=${2:-/tmp/hookrelay-profile}
 BIN=$(cd "$(dirname "$0")/../.." && pwd)/target/release
+# The relay binary to profile (default: the one built beside the bench).
+RELAY=${HOOKRELAY_BIN:-$BIN/hookrelay}
 mkdir -p "$OUT"
 rm -f "$OUT"/callgrind.* "$OUT"/strace.*
 
 for who in relay agent; do
-    printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/callgrind.%s.%%p %s/hookrelay "$@"\n' \
-        "$OUT" "$who" "$BIN" >"$OUT/$who-under-callgrind"
+    printf '#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/callgrind.%s.%%p %s "$@"\n' \
+        "$OUT" "$who" "$RELAY" >"$OUT/$who-under-callgrind"
 done
 # Counters are zeroed when the measured phase starts and dumped when it
 # ends (callgrind.*.1), so setup (bcrypt of the admin secret and of the
@@ -47,7 +49,7 @@ echo "callgrind summaries in $OUT/callgrind-top.txt"
 if [ "${NO_STRACE:-0}" != 1 ]; then
     # strace attaches to the relay once it printed its pid (on stderr), and
     # ends with it.
-    "$BIN/hookrelay-bench" --agent-bin "$BIN/hookrelay" \
+    "$BIN/hookrelay-bench" --agent-bin "$RELAY" --server-bin "$RELAY" \
         e2e --transport grpc --sequential "$ROUNDS" --rates 10 --seconds 1 \
         >"$OUT/e2e-under-strace.txt" 2>"$OUT/e2e-under-strace.err" &
     bench=$!

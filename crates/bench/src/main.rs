@@ -186,7 +186,7 @@ fn e2e(cli: &Cli, a: Option<&E2eArgs>) -> anyhow::Result<scenarios::e2e::Params>
         sequential: a.and_then(|a| a.sequential).unwrap_or(pick(q, 200, 2000)),
         rates: a
             .and_then(|a| a.rates.clone())
-            .unwrap_or_else(|| pick(q, vec![100, 1000], vec![100, 1000, 2000])),
+            .unwrap_or_else(|| pick(q, vec![100, 1000], vec![100, 500, 1000])),
         seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 1, 10)),
         body_size: cli.body_size,
         max_in_flight: 64,

@@ -31,6 +31,14 @@ impl Table {
 
     pub(crate) fn row(&mut self, cells: Vec<Value>) {
         debug_assert_eq!(cells.len(), self.columns.len());
+        // Microseconds are the resolution that means anything here.
+        let cells: Vec<Value> = cells
+            .into_iter()
+            .map(|c| match c.as_f64() {
+                Some(f) if c.is_f64() => json!((f * 1000.0).round() / 1000.0),
+                _ => c,
+            })
+            .collect();
         println!("{}", self.line(&cells));
         self.rows.push(cells);
     }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{post_burst, AgentProcess, Transport, PATIENCE};
+use super::{patience_for, post_burst, AgentProcess, Transport, PATIENCE};
 use crate::destination::Destination;
 use crate::relay::{Relay, RelaySpec, Signed};
 use crate::report::Table;
@@ -65,7 +65,9 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let agent = start()?;
         destination.wait_for(1, PATIENCE).await?;
         let first = t1.elapsed();
-        destination.wait_for(p.events, PATIENCE).await?;
+        destination
+            .wait_for(p.events, patience_for(p.events))
+            .await?;
         let all = t1.elapsed().as_secs_f64();
         table.row(vec![
             json!(transport.name()),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::json;
 
-use super::{AgentProcess, Transport, PATIENCE};
+use super::{patience_for, AgentProcess, Transport, PATIENCE};
 use crate::destination::Destination;
 use crate::relay::{Relay, RelaySpec, Signed};
 use crate::report::Table;
@@ -232,7 +232,7 @@ async fn open_loop(
     if errors > 0 {
         bail!("{errors} of {n} webhooks at {rate}/s were not answered 200");
     }
-    let _ = destination.wait_for(before + n, PATIENCE).await;
+    let _ = destination.wait_for(before + n, patience_for(n)).await;
     let mut samples = Vec::with_capacity(n as usize);
     let mut missing = 0;
     for (i, at) in scheduled.iter().enumerate() {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{post_burst, LibraryAgents, Transport, PATIENCE};
+use super::{patience_for, post_burst, LibraryAgents, Transport, PATIENCE};
 use crate::destination::Destination;
 use crate::relay::{Relay, RelaySpec, Signed};
 use crate::report::Table;
@@ -90,7 +90,9 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let errors = post_burst(&relay, &input, &signed, first..first + burst, CONNECTIONS).await?;
         anyhow::ensure!(errors == 0, "{errors} burst webhooks were not answered 200");
         let posted = t0.elapsed();
-        destination.wait_for(before + n * burst, PATIENCE).await?;
+        destination
+            .wait_for(before + n * burst, patience_for(n * burst))
+            .await?;
         let mut last = t0;
         for seq in first..first + burst {
             if let Some(at) = destination.last_arrival(seq, groups) {

@@ -26,6 +26,13 @@ use crate::sender::Sender;
 /// take before the scenario fails.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
+/// How long waiting for `deliveries` may take: [`PATIENCE`] plus 10 ms
+/// each (a floor of 100 deliveries/s), so a slow relay fails with its
+/// count rather than hanging.
+pub(crate) fn patience_for(deliveries: u64) -> Duration {
+    PATIENCE + Duration::from_millis(10).saturating_mul(deliveries.min(1_000_000) as u32)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Transport {
     Grpc,
