@@ -318,7 +318,13 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     println!("total {:.1} s", started.elapsed().as_secs_f64());
-    result
+    if let Err(err) = result {
+        // The message says what failed (e.g. `serve` refusing `--store`);
+        // a backtrace of the bench would only bury it.
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn run(
