@@ -289,33 +289,17 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("the relay, the agents and the load generator share this machine's cores");
     let started = std::time::Instant::now();
-    let mut tables = Vec::new();
-    let result = run(&cli, &spec, &mut tables).await;
-    let mut out = info;
-    out["quick"] = cli.quick.into();
-    out["store"] = cli.store.clone().into();
-    out["body_size"] = cli.body_size.into();
-    out["server_bin"] = spec.bin.display().to_string().into();
-    out["seconds"] = started.elapsed().as_secs_f64().into();
-    out["loadavg_end"] = report::loadavg().to_vec().into();
-    out["scenarios"] = tables
-        .iter()
-        .map(report::Table::json)
-        .collect::<Vec<_>>()
-        .into();
-    if let Err(err) = &result {
-        out["error"] = format!("{err:#}").into();
-    }
-    if let Some(path) = &cli.json {
-        std::fs::write(path, serde_json::to_string_pretty(&out)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("\nwrote {}", path.display());
-    }
-    if let Some(path) = &cli.markdown {
-        let md: Vec<String> = tables.iter().map(report::Table::markdown).collect();
-        let head = format!("{}\n\n", report::describe(&out));
-        std::fs::write(path, head + &md.join("\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
+    let mut out = Outputs {
+        cli: &cli,
+        info,
+        server_bin: spec.bin.display().to_string(),
+        started,
+        tables: Vec::new(),
+    };
+    let result = run(&cli, &spec, &mut out).await;
+    out.write(result.as_ref().err())?;
+    for path in cli.json.iter().chain(&cli.markdown) {
+        println!("wrote {}", path.display());
     }
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     if let Err(err) = result {
@@ -327,32 +311,76 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(
-    cli: &Cli,
-    spec: &relay::RelaySpec,
-    tables: &mut Vec<report::Table>,
-) -> anyhow::Result<()> {
+/// The run so far: written (JSON, Markdown) after every scenario, so an
+/// interrupted suite keeps what it measured.
+struct Outputs<'a> {
+    cli: &'a Cli,
+    info: serde_json::Value,
+    server_bin: String,
+    started: std::time::Instant,
+    tables: Vec<report::Table>,
+}
+
+impl Outputs<'_> {
+    fn push(&mut self, table: report::Table) -> anyhow::Result<()> {
+        self.tables.push(table);
+        self.write(None)
+    }
+
+    fn write(&self, error: Option<&anyhow::Error>) -> anyhow::Result<()> {
+        let cli = self.cli;
+        let mut out = self.info.clone();
+        out["quick"] = cli.quick.into();
+        out["store"] = cli.store.clone().into();
+        out["body_size"] = cli.body_size.into();
+        out["server_bin"] = self.server_bin.clone().into();
+        out["seconds"] = self.started.elapsed().as_secs_f64().into();
+        out["loadavg_end"] = report::loadavg().to_vec().into();
+        out["scenarios"] = self
+            .tables
+            .iter()
+            .map(report::Table::json)
+            .collect::<Vec<_>>()
+            .into();
+        if let Some(err) = error {
+            out["error"] = format!("{err:#}").into();
+        }
+        if let Some(path) = &cli.json {
+            std::fs::write(path, serde_json::to_string_pretty(&out)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(path) = &cli.markdown {
+            let md: Vec<String> = self.tables.iter().map(report::Table::markdown).collect();
+            let head = format!("{}\n\n", report::describe(&out));
+            std::fs::write(path, head + &md.join("\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyhow::Result<()> {
     match &cli.command {
         Command::Suite => {
-            tables.push(scenarios::ingest::run(spec, &ingest(cli, None)?).await?);
-            tables.push(scenarios::e2e::run(spec, &e2e(cli, None)?).await?);
-            tables.push(scenarios::fanout::run(spec, &fanout(cli, None)?).await?);
-            tables.push(scenarios::idle::run(spec, &idle(cli, None)?).await?);
-            tables.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?);
-            tables.push(scenarios::poll::run(spec, &poll(cli, None)?).await?);
+            out.push(scenarios::ingest::run(spec, &ingest(cli, None)?).await?)?;
+            out.push(scenarios::e2e::run(spec, &e2e(cli, None)?).await?)?;
+            out.push(scenarios::fanout::run(spec, &fanout(cli, None)?).await?)?;
+            out.push(scenarios::idle::run(spec, &idle(cli, None)?).await?)?;
+            out.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?)?;
+            out.push(scenarios::poll::run(spec, &poll(cli, None)?).await?)?;
         }
         Command::Ingest(a) => {
-            tables.push(scenarios::ingest::run(spec, &ingest(cli, Some(a))?).await?)
+            out.push(scenarios::ingest::run(spec, &ingest(cli, Some(a))?).await?)?
         }
-        Command::E2e(a) => tables.push(scenarios::e2e::run(spec, &e2e(cli, Some(a))?).await?),
+        Command::E2e(a) => out.push(scenarios::e2e::run(spec, &e2e(cli, Some(a))?).await?)?,
         Command::Fanout(a) => {
-            tables.push(scenarios::fanout::run(spec, &fanout(cli, Some(a))?).await?)
+            out.push(scenarios::fanout::run(spec, &fanout(cli, Some(a))?).await?)?
         }
-        Command::Idle(a) => tables.push(scenarios::idle::run(spec, &idle(cli, Some(a))?).await?),
+        Command::Idle(a) => out.push(scenarios::idle::run(spec, &idle(cli, Some(a))?).await?)?,
         Command::Catchup(a) => {
-            tables.push(scenarios::catchup::run(spec, &catchup(cli, Some(a))?).await?)
+            out.push(scenarios::catchup::run(spec, &catchup(cli, Some(a))?).await?)?
         }
-        Command::Poll(a) => tables.push(scenarios::poll::run(spec, &poll(cli, Some(a))?).await?),
+        Command::Poll(a) => out.push(scenarios::poll::run(spec, &poll(cli, Some(a))?).await?)?,
     }
     Ok(())
 }
