@@ -208,8 +208,8 @@ fn fanout(cli: &Cli, a: Option<&FanoutArgs>) -> anyhow::Result<scenarios::fanout
             .unwrap_or_else(|| vec![1, 10, 100]),
         transport: a.and_then(|a| a.transport).unwrap_or(Transport::Grpc),
         sequential: pick(q, 20, 200),
-        burst: a.and_then(|a| a.burst).unwrap_or(pick(q, 300, 3000)),
-        max_deliveries: pick(q, 5_000, 100_000),
+        burst: a.and_then(|a| a.burst).unwrap_or(pick(q, 300, 1000)),
+        max_deliveries: pick(q, 5_000, 30_000),
         body_size: cli.body_size,
         max_in_flight: 64,
     };
