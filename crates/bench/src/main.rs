@@ -1,280 +1,386 @@
-//! `hookrelay-bench`: starts the real `hookrelay serve` binary on loopback
-//! with a fresh data directory, creates a GitHub input, and drives it with
-//! correctly signed webhooks over keep-alive HTTP/1.1 connections at
-//! increasing concurrency. Every request is verified (HMAC-SHA256) and
-//! durably stored (group commit, fsync) before its 200.
+//! `hookrelay-bench`: starts the real `hookrelay serve` binary (and real
+//! `hookrelay agent` processes, or the agent library in this process where
+//! hundreds of agents are needed) on 127.0.0.1 ephemeral ports, drives it
+//! with correctly signed GitHub webhooks, prints a table per scenario and
+//! writes them all as JSON (`--json FILE`) with the machine, the commit,
+//! the date and the load average.
 //!
-//! Prints a table (requests/s, p50/p99/p99.9 latency) and checks that the
-//! relay's stored-event counter matches the number of 200s it gave.
-//! Only ever targets 127.0.0.1; every run is bounded in time.
+//! `hookrelay-bench --quick suite` runs every scenario in under two
+//! minutes; `hookrelay-bench suite` is the long version; each scenario is
+//! also a subcommand with its own knobs. Every loop is bounded in count and
+//! time, and nothing but 127.0.0.1 is ever contacted.
+//!
+//! # Layout
+//! - `main.rs`: the command line and the quick and full presets.
+//! - `relay`: the server process, admin calls, signing, RSS.
+//! - `sender`: signed webhooks over one keep-alive connection; percentiles.
+//! - `destination`: the recording service behind the agents.
+//! - `scenarios/`: one file per scenario.
+//! - `report`: machine and commit, tables, JSON and Markdown.
+
+mod destination;
+mod relay;
+mod report;
+mod scenarios;
+mod sender;
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use bytes::Bytes;
-use clap::Parser;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use serde_json::json;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use scenarios::Transport;
 
 #[derive(Parser)]
-#[command(about = "Ingest benchmark of a real hookrelay server on loopback")]
-struct Args {
+#[command(about = "Benchmarks of a real hookrelay server (and agents) on loopback")]
+struct Cli {
     /// The hookrelay binary [default: `hookrelay` next to this one].
-    #[arg(long)]
+    #[arg(long, global = true)]
     server_bin: Option<PathBuf>,
-    /// Concurrent connections to try, in order.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
-    concurrency: Vec<usize>,
-    /// Seconds of load per concurrency level.
-    #[arg(long, default_value_t = 5)]
-    seconds: u64,
-    /// Body size in bytes of each webhook.
-    #[arg(long, default_value_t = 1024)]
+    /// The binary run as `hookrelay agent` [default: the server binary]
+    /// (lets a profiler wrap the server alone).
+    #[arg(long, global = true)]
+    agent_bin: Option<PathBuf>,
+    /// The store, passed to `serve --store`: `sqlite` or
+    /// `redis://127.0.0.1:6379/N`.
+    #[arg(long, global = true, default_value = "sqlite")]
+    store: String,
+    /// Write the results (with machine, commit, date, load) here as JSON.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Also write the tables as Markdown here (for the README).
+    #[arg(long, global = true)]
+    markdown: Option<PathBuf>,
+    /// Small counts and short runs: the whole suite in under two minutes.
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Body size in bytes of every webhook.
+    #[arg(long, global = true, default_value_t = 1024)]
     body_size: usize,
+    #[command(subcommand)]
+    command: Command,
 }
 
-const SECRET: &str = "bench-secret";
-const ADMIN: &str = "bench-admin-secret";
+#[derive(Subcommand)]
+enum Command {
+    /// Every scenario in turn, with the quick or full presets.
+    Suite,
+    /// Ingest throughput and latency at increasing concurrency.
+    Ingest(IngestArgs),
+    /// End-to-end latency through an agent: one in flight and fixed rates.
+    E2e(E2eArgs),
+    /// Fan-out to 1, 10 and 100 agent groups.
+    Fanout(FanoutArgs),
+    /// The relay's memory per idle agent.
+    Idle(IdleArgs),
+    /// Catch-up rate of an agent returning to N pending events.
+    Catchup(CatchupArgs),
+    /// Poll API throughput (`/api/events`, `/v1/events`).
+    Poll(PollArgs),
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// Concurrent connections to try, in order.
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Option<Vec<usize>>,
+    /// Seconds of load per level (at most 600).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+#[derive(Args)]
+struct E2eArgs {
+    #[arg(long, value_delimiter = ',', value_enum)]
+    transport: Option<Vec<Transport>>,
+    /// Sequential round trips (one request in flight).
+    #[arg(long)]
+    sequential: Option<u64>,
+    /// Open-loop rates in requests per second (each at most 20000).
+    #[arg(long, value_delimiter = ',')]
+    rates: Option<Vec<u64>>,
+    /// Seconds per rate (at most 600).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+#[derive(Args)]
+struct FanoutArgs {
+    /// Numbers of groups to try (each at most 1000).
+    #[arg(long, value_delimiter = ',')]
+    groups: Option<Vec<u32>>,
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
+    /// Events of the burst (at most 100000).
+    #[arg(long)]
+    burst: Option<u64>,
+}
+
+#[derive(Args)]
+struct IdleArgs {
+    /// Idle agents to connect (at most 10000).
+    #[arg(long)]
+    agents: Option<usize>,
+    #[arg(long, value_delimiter = ',', value_enum)]
+    transport: Option<Vec<Transport>>,
+    /// Also measure agents that share one group.
+    #[arg(long)]
+    shared_group: bool,
+}
+
+#[derive(Args)]
+struct CatchupArgs {
+    /// Events waiting for the agent (at most 1000000).
+    #[arg(long)]
+    events: Option<u64>,
+    #[arg(long, value_delimiter = ',', value_enum)]
+    transport: Option<Vec<Transport>>,
+    /// The returning agent's --max-in-flight.
+    #[arg(long)]
+    max_in_flight: Option<u32>,
+}
+
+#[derive(Args)]
+struct PollArgs {
+    /// Events stored before polling (at most 1000000).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Seconds per route (at most 600).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Page size (`limit`).
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+/// Quick or full.
+fn pick<T>(quick: bool, q: T, full: T) -> T {
+    if quick {
+        q
+    } else {
+        full
+    }
+}
+
+fn ingest(cli: &Cli, a: Option<&IngestArgs>) -> anyhow::Result<scenarios::ingest::Params> {
+    let q = cli.quick;
+    let p = scenarios::ingest::Params {
+        concurrency: a
+            .and_then(|a| a.concurrency.clone())
+            .unwrap_or_else(|| pick(q, vec![1, 8, 32, 128], vec![1, 8, 32, 128, 256])),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 10)),
+        body_size: cli.body_size,
+    };
+    anyhow::ensure!(
+        p.seconds <= 600 && p.concurrency.iter().all(|&c| (1..=4096).contains(&c)),
+        "--seconds at most 600, --concurrency 1 to 4096"
+    );
+    Ok(p)
+}
+
+fn e2e(cli: &Cli, a: Option<&E2eArgs>) -> anyhow::Result<scenarios::e2e::Params> {
+    let q = cli.quick;
+    let p = scenarios::e2e::Params {
+        transports: a
+            .and_then(|a| a.transport.clone())
+            .unwrap_or_else(|| vec![Transport::Grpc, Transport::Ws]),
+        sequential: a.and_then(|a| a.sequential).unwrap_or(pick(q, 200, 2000)),
+        rates: a
+            .and_then(|a| a.rates.clone())
+            .unwrap_or_else(|| pick(q, vec![100, 1000], vec![100, 500, 1000])),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 1, 10)),
+        body_size: cli.body_size,
+        max_in_flight: 64,
+    };
+    anyhow::ensure!(
+        p.seconds <= 600
+            && p.sequential <= 1_000_000
+            && p.rates.iter().all(|&r| (1..=20_000).contains(&r)),
+        "--seconds at most 600, --sequential at most 1000000, --rates 1 to 20000"
+    );
+    Ok(p)
+}
+
+fn fanout(cli: &Cli, a: Option<&FanoutArgs>) -> anyhow::Result<scenarios::fanout::Params> {
+    let q = cli.quick;
+    let p = scenarios::fanout::Params {
+        groups: a
+            .and_then(|a| a.groups.clone())
+            .unwrap_or_else(|| vec![1, 10, 100]),
+        transport: a.and_then(|a| a.transport).unwrap_or(Transport::Grpc),
+        sequential: pick(q, 20, 200),
+        burst: a.and_then(|a| a.burst).unwrap_or(pick(q, 300, 1000)),
+        max_deliveries: pick(q, 5_000, 30_000),
+        body_size: cli.body_size,
+        max_in_flight: 64,
+    };
+    anyhow::ensure!(
+        p.groups.iter().all(|&g| (1..=1000).contains(&g)) && p.burst <= 100_000,
+        "--groups 1 to 1000, --burst at most 100000"
+    );
+    Ok(p)
+}
+
+fn idle(cli: &Cli, a: Option<&IdleArgs>) -> anyhow::Result<scenarios::idle::Params> {
+    let p = scenarios::idle::Params {
+        agents: a.and_then(|a| a.agents).unwrap_or(1000),
+        transports: a
+            .and_then(|a| a.transport.clone())
+            .unwrap_or_else(|| vec![Transport::Grpc, Transport::Ws]),
+        shared_group: a.is_some_and(|a| a.shared_group) || !cli.quick,
+        batch: 100,
+    };
+    anyhow::ensure!((1..=10_000).contains(&p.agents), "--agents 1 to 10000");
+    Ok(p)
+}
+
+fn catchup(cli: &Cli, a: Option<&CatchupArgs>) -> anyhow::Result<scenarios::catchup::Params> {
+    let p = scenarios::catchup::Params {
+        events: a
+            .and_then(|a| a.events)
+            .unwrap_or(pick(cli.quick, 1000, 20_000)),
+        transports: a
+            .and_then(|a| a.transport.clone())
+            .unwrap_or_else(|| vec![Transport::Grpc, Transport::Ws]),
+        body_size: cli.body_size,
+        max_in_flight: a
+            .and_then(|a| a.max_in_flight)
+            .unwrap_or(AGENT_DEFAULT_IN_FLIGHT),
+    };
+    anyhow::ensure!(
+        (1..=1_000_000).contains(&p.events) && (1..=1024).contains(&p.max_in_flight),
+        "--events 1 to 1000000, --max-in-flight 1 to 1024"
+    );
+    Ok(p)
+}
+
+/// `hookrelay agent`'s own default `--max-in-flight`.
+const AGENT_DEFAULT_IN_FLIGHT: u32 = 16;
+
+fn poll(cli: &Cli, a: Option<&PollArgs>) -> anyhow::Result<scenarios::poll::Params> {
+    let q = cli.quick;
+    let p = scenarios::poll::Params {
+        events: a.and_then(|a| a.events).unwrap_or(pick(q, 2000, 20_000)),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 10)),
+        connections: 8,
+        limit: a.and_then(|a| a.limit).unwrap_or(100),
+        body_size: cli.body_size,
+    };
+    anyhow::ensure!(
+        (1..=1_000_000).contains(&p.events) && p.seconds <= 600 && (1..=500).contains(&p.limit),
+        "--events 1 to 1000000, --seconds at most 600, --limit 1 to 500"
+    );
+    Ok(p)
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let bin = match args.server_bin {
-        Some(bin) => bin,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the bench binary has a directory")?
-            .join("hookrelay"),
+    let cli = Cli::parse();
+    let bin = relay::default_bin(cli.server_bin.as_deref())?;
+    let spec = relay::RelaySpec {
+        agent_bin: cli.agent_bin.clone().unwrap_or_else(|| bin.clone()),
+        bin,
+        store: cli.store.clone(),
     };
-    let data = tempfile::tempdir()?;
-    let mut child = tokio::process::Command::new(&bin)
-        .arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("HOOKRELAY_ADMIN_SECRET", ADMIN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (build it with cargo build --release)",
-                bin.display()
-            )
-        })?;
-    let base = listening_url(&mut child).await?;
-    let result = run(&base, &args.concurrency, args.seconds, args.body_size).await;
-    let _ = child.kill().await;
-    result
-}
-
-/// The URL the server printed once it was bound to its ephemeral port. The
-/// rest of its stdout keeps being drained so the pipe never fills or breaks.
-async fn listening_url(child: &mut tokio::process::Child) -> anyhow::Result<String> {
-    use tokio::io::AsyncBufReadExt;
-    let stdout = child.stdout.take().context("piped stdout")?;
-    let (found, url) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let mut found = Some(found);
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("hookrelay listening on ") {
-                if let Some(found) = found.take() {
-                    let _ = found.send(url.trim().to_owned());
-                }
-            }
-        }
-    });
-    match tokio::time::timeout(Duration::from_secs(20), url).await {
-        Ok(Ok(url)) => Ok(url),
-        Ok(Err(_)) => bail!("the relay exited before it was listening"),
-        Err(_) => bail!("the relay did not start listening within 20 s"),
-    }
-}
-
-async fn run(base: &str, levels: &[usize], seconds: u64, body_size: usize) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    wait_ready(&http, base).await?;
-    let bucket: serde_json::Value = http
-        .post(format!("{base}/v1/buckets"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let input: serde_json::Value = http
-        .post(format!(
-            "{base}/v1/buckets/{}/inputs",
-            bucket["id"].as_str().context("bucket id")?
-        ))
-        .bearer_auth(ADMIN)
-        .json(&json!({
-            "integration": "github",
-            "secrets": [SECRET],
-            "rateLimit": {"requests": 4_000_000_000u32, "windowSeconds": 1}
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let path = format!("/v1/webhooks/{}", input["id"].as_str().context("input id")?);
-    let body = Bytes::from(payload(body_size));
-    let integration =
-        verify::Integration::new(model::IntegrationKind::Github, None).context("github")?;
-    let out = verify::Outgoing {
-        url: "",
-        content_type: "application/json",
-        body: &body,
-        event: "push",
-        now_secs: 0,
+    let info = report::run_info();
+    println!(
+        "hookrelay-bench{}: {}",
+        if cli.quick { " --quick" } else { "" },
+        report::describe(&info)
+    );
+    println!("the relay, the agents and the load generator share this machine's cores");
+    let started = std::time::Instant::now();
+    let mut out = Outputs {
+        cli: &cli,
+        info,
+        server_bin: spec.bin.display().to_string(),
+        started,
+        tables: Vec::new(),
     };
-    let signature = verify::sign(&integration, SECRET, &out)?
-        .headers
-        .into_iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("x-hub-signature-256"))
-        .context("a sha256 signature")?
-        .1;
-
-    println!("hookrelay ingest benchmark: signed GitHub webhooks ({body_size} B), verified and fsynced before 200");
-    println!(
-        "machine: {} cores; {seconds} s per level; server and load generator share the machine",
-        cores()
-    );
-    println!(
-        "{:>11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "connections", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
-    );
-    let mut accepted = 0u64;
-    for (level, &connections) in levels.iter().enumerate() {
-        let addr = base.trim_start_matches("http://").to_owned();
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        let mut tasks = Vec::new();
-        for c in 0..connections {
-            let (addr, path, body, signature) =
-                (addr.clone(), path.clone(), body.clone(), signature.clone());
-            tasks.push(tokio::spawn(async move {
-                drive(addr, path, body, signature, (level, c), deadline).await
-            }));
-        }
-        let started = Instant::now();
-        let mut latencies = Vec::new();
-        let mut errors = 0u64;
-        for task in tasks {
-            let (l, e) = task.await??;
-            latencies.extend(l);
-            errors += e;
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        latencies.sort_unstable();
-        accepted += latencies.len() as u64;
-        let pct = |p: f64| -> f64 {
-            if latencies.is_empty() {
-                return 0.0;
-            }
-            let i = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
-            latencies[i] as f64 / 1000.0
-        };
-        println!(
-            "{:>11} {:>10} {:>10.0} {:>10.3} {:>10.3} {:>10.3} {:>8}",
-            connections,
-            latencies.len(),
-            latencies.len() as f64 / elapsed,
-            pct(0.50),
-            pct(0.99),
-            pct(0.999),
-            errors
-        );
+    let result = run(&cli, &spec, &mut out).await;
+    out.write(result.as_ref().err())?;
+    for path in cli.json.iter().chain(&cli.markdown) {
+        println!("wrote {}", path.display());
     }
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let stored: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("hookrelay_events_stored_total "))
-        .context("events stored metric")?
-        .trim()
-        .parse()?;
-    println!("accepted (200): {accepted}; stored by the relay: {stored}");
-    if stored != accepted {
-        bail!("the relay stored {stored} events but answered 200 to {accepted}");
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    if let Err(err) = result {
+        // The message says what failed (e.g. `serve` refusing `--store`);
+        // a backtrace of the bench would only bury it.
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
     }
     Ok(())
 }
 
-/// One keep-alive connection sending webhooks back to back until the
-/// deadline. Returns the latencies (µs) of 200s and the count of others.
-async fn drive(
-    addr: String,
-    path: String,
-    body: Bytes,
-    signature: String,
-    (level, connection): (usize, usize),
-    deadline: Instant,
-) -> anyhow::Result<(Vec<u32>, u64)> {
-    let stream = tokio::net::TcpStream::connect(&addr).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let mut latencies = Vec::with_capacity(100_000);
-    let mut errors = 0;
-    let mut seq = 0u64;
-    while Instant::now() < deadline {
-        seq += 1;
-        let request = hyper::Request::post(path.as_str())
-            .header("host", addr.as_str())
-            .header("content-type", "application/json")
-            .header("x-github-event", "push")
-            .header(
-                "x-github-delivery",
-                format!("bench-{level}-{connection}-{seq}"),
-            )
-            .header("x-hub-signature-256", signature.as_str())
-            .body(Full::new(body.clone()))?;
-        let started = Instant::now();
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        response.into_body().collect().await?;
-        if status == hyper::StatusCode::OK {
-            latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
-        } else {
-            errors += 1;
-        }
+/// The run so far: written (JSON, Markdown) after every scenario, so an
+/// interrupted suite keeps what it measured.
+struct Outputs<'a> {
+    cli: &'a Cli,
+    info: serde_json::Value,
+    server_bin: String,
+    started: std::time::Instant,
+    tables: Vec<report::Table>,
+}
+
+impl Outputs<'_> {
+    fn push(&mut self, table: report::Table) -> anyhow::Result<()> {
+        self.tables.push(table);
+        self.write(None)
     }
-    Ok((latencies, errors))
-}
 
-async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+    fn write(&self, error: Option<&anyhow::Error>) -> anyhow::Result<()> {
+        let cli = self.cli;
+        let mut out = self.info.clone();
+        out["quick"] = cli.quick.into();
+        out["store"] = cli.store.clone().into();
+        out["body_size"] = cli.body_size.into();
+        out["server_bin"] = self.server_bin.clone().into();
+        out["seconds"] = self.started.elapsed().as_secs_f64().into();
+        out["loadavg_end"] = report::loadavg().to_vec().into();
+        out["scenarios"] = self
+            .tables
+            .iter()
+            .map(report::Table::json)
+            .collect::<Vec<_>>()
+            .into();
+        if let Some(err) = error {
+            out["error"] = format!("{err:#}").into();
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(path) = &cli.json {
+            std::fs::write(path, serde_json::to_string_pretty(&out)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(path) = &cli.markdown {
+            let md: Vec<String> = self.tables.iter().map(report::Table::markdown).collect();
+            let head = format!("{}\n\n", report::describe(&out));
+            std::fs::write(path, head + &md.join("\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
     }
-    bail!("the relay did not become ready within 20 s")
 }
 
-/// A GitHub-push-like JSON body of about `size` bytes.
-fn payload(size: usize) -> Vec<u8> {
-    let head = r#"{"ref":"refs/heads/main","repository":{"full_name":"octo/hello"},"pusher":{"name":"octocat"},"padding":""#;
-    let mut body = head.as_bytes().to_vec();
-    body.resize(size.saturating_sub(2).max(head.len()), b'x');
-    body.extend_from_slice(b"\"}");
-    body
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Suite => {
+            out.push(scenarios::ingest::run(spec, &ingest(cli, None)?).await?)?;
+            out.push(scenarios::e2e::run(spec, &e2e(cli, None)?).await?)?;
+            out.push(scenarios::fanout::run(spec, &fanout(cli, None)?).await?)?;
+            out.push(scenarios::idle::run(spec, &idle(cli, None)?).await?)?;
+            out.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?)?;
+            out.push(scenarios::poll::run(spec, &poll(cli, None)?).await?)?;
+        }
+        Command::Ingest(a) => {
+            out.push(scenarios::ingest::run(spec, &ingest(cli, Some(a))?).await?)?
+        }
+        Command::E2e(a) => out.push(scenarios::e2e::run(spec, &e2e(cli, Some(a))?).await?)?,
+        Command::Fanout(a) => {
+            out.push(scenarios::fanout::run(spec, &fanout(cli, Some(a))?).await?)?
+        }
+        Command::Idle(a) => out.push(scenarios::idle::run(spec, &idle(cli, Some(a))?).await?)?,
+        Command::Catchup(a) => {
+            out.push(scenarios::catchup::run(spec, &catchup(cli, Some(a))?).await?)?
+        }
+        Command::Poll(a) => out.push(scenarios::poll::run(spec, &poll(cli, Some(a))?).await?)?,
+    }
+    Ok(())
 }
