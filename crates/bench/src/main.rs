@@ -44,6 +44,10 @@ struct Cli {
     /// `redis://127.0.0.1:6379/N`.
     #[arg(long, global = true, default_value = "sqlite")]
     store: String,
+    /// Relay processes on one Redis for `ingest` (connections spread over
+    /// them) and `e2e` (POST to the first, agent on the last).
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: usize,
     /// Write the results (with machine, commit, date, load) here as JSON.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
@@ -280,7 +284,9 @@ async fn main() -> anyhow::Result<()> {
         agent_bin: cli.agent_bin.clone().unwrap_or_else(|| bin.clone()),
         bin,
         store: cli.store.clone(),
+        nodes: cli.nodes,
     };
+    anyhow::ensure!((1..=16).contains(&cli.nodes), "--nodes 1 to 16");
     let info = report::run_info();
     println!(
         "hookrelay-bench{}: {}",
@@ -297,6 +303,9 @@ async fn main() -> anyhow::Result<()> {
         tables: Vec::new(),
     };
     let result = run(&cli, &spec, &mut out).await;
+    if let Err(err) = relay::forget_namespaces(&spec) {
+        eprintln!("could not delete the bench's Redis keys: {err:#}");
+    }
     out.write(result.as_ref().err())?;
     for path in cli.json.iter().chain(&cli.markdown) {
         println!("wrote {}", path.display());
@@ -332,6 +341,7 @@ impl Outputs<'_> {
         let mut out = self.info.clone();
         out["quick"] = cli.quick.into();
         out["store"] = cli.store.clone().into();
+        out["nodes"] = cli.nodes.into();
         out["body_size"] = cli.body_size.into();
         out["server_bin"] = self.server_bin.clone().into();
         out["seconds"] = self.started.elapsed().as_secs_f64().into();

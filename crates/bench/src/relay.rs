@@ -30,6 +30,47 @@ pub(crate) struct RelaySpec {
     pub(crate) agent_bin: PathBuf,
     /// Passed through as `serve --store` when not `sqlite`.
     pub(crate) store: String,
+    /// Relay processes on the one Redis where a scenario runs a cluster
+    /// (ingest spreads its connections over them; e2e posts to the first
+    /// and connects the agent to the last).
+    pub(crate) nodes: usize,
+}
+
+/// The master key every node of a bench cluster shares (base64 of 32
+/// bytes): nodes must read each other's sealed records.
+const CLUSTER_KEY: &str = "YmVuY2gtbWFzdGVyLWtleS0wMTIzNDU2Nzg5YWJjZGU=";
+
+impl RelaySpec {
+    fn on_redis(&self) -> bool {
+        self.store.starts_with("redis://") || self.store.starts_with("rediss://")
+    }
+}
+
+/// A Redis key namespace of this bench process: each relay (or cluster)
+/// gets its own, so scenarios never see each other's buckets.
+fn fresh_namespace() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}{n}", namespace_prefix())
+}
+
+fn namespace_prefix() -> String {
+    format!("hrbench-{}-", std::process::id())
+}
+
+/// Deletes every key this bench process wrote to Redis (its namespaces).
+pub(crate) fn forget_namespaces(spec: &RelaySpec) -> anyhow::Result<()> {
+    if !spec.on_redis() {
+        return Ok(());
+    }
+    let client = redis::Client::open(spec.store.as_str())?;
+    let mut con = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    let pattern = format!("{}*", namespace_prefix());
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut con)?;
+    for chunk in keys.chunks(1000) {
+        let _: () = redis::cmd("UNLINK").arg(chunk).query(&mut con)?;
+    }
+    Ok(())
 }
 
 /// A running relay; killed (and its data directory removed) when dropped.
@@ -43,7 +84,28 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
+    /// One relay (on Redis, in a namespace of its own).
     pub(crate) async fn start(spec: &RelaySpec) -> anyhow::Result<Relay> {
+        Self::start_in(spec, &fresh_namespace()).await
+    }
+
+    /// `spec.nodes` relays sharing one Redis namespace (one relay on SQLite).
+    pub(crate) async fn start_cluster(spec: &RelaySpec) -> anyhow::Result<Vec<Relay>> {
+        if spec.nodes > 1 && !spec.on_redis() {
+            bail!(
+                "--nodes {} needs --store redis://…: nodes share a Redis",
+                spec.nodes
+            );
+        }
+        let namespace = fresh_namespace();
+        let mut nodes = Vec::with_capacity(spec.nodes);
+        for _ in 0..spec.nodes.max(1) {
+            nodes.push(Self::start_in(spec, &namespace).await?);
+        }
+        Ok(nodes)
+    }
+
+    async fn start_in(spec: &RelaySpec, namespace: &str) -> anyhow::Result<Relay> {
         let data = tempfile::tempdir()?;
         let mut command = tokio::process::Command::new(&spec.bin);
         command
@@ -65,6 +127,11 @@ impl Relay {
             .kill_on_drop(true);
         if spec.store != "sqlite" {
             command.arg("--store").arg(&spec.store);
+        }
+        if spec.on_redis() {
+            command
+                .env("HOOKRELAY_REDIS_NAMESPACE", namespace)
+                .env("HOOKRELAY_MASTER_KEY", CLUSTER_KEY);
         }
         let mut child = command.spawn().with_context(|| {
             format!(

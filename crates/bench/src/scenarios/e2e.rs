@@ -32,7 +32,11 @@ pub(crate) struct Params {
 const CONNECTIONS: usize = 32;
 
 pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
-    let relay = Relay::start(spec).await?;
+    // On a cluster the webhook enters at the first node and leaves through
+    // an agent connected to the last: the cross-node path.
+    let nodes = Relay::start_cluster(spec).await?;
+    let relay = &nodes[0];
+    let exit = &nodes[nodes.len() - 1];
     let destination = Destination::spawn().await?;
     let bucket = relay.bucket("bench").await?;
     let input = relay.github_input(&bucket, "e2e").await?;
@@ -44,8 +48,9 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     let mut table = Table::new(
         "e2e",
         format!(
-            "POST → arrival at the destination through one `hookrelay agent` process ({} B signed bodies, agent --max-in-flight {})",
-            p.body_size, p.max_in_flight
+            "POST → arrival at the destination through one `hookrelay agent` process ({} B signed bodies, agent --max-in-flight {}, store {}, {})",
+            p.body_size, p.max_in_flight, spec.store,
+            if nodes.len() == 1 { "one node".to_owned() } else { format!("POST to node 1 of {}, agent on node {}", nodes.len(), nodes.len()) }
         ),
         vec![
             "transport",
@@ -63,26 +68,19 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     for &transport in &p.transports {
         let agent = AgentProcess::spawn(
             spec,
-            &relay,
+            exit,
             &token,
             "bench",
             transport,
             &destination.for_group(0),
             p.max_in_flight,
         )?;
-        relay.wait_agents(1, PATIENCE).await?;
+        exit.wait_agents(1, PATIENCE).await?;
         // Warm the path (connections, caches) before measuring.
-        sequential(&relay, &destination, &input, &signed, &mut seq, 20).await?;
+        sequential(relay, &destination, &input, &signed, &mut seq, 20).await?;
         phase_hook("start").await;
-        let (s, answered) = sequential(
-            &relay,
-            &destination,
-            &input,
-            &signed,
-            &mut seq,
-            p.sequential,
-        )
-        .await?;
+        let (s, answered) =
+            sequential(relay, &destination, &input, &signed, &mut seq, p.sequential).await?;
         phase_hook("stop").await;
         table.row(vec![
             json!(transport.name()),
@@ -96,7 +94,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         ]);
         for &rate in &p.rates {
             let (s, missing) = open_loop(
-                &relay,
+                relay,
                 &destination,
                 &input,
                 &signed,
@@ -117,13 +115,15 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             ]);
         }
         agent.stop().await;
-        relay.wait_agents(0, PATIENCE).await?;
+        exit.wait_agents(0, PATIENCE).await?;
     }
     let (duplicates, unparsed) = destination.anomalies();
     table.note(format!(
         "duplicates at the destination: {duplicates}; unexpected requests: {unparsed}"
     ));
-    relay.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
     Ok(table.finish())
 }
 

@@ -19,15 +19,16 @@ pub(crate) struct Params {
 }
 
 pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
-    let relay = Relay::start(spec).await?;
+    let nodes = Relay::start_cluster(spec).await?;
+    let relay = &nodes[0];
     let bucket = relay.bucket("bench").await?;
     let input = relay.github_input(&bucket, "ingest").await?;
     let signed = Signed::github(p.body_size)?;
     let mut table = Table::new(
         "ingest",
         format!(
-            "signed GitHub webhooks ({} B), verified and durably stored (store {}) before the 200; {} s per level",
-            p.body_size, spec.store, p.seconds
+            "signed GitHub webhooks ({} B), verified and durably stored (store {}, {} node{}) before the 200; {} s per level",
+            p.body_size, spec.store, nodes.len(), if nodes.len() == 1 { "" } else { "s" }, p.seconds
         ),
         vec!["connections", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"],
     );
@@ -38,7 +39,9 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..connections {
-            let (addr, input, signed) = (relay.addr().to_owned(), input.clone(), signed.clone());
+            // Connections spread over the nodes, as a load balancer would.
+            let node = &nodes[c % nodes.len()];
+            let (addr, input, signed) = (node.addr().to_owned(), input.clone(), signed.clone());
             tasks.push(tokio::spawn(async move {
                 let mut sender = Sender::connect(&addr).await?;
                 let mut latencies = Vec::with_capacity(50_000);
@@ -79,11 +82,16 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             json!(errors),
         ]);
     }
-    let stored = relay.metric("hookrelay_events_stored_total").await? as u64;
+    let mut stored = 0;
+    for node in &nodes {
+        stored += node.metric("hookrelay_events_stored_total").await? as u64;
+    }
     table.note(format!(
         "answered 200: {accepted}; stored by the relay: {stored}"
     ));
-    relay.stop().await;
+    for node in nodes {
+        node.stop().await;
+    }
     if stored != accepted {
         bail!("the relay stored {stored} events but answered 200 to {accepted}");
     }
