@@ -31,8 +31,11 @@ use crate::{sealed, Appended, Error, Result};
 
 /// How far an id's time may lag Redis time at commit.
 pub(super) const SKEW_MS: i64 = 500;
-/// Re-mints of one event before its append fails `Unavailable`.
-const MAX_ROUNDS: u32 = 8;
+/// Re-mints of one event before its append fails `Unavailable`. Nodes
+/// appending to one tenant at once refuse each other's stale batches: with
+/// 8 rounds, three nodes under 8 connections saw 0.17 % of appends fail
+/// (503, for the sender to retry); a round is one Redis round trip.
+const MAX_ROUNDS: u32 = 64;
 /// Appends sent in one pipeline at most.
 const MAX_BATCH: usize = 256;
 /// Appends waiting for the writer at most (then callers wait).
