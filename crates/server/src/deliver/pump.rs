@@ -429,7 +429,10 @@ impl Pump {
                 }
                 match self.send(&bucket, one, &mark_rx).await {
                     Sent::Yes(key) => marks.push(key),
-                    Sent::NoRoom => break,
+                    Sent::NoRoom(key) => {
+                        self.release_claim(key);
+                        break;
+                    }
                     Sent::Skipped => {}
                 }
             }
@@ -463,7 +466,7 @@ impl Pump {
             .max_by_key(|(_, a)| a.free())
             .map(|(i, _)| i)
         else {
-            return Sent::NoRoom;
+            return Sent::NoRoom(due.key);
         };
         if matches!(due.event.body, EventBody::Undecryptable { .. }) {
             let attempt = super::public::undecryptable(model::time::now_ms());
@@ -501,7 +504,7 @@ impl Pump {
         let message = message::deliver(&delivery_id, &due, payload, want_response);
         let agent = &mut self.agents[at];
         if agent.slot.tx.try_send(message).is_err() {
-            return Sent::NoRoom;
+            return Sent::NoRoom(due.key);
         }
         let patience = Duration::from_millis(due.output.timeout_ms) + ACK_GRACE;
         agent.in_flight.insert(
@@ -567,7 +570,8 @@ impl Pump {
 
 enum Sent {
     Yes(DeliveryKey),
-    NoRoom,
+    /// No agent could take it; handed back for a claim's release.
+    NoRoom(DeliveryKey),
     /// Settled without sending, or left for later.
     Skipped,
 }
