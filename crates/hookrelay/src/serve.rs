@@ -163,7 +163,8 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
             let mut options = store::redis::RedisOptions::default();
             if let Some(namespace) = args.redis_namespace.or(file.redis_namespace) {
-                if namespace.is_empty() || namespace.contains(['{', '}', ':', ' ']) {
+                let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+                if namespace.is_empty() || !namespace.chars().all(allowed) {
                     return Err(config_error(format!(
                         "--redis-namespace {namespace:?}: use letters, digits, - and _"
                     )));
@@ -177,6 +178,11 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
                 options.node_ttl = Duration::from_secs(ttl);
             }
             if let Some(path) = args.redis_ca_file.or(file.redis_ca_file) {
+                if !url.starts_with("rediss://") {
+                    return Err(config_error(
+                        "--redis-ca-file goes with a rediss:// (TLS) store",
+                    ));
+                }
                 let pem = std::fs::read(&path).map_err(|e| {
                     config_error(format!("--redis-ca-file {}: {e}", path.display()))
                 })?;
@@ -186,7 +192,8 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         }
         Some(other) => {
             return Err(config_error(format!(
-                "--store {other}: expected sqlite, redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
+                "--store {}: expected sqlite, redis://HOST:PORT/DB or rediss://HOST:PORT/DB",
+                redact_url(other)
             )))
         }
     };

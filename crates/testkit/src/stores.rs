@@ -93,7 +93,7 @@ pub fn rerun_suite_on_redis(this_test: &str, skipped: &[(&str, &str)]) {
     command
         .env(STORE_VAR, "redis")
         .env(RUN_VAR, &run)
-        .args(["--skip", this_test]);
+        .args(["--exact", "--skip", this_test]);
     for (test, why) in skipped {
         println!("not on Redis: {test} ({why})");
         command.args(["--skip", test]);
@@ -112,6 +112,12 @@ pub fn rerun_suite_on_redis(this_test: &str, skipped: &[(&str, &str)]) {
         "the suite failed on Redis:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let passed: usize = summary
+        .split(';')
+        .filter_map(|part| part.trim().strip_suffix(" passed"))
+        .filter_map(|n| n.rsplit(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(passed > 0, "the rerun on Redis ran no test: {summary}");
 }
 
 /// Deletes every key of a Redis namespace a test made.

@@ -114,6 +114,13 @@ async fn fill(
     }
     if let Err(err) = state.store.mark_in_flight(&keys).await {
         tracing::warn!(%err, "could not mark public deliveries in flight");
+        if state.store.shared_dispatch() {
+            // The mark may have been written before the answer was lost:
+            // hand the claims back, or they would wait for a restart.
+            for key in &keys {
+                settle(state, key, None, Settle::Released).await;
+            }
+        }
         return Some(Instant::now() + STORE_RETRY);
     }
     for due in fresh {
@@ -146,8 +153,9 @@ async fn deliver(state: AppState, forwarder: Arc<Forwarder>, due: DueDelivery) -
     let Some(outbound) = outbound(&state, &due) else {
         // On a shared store the accepting node may still hold the payload:
         // hand the claim back for it while the payload can be held.
-        let held_elsewhere =
-            state.store.shared_dispatch() && now - due.event.received_at < super::EPHEMERAL_HOLD_MS;
+        let held_elsewhere = state.store.shared_dispatch()
+            && matches!(due.event.body, EventBody::Omitted { .. })
+            && now - due.event.received_at < super::EPHEMERAL_HOLD_MS;
         let next = if held_elsewhere {
             Settle::RetryAt(now + 1_000)
         } else {

@@ -280,6 +280,7 @@ impl Inner {
             .arg(at)
             .arg(attempt.unwrap_or_default())
             .arg(self.clock.redis_now())
+            .arg(&self.node)
             .invoke_async(&mut con)
             .await
             .map_err(unavailable)?;

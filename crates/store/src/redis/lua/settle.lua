@@ -1,12 +1,19 @@
 -- Records an attempt (if any) and moves a delivery on. A release applies
 -- only to a delivery still in flight or claimed, so a late release never
--- undoes another settlement or a resend.
+-- undoes another settlement or a resend. A settlement from a node that no
+-- longer holds the delivery (its claim lapsed and another node took it)
+-- changes nothing, and neither does one of a delivery already settled
+-- (a settlement retried after its answer was lost).
 -- ARGV: member, kind (delivered|failed|retry|released|expired), at,
---       attempt JSON or '', now_ms
-local m, kind, at, attempt, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+--       attempt JSON or '', now_ms, node
+local m, kind, at, attempt, now, node =
+  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local d = load(m)
 if not d then return 'nf' end
-if kind == 'released' and not (d.state == 'in_flight' or (d.state == 'pending' and d.owner ~= '')) then
+local owner = d.owner or ''
+if owner ~= '' and owner ~= node then return 'ok' end
+if d.state ~= 'pending' and d.state ~= 'in_flight' then return 'ok' end
+if kind == 'released' and not (d.state == 'in_flight' or (d.state == 'pending' and owner ~= '')) then
   return 'ok'
 end
 unqueue(m, d)
