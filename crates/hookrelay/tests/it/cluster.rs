@@ -11,14 +11,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use testkit::Destination;
 
+use super::faults::{Api, ADMIN};
 use super::{Serve, BIN};
 
 /// Base64 of 32 bytes: every node must share the master key.
 const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-const ADMIN: &str = "cluster-admin-secret";
 /// Webhooks each sender posts (the one to the killed node stops early).
 const PER_SENDER: usize = 120;
 /// The node is killed once this many webhooks were acknowledged in all.
@@ -27,14 +28,14 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 struct Cluster {
     namespace: String,
-    _dirs: Vec<tempfile::TempDir>,
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Cluster {
     fn new() -> Cluster {
         Cluster {
             namespace: format!("hrtest-cluster-{}", std::process::id()),
-            _dirs: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 
@@ -43,7 +44,7 @@ impl Cluster {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let serve = Serve::start(dir.path(), &env);
-        self._dirs.push(dir);
+        self.dirs.push(dir);
         serve
     }
 
@@ -96,16 +97,11 @@ impl Drop for AgentProcess {
     }
 }
 
-async fn admin(http: &reqwest::Client, node: &Serve, path: &str, body: Value) -> Value {
-    let response = http
-        .post(format!("{}{path}", node.url))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
+/// A create through `node`'s admin API; the created object.
+async fn admin(node: &Serve, path: &str, body: Value) -> Value {
+    Api::new(&node.url)
+        .must(Method::POST, path, Some(body), StatusCode::CREATED)
         .await
-        .expect("the node answers");
-    assert_eq!(response.status(), 201, "POST {path}");
-    response.json().await.expect("JSON")
 }
 
 async fn agents_listed(http: &reqwest::Client, node: &Serve) -> Vec<Value> {
@@ -176,10 +172,9 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
     let c = cluster.node();
     let http = reqwest::Client::new();
 
-    let bucket = admin(&http, &a, "/v1/buckets", json!({"name": "prod"})).await;
+    let bucket = admin(&a, "/v1/buckets", json!({"name": "prod"})).await;
     let bucket_id = bucket["id"].as_str().unwrap().to_owned();
     let input = admin(
-        &http,
         &b,
         &format!("/v1/buckets/{bucket_id}/inputs"),
         // The limit is the cluster's, counted in Redis: above the load.
@@ -188,13 +183,12 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
     .await;
     let input_id = input["id"].as_str().unwrap().to_owned();
     admin(
-        &http,
         &c,
         &format!("/v1/buckets/{bucket_id}/outputs"),
         json!({"url": "http://127.0.0.1:9/unused", "retry": {"initialDelayMs": 100}}),
     )
     .await;
-    let token = admin(&http, &a, "/v1/tokens", json!({"scope": "agent"})).await;
+    let token = admin(&a, "/v1/tokens", json!({"scope": "agent"})).await;
     let token = token["token"].as_str().unwrap().to_owned();
 
     let blue = Destination::spawn().await;
@@ -269,44 +263,16 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
         "{} duplicates in blue",
         duplicates["blue"]
     );
-    let stored = stored_bodies(&http, &a).await;
+    let stored: HashSet<String> = Api::new(&a.url)
+        .all_events(&bucket_id)
+        .await
+        .iter()
+        .filter_map(|e| e["body"].as_str().map(str::to_owned))
+        .collect();
     assert!(
         acked.iter().all(|b| stored.contains(b)),
         "every acknowledged webhook is stored"
     );
-}
-
-/// Every stored event's body, through node `node`'s cursor API.
-async fn stored_bodies(http: &reqwest::Client, node: &Serve) -> HashSet<String> {
-    let mut bodies = HashSet::new();
-    let mut after: Option<String> = None;
-    for _ in 0..100 {
-        let mut url = format!("{}/v1/events?limit=500", node.url);
-        if let Some(cursor) = &after {
-            url.push_str(&format!("&after={cursor}"));
-        }
-        let page: Value = http
-            .get(url)
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("the node answers")
-            .json()
-            .await
-            .expect("JSON");
-        let events = page["events"].as_array().cloned().unwrap_or_default();
-        if events.is_empty() {
-            return bodies;
-        }
-        for event in events {
-            bodies.insert(event["body"].as_str().unwrap_or_default().to_owned());
-        }
-        match page["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => return bodies,
-        }
-    }
-    panic!("more pages than expected");
 }
 
 /// A private `redis-server` with `appendonly yes` and `appendfsync
@@ -416,10 +382,9 @@ async fn redis_killed_mid_load_loses_nothing_acknowledged() {
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();
-    let bucket = admin(&http, &node, "/v1/buckets", json!({"name": "prod"})).await;
+    let bucket = admin(&node, "/v1/buckets", json!({"name": "prod"})).await;
     let bucket_id = bucket["id"].as_str().unwrap().to_owned();
     let input = admin(
-        &http,
         &node,
         &format!("/v1/buckets/{bucket_id}/inputs"),
         json!({"rateLimit": {"requests": 100000, "windowSeconds": 60}}),
@@ -427,13 +392,12 @@ async fn redis_killed_mid_load_loses_nothing_acknowledged() {
     .await;
     let hook = format!("{}/v1/webhooks/{}", node.url, input["id"].as_str().unwrap());
     admin(
-        &http,
         &node,
         &format!("/v1/buckets/{bucket_id}/outputs"),
         json!({"url": "http://127.0.0.1:9/unused", "retry": {"initialDelayMs": 100}}),
     )
     .await;
-    let token = admin(&http, &node, "/v1/tokens", json!({"scope": "agent"})).await;
+    let token = admin(&node, "/v1/tokens", json!({"scope": "agent"})).await;
     let destination = Destination::spawn().await;
     let _agent = AgentProcess::start(
         &node,

@@ -60,6 +60,18 @@ const EPHEMERAL_HOLD_MS: i64 = ephemeral::HOLD.as_millis() as i64;
 
 pub(crate) use public::run as run_public_deliveries;
 
+/// How many due deliveries to ask the store for, to fill `room` slots
+/// while `held` deliveries are out: a shared store claims what it returns
+/// and never returns what this node holds; the embedded one returns held
+/// rows too (at most 1,024 of them are skipped per look).
+fn due_limit(store: &dyn store::Store, room: usize, held: usize) -> usize {
+    if store.shared_dispatch() {
+        room
+    } else {
+        room + held.min(1024)
+    }
+}
+
 /// Which agents share work: the same group name in one tenant.
 type GroupKey = (TenantId, String);
 

@@ -88,13 +88,7 @@ async fn fill(
 ) -> Option<Instant> {
     let now = model::time::now_ms();
     let room = CONCURRENCY - tasks.len();
-    // A shared store claims what it returns and never returns what this
-    // node holds; the embedded one returns held rows too.
-    let limit = if state.store.shared_dispatch() {
-        room
-    } else {
-        room + held.len()
-    };
+    let limit = super::due_limit(state.store.as_ref(), room, held.len());
     let batch = match state.store.due_public_deliveries(now, limit).await {
         Ok(batch) => batch,
         Err(err) => {

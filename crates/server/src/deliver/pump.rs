@@ -398,13 +398,7 @@ impl Pump {
             if free == 0 {
                 continue;
             }
-            // A shared store claims what it returns and never returns what
-            // this pump holds; the embedded one returns held rows too.
-            let limit = if self.state.store.shared_dispatch() {
-                free
-            } else {
-                free + self.held.len().min(1024)
-            };
+            let limit = super::due_limit(self.state.store.as_ref(), free, self.held.len());
             let batch = self
                 .state
                 .store
@@ -415,12 +409,12 @@ impl Pump {
                 Err(err) => {
                     tracing::warn!(%err, "could not read due deliveries");
                     let later = now + STORE_RETRY.as_millis() as i64;
-                    self.wake_at = Some(self.wake_at.map_or(later, |w| w.min(later)));
+                    self.wake_by(later);
                     continue;
                 }
             };
             if let Some(at) = batch.next_at {
-                self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+                self.wake_by(at);
             }
             let mut due = batch.due.into_iter();
             for one in due.by_ref() {
@@ -483,7 +477,7 @@ impl Pump {
                 if shared {
                     self.settle_unsent(due.key, None, Settle::RetryAt(now + 20));
                 } else {
-                    self.wake_soon(now + 20);
+                    self.wake_by(now + 20);
                 }
                 return Sent::Skipped;
             }
@@ -546,7 +540,8 @@ impl Pump {
         }
     }
 
-    fn wake_soon(&mut self, at: i64) {
+    /// Looks at the store again at `at` (ms) at the latest.
+    fn wake_by(&mut self, at: i64) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 

@@ -12,7 +12,7 @@
 //!   starve real senders.
 //!
 //! Each test prints one `faults:` summary line (`cargo test -- --nocapture`
-//! shows it). Shared here: the admin API client, the load generator that
+//! shows it). Shared here (the cluster tests use the admin client too): the admin API client, the load generator that
 //! records which markers were acknowledged, and the tallies.
 
 mod agents;
@@ -36,7 +36,7 @@ use super::Serve;
 
 /// The admin secret of every fault-test server (given on the command line,
 /// so it survives restarts).
-const ADMIN: &str = "admin-faults";
+pub(super) const ADMIN: &str = "admin-faults";
 
 /// Starts `serve` on `dir` with the admin secret and `extra` flags, off the
 /// async runtime (it blocks until the process prints its address).
@@ -53,7 +53,7 @@ async fn start_serve(dir: PathBuf, extra: &[&str]) -> Serve {
 
 /// The admin API of one server.
 #[derive(Clone)]
-struct Api {
+pub(super) struct Api {
     base: String,
     http: reqwest::Client,
 }
@@ -65,7 +65,7 @@ struct Setup {
 }
 
 impl Api {
-    fn new(base: &str) -> Api {
+    pub(super) fn new(base: &str) -> Api {
         Api {
             base: base.to_owned(),
             http: reqwest::Client::builder()
@@ -92,7 +92,7 @@ impl Api {
         )
     }
 
-    async fn must(
+    pub(super) async fn must(
         &self,
         method: Method,
         path: &str,
@@ -141,7 +141,7 @@ impl Api {
 
     /// Every event of `bucket`, oldest first, through `GET /v1/events`
     /// cursor pagination.
-    async fn all_events(&self, bucket: &str) -> Vec<Value> {
+    pub(super) async fn all_events(&self, bucket: &str) -> Vec<Value> {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         // Bounded: 2,000 pages of 500 is far beyond any test's volume.
