@@ -1,5 +1,5 @@
-//! The dashboard's two static files, embedded in the binary: the stylesheet
-//! and the one script (live tail, copy buttons). Nothing else is loaded:
+//! The dashboard's static files, embedded in the binary: the stylesheet,
+//! the one script (live tail, copy buttons) and the tab icon. Nothing else is loaded:
 //! no fonts, no images, no CDN.
 
 use axum::http::{header, HeaderValue};
@@ -11,6 +11,7 @@ use super::Ui;
 
 const CSS: &[u8] = include_bytes!("assets/ui.css");
 const JS: &[u8] = include_bytes!("assets/ui.js");
+const ICON: &[u8] = include_bytes!("assets/icon.svg");
 
 pub(super) fn router() -> Router<Ui> {
     Router::new()
@@ -21,6 +22,10 @@ pub(super) fn router() -> Router<Ui> {
         .route(
             "/ui/assets/ui.js",
             get(|| async { file(JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/ui/assets/icon.svg",
+            get(|| async { file(ICON, "image/svg+xml") }),
         )
 }
 

@@ -30,6 +30,7 @@ pub(super) fn frame(title: &str, signed: Option<&Signed>, nav: Nav, main: Markup
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · hookrelay" }
                 link rel="stylesheet" href="/ui/assets/ui.css";
+                link rel="icon" href="/ui/assets/icon.svg" type="image/svg+xml";
                 script src="/ui/assets/ui.js" defer {}
             }
             body {

@@ -84,7 +84,7 @@ fn form(signed: &Signed, current: Option<&Value>) -> Markup {
         form.stack method="post" action=(action) {
             (page::csrf(signed))
             label for="b-name" { "Name" }
-            input #b-name name="name" required pattern="[a-z0-9][a-z0-9-]*" value=[value("name")]
+            input #b-name name="name" required pattern="[a-z0-9][a-z0-9\\-]*" value=[value("name")]
                 aria-describedby="b-name-hint";
             p.hint #b-name-hint { "Lower-case letters, digits and dashes." }
             label for="b-auth" { "Authentication of its inputs" }
@@ -210,10 +210,10 @@ async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> R
         p { a href={ "/ui/?bucket=" (id) } { "Events of this bucket" } }
         h2 { "Inputs" }
         (super::inputs::table(&inputs))
-        details { summary { "Create an input" } (super::inputs::create_form(&signed, &id)) }
+        details #new-input { summary { "Create an input" } (super::inputs::create_form(&signed, &id)) }
         h2 { "Outputs" }
         (super::outputs::table(&outputs))
-        details { summary { "Create an output" } (super::outputs::form(&signed, &id, None)) }
+        details #new-output { summary { "Create an output" } (super::outputs::form(&signed, &id, None)) }
         h2 { "Settings" }
         (form(&signed, Some(&bucket)))
         h2 { "Delete" }

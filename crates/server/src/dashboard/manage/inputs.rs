@@ -60,7 +60,7 @@ pub(super) fn create_form(signed: &Signed, bucket: &str) -> Markup {
         form.stack method="post" action={ "/ui/buckets/" (bucket) "/inputs" } {
             (page::csrf(signed))
             label for="i-name" { "Name (optional)" }
-            input #i-name name="name" pattern="[a-z0-9][a-z0-9-]*";
+            input #i-name name="name" pattern="[a-z0-9][a-z0-9\\-]*";
             label for="i-integration" { "Integration" }
             (integration_select(None))
             label for="i-secrets" { "Secrets, one per line, newest first" }
