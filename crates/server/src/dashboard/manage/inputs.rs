@@ -218,8 +218,14 @@ async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> R
         }
         dl.facts {
             dt { "Secrets" } dd { (input["secretCount"].as_u64().unwrap_or(0)) " configured (never shown again)" }
-            dt { "Body limit" } dd { (input["bodyLimit"].to_string()) " bytes" }
-            dt { "Rate limit" } dd.mono { (input["rateLimit"].to_string()) }
+            dt { "Body limit" } dd { @match input["bodyLimit"].as_u64() { Some(n) => { (n) " bytes" }, None => "the default" } }
+            dt { "Rate limit" } dd {
+                @let rate = &input["rateLimit"];
+                @match (rate["requests"].as_u64(), rate["windowSeconds"].as_u64()) {
+                    (Some(n), Some(s)) => { (n) " requests per " (s) " s" @if let Some(c) = rate["count"].as_str() { " (counting " (c) ")" } },
+                    _ => "the default",
+                }
+            }
             dt { "Response" } dd.mono { (input["response"].to_string()) }
         }
         h2 { "Edit" }
