@@ -20,7 +20,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn health() -> impl IntoResponse {
-    axum::Json(json!({ "status": "ok", "timestamp": model::time::now_ms() }))
+    axum::Json(json!({ "status": "ok", "timestamp": store::clock::now_ms() }))
 }
 
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
