@@ -81,8 +81,10 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer: a machine code and a human sentence (DESIGN §3).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// The machine code: `invalid_request`, `not_found`, `unauthorized`, ...
     error: &'a str,
     message: &'a str,
 }
