@@ -70,7 +70,7 @@ impl Filters {
         match self.to.trim() {
             // A minute ahead: an event stamped by a node whose clock is a
             // little ahead still shows.
-            "" => Ok(model::time::now_ms() + 60_000),
+            "" => Ok(store::clock::now_ms() + 60_000),
             text => page::parse_local(text).ok_or_else(|| format!("to: not a time: {text}")),
         }
     }
@@ -117,7 +117,7 @@ async fn list(State(ui): State<Ui>, signed: Signed, Query(filters): Query<Filter
         .first()
         .and_then(|e| e["id"].as_str())
         .map(str::to_owned);
-    let after = newest_id.unwrap_or_else(|| EventId::floor_at(model::time::now_ms()).to_string());
+    let after = newest_id.unwrap_or_else(|| EventId::floor_at(store::clock::now_ms()).to_string());
     let main = html! {
         h1 { "Events" }
         (filter_form(&filters, &names))

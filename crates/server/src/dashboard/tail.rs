@@ -64,7 +64,7 @@ async fn tail(
         .unwrap_or(&q.after);
     let cursor = match resume.parse::<EventId>() {
         Ok(id) => id.to_string(),
-        Err(_) => EventId::floor_at(model::time::now_ms()).to_string(),
+        Err(_) => EventId::floor_at(store::clock::now_ms()).to_string(),
     };
     let filters = match q.bucket.trim() {
         "" => String::new(),
