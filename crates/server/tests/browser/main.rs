@@ -4,6 +4,7 @@
 
 mod driver;
 mod flows;
+mod security;
 
 use driver::Browser;
 use testkit::Relay;
