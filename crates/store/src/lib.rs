@@ -26,9 +26,11 @@
 //!
 //! Each backend implements each trait in the module that owns the concept
 //! (`sqlite::tenants`, `redis::deliveries`, ...), not through a layer that
-//! routes calls.
+//! routes calls. [`clock`] is the one source of time for the stores and
+//! the server, which tests pause and move forward.
 
 pub mod bus;
+pub mod clock;
 #[cfg(feature = "test-suite")]
 pub mod conformance;
 // The embedded store's writer alone uses the batch half of the dedup set.
