@@ -1,5 +1,5 @@
 //! The conformance suite every [`Store`] backend must pass (feature
-//! `test-suite`). It speaks only the trait, so SQLite and Redis run the very
+//! `test-suite`). It speaks only the traits, so SQLite and Redis run the very
 //! same checks.
 //!
 //! Each check makes its own tenants with unique ids, so checks can share one

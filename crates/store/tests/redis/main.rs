@@ -137,7 +137,7 @@ async fn concurrent_appends_share_commits() {
         commits < u64::from(n),
         "appends were batched: {commits} pipelines"
     );
-    store::Store::close(store.as_ref()).await;
+    store::Lifecycle::close(store.as_ref()).await;
     cleanup(&ns).await;
 }
 

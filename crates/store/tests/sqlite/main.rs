@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 use model::{EventBody, TokenScope};
 use store::conformance::{self, bucket_in, event_for, input_in, token_in, World};
+use store::prelude::*;
 use store::sqlite::SqliteStore;
-use store::{Cursor, Error, EventQuery, Store};
+use store::{Cursor, Error, EventQuery};
 
 pub(crate) fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     Arc::new(SqliteStore::open(dir.path()).expect("open the store"))
