@@ -39,7 +39,7 @@ pub(crate) struct Ready {
 async fn health() -> axum::Json<Health> {
     axum::Json(Health {
         status: "ok",
-        timestamp: model::time::now_ms(),
+        timestamp: store::clock::now_ms(),
     })
 }
 

@@ -151,7 +151,7 @@ async fn create(
     Admin(caller): Admin,
     Json(body): Json<BucketBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bucket = body.into_bucket(BucketId::generate(), caller.tenant, model::time::now_ms())?;
+    let bucket = body.into_bucket(BucketId::generate(), caller.tenant, store::clock::now_ms())?;
     state.store.create_bucket(&bucket).await?;
     crate::cluster::config_changed(&state).await;
     Ok((StatusCode::CREATED, Json(BucketOut::from(&bucket))))

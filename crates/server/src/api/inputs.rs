@@ -173,7 +173,7 @@ async fn create(
         InputId::generate(),
         caller.tenant,
         bucket.id,
-        model::time::now_ms(),
+        store::clock::now_ms(),
     )?;
     state.store.create_input(&input).await?;
     crate::cluster::config_changed(&state).await;

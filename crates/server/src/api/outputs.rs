@@ -121,7 +121,7 @@ async fn create(
         OutputId::generate(),
         caller.tenant,
         bucket.id,
-        model::time::now_ms(),
+        store::clock::now_ms(),
     )?;
     state.store.create_output(&output).await?;
     Ok((StatusCode::CREATED, Json(OutputOut::from(&output))))

@@ -84,7 +84,7 @@ async fn poll(
 ) -> Result<Response, ApiError> {
     let ip = crate::ingest::client_ip(&state.config.trusted_proxies, peer, headers);
     let key = format!("poll:{ip}");
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     if let RateDecision::Limited { retry_after_secs } = state
         .store
         .rate_limit(&key, state.config.poll_rate_limit, now)

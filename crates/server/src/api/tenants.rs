@@ -90,7 +90,7 @@ async fn create(
             id: id.clone(),
             label,
             enabled: true,
-            created_at: model::time::now_ms(),
+            created_at: store::clock::now_ms(),
         },
         poll_secret_hash: Some(secrets::hash(poll_secret.clone(), state.config.bcrypt_cost).await?),
     };
@@ -243,7 +243,7 @@ pub(crate) async fn upsert_named_inputs(
                     body_limit: None,
                     rate_limit: None,
                     timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
-                    created_at: model::time::now_ms(),
+                    created_at: store::clock::now_ms(),
                 };
                 input.validate()?;
                 super::inputs::check_secrets(&input)?;
@@ -297,7 +297,7 @@ async fn named_inputs_bucket(
         retention_seconds: Bucket::DEFAULT_RETENTION_SECONDS,
         catchup_seconds: Bucket::DEFAULT_CATCHUP_SECONDS,
         enabled: true,
-        created_at: model::time::now_ms(),
+        created_at: store::clock::now_ms(),
     };
     match store.create_bucket(&bucket).await {
         Ok(()) => Ok(bucket),

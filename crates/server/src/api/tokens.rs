@@ -85,7 +85,7 @@ pub(crate) async fn issue(
         mode,
         description,
         secret_hash: Secret::new(hash),
-        created_at: model::time::now_ms(),
+        created_at: store::clock::now_ms(),
     };
     store.create_token(&token).await?;
     Ok(Issued {
