@@ -11,6 +11,7 @@ use axum::Router;
 use model::{BucketId, EventId, OutputId, TenantId};
 use serde::Deserialize;
 use store::{Cursor, EventQuery};
+use utoipa::IntoParams;
 
 use super::or_not_found;
 use super::views::{EventDetail, EventOut, EventPage, Resent};
@@ -32,12 +33,17 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/events/{event}/resend", post(resend))
 }
 
-#[derive(Deserialize)]
+/// The query of `GET /v1/events`.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct EventListQuery {
+    /// Only this bucket (id or name).
     bucket: Option<String>,
+    /// The cursor: events after this event id (the previous page's `next`).
     after: Option<String>,
+    /// Page size: default 100, at most 500.
     limit: Option<usize>,
+    /// Seconds to wait for a first event when there is none (at most 60).
     wait: Option<u64>,
 }
 
@@ -62,7 +68,7 @@ pub(crate) async fn readable_buckets(
 async fn list(
     State(state): State<AppState>,
     Reader(caller): Reader,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<EventListQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let buckets = readable_buckets(&state, &caller, q.bucket.as_deref()).await?;
     let from = match &q.after {
@@ -133,9 +139,11 @@ async fn show(
     Ok(Json(EventDetail::new(&event, &deliveries)))
 }
 
-#[derive(Deserialize)]
+/// The query of `POST /v1/events/{id}/resend`.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ResendQuery {
+pub(crate) struct ResendQuery {
+    /// Only to this output (its id).
     output: Option<String>,
 }
 

@@ -26,11 +26,14 @@ use crate::state::AppState;
 pub(crate) use tenants::upsert_named_inputs;
 pub(crate) use tokens::issue as issue_token;
 
-/// The bodies and their checks, for `crate::fuzzing`.
+/// The bodies and queries, with their checks, for `crate::fuzzing` and
+/// `crate::openapi`.
 pub(crate) mod bodies {
     pub(crate) use super::buckets::{BucketBody, BucketPatch};
+    pub(crate) use super::events::{EventListQuery, ResendQuery};
     pub(crate) use super::inputs::{InputBody, InputPatch};
     pub(crate) use super::outputs::{OutputBody, OutputPatch};
+    pub(crate) use super::poll::PollQuery;
     pub(crate) use super::tenants::{
         identity as tenant_identity, named_integration, split_secrets, CreateBody as TenantBody,
         PatchBody as TenantPatch, SecretsBody,

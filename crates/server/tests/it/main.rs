@@ -9,6 +9,7 @@
 //! - `lifecycle`: operations routes, restart persistence, shutdown;
 //! - `protection`: encryption at rest as the API shows it (tampered
 //!   records), retention reclaiming space, token rotation;
+//! - `openapi`: `GET /openapi.json` parses and describes every route;
 //! - `security`: cross-tenant probing of every route, SSRF on public
 //!   outputs, request smuggling on ingest (issue 7).
 
@@ -18,6 +19,7 @@ mod ingest;
 mod integrations;
 mod isolation;
 mod lifecycle;
+mod openapi;
 mod protection;
 mod reading;
 mod security;
