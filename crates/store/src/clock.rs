@@ -28,12 +28,15 @@ pub fn now_ms() -> i64 {
         (wall, Instant::now())
     });
     // A paused runtime's clock may stand before the base (it froze before
-    // the first call), so the offset is signed.
+    // the first call), so the offset is signed, and rounded down on both
+    // sides of the base: truncating a negative one towards zero would make
+    // an advance of 600 s read as 599,999 ms.
     let now = tokio::time::Instant::now().into_std();
-    let offset = match now.checked_duration_since(base) {
-        Some(ahead) => i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
-        None => -i64::try_from(base.duration_since(now).as_millis()).unwrap_or(i64::MAX),
+    let offset_ns = match now.checked_duration_since(base) {
+        Some(ahead) => i128::try_from(ahead.as_nanos()).unwrap_or(i128::MAX),
+        None => -i128::try_from(base.duration_since(now).as_nanos()).unwrap_or(i128::MAX),
     };
+    let offset = i64::try_from(offset_ns.div_euclid(1_000_000)).unwrap_or(i64::MAX);
     wall.saturating_add(offset).max(0)
 }
 
