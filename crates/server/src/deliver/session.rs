@@ -249,7 +249,7 @@ async fn subscribed_buckets(
         );
     }
     for id_or_name in asked.iter().take(256) {
-        let bucket = crate::api::resolve_bucket(state, &token.tenant, id_or_name)
+        let bucket = crate::lookup::resolve_bucket(state, &token.tenant, id_or_name)
             .await
             .ok()
             .filter(|b| token.buckets.is_empty() || token.buckets.contains(&b.id))
