@@ -93,7 +93,12 @@ fn events(doc: &mut Doc) {
         &[Get],
         "/v1/events",
         op("Read events by cursor")
-            .says("Exactly once for a careful client: pass `next` as `after`. `wait` long-polls up to 60 s for the first new event.")
+            .says(
+                "Exactly once for a careful client: pass `next` as `after`. `wait` long-polls \
+                 up to 60 s for the first matching event. Filters are answered by a bounded \
+                 scan (5,000 events and 64 MiB of bodies per request): `next` is the last \
+                 event examined, so a page may be empty with a `next` to continue from.",
+            )
             .bearer()
             .query::<b::EventListQuery>()
             .answer::<v::EventPage>(200, "a page of events, oldest first")
@@ -118,6 +123,20 @@ fn events(doc: &mut Doc) {
             .query::<b::ResendQuery>()
             .answer::<v::Resent>(202, "the deliveries reset to pending")
             .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/events/resend",
+        op("Send again every event a filter matches")
+            .says(
+                "The filters of `GET /v1/events`, oldest first, at most 1,000 events per call \
+                 within the same scan bound; `next` (null when done) is the `after` of the \
+                 next call.",
+            )
+            .bearer()
+            .body::<b::ResendBody>()
+            .answer::<v::ResentMatching>(202, "how many events were resent")
+            .errors(&[400, 401, 404]),
     );
     doc.add(
         &[Get],

@@ -206,7 +206,25 @@ pub(super) const ROUTES: &[Route] = &[
             status: &[200, 404],
         },
     },
+    // A filter naming B's input is not a lookup either: A's page.
+    Route {
+        method: "GET",
+        route: "/v1/events",
+        probe: Probe::Foreign {
+            path: "/v1/events?input={input}",
+            body: None,
+            creds: TOKENS,
+            status: &[200, 404],
+        },
+    },
     foreign("GET", "/v1/events/{event}", "/v1/events/{event}"),
+    foreign_with(
+        "POST",
+        "/v1/events/resend",
+        "/v1/events/resend",
+        r#"{"bucket": "{bucket}"}"#,
+    ),
+    listing("POST", "/v1/events/resend", Some("{}")),
     foreign(
         "POST",
         "/v1/events/{event}/resend",
