@@ -99,7 +99,7 @@ pub fn create(kind: AdminBody, body: &[u8]) -> Result<Object, Refused> {
         AdminBody::Input => Object::Input(parse::<bodies::InputBody>(body)?.into_input(
             InputId::generate(),
             tenant(),
-            BucketId::generate(),
+            (BucketId::generate(), &BucketAuth::None),
             1,
         )?),
         AdminBody::Output => Object::Output(parse::<bodies::OutputBody>(body)?.into_output(
@@ -216,7 +216,7 @@ impl Object {
                 Object::Input(body.into_input(
                     i.id,
                     i.tenant.clone(),
-                    i.bucket.clone(),
+                    (i.bucket.clone(), &BucketAuth::None),
                     i.created_at,
                 )?)
             }

@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use model::{
-    BucketId, GenericHmac, Input, InputId, IntegrationKind, RateLimit, ResponsePolicy, Secret,
-    TenantId,
+    BucketAuth, BucketId, GenericHmac, Input, InputId, InputRateLimit, IntegrationKind,
+    Provisioning, ResponsePolicy, Secret, TenantId,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -44,7 +44,7 @@ pub(crate) struct InputBody {
     #[serde(default)]
     pub(crate) body_limit: Option<u64>,
     #[serde(default)]
-    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) rate_limit: Option<InputRateLimit>,
     #[serde(default = "default_tolerance")]
     pub(crate) timestamp_tolerance_seconds: u64,
 }
@@ -60,14 +60,18 @@ fn default_tolerance() -> u64 {
 }
 
 impl InputBody {
+    /// The input this body describes, with the limits it leaves unset
+    /// filled in as for an input made through `/v1` in a bucket with (or
+    /// without) `bucket_auth` (DESIGN §13).
     pub(crate) fn into_input(
         self,
         id: InputId,
         tenant: TenantId,
-        bucket: BucketId,
+        bucket: (BucketId, &BucketAuth),
         created_at: i64,
     ) -> Result<Input, ApiError> {
-        let input = Input {
+        let (bucket, auth) = bucket;
+        let mut input = Input {
             id,
             tenant,
             bucket,
@@ -82,6 +86,9 @@ impl InputBody {
             timestamp_tolerance_seconds: self.timestamp_tolerance_seconds,
             created_at,
         };
+        input.fill_default_limits(Provisioning::V1 {
+            bucket_auth: !matches!(auth, BucketAuth::None),
+        });
         input.validate()?;
         check_secrets(&input)?;
         Ok(input)
@@ -116,7 +123,7 @@ async fn create(
     let input = body.into_input(
         InputId::generate(),
         caller.tenant,
-        bucket.id,
+        (bucket.id, &bucket.auth),
         model::time::now_ms(),
     )?;
     state.store.create_input(&input).await?;
@@ -165,14 +172,19 @@ async fn update(
     Path(input): Path<String>,
     Json(patch): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let current = find(&state, &caller.tenant, &input).await?;
+    let mut current = find(&state, &caller.tenant, &input).await?;
+    // An input stored before limits were filled in keeps the ones it had
+    // (Radarboard's) through a patch that does not name them.
+    current.body_limit = Some(current.effective_body_limit());
+    current.rate_limit = Some(current.effective_rate_limit());
+    let bucket = resolve_bucket(&state, &caller.tenant, current.bucket.as_str()).await?;
     let mut body = views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]);
     body.insert("secrets".into(), json!(current.secrets));
     let body: InputBody = views::apply_patch(body, patch)?;
     let updated = body.into_input(
         current.id,
         current.tenant,
-        current.bucket,
+        (current.bucket, &bucket.auth),
         current.created_at,
     )?;
     state

@@ -32,6 +32,10 @@ pub(crate) fn input(i: &Input, public_url: &str) -> Value {
         json!(format!("{public_url}/v1/webhooks/{}", i.id)),
     );
     map.insert("secretCount".into(), json!(i.secrets.len()));
+    // The limits in force, never null (DESIGN §13), also for an input
+    // stored before defaults were filled in.
+    map.insert("bodyLimit".into(), json!(i.effective_body_limit()));
+    map.insert("rateLimit".into(), json!(i.effective_rate_limit()));
     Value::Object(map)
 }
 
