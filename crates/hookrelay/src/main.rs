@@ -2,13 +2,15 @@
 //! logging, signals and exit codes. The only crate that uses `anyhow`.
 //!
 //! Subcommands: `serve` runs the relay ([`serve`]); `agent` and `listen`
-//! run an agent ([`agent`]); `admin`, `events` and `send` are HTTP clients
+//! run an agent ([`agent`], [`listen`]); `admin`, `events` and `send` are HTTP clients
 //! of a running relay (`client`); `keys` manages the master keys of a data
 //! directory (`keys`).
 
 mod agent;
 mod client;
 mod keys;
+mod listen;
+mod out;
 mod serve;
 mod service;
 
@@ -33,8 +35,9 @@ enum Command {
     /// Run an agent: receive a bucket's webhooks over one outbound stream
     /// and forward them to internal URLs.
     Agent(Box<agent::AgentCommand>),
-    /// Forward one bucket to one local URL, printing each request.
-    Listen(Box<agent::ListenArgs>),
+    /// Forward a bucket's events to a local URL, printing each request
+    /// (like `stripe listen`); several BUCKET=URL pairs in one session.
+    Listen(Box<listen::ListenArgs>),
     /// Administer tenants, buckets, inputs, outputs and tokens of a running relay.
     Admin {
         #[command(flatten)]
@@ -71,7 +74,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Agent(args) => agent::run_agent(*args).await,
-            Command::Listen(args) => agent::run_listen(*args).await,
+            Command::Listen(args) => listen::run_listen(*args).await,
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,

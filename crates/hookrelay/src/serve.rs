@@ -346,13 +346,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             other => anyhow::Error::new(other),
         })?;
     if let Some(token) = &bootstrapped.admin_token {
-        println!("admin token (shown once, keep it safe): {token}");
+        crate::outln!("admin token (shown once, keep it safe): {token}");
     }
     for name in &bootstrapped.named_inputs {
         tracing::info!(input = %name, "named input configured from WEBHOOK_SECRET_*");
     }
     tracing::info!(address = %local, data_dir = %data_dir.display(), "hookrelay listening");
-    println!("hookrelay listening on {scheme}://{local}");
+    crate::outln!("hookrelay listening on {scheme}://{local}");
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
