@@ -11,6 +11,7 @@ mod client;
 mod keys;
 mod listen;
 mod out;
+mod report;
 mod serve;
 mod service;
 

@@ -14,11 +14,12 @@
 //!   itself) all land while a flood of forged ones is cut at 100.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::objects::{IntegrationKind, RateLimit, ValidationError};
 
 /// Which requests an input's rate limit counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RateCount {
     /// Every request that reaches step 5.
@@ -32,7 +33,7 @@ pub enum RateCount {
 
 /// An input's `rateLimit`: `requests` per `windowSeconds` per (tenant,
 /// input, client IP), counting what `count` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InputRateLimit {
     pub requests: u32,

@@ -148,7 +148,7 @@ async fn check_sender(
     let Some(integration) = &route.integration else {
         return Ok(None);
     };
-    let now_ms = model::time::now_ms();
+    let now_ms = store::clock::now_ms();
     // Twilio and Square sign the URL they called: the public URL, not
     // whatever Host this request arrived with (DESIGN §8).
     let public_url = format!(

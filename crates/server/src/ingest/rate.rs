@@ -84,7 +84,7 @@ pub(super) async fn check(
     let input = &route.input;
     let limit = input.effective_rate_limit();
     let key = format!("ingest:{}:{}:{}", input.tenant, input.id, client_ip);
-    let now_ms = model::time::now_ms();
+    let now_ms = store::clock::now_ms();
     match limit.count {
         RateCount::All => match state.store.rate_limit(&key, limit.window(), now_ms).await? {
             RateDecision::Allowed => Ok(Gate::Counted),
@@ -109,7 +109,7 @@ pub(super) async fn refused(state: &AppState, gate: &Gate, refusal: ApiError) ->
     let Gate::CountRefusals { key, window } = gate else {
         return refusal;
     };
-    let now_ms = model::time::now_ms();
+    let now_ms = store::clock::now_ms();
     match state.store.rate_limit(key, *window, now_ms).await {
         Ok(RateDecision::Allowed) => refusal,
         Ok(RateDecision::Limited { retry_after_secs }) => {
