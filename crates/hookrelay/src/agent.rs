@@ -8,7 +8,9 @@ use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::{cancel_on_signal, init_tracing, ConfigError};
+use crate::exit::ConfigError;
+use crate::logs::LogFormat;
+use crate::signals::cancel_on_signal;
 
 /// How long a stopping agent waits for requests already under way.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -92,11 +94,11 @@ pub(crate) struct AgentArgs {
     destination: Option<String>,
 }
 
-pub(crate) async fn run_agent(command: AgentCommand) -> Result<()> {
+pub(crate) async fn run_agent(command: AgentCommand, log: LogFormat) -> Result<()> {
     match command.service {
         Some(AgentSub::InstallService(args)) => crate::service::install(*args),
         None => {
-            init_tracing();
+            crate::logs::init(log, false);
             run(command.args.to_config()?).await
         }
     }

@@ -23,7 +23,7 @@ use clap::{Args, Subcommand};
 use crypto::{keyfile, Key, KeyId, Keyring};
 use store::sqlite::{KeyMaintenance, KeyUsage};
 
-use crate::serve::ConfigError;
+use crate::exit::ConfigError;
 
 /// The environment variable holding the master key(s).
 pub(crate) const ENV: &str = "HOOKRELAY_MASTER_KEY";

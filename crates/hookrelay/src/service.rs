@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::agent::AgentArgs;
-use crate::serve::ConfigError;
+use crate::exit::ConfigError;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Platform {

@@ -25,7 +25,9 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Connection;
-use crate::serve::{cancel_on_signal, init_tracing, ConfigError};
+use crate::exit::ConfigError;
+use crate::logs::LogFormat;
+use crate::signals::cancel_on_signal;
 use print::Line;
 use relay::{Access, Refused, Relay};
 
@@ -63,8 +65,8 @@ struct Target {
     forward: String,
 }
 
-pub(crate) async fn run_listen(args: ListenArgs) -> Result<()> {
-    init_tracing();
+pub(crate) async fn run_listen(args: ListenArgs, log: LogFormat) -> Result<()> {
+    crate::logs::init(log, false);
     let targets = targets(&args)?;
     let c = &args.connection;
     let server = c.server_url()?;
