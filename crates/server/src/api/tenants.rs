@@ -230,7 +230,7 @@ pub(crate) async fn upsert_named_inputs(
                 store.update_input(&input).await?;
             }
             Err(store::Error::NotFound) => {
-                let input = Input {
+                let mut input = Input {
                     id: InputId::generate(),
                     tenant: tenant.clone(),
                     bucket: bucket.id.clone(),
@@ -245,6 +245,7 @@ pub(crate) async fn upsert_named_inputs(
                     timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
                     created_at: store::clock::now_ms(),
                 };
+                input.fill_default_limits(model::Provisioning::Radarboard);
                 input.validate()?;
                 super::inputs::check_secrets(&input)?;
                 store.create_input(&input).await?;
