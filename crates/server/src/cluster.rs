@@ -5,8 +5,10 @@
 //! - A destination's answer for a `wait` caller goes to every node, since
 //!   the caller may be held by the node that accepted the event while the
 //!   agent that forwarded it is connected to another.
-//! - An admin write tells the other nodes to drop their cached inputs and
-//!   credentials at once, instead of at their expiry.
+//! - An admin write on another node (the store tells of it itself, as
+//!   `Signal::ConfigChanged`) drops the cached credentials at once, instead
+//!   of at their expiry; the input catalog follows the store's
+//!   configuration feed on its own.
 //!
 //! Depends on `store` (the carrier) and the crate's `AppState`.
 
@@ -38,15 +40,6 @@ pub(crate) fn answer(state: &AppState, event: EventId, answer: Answer) {
     state.hub.waiters.answer(event, answer);
 }
 
-/// Drops this node's cached configuration and tells the others to.
-pub(crate) async fn config_changed(state: &AppState) {
-    state.catalog.invalidate();
-    if let Err(err) = state.store.broadcast(Signal::ConfigChanged).await {
-        // The other nodes' caches expire within seconds anyway.
-        tracing::warn!(%err, "could not tell the other nodes of a configuration change");
-    }
-}
-
 /// Applies the other nodes' signals until `cancel`.
 pub(crate) async fn listen(state: AppState, cancel: CancellationToken) {
     let Some(mut signals) = state.store.signals() else {
@@ -62,14 +55,13 @@ pub(crate) async fn listen(state: AppState, cancel: CancellationToken) {
                 Some(answer) => state.hub.waiters.answer(event, answer),
                 None => tracing::warn!(%event, "an undecodable answer from another node"),
             },
-            Ok(Signal::ConfigChanged) => {
-                state.catalog.invalidate();
-                state.auth.forget_all();
-            }
+            // The input catalog follows the store's configuration feed by
+            // itself; credentials changed on another node are not known
+            // one by one here, so every cached one goes.
+            Ok(Signal::ConfigChanged) => state.auth.forget_all(),
             Err(RecvError::Lagged(missed)) => {
                 // What was missed may have been a configuration change.
                 tracing::warn!(missed, "missed signals from other nodes");
-                state.catalog.invalidate();
                 state.auth.forget_all();
             }
             Err(RecvError::Closed) => return,

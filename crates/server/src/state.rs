@@ -54,7 +54,7 @@ impl AppState {
         };
         Ok(Self(Arc::new(Shared {
             auth: AuthCache::new(config.auth_cache_ttl),
-            catalog: Catalog::new(),
+            catalog: Catalog::new(store.config_changes()),
             metrics: Metrics::new(),
             hub: Hub::new(),
             admin_secret_hash,
