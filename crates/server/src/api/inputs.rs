@@ -194,7 +194,6 @@ async fn create(
         store::clock::now_ms(),
     )?;
     state.store.create_input(&input).await?;
-    crate::cluster::config_changed(&state).await;
     let view = InputCreated::new(&input, &state.config.public_url);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -251,7 +250,6 @@ async fn update(
         .update_input(&updated)
         .await
         .map_err(or_not_found("input"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(InputOut::new(&updated, &state.config.public_url)))
 }
 
@@ -266,6 +264,5 @@ async fn remove(
         .delete_input(&caller.tenant, &input.id)
         .await
         .map_err(or_not_found("input"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
