@@ -12,6 +12,7 @@
 //! - `mod.rs`: `conformance_tests!` and the fixtures (objects with sensible
 //!   defaults).
 //! - `objects`: CRUD of tenants, buckets, inputs, outputs and tokens.
+//! - `feed`: object writes tick the configuration feed.
 //! - `isolation`: tenant isolation and cascading deletes.
 //! - `events`: append, order, dedup, ephemeral events, deliveries.
 //! - `dispatch`: agent groups, due queues, settling, expiry.
@@ -19,6 +20,7 @@
 
 mod dispatch;
 mod events;
+mod feed;
 mod isolation;
 mod objects;
 mod reads;
@@ -42,6 +44,7 @@ pub use events::{
     append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
     ephemeral_events, sequential_order,
 };
+pub use feed::object_writes_tick_the_config_feed;
 pub use isolation::{
     delete_bucket_removes_its_children, delete_tenant_removes_everything, tenant_isolation,
 };
@@ -63,7 +66,7 @@ pub use reads::{cursors, polling_never_misses, purge_respects_retention, visibil
 macro_rules! conformance_tests {
     (open = $open:path, finish = $finish:path $(,)?) => {
         $crate::conformance_tests!(@each $open, $finish;
-            tenants, buckets, inputs, outputs, tokens,
+            tenants, buckets, inputs, outputs, tokens, object_writes_tick_the_config_feed,
             tenant_isolation, delete_tenant_removes_everything,
             delete_bucket_removes_its_children,
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,
