@@ -16,21 +16,30 @@ pub(super) fn setup(kind: IntegrationKind) -> Option<&'static str> {
     HINTS.get(kind.name()).map(String::as_str)
 }
 
-/// Rows `| \`name\` | … | hint |` of the table: the name cell and the last.
+/// The cells of a Markdown table row.
+fn cells(line: &str) -> Option<Vec<&str>> {
+    let inner = line.trim().strip_prefix('|')?.strip_suffix('|')?;
+    Some(inner.split(" | ").map(str::trim).collect())
+}
+
+/// Rows `| \`name\` | … |` of the table whose header has a `setup…`
+/// column: the name cell and that column's cell.
 fn parse(readme: &'static str) -> HashMap<&'static str, String> {
+    let column = readme
+        .lines()
+        .filter_map(cells)
+        .find_map(|header| header.iter().position(|c| c.starts_with("setup")));
+    let Some(column) = column else {
+        return HashMap::new();
+    };
     readme
         .lines()
         .filter_map(|line| {
-            let cells: Vec<&str> = line
-                .trim()
-                .strip_prefix('|')?
-                .strip_suffix('|')?
-                .split(" | ")
-                .collect();
-            let name = cells.first()?.trim().strip_prefix('`')?.strip_suffix('`')?;
+            let cells = cells(line)?;
+            let name = cells.first()?.strip_prefix('`')?.strip_suffix('`')?;
             let known = IntegrationKind::ALL.iter().any(|k| k.name() == name);
-            let hint = cells.last()?.trim();
-            (known && cells.len() > 2).then(|| (name, hint.replace(['`', '*'], "")))
+            let hint = cells.get(column)?;
+            known.then(|| (name, hint.replace(['`', '*'], "")))
         })
         .collect()
 }
