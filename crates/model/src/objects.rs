@@ -1,10 +1,11 @@
 //! The administered objects of DESIGN §1 and §3.4: tenant, bucket, input,
 //! output and token, with their defaults and validation.
 //!
-//! These are the stored shapes. Secrets they carry (bucket passwords, input
-//! secrets, token hashes) are [`Secret`]s and are skipped when an object is
-//! serialised for an API answer; the server adds them back only where the
-//! contract says a secret is shown once.
+//! These are the domain shapes, not the API's (the server's views are
+//! their own structs). Secrets they carry (bucket passwords, input secrets,
+//! token hashes) are [`Secret`]s, which do not serialise: an object's serde
+//! form skips them, and a store seals them through [`BucketAuth::sealable`]
+//! or [`Secret::expose`].
 
 use std::collections::BTreeMap;
 
@@ -47,7 +48,10 @@ pub struct Tenant {
 }
 
 /// How callers authenticate to every input of a bucket (DESIGN §1).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+///
+/// Not `Serialize` (it holds secrets): [`BucketAuth::sealable`] is the
+/// form a store encrypts, [`BucketAuth::redacted`] the shown one.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum BucketAuth {
     None,
@@ -62,7 +66,42 @@ pub enum BucketAuth {
     },
 }
 
+/// [`BucketAuth`] in the JSON it is parsed from, secrets included: only to
+/// be encrypted at rest (see [`BucketAuth::sealable`]).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SealableAuth<'a> {
+    None,
+    Basic {
+        username: &'a str,
+        password: &'a str,
+    },
+    Token {
+        token: &'a str,
+    },
+}
+
 impl BucketAuth {
+    /// No auth (the default).
+    pub fn none() -> Self {
+        BucketAuth::None
+    }
+
+    /// The auth with its secrets in the clear, as `BucketAuth` parses it
+    /// back: the one way it serialises, for a store to seal at rest.
+    pub fn sealable(&self) -> SealableAuth<'_> {
+        match self {
+            BucketAuth::None => SealableAuth::None,
+            BucketAuth::Basic { username, password } => SealableAuth::Basic {
+                username,
+                password: password.expose(),
+            },
+            BucketAuth::Token { token } => SealableAuth::Token {
+                token: token.expose(),
+            },
+        }
+    }
+
     /// The same auth with its secrets removed, for API answers.
     pub fn redacted(&self) -> serde_json::Value {
         match self {
@@ -82,6 +121,8 @@ pub struct Bucket {
     pub id: BucketId,
     pub tenant: TenantId,
     pub name: String,
+    /// Sealed apart by the stores; never in the bucket's serde form.
+    #[serde(skip_serializing, default = "BucketAuth::none")]
     pub auth: BucketAuth,
     /// Bodies, headers and queries of an ephemeral bucket are never stored.
     pub ephemeral: bool,
@@ -660,6 +701,13 @@ mod tests {
     fn secrets_never_serialise() {
         let json = serde_json::to_string(&input()).unwrap();
         assert!(!json.contains("secrets"));
+        let sealable = BucketAuth::Basic {
+            username: "u".into(),
+            password: Secret::new("pw"),
+        };
+        let sealed = serde_json::to_string(&sealable.sealable()).unwrap();
+        let back: BucketAuth = serde_json::from_str(&sealed).unwrap();
+        assert!(matches!(back, BucketAuth::Basic { password, .. } if password.expose() == "pw"));
         let auth = BucketAuth::Basic {
             username: "u".into(),
             password: Secret::new("pw"),

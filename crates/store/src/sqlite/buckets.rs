@@ -27,7 +27,7 @@ fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<
 
 /// A bucket's auth settings, sealed, and the key that sealed them.
 fn sealed_auth(b: &Bucket, keys: &Keyring) -> Result<(Vec<u8>, u32)> {
-    let (auth, key) = sealed::seal_bucket_auth(keys, b.id.as_str(), &to_json(&b.auth)?)?;
+    let (auth, key) = sealed::seal_bucket_auth(keys, b.id.as_str(), &to_json(&b.auth.sealable())?)?;
     Ok((auth, key.0))
 }
 
