@@ -56,7 +56,7 @@ impl AppState {
         };
         Ok(Self(Arc::new(Shared {
             auth: AuthCache::new(config.auth_cache_ttl),
-            catalog: Catalog::new(),
+            catalog: Catalog::new(store.config_changes()),
             metrics: Metrics::new(),
             hub: Hub::new(),
             ingest_blocks: Default::default(),

@@ -66,17 +66,20 @@ pub(crate) struct InputPatch {
     #[serde(default, deserialize_with = "present")]
     generic_hmac: Option<Option<GenericHmac>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>, nullable = false)]
     secrets: Option<Vec<Secret>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     response: Option<ResponsePolicy>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     body_limit: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<InputRateLimit>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     timestamp_tolerance_seconds: Option<u64>,
 }
 
@@ -191,7 +194,6 @@ async fn create(
         store::clock::now_ms(),
     )?;
     state.store.create_input(&input).await?;
-    crate::cluster::config_changed(&state).await;
     let view = InputCreated::new(&input, &state.config.public_url);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -248,7 +250,6 @@ async fn update(
         .update_input(&updated)
         .await
         .map_err(or_not_found("input"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(InputOut::new(&updated, &state.config.public_url)))
 }
 
@@ -263,6 +264,5 @@ async fn remove(
         .delete_input(&caller.tenant, &input.id)
         .await
         .map_err(or_not_found("input"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

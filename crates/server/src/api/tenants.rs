@@ -151,7 +151,6 @@ async fn update(
         .update_tenant(&tenant)
         .await
         .map_err(or_not_found("tenant"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(TenantOut::from(&tenant)))
 }
 
@@ -171,7 +170,6 @@ async fn remove(
         .delete_tenant(&id)
         .await
         .map_err(or_not_found("tenant"))?;
-    crate::cluster::config_changed(&state).await;
     state.auth.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,7 +192,6 @@ async fn set_secrets(
         .map(|(name, list)| (name, split_secrets(&list)))
         .collect();
     let names = upsert_named_inputs(&state.store, &id, pairs).await?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(SecretsSet {
         integrations: names,
     }))
