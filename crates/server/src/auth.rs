@@ -385,7 +385,7 @@ async fn poll_secret_matches(
 fn client_of(state: &AppState, parts: &Parts) -> IpAddr {
     match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
         Some(ConnectInfo(peer)) => {
-            crate::ingest::client_ip(&state.config.trusted_proxies, *peer, &parts.headers)
+            crate::client::client_ip(&state.config.trusted_proxies, *peer, &parts.headers)
         }
         None => IpAddr::from([0, 0, 0, 0]),
     }

@@ -12,6 +12,8 @@
 //! - `error`: `ApiError`, the one error answer, and extractor wrappers that
 //!   turn axum's own rejections into it.
 //! - `auth`: bearer tokens, the admin and poll secrets, and the bcrypt cache.
+//! - `client`: the client IP (through trusted proxies) and its network
+//!   prefix, as the per-client budgets count them.
 //! - `catalog`: the ingest-side cache of inputs with their kill switches.
 //! - `cluster`: signals between nodes sharing a store (`wait` answers,
 //!   configuration changes).
@@ -29,6 +31,7 @@ mod api;
 mod auth;
 mod bootstrap;
 mod catalog;
+mod client;
 mod cluster;
 pub mod config;
 mod deliver;

@@ -79,7 +79,7 @@ async fn poll(
     tenant: TenantId,
     query: Result<Query<PollQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let ip = crate::ingest::client_ip(&state.config.trusted_proxies, peer, headers);
+    let ip = crate::client::client_ip(&state.config.trusted_proxies, peer, headers);
     let key = format!("poll:{ip}");
     let now = model::time::now_ms();
     if let RateDecision::Limited { retry_after_secs } = state

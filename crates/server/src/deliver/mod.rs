@@ -10,6 +10,8 @@
 //! - `session`: the transport-agnostic session (hello, auth, welcome, the
 //!   message loop, heartbeats) written against [`AgentLink`].
 //! - `grpc`, `ws`: the two transports, one [`AgentLink`] each.
+//! - `preauth`: what a peer may make the relay hold before its `Hello` is
+//!   verified (and the budget of authenticated agents' large messages).
 //! - `pump`: one task per connected group: asks the store what is due,
 //!   hands it to the group's agents within their `max_in_flight`, settles
 //!   acks, retries, and cuts off agents that never ack.
@@ -22,6 +24,7 @@
 mod ephemeral;
 mod grpc;
 mod message;
+mod preauth;
 mod public;
 mod pump;
 mod retry;
@@ -39,6 +42,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 pub(crate) use ephemeral::{EphemeralPayload, EphemeralPayloads};
+pub(crate) use preauth::{Doorway, Limits as PreauthLimits};
 pub(crate) use wait::{Answer, Waiters};
 
 use crate::state::AppState;

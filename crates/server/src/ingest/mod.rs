@@ -8,7 +8,7 @@
 pub(crate) mod bucket_auth;
 mod pipeline;
 
-pub(crate) use pipeline::{client_ip, stored_headers};
+pub(crate) use pipeline::stored_headers;
 
 use std::net::SocketAddr;
 

@@ -53,7 +53,7 @@ pub(super) async fn run(
             return Err(rejection(Rejection::UnsupportedMediaType));
         }
     }
-    let client_ip = client_ip(&state.config.trusted_proxies, peer, &parts.headers);
+    let client_ip = crate::client::client_ip(&state.config.trusted_proxies, peer, &parts.headers);
     check_rate(state, route, client_ip).await?;
     let raw_query = parts.uri.query().unwrap_or("");
     bucket_auth::check(&route.bucket.auth, &parts.headers, raw_query)?;
@@ -242,24 +242,6 @@ async fn check_rate(state: &AppState, route: &Route, client_ip: IpAddr) -> Resul
         RateDecision::Allowed => Ok(()),
         RateDecision::Limited { retry_after_secs } => Err(ApiError::rate_limited(retry_after_secs)),
     }
-}
-
-/// The client's address: the socket peer, or, behind a trusted proxy, the
-/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub(crate) fn client_ip(trusted: &[IpAddr], peer: SocketAddr, headers: &http::HeaderMap) -> IpAddr {
-    let peer_ip = peer.ip();
-    if !trusted.contains(&peer_ip) {
-        return peer_ip;
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .unwrap_or(peer_ip)
 }
 
 /// Headers as stored with the event: names lower-case (hyper's), values as
