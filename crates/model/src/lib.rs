@@ -5,10 +5,11 @@
 //! No I/O and no async here: every other crate depends on this one, and this
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
-//! what ingest produces.
+//! what ingest produces; [`limits`] caps the lists a tenant can grow.
 
 pub mod event;
 pub mod ids;
+pub mod limits;
 pub mod objects;
 pub mod secret;
 pub mod time;

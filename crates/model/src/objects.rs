@@ -411,6 +411,7 @@ impl Input {
                 "a secret must not be empty",
             ));
         }
+        crate::limits::check_secrets("secrets", &self.secrets)?;
         if let Some(limit) = self.body_limit {
             if limit == 0 || limit > Self::MAX_BODY_LIMIT {
                 return Err(ValidationError::new(
@@ -492,8 +493,9 @@ pub struct Output {
 }
 
 impl Output {
-    /// Checks the URL and the retry policy.
+    /// Checks the URL, the headers and the retry policy.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        crate::limits::check_output_headers(&self.headers)?;
         let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
         if !scheme_ok || self.url.len() > 2048 || self.url.chars().any(char::is_whitespace) {
             return Err(ValidationError::new(

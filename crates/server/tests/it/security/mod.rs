@@ -6,9 +6,12 @@
 //!   addresses, by literal, by name or by redirect;
 //! - `poll_oracle`: a wrong poll secret costs the same for a known and an
 //!   unknown tenant (a regression test);
+//! - `caps` (issue 19): secrets per input and per integration, output
+//!   headers, each refused 400 naming the field;
 //! - `smuggling`: ambiguous request framing on the ingest route is refused
 //!   or read one safe way, and never yields a second, hidden request.
 
+mod caps;
 mod poll_oracle;
 mod probing;
 mod routes;
