@@ -9,6 +9,8 @@
 mod agent;
 mod client;
 mod keys;
+mod limits;
+mod report;
 mod serve;
 mod service;
 

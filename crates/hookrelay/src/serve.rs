@@ -91,6 +91,8 @@ pub(crate) struct ServeArgs {
     /// loopback and link-local addresses.
     #[arg(long, env = "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS")]
     allow_private_destinations: bool,
+    #[command(flatten)]
+    limits: crate::limits::LimitArgs,
     /// A TOML file with the same settings (snake_case keys).
     #[arg(long, env = "HOOKRELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -117,6 +119,9 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     allowed_origin: Option<String>,
     allow_private_destinations: Option<bool>,
+    max_unauthenticated_agents: Option<usize>,
+    max_unauthenticated_agents_per_ip: Option<usize>,
+    agent_message_budget_mib: Option<usize>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -239,6 +244,12 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     };
     config.allow_private_destinations =
         args.allow_private_destinations || file.allow_private_destinations.unwrap_or(false);
+    let file_limits = crate::limits::LimitArgs {
+        max_unauthenticated_agents: file.max_unauthenticated_agents,
+        max_unauthenticated_agents_per_ip: file.max_unauthenticated_agents_per_ip,
+        agent_message_budget_mib: file.agent_message_budget_mib,
+    };
+    args.limits.apply(&file_limits, &mut config);
     config.disabled_inputs = disabled_inputs(env);
     config.webhook_secrets = webhook_secrets(env);
     if let Some(cost) = args.bcrypt_cost.or(file.bcrypt_cost) {
@@ -258,9 +269,6 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     }
     if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout) {
         config.header_read_timeout = Duration::from_secs(secs.max(1));
-    }
-    if var("SENTRY_DSN").is_some() {
-        tracing::warn!("SENTRY_DSN is set, but error reporting to Sentry is not supported yet; errors go to the log");
     }
     Ok(Resolved {
         listen,
@@ -308,7 +316,17 @@ fn input_name(env_suffix: &str) -> String {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
+    // Held to the end of `run`: dropping it flushes queued reports.
+    let reporting = match std::env::var("SENTRY_DSN") {
+        Ok(dsn) if !dsn.is_empty() => {
+            Some(crate::report::init(&dsn).map_err(|e| config_error(format!("{e:#}")))?)
+        }
+        _ => None,
+    };
+    init_tracing_with(reporting.is_some());
+    if reporting.is_some() {
+        tracing::info!("reporting errors to Sentry (SENTRY_DSN)");
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let Resolved {
         listen,
@@ -411,12 +429,19 @@ fn load_tls(
 }
 
 pub(crate) fn init_tracing() {
+    init_tracing_with(false);
+}
+
+/// The log on stderr and, with `sentry`, `error!` events to Sentry.
+fn init_tracing_with(sentry: bool) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("hookrelay=info,server=info,store=info")
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(sentry.then(crate::report::layer))
         .try_init();
 }
 

@@ -12,7 +12,6 @@ pub mod ids;
 pub mod limits;
 pub mod objects;
 pub mod secret;
-pub mod time;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
 pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};

@@ -6,7 +6,7 @@
 //! budget and its fairness), the poll routes and the agent transports'
 //! pre-authentication budget all use it.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The client's address: the socket peer, or, behind a trusted proxy, the
 /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
@@ -39,6 +39,18 @@ pub(crate) fn host(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// What a per-network budget counts: the /24 of an IPv4 address (what one
+/// hosting customer usually holds), the /48 of an IPv6 one (one site).
+pub(crate) fn prefix(ip: IpAddr) -> IpAddr {
+    match host(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => IpAddr::V6(mask_v6(v6, 48)),
+    }
+}
+
 fn mask_v6(ip: Ipv6Addr, bits: u32) -> Ipv6Addr {
     Ipv6Addr::from(u128::from(ip) & !(u128::MAX >> bits))
 }
@@ -48,9 +60,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hosts() {
+    fn hosts_and_prefixes() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(host(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
         assert_eq!(host(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(prefix(ip("127.0.0.77")), ip("127.0.0.0"));
+        assert_eq!(prefix(ip("::ffff:127.1.0.1")), ip("127.1.0.0"));
+        assert_eq!(prefix(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1::"));
     }
 }

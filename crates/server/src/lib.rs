@@ -14,6 +14,7 @@
 //! - `auth`: bearer tokens, the admin and poll secrets, and the bcrypt cache.
 //! - `client`: the client IP (through trusted proxies) and its network
 //!   prefix, as the per-client budgets count them.
+//! - `lookup`: a tenant's bucket by id or name, for `api` and `deliver`.
 //! - `catalog`: the ingest-side cache of inputs with their kill switches.
 //! - `cluster`: signals between nodes sharing a store (`wait` answers,
 //!   configuration changes).
@@ -41,6 +42,7 @@ pub mod fuzzing;
 mod ingest;
 mod jobs;
 mod listener;
+mod lookup;
 mod metrics;
 mod ops;
 mod secrets;
