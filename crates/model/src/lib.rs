@@ -5,8 +5,9 @@
 //! No I/O and no async here: every other crate depends on this one, and this
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
-//! what ingest produces; [`limits`] caps the lists a tenant can grow.
+//! what ingest produces; [`caps`] bounds the lists a tenant can grow.
 
+pub mod caps;
 pub mod event;
 pub mod ids;
 pub mod limits;
@@ -15,6 +16,7 @@ pub mod secret;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
 pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};
+pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,
     IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant,

@@ -1,182 +1,196 @@
-//! Caps on the lists a tenant can grow (DESIGN §7, issue 19): each is a
-//! cost paid per request by everyone on the relay, so each is bounded and
-//! refused with a message naming the field.
+//! An input's ingest limits (DESIGN §3.1 steps 3 and 5, §13): its body
+//! limit and its rate limit, and the defaults filled in when an input is
+//! made, which depend on how it was made.
 //!
-//! - secrets of an input: every unsigned request is checked against each
-//!   one (100,000 secrets made one 200 KB request cost 11.3 s of CPU);
-//! - output headers: sent with every delivery, so an invalid one made
-//!   every delivery fail at once, and 50,000 of them every request huge.
+//! Two sets of defaults, because two contracts meet here:
+//! - Radarboard provisioning (`WEBHOOK_SECRET_<NAME>`, `PUT
+//!   /api/tenants/{id}/secrets`) keeps that relay's numbers exactly:
+//!   256 KiB, 100 requests a minute, every request counted.
+//! - Inputs made through `/v1` get numbers that let real provider traffic
+//!   through: the provider's documented maximum body, and, when the input
+//!   can tell a genuine request from a forged one (an integration or bucket
+//!   auth), a limit that counts only refused requests, so a burst of 130
+//!   GitHub deliveries in a minute (GitHub never retries a failed one by
+//!   itself) all land while a flood of forged ones is cut at 100.
 
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::{Secret, ValidationError};
+use crate::objects::{IntegrationKind, RateLimit, ValidationError};
 
-/// Secrets an input may hold (rotation needs two or three).
-pub const MAX_SECRETS: usize = 10;
-
-/// The longest secret: shared secrets are tens of bytes, the longest
-/// public key an integration takes (SendGrid's base64 DER) about 120.
-pub const MAX_SECRET_BYTES: usize = 1024;
-
-/// Extra headers an output may send.
-pub const MAX_OUTPUT_HEADERS: usize = 64;
-
-/// Names and values of an output's headers together, in bytes: well
-/// under the 8 KiB many servers accept in all.
-pub const MAX_OUTPUT_HEADER_BYTES: usize = 4 * 1024;
-
-/// Headers the relay sets itself when it forwards (connection-specific
-/// ones, RFC 9110 §7.6.1, and the framing): an output may not override them.
-const RESERVED_HEADERS: [&str; 9] = [
-    "connection",
-    "content-length",
-    "host",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Checks the number and length of `secrets` (`field` names them).
-pub fn check_secrets(field: &'static str, secrets: &[Secret]) -> Result<(), ValidationError> {
-    if secrets.len() > MAX_SECRETS {
-        return Err(ValidationError::new(
-            field,
-            format!("at most {MAX_SECRETS} secrets (got {})", secrets.len()),
-        ));
-    }
-    if secrets.iter().any(|s| s.expose().len() > MAX_SECRET_BYTES) {
-        return Err(ValidationError::new(
-            field,
-            format!("a secret may be at most {MAX_SECRET_BYTES} bytes"),
-        ));
-    }
-    Ok(())
+/// Which requests an input's rate limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RateCount {
+    /// Every request that reaches step 5.
+    #[default]
+    All,
+    /// Only requests that a later step refuses (bucket auth, replay,
+    /// signature, parse). Past the limit, every request from that address
+    /// is refused at step 5 until the window slides.
+    Refused,
 }
 
-/// Checks an output's extra headers: at most [`MAX_OUTPUT_HEADERS`] of
-/// [`MAX_OUTPUT_HEADER_BYTES`] in all, each name an RFC 9110 token (§5.1)
-/// and each value a field value (§5.5: no CR, LF, NUL or other control but
-/// tab, no leading or trailing whitespace), none of [`RESERVED_HEADERS`].
-pub fn check_output_headers(headers: &BTreeMap<String, String>) -> Result<(), ValidationError> {
-    if headers.len() > MAX_OUTPUT_HEADERS {
-        return Err(ValidationError::new(
-            "headers",
-            format!(
-                "at most {MAX_OUTPUT_HEADERS} headers (got {})",
-                headers.len()
-            ),
-        ));
-    }
-    let size: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
-    if size > MAX_OUTPUT_HEADER_BYTES {
-        return Err(ValidationError::new(
-            "headers",
-            format!("names and values at most {MAX_OUTPUT_HEADER_BYTES} bytes in all"),
-        ));
-    }
-    for (name, value) in headers {
-        if !is_token(name) {
-            return Err(ValidationError::new(
-                "headers",
-                format!(
-                    "{:?} is not a valid header name (RFC 9110 §5.1)",
-                    shown(name)
-                ),
-            ));
-        }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(ValidationError::new(
-                "headers",
-                format!("{name:?} is set by the relay itself"),
-            ));
-        }
-        if !is_field_value(value) {
-            return Err(ValidationError::new(
-                "headers",
-                format!("the value of {name:?} is not a valid header value (RFC 9110 §5.5)"),
-            ));
+/// An input's `rateLimit`: `requests` per `windowSeconds` per (tenant,
+/// input, client IP), counting what `count` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InputRateLimit {
+    pub requests: u32,
+    pub window_seconds: u32,
+    /// Stored limits from before `count` existed counted every request.
+    #[serde(default)]
+    pub count: RateCount,
+}
+
+impl InputRateLimit {
+    /// Radarboard's limit: 100 a minute, every request counted.
+    pub const RADARBOARD: InputRateLimit = InputRateLimit {
+        requests: 100,
+        window_seconds: 60,
+        count: RateCount::All,
+    };
+    /// An input that can tell forged requests from genuine ones: 100 refused
+    /// requests a minute, the same cut Radarboard applies to a flood, but
+    /// a provider's genuine burst is never counted.
+    pub const VERIFIED: InputRateLimit = InputRateLimit {
+        requests: 100,
+        window_seconds: 60,
+        count: RateCount::Refused,
+    };
+    /// A plain input, which cannot tell: 6000 a minute (100 a second from
+    /// one address), every request counted. Enough for a CI system or a
+    /// home-grown sender; still a bound on one address's flood.
+    pub const PLAIN: InputRateLimit = InputRateLimit {
+        requests: 6000,
+        window_seconds: 60,
+        count: RateCount::All,
+    };
+
+    /// The sliding window the store counts in.
+    pub fn window(&self) -> RateLimit {
+        RateLimit {
+            requests: self.requests,
+            window_seconds: self.window_seconds,
         }
     }
-    Ok(())
+
+    /// Both numbers must be positive.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.window().validate()
+    }
 }
 
-/// `token = 1*tchar` (RFC 9110 §5.6.2).
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+/// Radarboard's body limit: 256 KiB.
+pub const RADARBOARD_BODY_LIMIT: u64 = 256 * 1024;
+/// A plain input's body limit: 1 MiB, nginx's `client_max_body_size`
+/// default, which most senders already fit under.
+pub const PLAIN_BODY_LIMIT: u64 = 1024 * 1024;
+/// Hard ceiling for a configured body limit: 32 MiB, above the largest
+/// documented provider maximum (GitHub's and GitLab's 25 MiB). A body is
+/// held in memory while it is checked, so this bounds one request's share
+/// of the server's body budget.
+pub const MAX_BODY_LIMIT: u64 = 32 * 1024 * 1024;
+
+impl IntegrationKind {
+    /// The largest body the provider documents sending, as the default
+    /// body limit of an input made through `/v1` (the README's integration
+    /// table lists them). Providers that document no maximum get the
+    /// plain default: their payloads are single JSON objects far below it.
+    pub fn documented_body_limit(self) -> u64 {
+        match self {
+            // GitHub: "Payloads are capped at 25 MB"; GitLab refuses to send
+            // a payload over 25 MB (its webhook limit).
+            IntegrationKind::Github | IntegrationKind::Gitlab => 25 * 1024 * 1024,
+            _ => PLAIN_BODY_LIMIT,
+        }
+    }
 }
 
-/// `field-value = *field-content`: visible characters, spaces and tabs
-/// inside, obs-text (bytes from 0x80) allowed.
-fn is_field_value(value: &str) -> bool {
-    let bytes = value.as_bytes();
-    let inner_ok = bytes
-        .iter()
-        .all(|&b| b == b'\t' || b == b' ' || (0x21..0x7f).contains(&b) || b >= 0x80);
-    let edge_ok = |b: Option<&u8>| b.is_none_or(|b| *b != b' ' && *b != b'\t');
-    inner_ok && edge_ok(bytes.first()) && edge_ok(bytes.last())
+/// How an input came to be, which decides its default limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioning {
+    /// `WEBHOOK_SECRET_<NAME>` or `PUT /api/tenants/{id}/secrets`.
+    Radarboard,
+    /// `POST /v1/buckets/{id}/inputs`; `bucket_auth` is whether the
+    /// input's bucket has basic or token auth.
+    V1 { bucket_auth: bool },
 }
 
-/// A name as it may appear in a message: at most 64 characters.
-fn shown(name: &str) -> String {
-    name.chars().take(64).collect()
+/// The defaults of an input made by `how` with `integration`.
+pub fn default_limits(
+    how: Provisioning,
+    integration: Option<IntegrationKind>,
+) -> (u64, InputRateLimit) {
+    match how {
+        Provisioning::Radarboard => (RADARBOARD_BODY_LIMIT, InputRateLimit::RADARBOARD),
+        Provisioning::V1 { bucket_auth } => {
+            let body = integration.map_or(PLAIN_BODY_LIMIT, IntegrationKind::documented_body_limit);
+            let rate = if integration.is_some() || bucket_auth {
+                InputRateLimit::VERIFIED
+            } else {
+                InputRateLimit::PLAIN
+            };
+            (body, rate)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
     #[test]
-    fn secrets_are_capped_in_number_and_length() {
-        let ten: Vec<Secret> = (0..10).map(|i| Secret::from(format!("s{i}"))).collect();
-        assert!(check_secrets("secrets", &ten).is_ok());
-        let eleven: Vec<Secret> = (0..11).map(|i| Secret::from(format!("s{i}"))).collect();
-        assert_eq!(
-            check_secrets("secrets", &eleven).unwrap_err().field,
-            "secrets"
-        );
-        let long = [Secret::from("x".repeat(MAX_SECRET_BYTES + 1))];
-        assert!(check_secrets("secrets", &long).is_err());
-    }
-
-    #[test]
-    fn output_headers_follow_rfc_9110() {
-        let ok = headers(&[
-            ("X-Api-Key", "abc def"),
-            ("x-utf8", "café"),
-            ("x-empty", ""),
-        ]);
-        assert!(check_output_headers(&ok).is_ok());
-        for bad in [
-            ("x-a", "one\r\nx-b: two"),
-            ("x-a", "nul\0"),
-            ("x-a", " padded"),
-            ("x a", "v"),
-            ("x:a", "v"),
-            ("", "v"),
-            ("Content-Length", "5"),
-            ("transfer-encoding", "chunked"),
-        ] {
-            let err = check_output_headers(&headers(&[bad])).unwrap_err();
-            assert_eq!(err.field, "headers", "{bad:?}");
+    fn defaults_follow_how_the_input_was_made() {
+        let gh = Some(IntegrationKind::Github);
+        let v1 = Provisioning::V1 { bucket_auth: false };
+        let table = [
+            (
+                Provisioning::Radarboard,
+                gh,
+                262_144,
+                InputRateLimit::RADARBOARD,
+            ),
+            (v1, gh, 26_214_400, InputRateLimit::VERIFIED),
+            (
+                v1,
+                Some(IntegrationKind::Stripe),
+                1_048_576,
+                InputRateLimit::VERIFIED,
+            ),
+            (v1, None, 1_048_576, InputRateLimit::PLAIN),
+            (
+                Provisioning::V1 { bucket_auth: true },
+                None,
+                1_048_576,
+                InputRateLimit::VERIFIED,
+            ),
+        ];
+        for (how, integration, body, rate) in table {
+            assert_eq!(
+                default_limits(how, integration),
+                (body, rate),
+                "{how:?} {integration:?}"
+            );
         }
-        let many: BTreeMap<_, _> = (0..65)
-            .map(|i| (format!("x-{i}"), "v".to_owned()))
-            .collect();
-        assert!(check_output_headers(&many).is_err());
-        let big = headers(&[("x-big", &"v".repeat(MAX_OUTPUT_HEADER_BYTES))]);
-        assert!(check_output_headers(&big).is_err());
+    }
+
+    #[test]
+    fn a_stored_limit_without_count_counted_everything() {
+        let old: InputRateLimit =
+            serde_json::from_str(r#"{"requests":5,"windowSeconds":60}"#).unwrap();
+        assert_eq!(old.count, RateCount::All);
+        let json = serde_json::to_value(InputRateLimit::VERIFIED).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"requests": 100, "windowSeconds": 60, "count": "refused"})
+        );
+    }
+
+    #[test]
+    fn every_documented_limit_is_allowed() {
+        for kind in IntegrationKind::ALL {
+            assert!(kind.documented_body_limit() <= MAX_BODY_LIMIT);
+        }
     }
 }

@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     /// Agent sessions not yet authenticated, and the budget of large agent
     /// messages (DESIGN §7).
     pub(crate) preauth: Doorway,
+    /// Addresses whose refused requests filled their input's window.
+    pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
     /// the secret is checked like every other credential.
     pub(crate) admin_secret_hash: Option<String>,
@@ -57,7 +59,7 @@ impl AppState {
         };
         Ok(Self(Arc::new(Shared {
             auth: AuthCache::new(config.auth_cache_ttl),
-            catalog: Catalog::new(),
+            catalog: Catalog::new(store.config_changes()),
             metrics: Metrics::new(),
             hub: Hub::new(),
             preauth: Doorway::new(PreauthLimits {
@@ -65,6 +67,7 @@ impl AppState {
                 per_ip: config.max_unauthenticated_agents_per_ip,
                 message_budget: config.agent_message_budget,
             }),
+            ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,
             config,

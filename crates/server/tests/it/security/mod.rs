@@ -16,7 +16,7 @@
 mod caps;
 mod poll_oracle;
 mod probing;
-mod routes;
+pub(super) mod routes;
 mod smuggling;
 mod ssrf;
 mod token_oracle;
