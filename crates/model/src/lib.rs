@@ -5,8 +5,9 @@
 //! No I/O and no async here: every other crate depends on this one, and this
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
-//! what ingest produces.
+//! what ingest produces; [`caps`] bounds the lists a tenant can grow.
 
+pub mod caps;
 pub mod event;
 pub mod ids;
 pub mod limits;

@@ -457,6 +457,7 @@ impl Input {
                 "a secret must not be empty",
             ));
         }
+        crate::caps::check_secrets("secrets", &self.secrets)?;
         if let Some(limit) = self.body_limit {
             if limit == 0 || limit > Self::MAX_BODY_LIMIT {
                 return Err(ValidationError::new(
@@ -559,6 +560,7 @@ pub struct Output {
 }
 
 impl Output {
+<<<<<<< HEAD
     /// DESIGN §13: 16 in flight lets a 50 ms destination take 320 events/s.
     pub const DEFAULT_CONCURRENCY: u32 = 16;
 
@@ -586,6 +588,11 @@ impl Output {
                 "must be between 1 and 1024",
             ));
         }
+=======
+    /// Checks the URL, the headers and the retry policy.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        crate::caps::check_output_headers(&self.headers)?;
+>>>>>>> hardening
         let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
         if !scheme_ok || self.url.len() > 2048 || self.url.chars().any(char::is_whitespace) {
             return Err(ValidationError::new(

@@ -12,6 +12,8 @@
 //! - `error`: `ApiError`, the one error answer, and extractor wrappers that
 //!   turn axum's own rejections into it.
 //! - `auth`: bearer tokens, the admin and poll secrets, and the bcrypt cache.
+//! - `client`: the client IP (through trusted proxies) and its network
+//!   prefix, as the per-client budgets count them.
 //! - `lookup`: a tenant's bucket by id or name, for `api` and `deliver`.
 //! - `catalog`: the ingest-side cache of inputs with their kill switches.
 //! - `cluster`: signals between nodes sharing a store (`wait` answers,
@@ -33,6 +35,7 @@ mod api;
 mod auth;
 mod bootstrap;
 mod catalog;
+mod client;
 mod cluster;
 pub mod config;
 mod dashboard;

@@ -10,6 +10,8 @@
 //! - `session`: the transport-agnostic session (hello, auth, welcome, the
 //!   message loop, heartbeats) written against [`AgentLink`].
 //! - `grpc`, `ws`: the two transports, one [`AgentLink`] each.
+//! - `preauth`: what a peer may make the relay hold before its `Hello` is
+//!   verified (and the budget of authenticated agents' large messages).
 //! - `rules`: what a due delivery becomes (send with this payload, settle
 //!   it, try later) and what an attempt came to: the one rule set both
 //!   senders below follow.
@@ -29,6 +31,7 @@ mod ephemeral;
 mod gate;
 mod grpc;
 mod message;
+mod preauth;
 mod public;
 mod pump;
 mod retry;
@@ -47,6 +50,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 pub(crate) use ephemeral::{EphemeralPayload, EphemeralPayloads};
+pub(crate) use preauth::{Doorway, Limits as PreauthLimits};
 pub(crate) use wait::{Answer, Waiters};
 
 use crate::state::AppState;
