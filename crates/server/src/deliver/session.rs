@@ -289,6 +289,7 @@ async fn welcome(state: &AppState, info: &AgentInfo, buckets: &[Bucket]) -> ToAg
         agent_id: info.id.clone(),
         subscriptions,
         heartbeat_ms: u32::try_from(proto::HEARTBEAT.as_millis()).unwrap_or(u32::MAX),
+        tunnel_urls: Vec::new(),
     })
 }
 
