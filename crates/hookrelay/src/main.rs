@@ -2,7 +2,7 @@
 //! logging, signals and exit codes. The only crate that uses `anyhow`.
 //!
 //! Subcommands: `serve` runs the relay ([`serve`]); `agent` and `listen`
-//! run an agent ([`agent`]); `admin`, `events` and `send` are HTTP clients
+//! run an agent ([`agent`]); `tunnel` publishes a local service ([`tunnel`]); `admin`, `events` and `send` are HTTP clients
 //! of a running relay (`client`); `keys` manages the master keys of a data
 //! directory (`keys`).
 
@@ -11,6 +11,7 @@ mod client;
 mod keys;
 mod serve;
 mod service;
+mod tunnel;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ enum Command {
     /// Run an agent: receive a bucket's webhooks over one outbound stream
     /// and forward them to internal URLs.
     Agent(Box<agent::AgentCommand>),
+    /// Publish a local HTTP service through the relay (an HTTP tunnel).
+    Tunnel(Box<tunnel::TunnelArgs>),
     /// Forward one bucket to one local URL, printing each request.
     Listen(Box<agent::ListenArgs>),
     /// Administer tenants, buckets, inputs, outputs and tokens of a running relay.
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args).await,
             Command::Agent(args) => agent::run_agent(*args).await,
             Command::Listen(args) => agent::run_listen(*args).await,
+            Command::Tunnel(args) => tunnel::run(*args).await,
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,

@@ -91,6 +91,10 @@ pub(crate) struct ServeArgs {
     /// loopback and link-local addresses.
     #[arg(long, env = "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS")]
     allow_private_destinations: bool,
+    /// Route requests for `{name}.DOMAIN` to tunnel `name` (point a
+    /// wildcard DNS record and certificate at the relay).
+    #[arg(long, env = "HOOKRELAY_TUNNEL_DOMAIN")]
+    tunnel_domain: Option<String>,
     /// A TOML file with the same settings (snake_case keys).
     #[arg(long, env = "HOOKRELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -117,6 +121,7 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     allowed_origin: Option<String>,
     allow_private_destinations: Option<bool>,
+    tunnel_domain: Option<String>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -239,6 +244,10 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     };
     config.allow_private_destinations =
         args.allow_private_destinations || file.allow_private_destinations.unwrap_or(false);
+    config.tunnel_domain = match args.tunnel_domain.or(file.tunnel_domain) {
+        Some(domain) => Some(tunnel_domain(&domain)?),
+        None => None,
+    };
     config.disabled_inputs = disabled_inputs(env);
     config.webhook_secrets = webhook_secrets(env);
     if let Some(cost) = args.bcrypt_cost.or(file.bcrypt_cost) {
@@ -269,6 +278,23 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
         public_url_given,
         config,
     })
+}
+
+/// `--tunnel-domain`: DNS labels separated by dots, lower-cased.
+fn tunnel_domain(domain: &str) -> anyhow::Result<String> {
+    let domain = domain.trim_matches('.').to_ascii_lowercase();
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .split('.')
+            .all(|label| model::validate_dns_label("", label).is_ok());
+    if valid {
+        Ok(domain)
+    } else {
+        Err(config_error(
+            "--tunnel-domain must be a DNS name such as tunnels.example.com",
+        ))
+    }
 }
 
 fn var_of(env: &[(String, String)], name: &str) -> Option<String> {

@@ -5,19 +5,21 @@
 //! No I/O and no async here: every other crate depends on this one, and this
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
-//! what ingest produces.
+//! what ingest produces, and [`tunnel`] for HTTP tunnels.
 
 pub mod event;
 pub mod ids;
 pub mod objects;
 pub mod secret;
 pub mod time;
+pub mod tunnel;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
-pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};
+pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,
     IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant,
     Token, TokenScope, ValidationError,
 };
 pub use secret::Secret;
+pub use tunnel::{validate_dns_label, Tunnel};

@@ -19,6 +19,8 @@
 //! - `api/`: administration, Radarboard provisioning, event reads, SSE.
 //! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
 //!   per-group pumps), the `wait` policy and ephemeral payloads.
+//! - `tunnel/`: HTTP tunnels: the agents' tunnel connections, the public
+//!   routes through them (`/t/{name}/`, `--tunnel-domain`), `/v1/tunnels`.
 //! - `ops`: health, readiness and Prometheus metrics.
 //! - `bootstrap`: first start (default tenant, admin token) and the
 //!   Radarboard environment.
@@ -42,6 +44,7 @@ mod metrics;
 mod ops;
 mod secrets;
 mod state;
+mod tunnel;
 
 use std::sync::Arc;
 
@@ -106,11 +109,18 @@ fn router(state: state::AppState) -> axum::Router {
         .merge(api::router())
         .merge(deliver::router(&state))
         .merge(ops::router())
+        .merge(tunnel::router(&state))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(error::json_method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,
+        ))
+        // Outermost: a tunnel host's requests never reach the relay's own
+        // routes, whatever their path.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            tunnel::by_host,
         ))
         .with_state(state)
 }

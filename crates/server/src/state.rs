@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Connected agents and their groups' delivery pumps.
     pub(crate) hub: Hub,
+    /// Tunnel agents connected to this node, and the request logs.
+    pub(crate) tunnels: crate::tunnel::Registry,
     /// bcrypt hash of the configured admin secret, made once at start so
     /// the secret is checked like every other credential.
     pub(crate) admin_secret_hash: Option<String>,
@@ -57,6 +59,7 @@ impl AppState {
             catalog: Catalog::new(),
             metrics: Metrics::new(),
             hub: Hub::new(),
+            tunnels: crate::tunnel::Registry::new(),
             admin_secret_hash,
             shutdown,
             config,

@@ -21,6 +21,7 @@ pub mod redis;
 mod sealed;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod tunnels;
 
 use async_trait::async_trait;
 use model::{
@@ -30,6 +31,7 @@ use model::{
 
 pub use dedup::DedupSet;
 pub use limiter::SlidingWindow;
+pub use tunnels::Tunnels;
 
 /// What went wrong in a store operation, in domain terms the server maps to
 /// status codes.
@@ -204,7 +206,7 @@ pub struct TenantRecord {
 ///   that lasts until it is settled or released, or until the claiming
 ///   node stops renewing its liveness, when another node takes it back).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Tunnels + Send + Sync + 'static {
     // ---- tenants ----
     /// Creates a tenant. [`Error::Conflict`] if the id is taken.
     async fn create_tenant(&self, record: &TenantRecord) -> Result<()>;

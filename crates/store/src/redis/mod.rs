@@ -60,6 +60,7 @@ mod objects;
 mod routes;
 mod scripts;
 mod tenants;
+mod tunnels;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -32,6 +32,7 @@ mod reader;
 mod rows;
 mod schema;
 mod tenants;
+mod tunnels;
 mod writer;
 
 use std::path::Path;

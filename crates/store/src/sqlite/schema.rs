@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// How long a connection waits on a lock before failing `Unavailable`. Only
 /// checkpoints and the rare reader-vs-recovery race ever wait.
@@ -197,6 +197,22 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 ) STRICT;
 
+";
+
+/// Tunnels (DESIGN §10). The name is unique across tenants: it is a public
+/// address. The auth is sealed like a bucket's.
+const V2: &str = "
+CREATE TABLE tunnels (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    name        TEXT NOT NULL UNIQUE,
+    auth        BLOB NOT NULL,
+    auth_key    INTEGER NOT NULL,
+    host_header TEXT,
+    enabled     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX tunnels_by_tenant ON tunnels (tenant, name);
 ";
 
 /// Opens the single write connection, sets WAL and durable commits, and
