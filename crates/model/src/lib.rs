@@ -11,7 +11,6 @@ pub mod event;
 pub mod ids;
 pub mod objects;
 pub mod secret;
-pub mod time;
 pub mod tunnel;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};

@@ -118,7 +118,7 @@ async fn create(
         auth: body.auth,
         host_header: body.host_header,
         enabled: body.enabled,
-        created_at: model::time::now_ms(),
+        created_at: store::clock::now_ms(),
     })?;
     state.store.create_tunnel(&tunnel).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &tunnel))))

@@ -84,7 +84,7 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
     }
     let client = crate::ingest::client_ip(&state.config.trusted_proxies, peer, req.headers());
     let record = RequestRecord {
-        at: model::time::now_ms(),
+        at: store::clock::now_ms(),
         method: req.method().to_string(),
         path: target.path_and_query.path().to_owned(),
         status: 0,
