@@ -5,6 +5,7 @@
 //! rotation, token rotation. `faults`: kill -9 under load, agents killed,
 //! a full disk, slow-loris and 10,000 idle connections (issue 7).
 //! `sentry`: error reports to a stand-in Sentry, scrubbed (issue 20).
+//! `tunnels`: HTTP tunnels through real relay and agent processes (issue 15).
 
 mod protection;
 
@@ -14,6 +15,8 @@ mod cluster;
 mod faults;
 
 mod sentry;
+
+mod tunnels;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -99,12 +99,14 @@ impl Registry {
         }
     }
 
-    /// The least busy open agent of `tunnel`.
+    /// The least busy agent of `tunnel`. An agent whose connection ended
+    /// is gone from the list already (its task removes it); hyper's
+    /// `SendRequest::is_closed` is no help here: it answered true for live
+    /// HTTP/2 connections, which sent every request to one agent.
     fn pick(&self, tunnel: &TunnelId) -> Option<Arc<Agent>> {
         lock(&self.agents)
             .get(tunnel)?
             .iter()
-            .filter(|a| !a.sender.is_closed())
             .min_by_key(|a| a.in_flight.load(Ordering::Relaxed))
             .cloned()
     }
