@@ -14,12 +14,14 @@
 //! - `events`: append, order, dedup, ephemeral events, deliveries.
 //! - `dispatch`: agent groups, due queues, settling, expiry.
 //! - `reads`: cursors, retention, visibility, commit ticks, polling.
+//! - `tunnels`: tunnel objects, their server-wide names.
 
 mod dispatch;
 mod events;
 mod isolation;
 mod objects;
 mod reads;
+mod tunnels;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +47,7 @@ pub use isolation::{
 };
 pub use objects::{buckets, inputs, outputs, tenants, tokens};
 pub use reads::{cursors, polling_never_misses, purge_respects_retention, visibility_and_commits};
+pub use tunnels::tunnels;
 
 /// The whole suite, in an order that lets one store serve every check.
 pub async fn run_all(store: Arc<dyn Store>) {
@@ -53,6 +56,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     inputs(&store).await;
     outputs(&store).await;
     tokens(&store).await;
+    tunnels(&store).await;
     tenant_isolation(&store).await;
     delete_tenant_removes_everything(&store).await;
     delete_bucket_removes_its_children(&store).await;
