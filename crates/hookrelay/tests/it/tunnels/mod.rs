@@ -5,11 +5,12 @@
 //! WebSocket answers, on both transports. `routing`: host and path
 //! routing, forwarded headers, auth, crafted targets, offline and unknown
 //! tunnels, refused tokens. `agents`: two agents sharing a tunnel, one
-//! killed mid-request.
+//! killed mid-request. `tls`: both transports through TLS with a private CA.
 
 mod agents;
 mod destination;
 mod routing;
+mod tls;
 mod traffic;
 
 use std::process::{Child, Command, Stdio};
@@ -26,7 +27,7 @@ pub(super) const DOMAIN: &str = "tun.test";
 pub(super) struct Relay {
     pub(super) serve: Serve,
     pub(super) http: reqwest::Client,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Relay {
@@ -37,10 +38,20 @@ impl Relay {
             &["--tunnel-domain", DOMAIN, "--admin-secret", ADMIN],
             &[],
         );
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
         Relay {
             serve,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            _data: data,
+            http,
+            _data: Some(data),
+        }
+    }
+
+    /// A relay started by the caller (TLS), with its client.
+    pub(super) fn from_parts(serve: Serve, http: reqwest::Client) -> Relay {
+        Relay {
+            serve,
+            http,
+            _data: None,
         }
     }
 
@@ -103,9 +114,21 @@ impl Agent {
         destination: &str,
         transport: &str,
     ) -> Agent {
+        Self::spawn_with(relay, token, name, destination, transport, &[])
+    }
+
+    pub(super) fn spawn_with(
+        relay: &Relay,
+        token: &str,
+        name: &str,
+        destination: &str,
+        transport: &str,
+        extra: &[&str],
+    ) -> Agent {
         let child = Command::new(BIN)
             .args(["tunnel", "--server", &relay.serve.url, "--name", name])
             .args(["--destination", destination, "--transport", transport])
+            .args(extra)
             .env("HOOKRELAY_TOKEN", token)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
