@@ -82,6 +82,30 @@ pub struct Config {
     /// `--tunnel-domain D`: a request whose `Host` is `{name}.D` goes to
     /// tunnel `name`, whatever its path (lower-case, no leading dot).
     pub tunnel_domain: Option<String>,
+    /// The most events, and body bytes, one filtered event read or bulk
+    /// resend examines (`GET /v1/events`, `POST /v1/events/resend`).
+    pub event_scan: ScanBound,
+}
+
+/// A bound on one scan of the event log.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanBound {
+    /// Events examined.
+    pub events: usize,
+    /// Body bytes examined; the scan stops after the event that reaches it.
+    pub body_bytes: u64,
+}
+
+impl Default for ScanBound {
+    /// 5,000 events (a few tens of ms to read and decrypt at 1 KiB each;
+    /// README, "Event filters") and 64 MiB of bodies, so a log of large
+    /// bodies cannot make one request decrypt gigabytes.
+    fn default() -> Self {
+        ScanBound {
+            events: 5_000,
+            body_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 impl Config {
@@ -112,6 +136,7 @@ impl Config {
             tls: None,
             allow_private_destinations: false,
             tunnel_domain: None,
+            event_scan: ScanBound::default(),
         }
     }
 }

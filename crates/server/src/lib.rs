@@ -23,6 +23,7 @@
 //! - `tunnel/`: HTTP tunnels: the agents' tunnel connections, the public
 //!   routes through them (`/t/{name}/`, `--tunnel-domain`), `/v1/tunnels`.
 //! - `ops`: health, readiness and Prometheus metrics.
+//! - `openapi`: `GET /openapi.json`, the description of every route.
 //! - `bootstrap`: first start (default tenant, admin token) and the
 //!   Radarboard environment.
 //! - `jobs/`: background work (retention), never in the request path.
@@ -43,6 +44,7 @@ mod jobs;
 mod listener;
 mod lookup;
 mod metrics;
+mod openapi;
 mod ops;
 mod secrets;
 mod state;
@@ -112,6 +114,7 @@ fn router(state: state::AppState) -> axum::Router {
         .merge(deliver::router(&state))
         .merge(ops::router())
         .merge(tunnel::router(&state))
+        .merge(openapi::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(error::json_method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(

@@ -61,16 +61,22 @@ fn enabled() -> bool {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct BucketPatch {
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     auth: Option<BucketAuth>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     ephemeral: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     retention_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     catchup_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     enabled: Option<bool>,
 }
 

@@ -66,17 +66,20 @@ pub(crate) struct InputPatch {
     #[serde(default, deserialize_with = "present")]
     generic_hmac: Option<Option<GenericHmac>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>, nullable = false)]
     secrets: Option<Vec<Secret>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     response: Option<ResponsePolicy>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     body_limit: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
     rate_limit: Option<Option<RateLimit>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     timestamp_tolerance_seconds: Option<u64>,
 }
 

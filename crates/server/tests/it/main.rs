@@ -9,15 +9,19 @@
 //! - `lifecycle`: operations routes, restart persistence, shutdown;
 //! - `protection`: encryption at rest as the API shows it (tampered
 //!   records), retention reclaiming space, token rotation;
+//! - `filters`: event filters on `GET /v1/events` and the bulk resend;
+//! - `openapi`: `GET /openapi.json` parses and describes every route;
 //! - `security`: cross-tenant probing of every route, SSRF on public
 //!   outputs, request smuggling on ingest (issue 7).
 
 mod admin;
 mod agents;
+mod filters;
 mod ingest;
 mod integrations;
 mod isolation;
 mod lifecycle;
+mod openapi;
 mod protection;
 mod reading;
 mod security;
