@@ -7,7 +7,9 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{check_server_url, TransportArg};
-use crate::serve::{cancel_on_signal, init_tracing, ConfigError};
+use crate::exit::ConfigError;
+use crate::logs::LogFormat;
+use crate::signals::cancel_on_signal;
 
 #[derive(Args)]
 pub(crate) struct TunnelArgs {
@@ -76,8 +78,8 @@ impl TunnelArgs {
     }
 }
 
-pub(crate) async fn run(args: TunnelArgs) -> Result<()> {
-    init_tracing();
+pub(crate) async fn run(args: TunnelArgs, log: LogFormat) -> Result<()> {
+    crate::logs::init(log, false);
     let config = args.to_config()?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

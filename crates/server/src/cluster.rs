@@ -5,8 +5,10 @@
 //! - A destination's answer for a `wait` caller arrives here when the
 //!   caller is held by this node and the delivery was made by another
 //!   (`deliver::rules` sends it).
-//! - An admin write tells the other nodes to drop their cached inputs and
-//!   credentials at once, instead of at their expiry.
+//! - An admin write on another node (the store tells of it itself, as
+//!   `Signal::ConfigChanged`) drops the cached credentials at once, instead
+//!   of at their expiry; the input catalog follows the store's
+//!   configuration feed on its own.
 //!
 //! Depends on `store` (the carrier), `deliver` (the waiting callers) and
 //! the crate's `AppState`; nothing in `deliver` depends on this module.
@@ -17,15 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deliver::Answer;
 use crate::state::AppState;
-
-/// Drops this node's cached configuration and tells the others to.
-pub(crate) async fn config_changed(state: &AppState) {
-    state.catalog.invalidate();
-    if let Err(err) = state.store.broadcast(Signal::ConfigChanged).await {
-        // The other nodes' caches expire within seconds anyway.
-        tracing::warn!(%err, "could not tell the other nodes of a configuration change");
-    }
-}
 
 /// Applies the other nodes' signals until `cancel`.
 pub(crate) async fn listen(state: AppState, cancel: CancellationToken) {
@@ -42,14 +35,13 @@ pub(crate) async fn listen(state: AppState, cancel: CancellationToken) {
                 Some(answer) => state.hub.waiters.answer(event, answer),
                 None => tracing::warn!(%event, "an undecodable answer from another node"),
             },
-            Ok(Signal::ConfigChanged) => {
-                state.catalog.invalidate();
-                state.auth.forget_all();
-            }
+            // The input catalog follows the store's configuration feed by
+            // itself; credentials changed on another node are not known
+            // one by one here, so every cached one goes.
+            Ok(Signal::ConfigChanged) => state.auth.forget_all(),
             Err(RecvError::Lagged(missed)) => {
                 // What was missed may have been a configuration change.
                 tracing::warn!(missed, "missed signals from other nodes");
-                state.catalog.invalidate();
                 state.auth.forget_all();
             }
             Err(RecvError::Closed) => return,

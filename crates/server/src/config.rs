@@ -53,8 +53,6 @@ pub struct Config {
     pub allowed_origin: Option<String>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
-    /// Ingest rate limit for inputs without their own.
-    pub ingest_rate_limit: RateLimit,
     /// Rate limit of the Radarboard poll routes, per client IP.
     pub poll_rate_limit: RateLimit,
     /// How long a provider delivery id is remembered.
@@ -120,7 +118,6 @@ impl Config {
             webhook_secrets: Vec::new(),
             allowed_origin: None,
             trusted_proxies: Vec::new(),
-            ingest_rate_limit: RateLimit::INGEST_DEFAULT,
             poll_rate_limit: RateLimit {
                 requests: 20,
                 window_seconds: 60,

@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     /// Tunnel agents connected to this node, and the request logs.
     pub(crate) tunnels: crate::tunnel::Registry,
+    /// Addresses whose refused requests filled their input's window.
+    pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
     /// the secret is checked like every other credential.
     pub(crate) admin_secret_hash: Option<String>,
@@ -56,10 +58,11 @@ impl AppState {
         };
         Ok(Self(Arc::new(Shared {
             auth: AuthCache::new(config.auth_cache_ttl),
-            catalog: Catalog::new(),
+            catalog: Catalog::new(store.config_changes()),
             metrics: Metrics::new(),
             hub: Hub::new(),
             tunnels: crate::tunnel::Registry::new(),
+            ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,
             config,

@@ -2,11 +2,13 @@
 //! each other ([`Signal`]s, agent announcements), and whether they share
 //! its delivery queue. Not storage: it rides on the shared backend because
 //! that is the one thing every node already reaches. The embedded store has
-//! one node, and keeps the trait's defaults (nothing sent, nothing heard).
+//! one node, and keeps the trait's defaults (nothing sent, nothing heard)
+//! but the configuration feed, which every store keeps.
 //! A node-to-node channel for tunnels (DESIGN §10) belongs beside it.
 
 use async_trait::async_trait;
 use model::{EventId, TenantId};
+use tokio::sync::watch;
 
 use crate::Result;
 
@@ -18,8 +20,10 @@ pub enum Signal {
     /// caller held by whichever node accepted the event. The bytes are the
     /// server's own encoding; the store only carries them.
     Answer { event: EventId, answer: Vec<u8> },
-    /// An admin write changed inputs, buckets, tenants or tokens: drop
-    /// cached configuration now rather than at its expiry.
+    /// An admin write on another node changed inputs, buckets, tenants or
+    /// tokens: drop cached configuration now rather than at its expiry.
+    /// The store sends it itself, when it hears of the write (after ticking
+    /// [`ClusterBus::config_changes`]); nobody needs to broadcast it.
     ConfigChanged,
 }
 
@@ -40,6 +44,14 @@ pub trait ClusterBus: Send + Sync + 'static {
     fn shared_dispatch(&self) -> bool {
         false
     }
+    /// The configuration feed: ticks after every committed write of a
+    /// tenant, token, bucket, input or output ([`crate::Tenants`],
+    /// [`crate::Buckets`]) made through this store, before the write
+    /// returns; on a shared store also after those of the other nodes, as
+    /// soon as the bus brings them. Configuration cached from reads made
+    /// before a tick is stale, so a cache that compares the feed's value
+    /// on each use needs no one to remember to invalidate it.
+    fn config_changes(&self) -> watch::Receiver<u64>;
     /// Sends `signal` to every other node sharing the store.
     async fn broadcast(&self, _signal: Signal) -> Result<()> {
         Ok(())

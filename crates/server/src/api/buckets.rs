@@ -153,7 +153,6 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let bucket = body.into_bucket(BucketId::generate(), caller.tenant, store::clock::now_ms())?;
     state.store.create_bucket(&bucket).await?;
-    crate::cluster::config_changed(&state).await;
     Ok((StatusCode::CREATED, Json(BucketOut::from(&bucket))))
 }
 
@@ -189,7 +188,6 @@ async fn update(
         .update_bucket(&updated)
         .await
         .map_err(or_not_found("bucket"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(BucketOut::from(&updated)))
 }
 
@@ -204,6 +202,5 @@ async fn remove(
         .delete_bucket(&caller.tenant, &bucket.id)
         .await
         .map_err(or_not_found("bucket"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,7 @@
 //! - `ingest`: every pipeline step's rejection and the order of the steps;
 //! - `integrations`: every provider's scheme end to end (issue 3);
 //! - `admin`: the administration API's shapes and error answers;
+//! - `defaults`: input limits as made and shown, and what they let through;
 //! - `agents`: the agent protocol from a raw WebSocket client;
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
@@ -16,6 +17,7 @@
 
 mod admin;
 mod agents;
+mod defaults;
 mod filters;
 mod ingest;
 mod integrations;

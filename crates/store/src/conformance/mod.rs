@@ -12,6 +12,7 @@
 //! - `mod.rs`: `conformance_tests!` and the fixtures (objects with sensible
 //!   defaults).
 //! - `objects`: CRUD of tenants, buckets, inputs, outputs and tokens.
+//! - `feed`: object writes tick the configuration feed.
 //! - `isolation`: tenant isolation and cascading deletes.
 //! - `events`: append, order, dedup, ephemeral events, deliveries.
 //! - `dispatch`: agent groups, due queues, settling, expiry.
@@ -20,6 +21,7 @@
 
 mod dispatch;
 mod events;
+mod feed;
 mod isolation;
 mod objects;
 mod reads;
@@ -44,6 +46,7 @@ pub use events::{
     append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
     ephemeral_events, sequential_order,
 };
+pub use feed::object_writes_tick_the_config_feed;
 pub use isolation::{
     delete_bucket_removes_its_children, delete_tenant_removes_everything, tenant_isolation,
 };
@@ -66,7 +69,7 @@ pub use tunnels::tunnels;
 macro_rules! conformance_tests {
     (open = $open:path, finish = $finish:path $(,)?) => {
         $crate::conformance_tests!(@each $open, $finish;
-            tenants, buckets, inputs, outputs, tokens, tunnels,
+            tenants, buckets, inputs, outputs, tokens, object_writes_tick_the_config_feed, tunnels,
             tenant_isolation, delete_tenant_removes_everything,
             delete_bucket_removes_its_children,
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use model::{EventId, TenantId};
 use redis::AsyncCommands;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::codec::unavailable;
 use super::{Inner, RedisStore};
@@ -26,6 +26,16 @@ impl Inner {
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
         if let Err(err) = self.publish(b"c").await {
             tracing::warn!(%err, "could not announce a commit to other nodes");
+        }
+    }
+
+    /// Ticks `config_changes()` here and, through the bus, on every other
+    /// node (which also tells its server with [`Signal::ConfigChanged`]).
+    pub(super) async fn config_changed(&self) {
+        self.config.send_modify(|n| *n = n.wrapping_add(1));
+        if let Err(err) = self.publish(b"g").await {
+            // The other nodes' caches expire within seconds anyway.
+            tracing::warn!(%err, "could not tell the other nodes of a configuration change");
         }
     }
 
@@ -56,6 +66,7 @@ impl Inner {
         match body.split_first() {
             Some((b'c', _)) => self.commits.send_modify(|n| *n = n.wrapping_add(1)),
             Some((b'g', _)) => {
+                self.config.send_modify(|n| *n = n.wrapping_add(1));
                 let _ = self.signals.send(Signal::ConfigChanged);
             }
             Some((b'a', rest)) => {
@@ -92,6 +103,10 @@ impl ClusterBus for RedisStore {
             }
         };
         self.inner.publish(&body).await
+    }
+
+    fn config_changes(&self) -> watch::Receiver<u64> {
+        self.inner.config.subscribe()
     }
 
     fn signals(&self) -> Option<broadcast::Receiver<Signal>> {
@@ -173,7 +188,8 @@ pub(super) async fn subscribe(inner: &Inner) -> Result<redis::aio::PubSub> {
 }
 
 /// Listens to the bus until aborted, resubscribing after a lost
-/// connection (and then ticking `commits()`: a commit may have gone by).
+/// connection (and then ticking `commits()` and `config_changes()`: a
+/// commit or an object write may have gone by).
 pub(super) async fn listen(inner: Arc<Inner>, mut pubsub: redis::aio::PubSub) {
     loop {
         {
@@ -194,5 +210,6 @@ pub(super) async fn listen(inner: Arc<Inner>, mut pubsub: redis::aio::PubSub) {
             }
         };
         inner.commits.send_modify(|n| *n = n.wrapping_add(1));
+        inner.config.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

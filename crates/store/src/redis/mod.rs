@@ -129,6 +129,9 @@ pub(super) struct Inner {
     clock: Clock,
     closed: AtomicBool,
     commits: watch::Sender<u64>,
+    /// [`crate::ClusterBus::config_changes`]: this node's object writes and
+    /// those heard on the bus.
+    config: watch::Sender<u64>,
     signals: broadcast::Sender<Signal>,
     /// Appends queued for the writer and not yet sent.
     queued: AtomicUsize,
@@ -216,6 +219,7 @@ impl RedisStore {
             clock: Clock::default(),
             closed: AtomicBool::new(false),
             commits: watch::channel(0).0,
+            config: watch::channel(0).0,
             signals: broadcast::channel(SIGNALS).0,
             queued: AtomicUsize::new(0),
             pipelines: AtomicU64::new(0),

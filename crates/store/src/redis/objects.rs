@@ -21,7 +21,10 @@ use super::{Inner, RedisStore};
 use crate::{sealed, Buckets, Error, Result};
 
 impl Inner {
-    /// Runs one branch of `lua/objects.lua` in `tenant`.
+    /// Runs one branch of `lua/objects.lua` in `tenant`. Every write of an
+    /// object goes through here (a tenant's delete aside), so this is where
+    /// a successful one ticks the configuration feed, here and on the other
+    /// nodes ([`Inner::config_changed`]).
     pub(super) async fn object_op(&self, tenant: &TenantId, args: &[&[u8]]) -> Result<()> {
         let mut con = self.con()?;
         let mut call = self.scripts.objects.key(self.keys.tenant(tenant));
@@ -30,7 +33,10 @@ impl Inner {
         }
         let answer: String = call.invoke_async(&mut con).await.map_err(unavailable)?;
         match answer.as_str() {
-            "ok" => Ok(()),
+            "ok" => {
+                self.config_changed().await;
+                Ok(())
+            }
             "nf" => Err(Error::NotFound),
             "conflict:name" => Err(Error::Conflict("name")),
             "conflict:key" => Err(Error::Conflict("key")),

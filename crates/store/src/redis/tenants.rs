@@ -168,6 +168,8 @@ impl Tenants for RedisStore {
             .srem(self.inner.keys.public_tenants(), tenant.as_str())
             .await
             .map_err(unavailable)?;
+        // The one object write that does not go through `object_op`.
+        self.inner.config_changed().await;
         Ok(())
     }
 

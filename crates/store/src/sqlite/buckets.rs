@@ -72,7 +72,7 @@ impl InputJson {
 impl Buckets for SqliteStore {
     async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
         let (b, keys) = (bucket.clone(), Arc::clone(&self.keys));
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             tenant_exists(conn, &b.tenant)?;
             let (auth, auth_key) = sealed_auth(&b, &keys)?;
             conn.prepare_cached(
@@ -142,7 +142,7 @@ impl Buckets for SqliteStore {
 
     async fn update_bucket(&self, bucket: &Bucket) -> Result<()> {
         let (b, keys) = (bucket.clone(), Arc::clone(&self.keys));
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             let (auth, auth_key) = sealed_auth(&b, &keys)?;
             changed(
                 conn,
@@ -168,7 +168,7 @@ impl Buckets for SqliteStore {
 
     async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             bucket_exists(conn, &tenant, &id)?;
             super::retention::keep_high_water(conn)?;
             for sql in BUCKET_CHILDREN {
@@ -188,7 +188,7 @@ impl Buckets for SqliteStore {
 
     async fn create_input(&self, input: &Input) -> Result<()> {
         let (i, keys) = (input.clone(), Arc::clone(&self.keys));
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             bucket_exists(conn, &i.tenant, &i.bucket)?;
             let j = InputJson::of(&i, &keys)?;
             conn.prepare_cached(
@@ -275,7 +275,7 @@ impl Buckets for SqliteStore {
     /// The bucket and creation time of an input are fixed; the rest is replaced.
     async fn update_input(&self, input: &Input) -> Result<()> {
         let (i, keys) = (input.clone(), Arc::clone(&self.keys));
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             let j = InputJson::of(&i, &keys)?;
             changed(
                 conn,
@@ -305,7 +305,7 @@ impl Buckets for SqliteStore {
 
     async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()> {
         let (tenant, id) = (tenant.clone(), *id);
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             changed(
                 conn,
                 "DELETE FROM inputs WHERE tenant = ?1 AND id = ?2",
@@ -318,7 +318,7 @@ impl Buckets for SqliteStore {
 
     async fn create_output(&self, output: &Output) -> Result<()> {
         let o = output.clone();
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             bucket_exists(conn, &o.tenant, &o.bucket)?;
             let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
             conn.prepare_cached(
@@ -372,7 +372,7 @@ impl Buckets for SqliteStore {
     /// The bucket and creation time of an output are fixed.
     async fn update_output(&self, output: &Output) -> Result<()> {
         let o = output.clone();
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
             changed(
                 conn,
@@ -400,7 +400,7 @@ impl Buckets for SqliteStore {
     /// pending, they would fill the head of a due query forever.
     async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             changed(
                 conn,
                 "DELETE FROM outputs WHERE tenant = ?1 AND id = ?2",

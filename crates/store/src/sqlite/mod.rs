@@ -75,6 +75,8 @@ pub struct SqliteStore {
     limiter: SlidingWindow,
     /// Seals payloads and input secrets on write, opens them on read.
     keys: Arc<Keyring>,
+    /// [`ClusterBus::config_changes`]: ticked by every object write.
+    config: watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -138,6 +140,7 @@ impl SqliteStore {
             shared,
             limiter: SlidingWindow::new(),
             keys: Arc::new(keys),
+            config: watch::channel(0).0,
         })
     }
 
@@ -175,6 +178,19 @@ impl SqliteStore {
             .await
     }
 
+    /// A write of an admin object ([`crate::Tenants`], [`crate::Buckets`]):
+    /// durable like any write, then ticks [`ClusterBus::config_changes`]
+    /// so that caches of configuration drop what they hold.
+    async fn write_object<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let written = self.write(f).await?;
+        self.config.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(written)
+    }
+
     /// A write of delivery bookkeeping: committed in order with the rest,
     /// without an fsync of its own (see [`JobKind::Bookkeeping`]).
     async fn write_bookkeeping<T, F>(&self, f: F) -> Result<T>
@@ -199,8 +215,13 @@ impl Limiter for SqliteStore {
     }
 }
 
-/// One node: nothing to tell, nothing to hear, no one to share dispatch with.
-impl ClusterBus for SqliteStore {}
+/// One node: nothing to tell, nothing to hear, no one to share dispatch
+/// with; only its own object writes change its configuration.
+impl ClusterBus for SqliteStore {
+    fn config_changes(&self) -> watch::Receiver<u64> {
+        self.config.subscribe()
+    }
+}
 
 #[async_trait]
 impl Lifecycle for SqliteStore {

@@ -30,7 +30,7 @@ const TENANT_TABLES: &[&str] = &[
 impl Tenants for SqliteStore {
     async fn create_tenant(&self, record: &TenantRecord) -> Result<()> {
         let r = record.clone();
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             let t = &r.tenant;
             conn.prepare_cached(
                 "INSERT INTO tenants (id, label, enabled, created_at, poll_secret_hash)
@@ -72,7 +72,7 @@ impl Tenants for SqliteStore {
 
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
         let t = tenant.clone();
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             changed(
                 conn,
                 "UPDATE tenants SET label = ?2, enabled = ?3 WHERE id = ?1",
@@ -85,7 +85,7 @@ impl Tenants for SqliteStore {
 
     async fn set_poll_secret(&self, id: &TenantId, hash: Option<&str>) -> Result<()> {
         let (id, hash) = (id.clone(), hash.map(str::to_owned));
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             changed(
                 conn,
                 "UPDATE tenants SET poll_secret_hash = ?2 WHERE id = ?1",
@@ -98,7 +98,7 @@ impl Tenants for SqliteStore {
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<()> {
         let gone = id.clone();
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             tenant_exists(conn, &gone)?;
             super::retention::keep_high_water(conn)?;
             for sql in TENANT_TABLES {
@@ -115,7 +115,7 @@ impl Tenants for SqliteStore {
 
     async fn create_token(&self, token: &Token) -> Result<()> {
         let t = token.clone();
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             tenant_exists(conn, &t.tenant)?;
             let buckets = to_json(&t.buckets)?;
             conn.prepare_cached(
@@ -167,7 +167,7 @@ impl Tenants for SqliteStore {
     /// update: an object deserialised from an API body carries an empty one.
     async fn update_token(&self, token: &Token) -> Result<()> {
         let t = token.clone();
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             let buckets = to_json(&t.buckets)?;
             changed(
                 conn,
@@ -186,7 +186,7 @@ impl Tenants for SqliteStore {
         secret_hash: &str,
     ) -> Result<()> {
         let (tenant, key, hash) = (tenant.clone(), key.clone(), secret_hash.to_owned());
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             changed(
                 conn,
                 "UPDATE tokens SET secret_hash = ?3 WHERE tenant = ?1 AND key = ?2",
@@ -199,7 +199,7 @@ impl Tenants for SqliteStore {
 
     async fn delete_token(&self, tenant: &TenantId, key: &TokenKey) -> Result<()> {
         let (tenant, key) = (tenant.clone(), key.clone());
-        self.write(move |conn| {
+        self.write_object(move |conn| {
             changed(
                 conn,
                 "DELETE FROM tokens WHERE tenant = ?1 AND key = ?2",
