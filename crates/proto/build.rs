@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // generated `AgentClient::connect` constructor: agents build their
         // channel themselves.
         .build_transport(false)
+        // Tunnel chunks are handed on as they come: `Bytes` saves a copy.
+        .bytes(".hookrelay.v1.TunnelChunk")
         .compile_fds(descriptors)?;
     Ok(())
 }

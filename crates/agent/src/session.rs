@@ -32,6 +32,7 @@ pub(crate) async fn run(
         mode: pb::Mode::Forward as i32,
         version: proto::VERSION.to_owned(),
         max_in_flight: config.max_in_flight,
+        tunnel: String::new(),
     });
     let connecting = tokio::select! {
         () = shutdown.cancelled() => return SessionEnd::Stopped,

@@ -243,7 +243,7 @@ pub(crate) fn config(
 
 /// Plain http:// carries the token in the clear: only to this machine,
 /// unless the user says `--insecure` (DESIGN §7).
-fn check_server_url(server: &str, insecure: bool) -> Result<(), ConfigError> {
+pub(crate) fn check_server_url(server: &str, insecure: bool) -> Result<(), ConfigError> {
     if server.starts_with("https://") {
         return Ok(());
     }

@@ -2,7 +2,8 @@
 //! logging, signals and exit codes. The only crate that uses `anyhow`.
 //!
 //! Subcommands: `serve` runs the relay ([`serve`]); `agent` and `listen`
-//! run an agent ([`agent`], [`listen`]); `admin`, `events` and `send` are HTTP clients
+//! run an agent ([`agent`], [`listen`]); `tunnel` publishes a local
+//! service ([`tunnel`]); `admin`, `events` and `send` are HTTP clients
 //! of a running relay (`client`); `keys` manages the master keys of a data
 //! directory (`keys`).
 
@@ -18,6 +19,7 @@ mod report;
 mod serve;
 mod service;
 mod signals;
+mod tunnel;
 
 use std::process::ExitCode;
 
@@ -46,6 +48,8 @@ enum Command {
     /// Run an agent: receive a bucket's webhooks over one outbound stream
     /// and forward them to internal URLs.
     Agent(Box<agent::AgentCommand>),
+    /// Publish a local HTTP service through the relay (an HTTP tunnel).
+    Tunnel(Box<tunnel::TunnelArgs>),
     /// Forward a bucket's events to a local URL, printing each request
     /// (like `stripe listen`); several BUCKET=URL pairs in one session.
     Listen(Box<listen::ListenArgs>),
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args, log).await,
             Command::Agent(args) => agent::run_agent(*args, log).await,
             Command::Listen(args) => listen::run_listen(*args, log).await,
+            Command::Tunnel(args) => tunnel::run(*args, log).await,
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,

@@ -98,6 +98,10 @@ prefixed_id!(
     OutputId, "out_", "output"
 );
 prefixed_id!(
+    /// A tunnel: `tun_` + 20 random characters.
+    TunnelId, "tun_", "tunnel"
+);
+prefixed_id!(
     /// A token's public key: `tok_` + 20 random characters.
     TokenKey, "tok_", "token"
 );

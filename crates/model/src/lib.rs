@@ -5,7 +5,8 @@
 //! No I/O and no async here: every other crate depends on this one, and this
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
-//! what ingest produces; [`caps`] bounds the lists a tenant can grow.
+//! what ingest produces; [`caps`] bounds the lists a tenant can grow;
+//! [`tunnel`] is for HTTP tunnels.
 
 pub mod caps;
 pub mod event;
@@ -13,9 +14,10 @@ pub mod ids;
 pub mod limits;
 pub mod objects;
 pub mod secret;
+pub mod tunnel;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
-pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};
+pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId};
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,
@@ -23,3 +25,4 @@ pub use objects::{
     SignatureEncoding, Tenant, Token, TokenScope, ValidationError,
 };
 pub use secret::Secret;
+pub use tunnel::{validate_dns_label, Tunnel};

@@ -85,6 +85,9 @@ pub struct Config {
     /// Let the server's own deliveries (public outputs) reach private,
     /// loopback and link-local addresses. Off by default (DESIGN §7).
     pub allow_private_destinations: bool,
+    /// `--tunnel-domain D`: a request whose `Host` is `{name}.D` goes to
+    /// tunnel `name`, whatever its path (lower-case, no leading dot).
+    pub tunnel_domain: Option<String>,
     /// The most events, and body bytes, one filtered event read or bulk
     /// resend examines (`GET /v1/events`, `POST /v1/events/resend`).
     pub event_scan: ScanBound,
@@ -140,6 +143,7 @@ impl Config {
             auth_cache_ttl: Duration::from_secs(30),
             tls: None,
             allow_private_destinations: false,
+            tunnel_domain: None,
             event_scan: ScanBound::default(),
         }
     }

@@ -7,6 +7,8 @@
 //! - [`ingest_request`]: what the ingest pipeline reads from a request's
 //!   path, query and headers besides the provider's scheme (path suffix,
 //!   bucket auth, the query and headers it stores, the client address).
+//! - [`tunnel_route`]: which tunnel a public request names (Host, absolute
+//!   target, `/t/{name}`), as the tunnel routes decide it.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -240,4 +242,28 @@ pub fn ingest_request(
         stored_headers: crate::ingest::stored_headers(headers, matches!(auth, BucketAuth::None)),
         client_ip: crate::client::client_ip(trusted, peer, headers),
     }
+}
+
+/// Which tunnel a request for `target` with `host` names under `domain`:
+/// `Some((name, path_and_query, by_host))`, or `None` when it is not a
+/// tunnel's (the relay's own routes answer, or `unknown_tunnel`). Routes
+/// exactly as the server does: host routing first, then `/t/{name}`.
+pub fn tunnel_route(
+    target: &http::Uri,
+    host: Option<&str>,
+    domain: &str,
+) -> Option<(String, String, bool)> {
+    use crate::tunnel::route;
+    let mut headers = http::HeaderMap::new();
+    if let Some(value) = host.and_then(|h| http::HeaderValue::from_str(h).ok()) {
+        headers.insert(http::header::HOST, value);
+    }
+    if let Some(host) = route::request_host(target, &headers) {
+        if let Some(found) = route::by_host(&host, domain, target) {
+            let t = found?;
+            return Some((t.name, t.path_and_query.as_str().to_owned(), true));
+        }
+    }
+    let t = route::by_path(target)?;
+    Some((t.name, t.path_and_query.as_str().to_owned(), false))
 }

@@ -24,6 +24,8 @@
 //!   same process (sessions, CSRF, server-rendered pages, live tail).
 //! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
 //!   per-group pumps), the `wait` policy and ephemeral payloads.
+//! - `tunnel/`: HTTP tunnels: the agents' tunnel connections, the public
+//!   routes through them (`/t/{name}/`, `--tunnel-domain`), `/v1/tunnels`.
 //! - `ops`: health, readiness and Prometheus metrics.
 //! - `openapi`: `GET /openapi.json`, the description of every route.
 //! - `bootstrap`: first start (default tenant, admin token) and the
@@ -52,6 +54,7 @@ mod openapi;
 mod ops;
 mod secrets;
 mod state;
+mod tunnel;
 
 use std::sync::Arc;
 
@@ -120,12 +123,19 @@ fn router(state: state::AppState) -> axum::Router {
         ))
         .merge(deliver::router(&state))
         .merge(ops::router())
+        .merge(tunnel::router(&state))
         .merge(openapi::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(error::json_method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::record,
+        ))
+        // Outermost: a tunnel host's requests never reach the relay's own
+        // routes, whatever their path.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            tunnel::by_host,
         ))
         .with_state(state)
 }

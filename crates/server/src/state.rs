@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     /// Agent sessions not yet authenticated, and the budget of large agent
     /// messages (DESIGN §7).
     pub(crate) preauth: Doorway,
+    /// Tunnel agents connected to this node, and the request logs.
+    pub(crate) tunnels: crate::tunnel::Registry,
     /// Addresses whose refused requests filled their input's window.
     pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
@@ -67,6 +69,7 @@ impl AppState {
                 per_ip: config.max_unauthenticated_agents_per_ip,
                 message_budget: config.agent_message_budget,
             }),
+            tunnels: crate::tunnel::Registry::new(),
             ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,

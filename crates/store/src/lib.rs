@@ -47,6 +47,7 @@ pub mod redis;
 mod sealed;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod tunnels;
 
 use async_trait::async_trait;
 
@@ -56,6 +57,7 @@ pub use event_log::{Appended, Cursor, EventLog, EventQuery};
 pub use limiter::{Limiter, RateDecision, SlidingWindow};
 pub use objects::{Buckets, TenantRecord, Tenants};
 pub use queue::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Settle};
+pub use tunnels::Tunnels;
 
 /// What went wrong in a store operation, in domain terms the server maps to
 /// status codes.
@@ -98,12 +100,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// - Each method is one transaction.
 /// - After [`Lifecycle::close`], every call fails [`Error::Unavailable`].
 pub trait Store:
-    Tenants + Buckets + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    Tenants + Buckets + Tunnels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
 {
 }
 
 impl<T> Store for T where
-    T: Tenants + Buckets + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    T: Tenants + Buckets + Tunnels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
 {
 }
 
@@ -130,4 +132,5 @@ pub mod prelude {
     pub use crate::Limiter as _;
     pub use crate::Store;
     pub use crate::Tenants as _;
+    pub use crate::Tunnels as _;
 }

@@ -7,7 +7,8 @@
 //! - An input's secrets (a JSON list) are one sealed value, bound to the
 //!   input id.
 //! - A bucket's auth settings (JSON, with its password or token) are one
-//!   sealed value, bound to the bucket id.
+//!   sealed value, bound to the bucket id; a tunnel's likewise, bound to
+//!   the tunnel id.
 //!
 //! Depends on `crypto` for the cipher; the plaintext layout is here so that
 //! SQLite and Redis read each other's records.
@@ -47,6 +48,29 @@ pub(crate) fn seal_bucket_auth(
 pub(crate) fn open_bucket_auth(keys: &Keyring, bucket_id: &str, sealed: &[u8]) -> Result<Vec<u8>> {
     keys.open(&bucket_aad(bucket_id), sealed)
         .map_err(|e| Error::Corrupt(format!("auth of bucket {bucket_id}: {e}")))
+}
+
+fn tunnel_aad(tunnel_id: &str) -> Vec<u8> {
+    [b"tunnel\0".as_slice(), tunnel_id.as_bytes()].concat()
+}
+
+/// Seals a tunnel's auth settings (JSON, as a bucket's).
+pub(crate) fn seal_tunnel_auth(
+    keys: &Keyring,
+    tunnel_id: &str,
+    auth_json: &str,
+) -> Result<(Vec<u8>, KeyId)> {
+    let sealed = keys
+        .seal(&tunnel_aad(tunnel_id), auth_json.as_bytes())
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok((sealed, keys.active()))
+}
+
+/// Opens a tunnel's auth settings; a failure is `Corrupt`: a tunnel whose
+/// credential cannot be read must not be served as open.
+pub(crate) fn open_tunnel_auth(keys: &Keyring, tunnel_id: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    keys.open(&tunnel_aad(tunnel_id), sealed)
+        .map_err(|e| Error::Corrupt(format!("auth of tunnel {tunnel_id}: {e}")))
 }
 
 /// The plaintext of an event's payload, before sealing:

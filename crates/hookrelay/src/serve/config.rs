@@ -75,6 +75,10 @@ pub(crate) struct ServeArgs {
     allow_private_destinations: bool,
     #[command(flatten)]
     limits: crate::limits::LimitArgs,
+    /// Route requests for `{name}.DOMAIN` to tunnel `name` (point a
+    /// wildcard DNS record and certificate at the relay).
+    #[arg(long, env = "HOOKRELAY_TUNNEL_DOMAIN")]
+    tunnel_domain: Option<String>,
     /// A TOML file with the same settings (snake_case keys).
     #[arg(long, env = "HOOKRELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -104,6 +108,7 @@ struct FileConfig {
     max_unauthenticated_agents: Option<usize>,
     max_unauthenticated_agents_per_ip: Option<usize>,
     agent_message_budget_mib: Option<usize>,
+    tunnel_domain: Option<String>,
 }
 
 /// Where events and configuration live.
@@ -232,6 +237,10 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
         agent_message_budget_mib: file.agent_message_budget_mib,
     };
     args.limits.apply(&file_limits, &mut config);
+    config.tunnel_domain = match args.tunnel_domain.or(file.tunnel_domain) {
+        Some(domain) => Some(tunnel_domain(&domain)?),
+        None => None,
+    };
     config.disabled_inputs = disabled_inputs(env);
     config.webhook_secrets = webhook_secrets(env);
     if let Some(cost) = args.bcrypt_cost.or(file.bcrypt_cost) {
@@ -259,6 +268,23 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
         public_url_given,
         config,
     })
+}
+
+/// `--tunnel-domain`: DNS labels separated by dots, lower-cased.
+fn tunnel_domain(domain: &str) -> anyhow::Result<String> {
+    let domain = domain.trim_matches('.').to_ascii_lowercase();
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .split('.')
+            .all(|label| model::validate_dns_label("", label).is_ok());
+    if valid {
+        Ok(domain)
+    } else {
+        Err(config_error(
+            "--tunnel-domain must be a DNS name such as tunnels.example.com",
+        ))
+    }
 }
 
 pub(super) fn var_of(env: &[(String, String)], name: &str) -> Option<String> {

@@ -6,6 +6,7 @@
 //! says, and commands that end quietly on a closed stdout. `faults`: kill -9 under load, agents killed,
 //! a full disk, slow-loris and 10,000 idle connections (issue 7).
 //! `sentry`: error reports to a stand-in Sentry, scrubbed (issue 20).
+//! `tunnels`: HTTP tunnels through real relay and agent processes (issue 15).
 
 mod protection;
 
@@ -16,6 +17,8 @@ mod listen;
 mod faults;
 
 mod sentry;
+
+mod tunnels;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -242,7 +242,7 @@ async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<A
     if token.mode == Some(AgentMode::Tunnel) || hello.mode == pb::Mode::Tunnel as i32 {
         return Err(Refusal::new(
             "forbidden",
-            "a tunnel agent never receives forwarded webhooks (tunnels are not supported yet)",
+            "a tunnel token opens tunnels (`hookrelay tunnel`) and never receives webhooks",
         ));
     }
     let group = if hello.group.is_empty() {
@@ -321,6 +321,7 @@ async fn welcome(state: &AppState, info: &AgentInfo, buckets: &[Bucket]) -> ToAg
         agent_id: info.id.clone(),
         subscriptions,
         heartbeat_ms: u32::try_from(proto::HEARTBEAT.as_millis()).unwrap_or(u32::MAX),
+        tunnel_urls: Vec::new(),
     })
 }
 

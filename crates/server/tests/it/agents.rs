@@ -76,6 +76,7 @@ fn hello(token: &str, bucket: &str, group: &str, max_in_flight: u32) -> Up {
         mode: pb::Mode::Forward as i32,
         version: "test".into(),
         max_in_flight,
+        tunnel: String::new(),
     })
 }
 

@@ -17,6 +17,7 @@
 //! - `events`: append, order, dedup, ephemeral events, deliveries.
 //! - `dispatch`: agent groups, due queues, settling, expiry.
 //! - `reads`: cursors, retention, visibility, commit ticks, polling.
+//! - `tunnels`: tunnel objects, their server-wide names.
 
 mod dispatch;
 mod events;
@@ -24,6 +25,7 @@ mod feed;
 mod isolation;
 mod objects;
 mod reads;
+mod tunnels;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +52,7 @@ pub use isolation::{
 };
 pub use objects::{buckets, inputs, outputs, tenants, tokens};
 pub use reads::{cursors, polling_never_misses, purge_respects_retention, visibility_and_commits};
+pub use tunnels::tunnels;
 
 /// Instantiates the whole suite for one backend, one `#[tokio::test]` per
 /// check, so a failing check hides none of the others. `open` is an async
@@ -66,7 +69,7 @@ pub use reads::{cursors, polling_never_misses, purge_respects_retention, visibil
 macro_rules! conformance_tests {
     (open = $open:path, finish = $finish:path $(,)?) => {
         $crate::conformance_tests!(@each $open, $finish;
-            tenants, buckets, inputs, outputs, tokens, object_writes_tick_the_config_feed,
+            tenants, buckets, inputs, outputs, tokens, object_writes_tick_the_config_feed, tunnels,
             tenant_isolation, delete_tenant_removes_everything,
             delete_bucket_removes_its_children,
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,

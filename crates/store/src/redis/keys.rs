@@ -43,6 +43,11 @@ impl Keys {
         format!("{}:input:{id}", self.ns)
     }
 
+    /// Tunnel name → `<tenant> <id>`: names are unique on the server.
+    pub(super) fn tunnel_names(&self) -> String {
+        format!("{}:tname", self.ns)
+    }
+
     /// Token key → tenant id: a bearer token names its key first.
     pub(super) fn token_owner(&self, key: &str) -> String {
         format!("{}:token:{key}", self.ns)

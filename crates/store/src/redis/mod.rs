@@ -65,6 +65,7 @@ mod limiter;
 mod objects;
 mod scripts;
 mod tenants;
+mod tunnels;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -37,6 +37,7 @@ mod retention;
 mod rows;
 mod schema;
 mod tenants;
+mod tunnels;
 mod writer;
 
 use std::path::Path;

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
 const V2: &str = "
@@ -203,6 +203,22 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 ) STRICT;
 
+";
+
+/// Tunnels (DESIGN §10). The name is unique across tenants: it is a public
+/// address. The auth is sealed like a bucket's.
+const V3: &str = "
+CREATE TABLE tunnels (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    name        TEXT NOT NULL UNIQUE,
+    auth        BLOB NOT NULL,
+    auth_key    INTEGER NOT NULL,
+    host_header TEXT,
+    enabled     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX tunnels_by_tenant ON tunnels (tenant, name);
 ";
 
 /// Opens the single write connection, sets WAL and durable commits, and

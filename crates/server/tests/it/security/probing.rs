@@ -504,6 +504,7 @@ fn hello_message(token: &str, bucket: &str) -> proto::AgentMessage {
         mode: pb::Mode::Forward as i32,
         version: "probe".into(),
         max_in_flight: 1,
+        tunnel: String::new(),
     }))
 }
 

@@ -1,0 +1,155 @@
+//! HTTP tunnels, the relay's side (DESIGN §10): the tunnel agents'
+//! connections, the public routes that send requests through them, the
+//! `/v1/tunnels` objects and each tunnel's request log.
+//!
+//! Depends on the `tunnel` crate (the connection's handshake and HTTP/2
+//! roles), the store's tunnel objects and `AppState`. Start with `proxy`,
+//! which is one public request's way.
+//!
+//! # Layout
+//! - `mod.rs`: [`Registry`], the agents connected to this node per tunnel,
+//!   and the routers.
+//! - `route`: which tunnel a request names (Host or `/t/{name}`), from
+//!   the raw target.
+//! - `accept`: the agents' endpoints (gRPC `Tunnel/Open`, WebSocket
+//!   `/v1/tunnel/ws`) and the handshake.
+//! - `proxy`: a public request through an agent, upgrades included.
+//! - `log`: the bounded per-tunnel ring of request metadata.
+//! - `api`: `/v1/tunnels` and `/v1/tunnels/{id}/requests`.
+
+mod accept;
+mod api;
+mod body;
+mod log;
+mod proxy;
+pub(crate) mod route;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::routing::any;
+use axum::Router;
+use model::TunnelId;
+
+use crate::state::AppState;
+
+pub(crate) use log::RequestLog;
+pub(crate) use proxy::by_host;
+
+/// The public, agent and admin routes of tunnels.
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/t/{*rest}", any(proxy::by_path))
+        .route(tunnel::WS_PATH, axum::routing::get(accept::websocket))
+        .route_service(
+            "/hookrelay.v1.Tunnel/Open",
+            accept::grpc_service(state.clone()),
+        )
+        .merge(api::router())
+}
+
+/// One tunnel agent connected to this node.
+pub(crate) struct Agent {
+    number: u64,
+    sender: tunnel::relay::Sender<axum::body::Body>,
+    /// Public requests it is answering now: the next goes to the least busy.
+    in_flight: AtomicUsize,
+}
+
+/// The tunnel agents connected to this node, by tunnel.
+pub(crate) struct Registry {
+    agents: Mutex<HashMap<TunnelId, Vec<Arc<Agent>>>>,
+    next: AtomicU64,
+    pub(crate) log: RequestLog,
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Registry {
+            agents: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            log: RequestLog::new(),
+        }
+    }
+
+    fn next_number(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn add(&self, tunnel: &TunnelId, number: u64, sender: tunnel::relay::Sender<axum::body::Body>) {
+        let agent = Arc::new(Agent {
+            number,
+            sender,
+            in_flight: AtomicUsize::new(0),
+        });
+        lock(&self.agents)
+            .entry(tunnel.clone())
+            .or_default()
+            .push(agent);
+    }
+
+    fn remove(&self, tunnel: &TunnelId, number: u64) {
+        let mut agents = lock(&self.agents);
+        if let Some(list) = agents.get_mut(tunnel) {
+            list.retain(|a| a.number != number);
+            if list.is_empty() {
+                agents.remove(tunnel);
+            }
+        }
+    }
+
+    /// The least busy agent of `tunnel`. An agent whose connection ended
+    /// is gone from the list already (its task removes it); hyper's
+    /// `SendRequest::is_closed` is no help here: it answered true for live
+    /// HTTP/2 connections, which sent every request to one agent.
+    fn pick(&self, tunnel: &TunnelId) -> Option<Arc<Agent>> {
+        lock(&self.agents)
+            .get(tunnel)?
+            .iter()
+            .min_by_key(|a| a.in_flight.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    /// Agents connected to this node for `tunnel` (the API's view).
+    pub(crate) fn agent_count(&self, tunnel: &TunnelId) -> usize {
+        lock(&self.agents).get(tunnel).map_or(0, Vec::len)
+    }
+}
+
+/// Counts a request in its agent's load while alive.
+struct Busy(Arc<Agent>);
+
+impl Busy {
+    fn new(agent: Arc<Agent>) -> Self {
+        agent.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(agent)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every update of the registry is a single insert or removal: a poisoned
+/// lock still guards a coherent map.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The public URLs of tunnel `name`: path routing always, host routing
+/// with `--tunnel-domain` (same scheme as the public URL).
+pub(crate) fn urls(config: &crate::Config, name: &str) -> Vec<String> {
+    let mut urls = vec![format!("{}/t/{name}/", config.public_url)];
+    if let Some(domain) = &config.tunnel_domain {
+        let scheme = if config.public_url.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        urls.push(format!("{scheme}://{name}.{domain}/"));
+    }
+    urls
+}
