@@ -19,7 +19,7 @@ pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey}
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,
-    IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant,
-    Token, TokenScope, ValidationError,
+    IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SealableAuth,
+    SignatureEncoding, Tenant, Token, TokenScope, ValidationError,
 };
 pub use secret::Secret;

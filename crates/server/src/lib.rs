@@ -20,6 +20,8 @@
 //!   configuration changes).
 //! - `ingest/`: the public webhook routes and the pipeline of DESIGN §3.1.
 //! - `api/`: administration, Radarboard provisioning, event reads, SSE.
+//! - `dashboard/`: the web dashboard at `/ui/`, a client of `api/` in the
+//!   same process (sessions, CSRF, server-rendered pages, live tail).
 //! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
 //!   per-group pumps), the `wait` policy and ephemeral payloads.
 //! - `ops`: health, readiness and Prometheus metrics.
@@ -36,6 +38,7 @@ mod catalog;
 mod client;
 mod cluster;
 pub mod config;
+mod dashboard;
 mod deliver;
 mod error;
 #[doc(hidden)]
@@ -111,6 +114,10 @@ fn router(state: state::AppState) -> axum::Router {
     axum::Router::new()
         .merge(ingest::router())
         .merge(api::router())
+        .merge(dashboard::router(
+            state.clone(),
+            api::router().with_state(state.clone()),
+        ))
         .merge(deliver::router(&state))
         .merge(ops::router())
         .merge(openapi::router())

@@ -15,6 +15,9 @@
 //! - `rules`: what a due delivery becomes (send with this payload, settle
 //!   it, try later) and what an attempt came to: the one rule set both
 //!   senders below follow.
+//! - `gate`: how many deliveries may be under way per output (its
+//!   `concurrency`, one if `ordered`) and per agent (a fair share of its
+//!   `max_in_flight` for each output with work ready).
 //! - `pump/`: one task per connected group: asks the store what is due,
 //!   hands it to the group's agents within their `max_in_flight`, settles
 //!   acks, retries, and cuts off agents that never ack.
@@ -25,6 +28,7 @@
 //! - `retry`: which answers are retried, and when; writing settlements.
 
 mod ephemeral;
+mod gate;
 mod grpc;
 mod message;
 mod preauth;

@@ -17,7 +17,13 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
+const V2: &str = "
+ALTER TABLE outputs ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 16;
+ALTER TABLE outputs ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0
+";
 
 /// How long a connection waits on a lock before failing `Unavailable`. Only
 /// checkpoints and the rare reader-vs-recovery race ever wait.

@@ -198,6 +198,8 @@ pub(crate) struct OutputOut {
     timeout_ms: u64,
     headers: BTreeMap<String, String>,
     retry: RetryPolicy,
+    concurrency: u32,
+    ordered: bool,
     created_at: i64,
 }
 
@@ -212,6 +214,8 @@ impl From<&Output> for OutputOut {
             timeout_ms,
             headers,
             retry,
+            concurrency,
+            ordered,
             created_at,
         } = o;
         OutputOut {
@@ -223,6 +227,8 @@ impl From<&Output> for OutputOut {
             timeout_ms: *timeout_ms,
             headers: headers.clone(),
             retry: *retry,
+            concurrency: *concurrency,
+            ordered: *ordered,
             created_at: *created_at,
         }
     }
