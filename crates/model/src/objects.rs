@@ -560,7 +560,6 @@ pub struct Output {
 }
 
 impl Output {
-<<<<<<< HEAD
     /// DESIGN §13: 16 in flight lets a 50 ms destination take 320 events/s.
     pub const DEFAULT_CONCURRENCY: u32 = 16;
 
@@ -580,19 +579,15 @@ impl Output {
         }
     }
 
-    /// Checks the URL and the retry policy.
+    /// Checks the URL, the headers, the concurrency and the retry policy.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        crate::caps::check_output_headers(&self.headers)?;
         if !(1..=Self::MAX_CONCURRENCY).contains(&self.concurrency) {
             return Err(ValidationError::new(
                 "concurrency",
                 "must be between 1 and 1024",
             ));
         }
-=======
-    /// Checks the URL, the headers and the retry policy.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        crate::caps::check_output_headers(&self.headers)?;
->>>>>>> hardening
         let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
         if !scheme_ok || self.url.len() > 2048 || self.url.chars().any(char::is_whitespace) {
             return Err(ValidationError::new(
