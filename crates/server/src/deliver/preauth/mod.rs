@@ -11,7 +11,8 @@
 //! - Unauthenticated sessions are bounded server-wide, per client IP and
 //!   per HTTP/2 connection ([`Doorway`]); at a bound the oldest one gives
 //!   way, as the listener does for idle HTTP connections, so a flood can
-//!   never keep a newcomer out, only push out its own older attempts. A
+//!   never keep a newcomer out, only push out its own older attempts
+//!   (server-wide, those of the address holding the most). A
 //!   session whose `Hello` is in and being verified gives way only after
 //!   every one still waiting for its `Hello`: junk that never completes a
 //!   `Hello` cannot push out an agent during its bcrypt check (those are
@@ -132,7 +133,14 @@ impl Doorway {
             waiting.evict_oldest(|w| w.ip == ip);
         }
         while waiting.sessions.len() >= total {
-            waiting.evict_oldest(|_| true);
+            // Server-wide, the address holding the most gives way: a flood
+            // from many addresses pushes out its own, not an agent that is
+            // its address's only one (its Hello may take a while to read
+            // on a busy relay).
+            match waiting.most_crowded() {
+                Some(ip) => waiting.evict_oldest(|w| w.ip == ip),
+                None => waiting.evict_oldest(|_| true),
+            }
         }
         *waiting.per_ip.entry(ip).or_default() += 1;
         *waiting.per_connection.entry(peer).or_default() += 1;
@@ -174,6 +182,20 @@ impl Waiting {
             tracing::debug!(peer = %waiter.connection, "unauthenticated agent session gave way");
             waiter.evicted.cancel();
         }
+    }
+
+    /// The address with the most sessions still waiting for their
+    /// `Hello` (of equals, the one with the oldest); `None` if every
+    /// session is being verified. At most [`Limits::total`] to look at.
+    fn most_crowded(&self) -> Option<IpAddr> {
+        let mut counts: HashMap<IpAddr, (usize, u64)> = HashMap::new();
+        for (id, waiter) in self.sessions.iter().filter(|(_, w)| !w.verifying) {
+            counts.entry(waiter.ip).or_insert((0, *id)).0 += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(_, (n, oldest))| (*n, std::cmp::Reverse(*oldest)))
+            .map(|(ip, _)| ip)
     }
 
     fn remove(&mut self, id: u64) -> Option<Waiter> {
@@ -268,10 +290,11 @@ mod tests {
         let c = door.admit(peer("10.0.0.1:1002"));
         assert!(a.evicted.is_cancelled());
         assert!(!b.evicted.is_cancelled() && !other.evicted.is_cancelled());
-        // Server-wide: the oldest of all gives way.
+        // Server-wide: the oldest of the most crowded address gives way.
         let d = door.admit(peer("10.0.0.3:1000"));
         let e = door.admit(peer("10.0.0.4:1000"));
-        assert!(b.evicted.is_cancelled(), "the oldest left");
+        assert!(b.evicted.is_cancelled(), "10.0.0.1 held two");
+        assert!(!other.evicted.is_cancelled(), "older, but alone");
         assert!(!c.evicted.is_cancelled() && !d.evicted.is_cancelled());
         assert!(!e.evicted.is_cancelled());
         assert_eq!(door.waiting(), 4);
