@@ -13,7 +13,7 @@ pub mod objects;
 pub mod secret;
 pub mod time;
 
-pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
+pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
 pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,

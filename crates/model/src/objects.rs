@@ -353,7 +353,14 @@ pub struct Input {
     pub body_limit: Option<u64>,
     pub rate_limit: Option<RateLimit>,
     pub timestamp_tolerance_seconds: u64,
+    /// Answer the provider's URL-verification handshake (DESIGN §13).
+    #[serde(default = "crate::objects::yes")]
+    pub handshakes: bool,
     pub created_at: i64,
+}
+
+pub(crate) fn yes() -> bool {
+    true
 }
 
 impl Input {
@@ -605,6 +612,7 @@ mod tests {
             body_limit: None,
             rate_limit: None,
             timestamp_tolerance_seconds: 300,
+            handshakes: true,
             created_at: 0,
         }
     }

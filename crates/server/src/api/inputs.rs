@@ -47,6 +47,8 @@ pub(crate) struct InputBody {
     pub(crate) rate_limit: Option<RateLimit>,
     #[serde(default = "default_tolerance")]
     pub(crate) timestamp_tolerance_seconds: u64,
+    #[serde(default = "enabled")]
+    pub(crate) handshakes: bool,
 }
 
 fn default_response() -> ResponsePolicy {
@@ -80,6 +82,7 @@ impl InputBody {
             body_limit: self.body_limit,
             rate_limit: self.rate_limit,
             timestamp_tolerance_seconds: self.timestamp_tolerance_seconds,
+            handshakes: self.handshakes,
             created_at,
         };
         input.validate()?;

@@ -238,6 +238,7 @@ pub(crate) async fn upsert_named_inputs(
                     body_limit: None,
                     rate_limit: None,
                     timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
+                    handshakes: true,
                     created_at: model::time::now_ms(),
                 };
                 input.validate()?;

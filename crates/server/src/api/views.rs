@@ -99,6 +99,8 @@ pub(crate) fn event(e: &Event) -> Value {
     map.insert("eventType".into(), json!(e.event_type));
     map.insert("eventCount".into(), json!(e.event_count));
     map.insert("verified".into(), json!(e.verified));
+    // `handshake`, `stopped` and `functionError` appear only when set (§14).
+    map.extend(object(&e.marks));
     Value::Object(map)
 }
 

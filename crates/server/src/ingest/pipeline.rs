@@ -25,6 +25,8 @@ use crate::state::AppState;
 pub(super) struct Accepted {
     pub(super) event_count: u32,
     pub(super) event: model::EventId,
+    /// The provider handshake's answer, which replaces the input's policy.
+    pub(super) handshake: Option<verify::Handshake>,
 }
 
 pub(super) async fn run(
@@ -59,6 +61,7 @@ pub(super) async fn run(
     bucket_auth::check(&route.bucket.auth, &parts.headers, raw_query)?;
 
     let now_ms = model::time::now_ms();
+    let mut handshake = None;
     let verdict = match &route.integration {
         Some(integration) => {
             // Twilio and Square sign the URL they called: the public URL,
@@ -88,7 +91,13 @@ pub(super) async fn run(
             integration
                 .verify(&req, &preflight, &input.secrets)
                 .map_err(rejection)?;
-            Some(integration.parse(&req, preflight).map_err(rejection)?)
+            let parsed = integration.parse(&req, preflight).map_err(rejection)?;
+            // Only now, signed and parsed: never an answer computed from
+            // the secret for an unsigned request (DESIGN §13).
+            if input.handshakes {
+                handshake = integration.handshake(&req, &parsed, &input.secrets);
+            }
+            Some(parsed)
         }
         None => None,
     };
@@ -125,6 +134,10 @@ pub(super) async fn run(
         event_type: verdict.as_ref().and_then(|p| p.event_type.clone()),
         event_count,
         verified: verdict.is_some(),
+        marks: model::EventMarks {
+            handshake: handshake.is_some(),
+            ..Default::default()
+        },
         dedup_window_ms: state.config.dedup_window.as_millis() as i64,
     };
     let (bucket, size) = (event.bucket.clone(), event.body.size());
@@ -141,7 +154,7 @@ pub(super) async fn run(
                 "event stored"
             );
             state.metrics.event_stored();
-            if ephemeral {
+            if ephemeral && handshake.is_none() {
                 // In memory only, for the agents connected now (DESIGN §6).
                 state.hub.ephemeral.hold(
                     appended.id,
@@ -155,6 +168,7 @@ pub(super) async fn run(
             Ok(Accepted {
                 event_count,
                 event: appended.id,
+                handshake,
             })
         }
         Err(store::Error::Duplicate) => Err(replay()),

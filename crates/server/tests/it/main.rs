@@ -14,6 +14,7 @@
 
 mod admin;
 mod agents;
+mod handshakes;
 mod ingest;
 mod integrations;
 mod isolation;

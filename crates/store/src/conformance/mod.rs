@@ -38,7 +38,7 @@ pub use dispatch::{
 };
 pub use events::{
     append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
-    ephemeral_events, sequential_order,
+    ephemeral_events, marked_events_have_no_deliveries, sequential_order,
 };
 pub use isolation::{
     delete_bucket_removes_its_children, delete_tenant_removes_everything, tenant_isolation,
@@ -57,6 +57,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     delete_tenant_removes_everything(&store).await;
     delete_bucket_removes_its_children(&store).await;
     append_round_trip(&store).await;
+    marked_events_have_no_deliveries(&store).await;
     sequential_order(&store).await;
     concurrent_appends_are_ordered(&store).await;
     dedup(&store).await;
@@ -139,6 +140,7 @@ pub fn input_in(bucket: &Bucket, name: Option<&str>) -> Input {
         body_limit: None,
         rate_limit: None,
         timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
+        handshakes: true,
         created_at: now(),
     }
 }
@@ -191,6 +193,7 @@ pub fn event_for(input: &Input) -> NewEvent {
         event_type: Some("push".into()),
         event_count: 1,
         verified: false,
+        marks: Default::default(),
         dedup_window_ms: 300_000,
     }
 }

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// How long a connection waits on a lock before failing `Unavailable`. Only
 /// checkpoints and the rare reader-vs-recovery race ever wait.
@@ -34,6 +34,15 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// burst does not leave a large WAL behind forever: 64 MiB, above the
 /// ~40 MiB the autocheckpoint lets it reach in steady state.
 const WAL_SIZE_LIMIT_BYTES: i64 = 64 << 20;
+
+/// Provider handshakes and functions (issue 16). `events.marks` is
+/// `model::EventMarks` as JSON, NULL when nothing is marked (nearly every
+/// event); it comes after `payload`, which the open-time scans never reach,
+/// and is read only with the payload.
+const V2: &str = "
+ALTER TABLE events ADD COLUMN marks TEXT;
+ALTER TABLE inputs ADD COLUMN handshakes INTEGER NOT NULL DEFAULT 1;
+";
 
 const V1: &str = "
 CREATE TABLE tenants (
@@ -339,6 +348,11 @@ mod tests {
         let last_scanned = scanned.iter().map(|c| at(c)).max().unwrap();
         let first_large = large.iter().map(|c| at(c)).min().unwrap();
         assert!(last_scanned < first_large, "{columns:?}");
-        assert_eq!(columns.last().map(String::as_str), Some("payload"));
+        // Only V2's small `marks` follows the payload.
+        let after: Vec<&str> = columns[at("payload") + 1..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(after, ["marks"]);
     }
 }
