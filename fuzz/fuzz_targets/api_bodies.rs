@@ -4,7 +4,7 @@
 //!
 //! Input: one byte choosing the body, the body, a NUL, a PATCH body.
 //! Asserts: every refusal is 400 `invalid_request`; an accepted body
-//! patched with `{}` is unchanged (PATCH is a merge into the create body);
+//! patched with `{}` is unchanged (PATCH keeps every field it does not name);
 //! a patch that is accepted keeps the object's id and is itself stable
 //! under `{}`; what the API shows does not depend on the secrets; and no
 //! refusal's message quotes a secret from the body.
@@ -31,10 +31,7 @@ fn refusal_is_invalid_request(r: &Refused) {
 }
 
 fn id_of(o: &Object) -> Value {
-    let stored = o.stored();
-    stored
-        .get("input")
-        .map_or_else(|| stored["id"].clone(), |i| i["id"].clone())
+    o.view()["id"].clone()
 }
 
 /// The secret strings a raw body carries where the API expects secrets.

@@ -90,6 +90,12 @@ struct IngestArgs {
     /// Seconds of load per level (at most 600).
     #[arg(long)]
     seconds: Option<u64>,
+    /// Rounds per level, relay and baseline alternating (medians reported).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Leave out `hookrelay-baseline` (axum + HMAC + SQLite group commit).
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 #[derive(Args)]
@@ -171,12 +177,16 @@ fn ingest(cli: &Cli, a: Option<&IngestArgs>) -> anyhow::Result<scenarios::ingest
         concurrency: a
             .and_then(|a| a.concurrency.clone())
             .unwrap_or_else(|| pick(q, vec![1, 8, 32, 128], vec![1, 8, 32, 128, 256])),
-        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 10)),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 6)),
         body_size: cli.body_size,
+        rounds: a.and_then(|a| a.rounds).unwrap_or(pick(q, 1, 3)),
+        baseline: !a.is_some_and(|a| a.no_baseline),
     };
     anyhow::ensure!(
-        p.seconds <= 600 && p.concurrency.iter().all(|&c| (1..=4096).contains(&c)),
-        "--seconds at most 600, --concurrency 1 to 4096"
+        p.seconds <= 600
+            && (1..=20).contains(&p.rounds)
+            && p.concurrency.iter().all(|&c| (1..=4096).contains(&c)),
+        "--seconds at most 600, --rounds 1 to 20, --concurrency 1 to 4096"
     );
     Ok(p)
 }

@@ -171,6 +171,40 @@ impl Relay {
         Ok(relay)
     }
 
+    /// The ingest baseline (`hookrelay-baseline`, beside the relay binary)
+    /// on a fresh data directory; driven like a relay, with the same secret.
+    pub(crate) async fn start_baseline(spec: &RelaySpec) -> anyhow::Result<Relay> {
+        let data = tempfile::tempdir()?;
+        let bin = spec.bin.with_file_name("hookrelay-baseline");
+        let mut child = tokio::process::Command::new(&bin)
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--secret")
+            .arg(SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (build it with cargo build --release -p bench)",
+                    bin.display()
+                )
+            })?;
+        let pid = child.id().context("the baseline has a pid")?;
+        let _stderr = drain_stderr(&mut child)?;
+        let url = listening_url(&mut child).await?;
+        let baseline = Relay {
+            url,
+            http: reqwest::Client::new(),
+            child,
+            pid,
+            _data: data,
+        };
+        baseline.wait_ready().await?;
+        Ok(baseline)
+    }
+
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_PATIENCE;
         while Instant::now() < deadline {
@@ -359,7 +393,8 @@ async fn listening_url(child: &mut tokio::process::Child) -> anyhow::Result<Stri
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut found = Some(found);
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("hookrelay listening on ") {
+            // `hookrelay listening on URL`, `hookrelay-baseline listening on URL`.
+            if let Some((_, url)) = line.split_once(" listening on ") {
                 if let Some(found) = found.take() {
                     let _ = found.send(url.trim().to_owned());
                 }
@@ -433,4 +468,32 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
             .unwrap_or(0)
     };
     Ok((field("VmRSS:"), field("RssAnon:")))
+}
+
+/// CPU time (user + system, every thread) a process has used so far, in
+/// microseconds, from `/proc/PID/stat` at the kernel's tick resolution.
+pub(crate) fn cpu_micros(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which may itself hold spaces: utime
+    // and stime are the 14th and 15th of the line, the 12th and 13th here.
+    let rest = stat.rsplit_once(')').context("a /proc stat line")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?;
+    Ok(ticks * 1_000_000 / clock_ticks_per_second())
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless the kernel says otherwise).
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
 }

@@ -9,6 +9,7 @@
 mod agent;
 mod client;
 mod keys;
+mod report;
 mod serve;
 mod service;
 

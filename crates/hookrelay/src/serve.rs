@@ -259,9 +259,6 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout) {
         config.header_read_timeout = Duration::from_secs(secs.max(1));
     }
-    if var("SENTRY_DSN").is_some() {
-        tracing::warn!("SENTRY_DSN is set, but error reporting to Sentry is not supported yet; errors go to the log");
-    }
     Ok(Resolved {
         listen,
         data_dir,
@@ -308,7 +305,17 @@ fn input_name(env_suffix: &str) -> String {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
+    // Held to the end of `run`: dropping it flushes queued reports.
+    let reporting = match std::env::var("SENTRY_DSN") {
+        Ok(dsn) if !dsn.is_empty() => {
+            Some(crate::report::init(&dsn).map_err(|e| config_error(format!("{e:#}")))?)
+        }
+        _ => None,
+    };
+    init_tracing_with(reporting.is_some());
+    if reporting.is_some() {
+        tracing::info!("reporting errors to Sentry (SENTRY_DSN)");
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let Resolved {
         listen,
@@ -411,12 +418,19 @@ fn load_tls(
 }
 
 pub(crate) fn init_tracing() {
+    init_tracing_with(false);
+}
+
+/// The log on stderr and, with `sentry`, `error!` events to Sentry.
+fn init_tracing_with(sentry: bool) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("hookrelay=info,server=info,store=info")
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(sentry.then(crate::report::layer))
         .try_init();
 }
 

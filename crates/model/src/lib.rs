@@ -11,7 +11,6 @@ pub mod event;
 pub mod ids;
 pub mod objects;
 pub mod secret;
-pub mod time;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
 pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::ids::{BucketId, InputId, OutputId, TenantId, TokenKey};
 use crate::Secret;
@@ -45,12 +46,19 @@ pub struct Tenant {
 }
 
 /// How callers authenticate to every input of a bucket (DESIGN §1).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum BucketAuth {
     None,
-    Basic { username: String, password: Secret },
-    Token { token: Secret },
+    Basic {
+        username: String,
+        #[schema(value_type = String)]
+        password: Secret,
+    },
+    Token {
+        #[schema(value_type = String)]
+        token: Secret,
+    },
 }
 
 impl BucketAuth {
@@ -92,7 +100,7 @@ impl Bucket {
 
 /// The closed set of signature schemes (DESIGN §4). The verification code
 /// for each lives in the `verify` crate; this is only the name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum IntegrationKind {
     Github,
@@ -195,7 +203,7 @@ impl IntegrationKind {
 }
 
 /// Digest of a generic HMAC signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HmacAlgorithm {
     Sha1,
@@ -204,7 +212,7 @@ pub enum HmacAlgorithm {
 }
 
 /// Text encoding of a signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureEncoding {
     Hex,
@@ -212,7 +220,7 @@ pub enum SignatureEncoding {
 }
 
 /// Configuration of the `generic-hmac` integration (DESIGN §8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenericHmac {
     pub header: String,
@@ -223,7 +231,7 @@ pub struct GenericHmac {
 }
 
 /// What the caller of an input is answered (DESIGN §3.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum ResponsePolicy {
     Default,
@@ -301,7 +309,7 @@ impl ResponsePolicy {
 }
 
 /// A sliding-window rate limit: `requests` per `window_seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
     pub requests: u32,
@@ -457,7 +465,7 @@ pub fn validate_slug(field: &'static str, value: &str) -> Result<(), ValidationE
 }
 
 /// How often a failed delivery is tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RetryPolicy {
     /// Tries in all, the first included.
@@ -531,7 +539,7 @@ impl Output {
 }
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenScope {
     Admin,
@@ -553,7 +561,7 @@ impl TokenScope {
 }
 
 /// An agent token's mode, fixed at creation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentMode {
     Forward,

@@ -22,6 +22,13 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The secret as an API answer shows it, the one time the contract
+    /// lets it (an input's or a token's create answer): the only way a
+    /// secret enters a view, so `grep reveal_once` lists every place.
+    pub fn reveal_once(&self) -> String {
+        self.0.clone()
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -253,7 +253,7 @@ fn spend_bcrypt(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
     let decision = state.auth.bcrypt_budget.hit(
         &client.to_string(),
         BCRYPT_CHECKS_ALLOWED,
-        model::time::now_ms(),
+        store::clock::now_ms(),
     );
     match decision {
         RateDecision::Allowed => Ok(()),

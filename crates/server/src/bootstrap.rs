@@ -65,7 +65,7 @@ async fn ensure_default_tenant(store: &dyn store::Store) -> Result<(), Error> {
             id: TenantId::default_tenant(),
             label: "Default".to_owned(),
             enabled: true,
-            created_at: model::time::now_ms(),
+            created_at: store::clock::now_ms(),
         },
         poll_secret_hash: None,
     };

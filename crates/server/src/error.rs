@@ -79,17 +79,30 @@ impl ApiError {
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
+
+    fn is_own_failure(&self) -> bool {
+        self.status == StatusCode::INTERNAL_SERVER_ERROR
+            || (self.code == "unavailable" && self.retry_after.is_none())
+    }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer: a machine code and a human sentence (DESIGN §3).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    /// The machine code: `invalid_request`, `not_found`, `unauthorized`, ...
     error: &'a str,
     message: &'a str,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        // The relay's own failures (a bug, a store that does not answer) are
+        // errors, which the binary may report (Sentry); a kill switch, an
+        // overload answered with Retry-After or a slow destination is the
+        // relay working as configured.
+        if self.is_own_failure() {
+            tracing::error!(status = %self.status, code = self.code, message = %self.message, "request failed");
+        } else if self.status.is_server_error() {
             tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request failed");
         }
         let body = ErrorBody {

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::api::bodies;
-use crate::api::views;
+use crate::api::views::{BucketOut, InputOut, OutputOut};
 use crate::error::ApiError;
 
 /// The public URL views are rendered with.
@@ -142,21 +142,21 @@ impl Object {
     /// What the API shows of it (a create answer, minus the secrets echoed
     /// only then).
     pub fn view(&self) -> Value {
-        match self {
-            Object::Bucket(b) => views::bucket(b),
-            Object::Input(i) => views::input(i, PUBLIC_URL),
-            Object::Output(o) => views::output(o),
-            Object::Checked(v) => v.clone(),
-        }
+        let view = match self {
+            Object::Bucket(b) => serde_json::to_value(BucketOut::from(b)),
+            Object::Input(i) => serde_json::to_value(InputOut::new(i, PUBLIC_URL)),
+            Object::Output(o) => serde_json::to_value(OutputOut::from(o)),
+            Object::Checked(v) => Ok(v.clone()),
+        };
+        view.unwrap_or_default()
     }
 
-    /// Everything stored, secrets included: equal values are equal objects.
+    /// Everything stored, secrets included: equal values are equal objects
+    /// (a view shows every field but the secrets).
     pub fn stored(&self) -> Value {
         match self {
-            Object::Bucket(b) => json!(b),
-            Object::Input(i) => json!({ "input": i, "secrets": i.secrets }),
-            Object::Output(o) => json!(o),
             Object::Checked(v) => v.clone(),
+            _ => json!({ "view": self.view(), "secrets": self.secrets() }),
         }
     }
 
@@ -196,42 +196,10 @@ impl Object {
     /// `PATCH` of this object with `patch`, as its route does it; objects
     /// without a PATCH route answer themselves.
     pub fn patch(&self, patch: &[u8]) -> Result<Object, Refused> {
-        let patch: Value = match self {
-            Object::Checked(_) => return Ok(self.clone()),
-            _ => parse(patch)?,
-        };
         Ok(match self {
-            Object::Bucket(b) => {
-                let body: bodies::BucketBody = views::apply_patch(
-                    views::as_create_body(b, &["id", "tenant", "createdAt"]),
-                    patch,
-                )?;
-                Object::Bucket(body.into_bucket(b.id.clone(), b.tenant.clone(), b.created_at)?)
-            }
-            Object::Input(i) => {
-                let mut current =
-                    views::as_create_body(i, &["id", "tenant", "bucket", "createdAt"]);
-                current.insert("secrets".into(), json!(i.secrets));
-                let body: bodies::InputBody = views::apply_patch(current, patch)?;
-                Object::Input(body.into_input(
-                    i.id,
-                    i.tenant.clone(),
-                    i.bucket.clone(),
-                    i.created_at,
-                )?)
-            }
-            Object::Output(o) => {
-                let body: bodies::OutputBody = views::apply_patch(
-                    views::as_create_body(o, &["id", "tenant", "bucket", "createdAt"]),
-                    patch,
-                )?;
-                Object::Output(body.into_output(
-                    o.id.clone(),
-                    o.tenant.clone(),
-                    o.bucket.clone(),
-                    o.created_at,
-                )?)
-            }
+            Object::Bucket(b) => Object::Bucket(parse::<bodies::BucketPatch>(patch)?.apply(b)?),
+            Object::Input(i) => Object::Input(parse::<bodies::InputPatch>(patch)?.apply(i)?),
+            Object::Output(o) => Object::Output(parse::<bodies::OutputPatch>(patch)?.apply(o)?),
             Object::Checked(_) => self.clone(),
         })
     }

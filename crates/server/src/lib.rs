@@ -12,6 +12,7 @@
 //! - `error`: `ApiError`, the one error answer, and extractor wrappers that
 //!   turn axum's own rejections into it.
 //! - `auth`: bearer tokens, the admin and poll secrets, and the bcrypt cache.
+//! - `lookup`: a tenant's bucket by id or name, for `api` and `deliver`.
 //! - `catalog`: the ingest-side cache of inputs with their kill switches.
 //! - `cluster`: signals between nodes sharing a store (`wait` answers,
 //!   configuration changes).
@@ -38,6 +39,7 @@ pub mod fuzzing;
 mod ingest;
 mod jobs;
 mod listener;
+mod lookup;
 mod metrics;
 mod ops;
 mod secrets;

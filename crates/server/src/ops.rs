@@ -6,7 +6,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -19,8 +20,27 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn health() -> impl IntoResponse {
-    axum::Json(json!({ "status": "ok", "timestamp": model::time::now_ms() }))
+/// `GET /api/health`: the server answers.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// Server time, ms since the Unix epoch.
+    timestamp: i64,
+}
+
+/// `GET /readyz`: the store answers too.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// Always `ready`.
+    status: &'static str,
+}
+
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        timestamp: store::clock::now_ms(),
+    })
 }
 
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -29,7 +49,7 @@ async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
         .ping()
         .await
         .map_err(|_| ApiError::unavailable())?;
-    Ok((StatusCode::OK, axum::Json(json!({ "status": "ready" }))))
+    Ok((StatusCode::OK, axum::Json(Ready { status: "ready" })))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

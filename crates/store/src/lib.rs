@@ -7,10 +7,13 @@
 //! backend only ever holds ciphertext. The server holds an `Arc<dyn Store>` and never
 //! sees SQL. Start with [`Store`]: its documentation lists the guarantees a
 //! backend must keep; `conformance` (feature `test-suite`) checks them.
+//! [`clock`] is the one source of time for the stores and the server, which
+//! tests pause and move forward.
 
 #[cfg(feature = "test-suite")]
 pub mod conformance;
 // The embedded store's writer alone uses the batch half of the dedup set.
+pub mod clock;
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 mod dedup;
 mod limiter;

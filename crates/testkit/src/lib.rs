@@ -50,6 +50,18 @@ where
     }
 }
 
+/// Moves tokio's clock, and with it `store::clock`, forward by `by` at
+/// once, then lets it run on at real speed: a time rule (catch-up window,
+/// retention, retry backoff) is tested by skipping the wait, never by
+/// sleeping through it. Needs a current-thread runtime (`#[tokio::test]`)
+/// whose relay runs in-process on SQLite (Redis keeps its own clock);
+/// every timer due within `by` fires.
+pub async fn advance_clock(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
 /// A change to the server configuration, applied before start.
 type Configure = Box<dyn FnOnce(&mut server::Config) + Send>;
 
@@ -116,7 +128,10 @@ impl RelayBuilder {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{addr}");
         let mut config = server::Config::new(url.clone());
-        let mut http = reqwest::Client::builder();
+        // Idle connections are dropped before the server's 10 s keep-alive
+        // timeout closes them, so a request never lands on a closed one,
+        // even after `advance_clock` jumped past both.
+        let mut http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5));
         if let Some((tls, ca_pem)) = self.tls {
             config.tls = Some(tls);
             let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("a PEM CA");
@@ -300,7 +315,7 @@ pub fn sign(
         content_type,
         body,
         event,
-        now_secs: model::time::now_ms() / 1000,
+        now_secs: store::clock::now_ms() / 1000,
     };
     verify::sign(integration, secret, &out).expect("a valid test key")
 }

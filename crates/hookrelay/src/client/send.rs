@@ -148,7 +148,7 @@ async fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
 /// Sends the webhook and prints the answer; fails unless it is 2xx.
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
     let body = read_payload(args.file.as_ref()).await?;
-    let now_secs = model::time::now_ms() / 1000;
+    let now_secs = store::clock::now_ms() / 1000;
     let prepared = prepare(&args, &body, now_secs)?;
     let mut header_map = HeaderMap::new();
     for (name, value) in &prepared.headers {

@@ -19,7 +19,7 @@ use super::faults::{Api, ADMIN};
 use super::{Serve, BIN};
 
 /// Base64 of 32 bytes: every node must share the master key.
-const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub(crate) const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 /// Webhooks each sender posts (the one to the killed node stops early).
 const PER_SENDER: usize = 120;
 /// The node is killed once this many webhooks were acknowledged in all.
@@ -277,14 +277,14 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
 
 /// A private `redis-server` with `appendonly yes` and `appendfsync
 /// always` on a loopback port, killed on drop. Its AOF survives a kill.
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl PrivateRedis {
-    fn start() -> PrivateRedis {
+    pub(crate) fn start() -> PrivateRedis {
         // An ephemeral port the kernel just handed out (redis-server takes
         // a number, not a bound socket).
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -300,7 +300,7 @@ impl PrivateRedis {
         redis
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
@@ -343,7 +343,7 @@ impl PrivateRedis {
             && &answer == b"+PONG\r\n"
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("SIGKILL redis-server");
             let _ = child.wait();

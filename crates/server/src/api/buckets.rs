@@ -7,11 +7,14 @@ use axum::routing::get;
 use axum::Router;
 use model::{Bucket, BucketAuth, BucketId, TenantId};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{or_not_found, resolve_bucket, views};
+use super::or_not_found;
+use super::patch::{present, set};
+use super::views::{BucketList, BucketOut};
 use crate::auth::Admin;
 use crate::error::{ApiError, Json, Path};
+use crate::lookup::resolve_bucket;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -23,8 +26,8 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
-/// The create body of DESIGN §3.4; also what a PATCH is merged into.
-#[derive(Deserialize)]
+/// The create body of DESIGN §3.4.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct BucketBody {
     name: String,
@@ -53,6 +56,24 @@ fn enabled() -> bool {
     true
 }
 
+/// A PATCH of a bucket: any field of the create body.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct BucketPatch {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    auth: Option<BucketAuth>,
+    #[serde(default, deserialize_with = "present")]
+    ephemeral: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    retention_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    catchup_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    enabled: Option<bool>,
+}
+
 impl BucketBody {
     pub(crate) fn into_bucket(
         self,
@@ -60,30 +81,7 @@ impl BucketBody {
         tenant: TenantId,
         created_at: i64,
     ) -> Result<Bucket, ApiError> {
-        model::validate_slug("name", &self.name)?;
-        if self.retention_seconds == 0 || self.retention_seconds > 365 * 86_400 {
-            return Err(ApiError::invalid_request(
-                "retentionSeconds: must be between 1 and 31536000",
-            ));
-        }
-        if self.catchup_seconds > self.retention_seconds {
-            return Err(ApiError::invalid_request(
-                "catchupSeconds: must not exceed retentionSeconds",
-            ));
-        }
-        let empty_secret = match &self.auth {
-            BucketAuth::Basic { username, password } => {
-                username.is_empty() || password.expose().is_empty()
-            }
-            BucketAuth::Token { token } => token.expose().is_empty(),
-            BucketAuth::None => false,
-        };
-        if empty_secret {
-            return Err(ApiError::invalid_request(
-                "auth: credentials must not be empty",
-            ));
-        }
-        Ok(Bucket {
+        let bucket = Bucket {
             id,
             tenant,
             name: self.name,
@@ -93,8 +91,53 @@ impl BucketBody {
             catchup_seconds: self.catchup_seconds,
             enabled: self.enabled,
             created_at,
-        })
+        };
+        check(&bucket)?;
+        Ok(bucket)
     }
+}
+
+impl BucketPatch {
+    /// `current` with the patch applied, checked as a create.
+    pub(crate) fn apply(self, current: &Bucket) -> Result<Bucket, ApiError> {
+        let mut b = current.clone();
+        set(&mut b.name, self.name);
+        set(&mut b.auth, self.auth);
+        set(&mut b.ephemeral, self.ephemeral);
+        set(&mut b.retention_seconds, self.retention_seconds);
+        set(&mut b.catchup_seconds, self.catchup_seconds);
+        set(&mut b.enabled, self.enabled);
+        check(&b)?;
+        Ok(b)
+    }
+}
+
+/// The rules of a bucket's settings, for create and patch alike.
+fn check(b: &Bucket) -> Result<(), ApiError> {
+    model::validate_slug("name", &b.name)?;
+    if b.retention_seconds == 0 || b.retention_seconds > 365 * 86_400 {
+        return Err(ApiError::invalid_request(
+            "retentionSeconds: must be between 1 and 31536000",
+        ));
+    }
+    if b.catchup_seconds > b.retention_seconds {
+        return Err(ApiError::invalid_request(
+            "catchupSeconds: must not exceed retentionSeconds",
+        ));
+    }
+    let empty_secret = match &b.auth {
+        BucketAuth::Basic { username, password } => {
+            username.is_empty() || password.expose().is_empty()
+        }
+        BucketAuth::Token { token } => token.expose().is_empty(),
+        BucketAuth::None => false,
+    };
+    if empty_secret {
+        return Err(ApiError::invalid_request(
+            "auth: credentials must not be empty",
+        ));
+    }
+    Ok(())
 }
 
 async fn create(
@@ -102,49 +145,46 @@ async fn create(
     Admin(caller): Admin,
     Json(body): Json<BucketBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bucket = body.into_bucket(BucketId::generate(), caller.tenant, model::time::now_ms())?;
+    let bucket = body.into_bucket(BucketId::generate(), caller.tenant, store::clock::now_ms())?;
     state.store.create_bucket(&bucket).await?;
     crate::cluster::config_changed(&state).await;
-    Ok((StatusCode::CREATED, Json(views::bucket(&bucket))))
+    Ok((StatusCode::CREATED, Json(BucketOut::from(&bucket))))
 }
 
 async fn list(
     State(state): State<AppState>,
     Admin(caller): Admin,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BucketList>, ApiError> {
     let buckets = state.store.list_buckets(&caller.tenant).await?;
-    let buckets: Vec<Value> = buckets.iter().map(views::bucket).collect();
-    Ok(Json(json!({ "buckets": buckets })))
+    Ok(Json(BucketList {
+        buckets: buckets.iter().map(BucketOut::from).collect(),
+    }))
 }
 
 async fn show(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(bucket): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BucketOut>, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
-    Ok(Json(views::bucket(&bucket)))
+    Ok(Json(BucketOut::from(&bucket)))
 }
 
 async fn update(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(bucket): Path<String>,
-    Json(patch): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
+    Json(patch): Json<BucketPatch>,
+) -> Result<Json<BucketOut>, ApiError> {
     let current = resolve_bucket(&state, &caller.tenant, &bucket).await?;
-    let body: BucketBody = views::apply_patch(
-        views::as_create_body(&current, &["id", "tenant", "createdAt"]),
-        patch,
-    )?;
-    let updated = body.into_bucket(current.id, current.tenant, current.created_at)?;
+    let updated = patch.apply(&current)?;
     state
         .store
         .update_bucket(&updated)
         .await
         .map_err(or_not_found("bucket"))?;
     crate::cluster::config_changed(&state).await;
-    Ok(Json(views::bucket(&updated)))
+    Ok(Json(BucketOut::from(&updated)))
 }
 
 async fn remove(

@@ -10,12 +10,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use model::{BucketId, EventId, OutputId, TenantId};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use store::{Cursor, EventQuery};
 
-use super::{or_not_found, resolve_bucket, views};
+use super::or_not_found;
+use super::views::{EventDetail, EventOut, EventPage, Resent};
 use crate::auth::{Admin, Caller, Reader};
 use crate::error::{ApiError, Json, Path, Query};
+use crate::lookup::resolve_bucket;
 use crate::state::AppState;
 
 /// Page size when none is asked for, and the most one page may hold.
@@ -62,7 +63,7 @@ async fn list(
     State(state): State<AppState>,
     Reader(caller): Reader,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     let buckets = readable_buckets(&state, &caller, q.bucket.as_deref()).await?;
     let from = match &q.after {
         Some(after) => Cursor::After(
@@ -80,8 +81,10 @@ async fn list(
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
     let events = read_or_wait(&state, &caller.tenant, &query, wait).await?;
     let next = events.last().map(|e| e.id.to_string()).or(q.after);
-    let events: Vec<Value> = events.iter().map(views::event).collect();
-    Ok(Json(json!({ "events": events, "next": next })))
+    Ok(Json(EventPage {
+        events: events.iter().map(EventOut::from).collect(),
+        next,
+    }))
 }
 
 /// Reads once; if nothing is there and `wait` is set, waits for commits
@@ -118,7 +121,7 @@ async fn show(
     State(state): State<AppState>,
     Reader(caller): Reader,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventDetail>, ApiError> {
     let (event, deliveries) = state
         .store
         .event(&caller.tenant, &parse_event_id(&id)?)
@@ -127,9 +130,7 @@ async fn show(
     if !caller.may_read(&event.bucket) {
         return Err(ApiError::not_found("event"));
     }
-    let mut view = views::event(&event);
-    view["deliveries"] = Value::Array(deliveries.iter().map(views::delivery).collect());
-    Ok(Json(view))
+    Ok(Json(EventDetail::new(&event, &deliveries)))
 }
 
 #[derive(Deserialize)]
@@ -157,5 +158,5 @@ async fn resend(
         .await
         .map_err(or_not_found("event"))?;
     state.hub.wake(&caller.tenant);
-    Ok((StatusCode::ACCEPTED, Json(json!({ "deliveries": reset }))))
+    Ok((StatusCode::ACCEPTED, Json(Resent { deliveries: reset })))
 }

@@ -12,11 +12,14 @@ use model::{
     TenantId,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{or_not_found, resolve_bucket, views};
+use super::or_not_found;
+use super::patch::{present, set};
+use super::views::{InputCreated, InputList, InputOut};
 use crate::auth::Admin;
 use crate::error::{ApiError, Json, Path};
+use crate::lookup::resolve_bucket;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -25,8 +28,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/inputs/{input}", get(show).patch(update).delete(remove))
 }
 
-/// The create body of DESIGN §3.4; also what a PATCH is merged into.
-#[derive(Deserialize)]
+/// The create body of DESIGN §3.4.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct InputBody {
     #[serde(default)]
@@ -35,7 +38,9 @@ pub(crate) struct InputBody {
     pub(crate) integration: Option<IntegrationKind>,
     #[serde(default)]
     pub(crate) generic_hmac: Option<GenericHmac>,
+    /// Newest first; each is tried in order (rotation).
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub(crate) secrets: Vec<Secret>,
     #[serde(default = "default_response")]
     pub(crate) response: ResponsePolicy,
@@ -49,6 +54,57 @@ pub(crate) struct InputBody {
     pub(crate) timestamp_tolerance_seconds: u64,
     #[serde(default = "enabled")]
     pub(crate) handshakes: bool,
+}
+
+/// A PATCH of an input: any field of the create body; `null` clears the
+/// optional ones.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct InputPatch {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    integration: Option<Option<IntegrationKind>>,
+    #[serde(default, deserialize_with = "present")]
+    generic_hmac: Option<Option<GenericHmac>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    secrets: Option<Vec<Secret>>,
+    #[serde(default, deserialize_with = "present")]
+    response: Option<ResponsePolicy>,
+    #[serde(default, deserialize_with = "present")]
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    body_limit: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<RateLimit>>,
+    #[serde(default, deserialize_with = "present")]
+    timestamp_tolerance_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    handshakes: Option<bool>,
+}
+
+impl InputPatch {
+    /// `current` with the patch applied, checked as a create.
+    pub(crate) fn apply(self, current: &Input) -> Result<Input, ApiError> {
+        let mut i = current.clone();
+        set(&mut i.name, self.name);
+        set(&mut i.integration, self.integration);
+        set(&mut i.generic_hmac, self.generic_hmac);
+        set(&mut i.secrets, self.secrets);
+        set(&mut i.response, self.response);
+        set(&mut i.enabled, self.enabled);
+        set(&mut i.body_limit, self.body_limit);
+        set(&mut i.rate_limit, self.rate_limit);
+        set(
+            &mut i.timestamp_tolerance_seconds,
+            self.timestamp_tolerance_seconds,
+        );
+        set(&mut i.handshakes, self.handshakes);
+        i.validate()?;
+        check_secrets(&i)?;
+        Ok(i)
+    }
 }
 
 fn default_response() -> ResponsePolicy {
@@ -120,13 +176,11 @@ async fn create(
         InputId::generate(),
         caller.tenant,
         bucket.id,
-        model::time::now_ms(),
+        store::clock::now_ms(),
     )?;
     state.store.create_input(&input).await?;
     crate::cluster::config_changed(&state).await;
-    let mut view = views::input(&input, &state.config.public_url);
-    let secrets: Vec<&str> = input.secrets.iter().map(Secret::expose).collect();
-    view["secrets"] = json!(secrets);
+    let view = InputCreated::new(&input, &state.config.public_url);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -134,14 +188,16 @@ async fn list(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(bucket): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InputList>, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
     let inputs = state.store.list_inputs(&caller.tenant, &bucket.id).await?;
-    let inputs: Vec<Value> = inputs
-        .iter()
-        .map(|i| views::input(i, &state.config.public_url))
-        .collect();
-    Ok(Json(json!({ "inputs": inputs })))
+    let public_url = &state.config.public_url;
+    Ok(Json(InputList {
+        inputs: inputs
+            .iter()
+            .map(|i| InputOut::new(i, public_url))
+            .collect(),
+    }))
 }
 
 async fn find(state: &AppState, tenant: &TenantId, id: &str) -> Result<Input, ApiError> {
@@ -157,34 +213,26 @@ async fn show(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(input): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InputOut>, ApiError> {
     let input = find(&state, &caller.tenant, &input).await?;
-    Ok(Json(views::input(&input, &state.config.public_url)))
+    Ok(Json(InputOut::new(&input, &state.config.public_url)))
 }
 
 async fn update(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(input): Path<String>,
-    Json(patch): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
+    Json(patch): Json<InputPatch>,
+) -> Result<Json<InputOut>, ApiError> {
     let current = find(&state, &caller.tenant, &input).await?;
-    let mut body = views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]);
-    body.insert("secrets".into(), json!(current.secrets));
-    let body: InputBody = views::apply_patch(body, patch)?;
-    let updated = body.into_input(
-        current.id,
-        current.tenant,
-        current.bucket,
-        current.created_at,
-    )?;
+    let updated = patch.apply(&current)?;
     state
         .store
         .update_input(&updated)
         .await
         .map_err(or_not_found("input"))?;
     crate::cluster::config_changed(&state).await;
-    Ok(Json(views::input(&updated, &state.config.public_url)))
+    Ok(Json(InputOut::new(&updated, &state.config.public_url)))
 }
 
 async fn remove(

@@ -11,6 +11,7 @@ mod buckets;
 mod events;
 mod inputs;
 mod outputs;
+mod patch;
 mod poll;
 mod stream;
 mod tenants;
@@ -18,7 +19,6 @@ mod tokens;
 pub(crate) mod views;
 
 use axum::Router;
-use model::{Bucket, BucketId, TenantId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,9 +28,9 @@ pub(crate) use tokens::issue as issue_token;
 
 /// The bodies and their checks, for `crate::fuzzing`.
 pub(crate) mod bodies {
-    pub(crate) use super::buckets::BucketBody;
-    pub(crate) use super::inputs::InputBody;
-    pub(crate) use super::outputs::OutputBody;
+    pub(crate) use super::buckets::{BucketBody, BucketPatch};
+    pub(crate) use super::inputs::{InputBody, InputPatch};
+    pub(crate) use super::outputs::{OutputBody, OutputPatch};
     pub(crate) use super::tenants::{
         identity as tenant_identity, named_integration, split_secrets, CreateBody as TenantBody,
         PatchBody as TenantPatch, SecretsBody,
@@ -51,22 +51,6 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(poll::router())
         .merge(stream::router())
-}
-
-/// A bucket of `tenant` by id or by name (agents and the CLI take either).
-pub(crate) async fn resolve_bucket(
-    state: &AppState,
-    tenant: &TenantId,
-    id_or_name: &str,
-) -> Result<Bucket, ApiError> {
-    let found = match id_or_name.parse::<BucketId>() {
-        Ok(id) => state.store.bucket(tenant, &id).await,
-        Err(_) => state.store.bucket_by_name(tenant, id_or_name).await,
-    };
-    found.map_err(|e| match e {
-        store::Error::NotFound => ApiError::not_found("bucket"),
-        other => other.into(),
-    })
 }
 
 /// Maps a store `NotFound` to a 404 naming `what`.

@@ -10,11 +10,14 @@ use axum::routing::get;
 use axum::Router;
 use model::{BucketId, Output, OutputId, RetryPolicy, TenantId};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{or_not_found, resolve_bucket, views};
+use super::or_not_found;
+use super::patch::{present, set};
+use super::views::{OutputList, OutputOut};
 use crate::auth::Admin;
 use crate::error::{ApiError, Json, Path};
+use crate::lookup::resolve_bucket;
 use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -26,7 +29,8 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
+/// The create body of DESIGN §3.4.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct OutputBody {
     url: String,
@@ -38,6 +42,36 @@ pub(crate) struct OutputBody {
     headers: BTreeMap<String, String>,
     #[serde(default)]
     retry: RetryPolicy,
+}
+
+/// A PATCH of an output: any field of the create body.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct OutputPatch {
+    #[serde(default, deserialize_with = "present")]
+    url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    internal: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    retry: Option<RetryPolicy>,
+}
+
+impl OutputPatch {
+    /// `current` with the patch applied, checked as a create.
+    pub(crate) fn apply(self, current: &Output) -> Result<Output, ApiError> {
+        let mut o = current.clone();
+        set(&mut o.url, self.url);
+        set(&mut o.internal, self.internal);
+        set(&mut o.timeout_ms, self.timeout_ms);
+        set(&mut o.headers, self.headers);
+        set(&mut o.retry, self.retry);
+        o.validate()?;
+        Ok(o)
+    }
 }
 
 fn internal() -> bool {
@@ -82,21 +116,22 @@ async fn create(
         OutputId::generate(),
         caller.tenant,
         bucket.id,
-        model::time::now_ms(),
+        store::clock::now_ms(),
     )?;
     state.store.create_output(&output).await?;
-    Ok((StatusCode::CREATED, Json(views::output(&output))))
+    Ok((StatusCode::CREATED, Json(OutputOut::from(&output))))
 }
 
 async fn list(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(bucket): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OutputList>, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
     let outputs = state.store.list_outputs(&caller.tenant, &bucket.id).await?;
-    let outputs: Vec<Value> = outputs.iter().map(views::output).collect();
-    Ok(Json(json!({ "outputs": outputs })))
+    Ok(Json(OutputList {
+        outputs: outputs.iter().map(OutputOut::from).collect(),
+    }))
 }
 
 async fn find(state: &AppState, tenant: &TenantId, id: &str) -> Result<Output, ApiError> {
@@ -112,8 +147,8 @@ async fn show(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(output): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::output(
+) -> Result<Json<OutputOut>, ApiError> {
+    Ok(Json(OutputOut::from(
         &find(&state, &caller.tenant, &output).await?,
     )))
 }
@@ -122,25 +157,16 @@ async fn update(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(output): Path<String>,
-    Json(patch): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
+    Json(patch): Json<OutputPatch>,
+) -> Result<Json<OutputOut>, ApiError> {
     let current = find(&state, &caller.tenant, &output).await?;
-    let body: OutputBody = views::apply_patch(
-        views::as_create_body(&current, &["id", "tenant", "bucket", "createdAt"]),
-        patch,
-    )?;
-    let updated = body.into_output(
-        current.id,
-        current.tenant,
-        current.bucket,
-        current.created_at,
-    )?;
+    let updated = patch.apply(&current)?;
     state
         .store
         .update_output(&updated)
         .await
         .map_err(or_not_found("output"))?;
-    Ok(Json(views::output(&updated)))
+    Ok(Json(OutputOut::from(&updated)))
 }
 
 async fn remove(

@@ -12,11 +12,10 @@ use axum::routing::get;
 use axum::Router;
 use model::TenantId;
 use serde::Deserialize;
-use serde_json::Value;
 use store::{Cursor, EventQuery, RateDecision};
 
 use super::events::{DEFAULT_LIMIT, MAX_LIMIT};
-use super::views;
+use super::views::EventOut;
 use crate::auth::authenticate_poll;
 use crate::error::{ApiError, Path, Query};
 use crate::state::AppState;
@@ -81,7 +80,7 @@ async fn poll(
 ) -> Result<Response, ApiError> {
     let ip = crate::ingest::client_ip(&state.config.trusted_proxies, peer, headers);
     let key = format!("poll:{ip}");
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     if let RateDecision::Limited { retry_after_secs } = state
         .store
         .rate_limit(&key, state.config.poll_rate_limit, now)
@@ -108,7 +107,7 @@ async fn poll(
         Some(last) if events.len() == query.limit => last.received_at,
         _ => horizon,
     };
-    let body: Vec<Value> = events.iter().map(views::event).collect();
+    let body: Vec<EventOut> = events.iter().map(EventOut::from).collect();
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()

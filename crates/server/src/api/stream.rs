@@ -20,7 +20,7 @@ use model::{Event, EventId, TenantId};
 use store::{Cursor, EventQuery};
 
 use super::events::readable_buckets;
-use super::views;
+use super::views::EventOut;
 use crate::auth::Reader;
 use crate::error::{ApiError, Path};
 use crate::state::AppState;
@@ -63,7 +63,15 @@ async fn stream(
         let sse = SseEvent::default()
             .id(event.id.to_string())
             .event("webhook")
-            .data(views::event(&event).to_string());
+            .json_data(EventOut::from(&event))
+            // An event view always serialises (strings, numbers, maps of
+            // strings); were it not to, the event is sent without data
+            // rather than ending the stream.
+            .unwrap_or_else(|_| {
+                SseEvent::default()
+                    .id(event.id.to_string())
+                    .event("webhook")
+            });
         Some((Ok(sse), tail))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

@@ -14,9 +14,10 @@ use model::{
     TenantId,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{or_not_found, views};
+use super::or_not_found;
+use super::views::{SecretsSet, TenantCreated, TenantList, TenantOut};
 use crate::auth::SuperAdmin;
 use crate::error::{ApiError, Json, Path};
 use crate::secrets;
@@ -35,15 +36,16 @@ pub(super) fn router() -> Router<AppState> {
         .route("/api/tenants/{tenant}/secrets", put(set_secrets))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateBody {
     label: String,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     id: Option<TenantId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PatchBody {
     #[serde(default)]
@@ -52,7 +54,7 @@ pub(crate) struct PatchBody {
     pub(crate) enabled: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct SecretsBody {
     pub(crate) webhook_secrets: BTreeMap<String, String>,
@@ -88,24 +90,25 @@ async fn create(
             id: id.clone(),
             label,
             enabled: true,
-            created_at: model::time::now_ms(),
+            created_at: store::clock::now_ms(),
         },
         poll_secret_hash: Some(secrets::hash(poll_secret.clone(), state.config.bcrypt_cost).await?),
     };
     state.store.create_tenant(&record).await?;
-    let answer = json!({
-        "tenant": views::tenant(&record.tenant),
-        "pollSecret": poll_secret,
-        "webhookBaseUrl": format!("/api/t/{id}/webhooks"),
-        "pollUrl": format!("/api/t/{id}/events"),
-    });
+    let answer = TenantCreated {
+        tenant: TenantOut::from(&record.tenant),
+        poll_secret: Secret::new(poll_secret).reveal_once(),
+        webhook_base_url: format!("/api/t/{id}/webhooks"),
+        poll_url: format!("/api/t/{id}/events"),
+    };
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-async fn list(State(state): State<AppState>, _: SuperAdmin) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, _: SuperAdmin) -> Result<Json<TenantList>, ApiError> {
     let tenants = state.store.list_tenants().await?;
-    let tenants: Vec<Value> = tenants.iter().map(views::tenant).collect();
-    Ok(Json(json!({ "tenants": tenants })))
+    Ok(Json(TenantList {
+        tenants: tenants.iter().map(TenantOut::from).collect(),
+    }))
 }
 
 fn parse_id(id: &str) -> Result<TenantId, ApiError> {
@@ -116,13 +119,13 @@ async fn show(
     State(state): State<AppState>,
     _: SuperAdmin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantOut>, ApiError> {
     let record = state
         .store
         .tenant(&parse_id(&id)?)
         .await
         .map_err(or_not_found("tenant"))?;
-    Ok(Json(views::tenant(&record.tenant)))
+    Ok(Json(TenantOut::from(&record.tenant)))
 }
 
 async fn update(
@@ -130,7 +133,7 @@ async fn update(
     _: SuperAdmin,
     Path(id): Path<String>,
     Json(patch): Json<PatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantOut>, ApiError> {
     let mut tenant = state
         .store
         .tenant(&parse_id(&id)?)
@@ -149,7 +152,7 @@ async fn update(
         .await
         .map_err(or_not_found("tenant"))?;
     crate::cluster::config_changed(&state).await;
-    Ok(Json(views::tenant(&tenant)))
+    Ok(Json(TenantOut::from(&tenant)))
 }
 
 async fn remove(
@@ -178,7 +181,7 @@ async fn set_secrets(
     _: SuperAdmin,
     Path(id): Path<String>,
     Json(body): Json<SecretsBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SecretsSet>, ApiError> {
     let id = parse_id(&id)?;
     state
         .store
@@ -192,7 +195,9 @@ async fn set_secrets(
         .collect();
     let names = upsert_named_inputs(&state.store, &id, pairs).await?;
     crate::cluster::config_changed(&state).await;
-    Ok(Json(json!({ "integrations": names })))
+    Ok(Json(SecretsSet {
+        integrations: names,
+    }))
 }
 
 /// A comma-separated secret list, newest first, blanks dropped.
@@ -239,7 +244,7 @@ pub(crate) async fn upsert_named_inputs(
                     rate_limit: None,
                     timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
                     handshakes: true,
-                    created_at: model::time::now_ms(),
+                    created_at: store::clock::now_ms(),
                 };
                 input.validate()?;
                 super::inputs::check_secrets(&input)?;
@@ -293,7 +298,7 @@ async fn named_inputs_bucket(
         retention_seconds: Bucket::DEFAULT_RETENTION_SECONDS,
         catchup_seconds: Bucket::DEFAULT_CATCHUP_SECONDS,
         enabled: true,
-        created_at: model::time::now_ms(),
+        created_at: store::clock::now_ms(),
     };
     match store.create_bucket(&bucket).await {
         Ok(()) => Ok(bucket),

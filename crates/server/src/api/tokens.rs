@@ -11,11 +11,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use model::{AgentMode, BucketId, Secret, TenantId, Token, TokenKey, TokenScope};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{or_not_found, resolve_bucket, views};
+use super::or_not_found;
+use super::views::{TokenIssued, TokenList, TokenOut};
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, Json, Path};
+use crate::lookup::resolve_bucket;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -26,7 +28,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/tokens/{key}/rotate", post(rotate))
 }
 
-#[derive(Deserialize)]
+/// The create body of DESIGN §3.4.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateBody {
     pub(crate) scope: TokenScope,
@@ -38,7 +41,9 @@ pub(crate) struct CreateBody {
     pub(crate) description: String,
 }
 
-#[derive(Deserialize)]
+/// A PATCH of a token: its buckets and description (scope and mode never
+/// change).
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PatchBody {
     #[serde(default)]
@@ -50,13 +55,13 @@ pub(crate) struct PatchBody {
 /// A new token and its secret (shown once).
 pub(crate) struct Issued {
     pub(crate) token: Token,
-    pub(crate) secret: String,
+    pub(crate) secret: Secret,
 }
 
 impl Issued {
     /// The bearer string a client presents.
     pub(crate) fn bearer(&self) -> String {
-        format!("{}.{}", self.token.key, self.secret)
+        format!("{}.{}", self.token.key, self.secret.expose())
     }
 }
 
@@ -80,10 +85,13 @@ pub(crate) async fn issue(
         mode,
         description,
         secret_hash: Secret::new(hash),
-        created_at: model::time::now_ms(),
+        created_at: store::clock::now_ms(),
     };
     store.create_token(&token).await?;
-    Ok(Issued { token, secret })
+    Ok(Issued {
+        token,
+        secret: Secret::new(secret),
+    })
 }
 
 async fn bucket_ids(
@@ -145,23 +153,21 @@ async fn create(
         body.description,
     )
     .await?;
-    let mut view = views::token(&issued.token);
-    view["secret"] = json!(issued.secret);
-    view["token"] = json!(issued.bearer());
+    let view = TokenIssued::new(&issued.token, &issued.secret);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 async fn list(
     State(state): State<AppState>,
     Admin(caller): Admin,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     let tokens = state.store.list_tokens(&caller.tenant).await?;
-    let tokens: Vec<Value> = tokens
+    let tokens = tokens
         .iter()
         .filter(|t| visible_to(&caller, t))
-        .map(views::token)
+        .map(TokenOut::from)
         .collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
 /// Admin tokens are filed under a tenant (the first-start one under
@@ -188,8 +194,8 @@ async fn show(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(key): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::token(&find(&state, &caller, &key).await?)))
+) -> Result<Json<TokenOut>, ApiError> {
+    Ok(Json(TokenOut::from(&find(&state, &caller, &key).await?)))
 }
 
 async fn update(
@@ -197,7 +203,7 @@ async fn update(
     Admin(caller): Admin,
     Path(key): Path<String>,
     Json(patch): Json<PatchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenOut>, ApiError> {
     let mut token = find(&state, &caller, &key).await?;
     if let Some(buckets) = patch.buckets {
         if !matches!(token.scope, TokenScope::Agent | TokenScope::Poll) && !buckets.is_empty() {
@@ -217,7 +223,7 @@ async fn update(
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
     crate::cluster::config_changed(&state).await;
-    Ok(Json(views::token(&token)))
+    Ok(Json(TokenOut::from(&token)))
 }
 
 async fn remove(
@@ -243,7 +249,7 @@ async fn rotate(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(key): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenIssued>, ApiError> {
     let token = find(&state, &caller, &key).await?;
     let secret = secrets::generate();
     let hash = secrets::hash(secret.clone(), state.config.bcrypt_cost).await?;
@@ -254,8 +260,5 @@ async fn rotate(
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
     crate::cluster::config_changed(&state).await;
-    let mut view = views::token(&token);
-    view["secret"] = json!(secret);
-    view["token"] = json!(format!("{}.{secret}", token.key));
-    Ok(Json(view))
+    Ok(Json(TokenIssued::new(&token, &Secret::new(secret))))
 }

@@ -6,10 +6,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use model::EventId;
+use tokio::time::Instant;
 
 /// How long an ephemeral payload waits for an agent to take it.
 pub(crate) const HOLD: Duration = Duration::from_secs(60);

@@ -86,7 +86,7 @@ async fn fill(
     held: &mut HashSet<DeliveryKey>,
     tasks: &mut JoinSet<DeliveryKey>,
 ) -> Option<Instant> {
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     let room = CONCURRENCY - tasks.len();
     let limit = super::due_limit(state.store.as_ref(), room, held.len());
     let batch = match state.store.due_public_deliveries(now, limit).await {
@@ -135,7 +135,7 @@ fn next_look(at: Option<i64>, now: i64) -> Option<Instant> {
 
 /// One attempt: the request, the waiting caller's answer, the settlement.
 async fn deliver(state: AppState, forwarder: Arc<Forwarder>, due: DueDelivery) -> DeliveryKey {
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     if matches!(due.event.body, EventBody::Undecryptable { .. }) {
         let attempt = undecryptable(now);
         settle(&state, &due.key, Some(attempt), Settle::Failed).await;
@@ -193,7 +193,7 @@ async fn deliver(state: AppState, forwarder: Arc<Forwarder>, due: DueDelivery) -
 /// commit that made its delivery due; a young event gets that moment.
 async fn awaits_handover(state: &AppState, due: &DueDelivery) {
     let deadline = due.event.received_at + super::EPHEMERAL_HANDOVER_MS;
-    while state.hub.ephemeral.get(&due.event.id).is_none() && model::time::now_ms() < deadline {
+    while state.hub.ephemeral.get(&due.event.id).is_none() && store::clock::now_ms() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

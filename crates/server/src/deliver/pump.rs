@@ -201,7 +201,7 @@ impl Pump {
     /// group on this node also starts its catch-up: deliveries pending for
     /// longer than a bucket's `catchup` expire (DESIGN §5).
     async fn join(&mut self, slot: Slot) {
-        let now = model::time::now_ms();
+        let now = store::clock::now_ms();
         let reconnect = self.agents.is_empty();
         for bucket in &slot.buckets {
             let catchup_ms =
@@ -262,7 +262,7 @@ impl Pump {
             .min()
             .unwrap_or(far);
         let retry = self.wake_at.map_or(far, |at| {
-            let wait = at.saturating_sub(model::time::now_ms()).max(0);
+            let wait = at.saturating_sub(store::clock::now_ms()).max(0);
             Instant::now() + Duration::from_millis(wait.unsigned_abs())
         });
         lease.min(retry)
@@ -285,7 +285,7 @@ impl Pump {
                 continue;
             };
             tracing::warn!(agent = %agent.slot.info.id, "agent did not acknowledge in time; cut off");
-            let at = model::time::now_ms();
+            let at = store::clock::now_ms();
             for (_, f) in agent.in_flight {
                 let attempt = Attempt {
                     at,
@@ -315,7 +315,7 @@ impl Pump {
         for waiting in agent.in_flight.values_mut() {
             waiting.deadline = waiting.deadline.max(now_instant + waiting.patience);
         }
-        let now = model::time::now_ms();
+        let now = store::clock::now_ms();
         let status = u16::try_from(ack.destination_status)
             .ok()
             .filter(|s| *s != 0);
@@ -383,7 +383,7 @@ impl Pump {
     }
 
     async fn dispatch(&mut self) {
-        let now = model::time::now_ms();
+        let now = store::clock::now_ms();
         self.wake_at = None;
         let (mark_tx, mark_rx) = watch::channel(false);
         let mut marks = Vec::new();
@@ -463,12 +463,12 @@ impl Pump {
             return Sent::NoRoom(due.key);
         };
         if matches!(due.event.body, EventBody::Undecryptable { .. }) {
-            let attempt = super::public::undecryptable(model::time::now_ms());
+            let attempt = super::public::undecryptable(store::clock::now_ms());
             self.settle_unsent(due.key, Some(attempt), Settle::Failed);
             return Sent::Skipped;
         }
         let Some(payload) = self.payload(bucket, &due) else {
-            let now = model::time::now_ms();
+            let now = store::clock::now_ms();
             let age = now - due.event.received_at;
             let shared = self.state.store.shared_dispatch();
             if age < super::EPHEMERAL_HANDOVER_MS {

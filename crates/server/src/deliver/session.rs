@@ -95,7 +95,7 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
         transport: link.transport(),
         address: super::address(peer),
         version: hello.version.chars().take(64).collect(),
-        connected_since: model::time::now_ms(),
+        connected_since: store::clock::now_ms(),
         max_in_flight,
         in_flight: AtomicUsize::new(0),
     });
@@ -187,7 +187,7 @@ async fn message_loop(
                     tracing::info!("agent silent for three heartbeats; closing");
                     return None;
                 }
-                let ping = ToAgent::Ping(pb::Ping { sent_at_ms: model::time::now_ms() });
+                let ping = ToAgent::Ping(pb::Ping { sent_at_ms: store::clock::now_ms() });
                 if send_bounded(link, ping.into()).await.is_err() {
                     return None;
                 }
@@ -249,7 +249,7 @@ async fn subscribed_buckets(
         );
     }
     for id_or_name in asked.iter().take(256) {
-        let bucket = crate::api::resolve_bucket(state, &token.tenant, id_or_name)
+        let bucket = crate::lookup::resolve_bucket(state, &token.tenant, id_or_name)
             .await
             .ok()
             .filter(|b| token.buckets.is_empty() || token.buckets.contains(&b.id))

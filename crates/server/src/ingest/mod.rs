@@ -256,13 +256,23 @@ fn respond(policy: &ResponsePolicy, form: RouteForm, event_count: u32) -> Respon
             }
             response
         }
-        (_, RouteForm::Radarboard) => axum::Json(serde_json::json!({
-            "received": true,
-            "eventCount": event_count,
-        }))
+        (_, RouteForm::Radarboard) => axum::Json(Received {
+            received: true,
+            event_count,
+        })
         .into_response(),
         (_, RouteForm::WebhookRelay) => StatusCode::OK.into_response(),
     }
+}
+
+/// What the `/api/...` routes answer an accepted request (DESIGN §3.1).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Received {
+    /// Always true.
+    received: bool,
+    /// How many events the provider's payload held.
+    event_count: u32,
 }
 
 #[cfg(test)]

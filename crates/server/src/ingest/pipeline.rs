@@ -60,7 +60,7 @@ pub(super) async fn run(
     let raw_query = parts.uri.query().unwrap_or("");
     bucket_auth::check(&route.bucket.auth, &parts.headers, raw_query)?;
 
-    let now_ms = model::time::now_ms();
+    let now_ms = store::clock::now_ms();
     let mut handshake = None;
     let verdict = match &route.integration {
         Some(integration) => {
@@ -250,7 +250,7 @@ async fn check_rate(state: &AppState, route: &Route, client_ip: IpAddr) -> Resul
     let key = format!("ingest:{}:{}:{}", input.tenant, input.id, client_ip);
     match state
         .store
-        .rate_limit(&key, limit, model::time::now_ms())
+        .rate_limit(&key, limit, store::clock::now_ms())
         .await?
     {
         RateDecision::Allowed => Ok(()),

@@ -54,7 +54,7 @@ async fn purge_all(state: &AppState, cancel: &CancellationToken) {
     while !cancel.is_cancelled() {
         match state
             .store
-            .purge_expired(model::time::now_ms(), RETENTION_BATCH)
+            .purge_expired(store::clock::now_ms(), RETENTION_BATCH)
             .await
         {
             Ok(n) => {

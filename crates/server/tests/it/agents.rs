@@ -31,7 +31,11 @@ async fn setup(output: Value) -> Setup {
 
 /// `setup` with the bucket created from `bucket`.
 async fn setup_bucket(bucket: Value, output: Value) -> Setup {
-    let relay = Relay::spawn().await;
+    setup_on(Relay::spawn().await, bucket, output).await
+}
+
+/// `setup_bucket` on a relay of the test's choosing.
+async fn setup_on(relay: Relay, bucket: Value, output: Value) -> Setup {
     let bucket = relay.create_bucket(bucket).await;
     let id = bucket["id"].as_str().unwrap().to_owned();
     let input = relay.create_input(&id, json!({"name": "plain"})).await;
@@ -335,13 +339,29 @@ async fn no_more_than_max_in_flight_and_a_silent_agent_is_cut_off() {
     assert_eq!(seen, ["e0", "e1", "e2", "e3", "e4"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The default retry policy (a first wait of 5 s ± 20 %), in paused time:
+/// the wait is skipped, not slept through (SQLite only, as Redis keeps its
+/// own clock).
+#[tokio::test]
 async fn a_failed_forward_is_retried_then_succeeds() {
-    let s = setup(internal_output(5_000)).await;
+    let relay = Relay::builder()
+        .store(testkit::StoreKind::Sqlite)
+        .spawn()
+        .await;
+    let output = json!({"url": "http://10.0.0.7:3000/hook", "internal": true, "timeoutMs": 5_000});
+    let s = setup_on(relay, json!({"name": "prod"}), output).await;
     let mut socket = connect(&s, "", 4).await;
     post(&s.relay.http, &s.input_url, &[], b"retry me").await;
     let d1 = deliver(&mut socket).await;
     send(&mut socket, ack(&d1, 503)).await;
+    let first = d1.event.as_ref().unwrap().id.clone();
+    testkit::wait_until(PATIENCE, "the failed try is recorded", || async {
+        deliveries(&s.relay, &first).await[0]["attempts"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    testkit::advance_clock(Duration::from_secs(7)).await;
     let d2 = deliver(&mut socket).await;
     assert_eq!(d2.attempt, 2);
     assert_eq!(d2.event.as_ref().unwrap().id, d1.event.as_ref().unwrap().id);
@@ -433,22 +453,23 @@ async fn the_wait_policy_returns_the_destinations_answer() {
     assert!(body.contains("destination_timeout"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Paused time: the catch-up window passes in an instant (SQLite only, as
+/// Redis keeps its own clock).
+#[tokio::test]
 async fn deliveries_older_than_catchup_expire_and_can_be_resent() {
-    let s = setup_bucket(
-        json!({"name": "brief", "catchupSeconds": 1}),
+    let relay = Relay::builder()
+        .store(testkit::StoreKind::Sqlite)
+        .spawn()
+        .await;
+    let s = setup_on(
+        relay,
+        json!({"name": "brief", "catchupSeconds": 60}),
         internal_output(5_000),
     )
     .await;
     post(&s.relay.http, &s.input_url, &[], b"old").await;
     let old = s.relay.events().await[0].clone();
-    let received = old["receivedAt"].as_i64().unwrap();
-    testkit::wait_until(
-        PATIENCE,
-        "the event is older than the catch-up window",
-        || async { model::time::now_ms() - received > 1_100 },
-    )
-    .await;
+    testkit::advance_clock(Duration::from_secs(61)).await;
     post(&s.relay.http, &s.input_url, &[], b"young").await;
 
     let mut socket = connect(&s, "", 4).await;

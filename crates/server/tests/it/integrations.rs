@@ -48,7 +48,7 @@ struct Case {
 
 fn case(kind: IntegrationKind) -> Case {
     use IntegrationKind::*;
-    let now_ms = model::time::now_ms();
+    let now_ms = store::clock::now_ms();
     let json = "application/json";
     let (event, body, id, event_type): (&str, String, Id, Option<&str>) = match kind {
         Github => ("push", r#"{"ref":"refs/heads/main"}"#.into(), Id::Header("x-github-delivery"), Some("push")),

@@ -16,7 +16,7 @@ fn keys(due: &[DueDelivery]) -> Vec<(EventId, String)> {
 
 fn attempt(status: u16) -> Attempt {
     Attempt {
-        at: model::time::now_ms(),
+        at: crate::clock::now_ms(),
         status: Some(status),
         latency_ms: 3,
         error: None,
@@ -35,7 +35,7 @@ pub async fn groups_share_nothing_and_miss_nothing(store: &Arc<dyn Store>) {
     let (t, b) = (&w.tenant, &w.bucket.id);
     let first = store.append(w.event()).await.expect("append");
     let second = store.append(w.event()).await.expect("append");
-    let now = model::time::now_ms();
+    let now = crate::clock::now_ms();
 
     let none = store
         .due_deliveries(t, b, Some("blue"), now, 100)
@@ -104,7 +104,7 @@ pub async fn groups_share_nothing_and_miss_nothing(store: &Arc<dyn Store>) {
 
     // A later event goes to both groups.
     let third = store.append(w.event()).await.expect("append");
-    let now = model::time::now_ms();
+    let now = crate::clock::now_ms();
     for group in ["blue", "green"] {
         let due = store
             .due_deliveries(t, b, Some(group), now, 100)
@@ -126,7 +126,7 @@ pub async fn settle_and_retry(store: &Arc<dyn Store>) {
     let (t, b) = (&w.tenant, &w.bucket.id);
     store.register_group(t, b, "g", 0).await.expect("register");
     let a = store.append(w.event()).await.expect("append");
-    let now = model::time::now_ms();
+    let now = crate::clock::now_ms();
     let due = store
         .due_deliveries(t, b, Some("g"), now, 100)
         .await
@@ -288,7 +288,7 @@ pub async fn public_outputs_queue_for_the_server(store: &Arc<dyn Store>) {
     store.create_output(&public).await.expect("public output");
     store.register_group(t, b, "g", 0).await.expect("register");
     let a = store.append(w.event()).await.expect("append");
-    let now = model::time::now_ms();
+    let now = crate::clock::now_ms();
     let agents = store
         .due_deliveries(t, b, Some("g"), now, 100)
         .await

@@ -97,7 +97,7 @@ pub fn unique(label: &str) -> TenantId {
 }
 
 pub fn now() -> i64 {
-    model::time::now_ms()
+    crate::clock::now_ms()
 }
 
 pub fn tenant_record(id: TenantId) -> TenantRecord {

@@ -48,20 +48,20 @@ pub(super) struct Clock {
 impl Clock {
     /// Redis time now, estimated.
     pub(super) fn redis_now(&self) -> i64 {
-        model::time::now_ms() + self.offset.load(Ordering::SeqCst)
+        crate::clock::now_ms() + self.offset.load(Ordering::SeqCst)
     }
 
     /// Takes a Redis time read just now.
     pub(super) fn observe(&self, redis_ms: i64) {
         self.offset
-            .store(redis_ms - model::time::now_ms(), Ordering::SeqCst);
+            .store(redis_ms - crate::clock::now_ms(), Ordering::SeqCst);
     }
 
     /// Every event committed after a query starting now has `receivedAt`
     /// at or above this (see `append`), so a poller passing it as `since`
     /// misses nothing. Never ahead of this host's clock either.
     pub(super) fn visible_before(&self) -> i64 {
-        let local = model::time::now_ms();
+        let local = crate::clock::now_ms();
         local.min(self.redis_now()) - SKEW_MS - MARGIN_MS
     }
 }
@@ -98,7 +98,7 @@ impl Inner {
     pub(super) async fn refresh(&self) -> Result<()> {
         let mut con = self.con()?;
         let ttl = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        let before = model::time::now_ms();
+        let before = crate::clock::now_ms();
         let (_, _, (secs, micros)): ((), (), (i64, i64)) = redis::pipe()
             .cmd("SET")
             .arg(self.keys.node(&self.node))
@@ -112,7 +112,7 @@ impl Inner {
             .query_async(&mut con)
             .await
             .map_err(unavailable)?;
-        let after = model::time::now_ms();
+        let after = crate::clock::now_ms();
         let redis_ms = secs * 1000 + micros / 1000;
         self.clock
             .offset

@@ -61,7 +61,7 @@ impl Clock {
 
     /// `max(system ms, the latest time this clock ever returned)`.
     pub(super) fn now(&self) -> i64 {
-        let system = model::time::now_ms();
+        let system = crate::clock::now_ms();
         self.last.fetch_max(system, Ordering::SeqCst).max(system)
     }
 
@@ -230,9 +230,14 @@ impl Writer {
         shared: std::sync::Arc<Shared>,
     ) -> Result<Self> {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
+        // The thread reads `clock::now_ms` (every `receivedAt`) through the
+        // opener's runtime, so a test that pauses that runtime's clock
+        // moves the store's time with the server's.
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let thread = std::thread::Builder::new()
             .name("hookrelay-sqlite-writer".into())
             .spawn(move || {
+                let _clock = runtime.as_ref().map(tokio::runtime::Handle::enter);
                 Thread {
                     conn,
                     ids,
@@ -483,7 +488,7 @@ mod tests {
     #[test]
     fn a_seeded_mint_continues_after_a_future_id() {
         // A stored id ahead of the system clock (clock stepped back since).
-        let ahead = model::time::now_ms() + 60_000;
+        let ahead = crate::clock::now_ms() + 60_000;
         let stored = EventId::from_ulid(Ulid::from_parts(ahead as u64, u128::MAX >> 48));
         let clock = Clock::starting_at(ahead);
         let mut mint = IdMint::after(Some(stored));

@@ -22,7 +22,7 @@ async fn claims_of_a_dead_node_come_back() {
     for _ in 0..2 {
         a.append(w.event()).await.expect("append");
     }
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     let claimed = a
         .due_deliveries(t, bk, Some("g"), now, 100)
         .await
@@ -58,7 +58,7 @@ async fn claims_of_a_dead_node_come_back() {
     drop(a);
     wait_until(patience(), "B gets A's claims back", || async {
         let due = b
-            .due_deliveries(t, bk, Some("g"), model::time::now_ms(), 100)
+            .due_deliveries(t, bk, Some("g"), store::clock::now_ms(), 100)
             .await
             .expect("due on B");
         due.due.len() == 4
@@ -85,7 +85,7 @@ async fn close_gives_claims_back() {
     let (t, bk) = (&w.tenant, &w.bucket.id);
     a.register_group(t, bk, "g", 0).await.expect("register");
     let e = a.append(w.event()).await.expect("append");
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     assert_eq!(
         a.due_deliveries(t, bk, Some("g"), now, 100)
             .await
@@ -139,7 +139,7 @@ async fn unsent_claims_return_after_their_lease() {
     let (t, bk) = (&w.tenant, &w.bucket.id);
     a.register_group(t, bk, "g", 0).await.expect("register");
     a.append(w.event()).await.expect("append");
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     let claimed = a
         .due_deliveries(t, bk, Some("g"), now, 100)
         .await
@@ -150,7 +150,7 @@ async fn unsent_claims_return_after_their_lease() {
         .expect("mark one");
     wait_until(patience(), "B gets the unmarked claim", || async {
         let due = b
-            .due_deliveries(t, bk, Some("g"), model::time::now_ms(), 100)
+            .due_deliveries(t, bk, Some("g"), store::clock::now_ms(), 100)
             .await
             .expect("due on B");
         due.due.len() == 1 && due.due[0].key == claimed.due[1].key
@@ -182,7 +182,7 @@ async fn a_buckets_public_rows_by_group_none() {
     a.append(store::conformance::event_for(&other_input))
         .await
         .expect("append");
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     let due = a
         .due_deliveries(&w.tenant, &w.bucket.id, None, now, 10)
         .await

@@ -119,7 +119,7 @@ async fn rate_limits_count_across_nodes() {
         requests: 3,
         window_seconds: 60,
     };
-    let now = model::time::now_ms();
+    let now = store::clock::now_ms();
     let key = "ingest:acme:input:203.0.113.7";
     for node in [&a, &b, &a] {
         let d = node.rate_limit(key, limit, now).await.expect("rate limit");
