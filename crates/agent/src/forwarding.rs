@@ -1,21 +1,23 @@
-//! Forwarding deliveries: one worker per output, so each destination sees
-//! its requests one at a time in the order the relay sent them (the relay
-//! sends oldest first), while different outputs proceed in parallel.
+//! Forwarding deliveries: each as it arrives, concurrently, up to the
+//! agent's `--max-in-flight`. The relay decides how many requests each
+//! destination sees at once and in what order (an output's `concurrency`
+//! and `ordered`, DESIGN §5): it never sends more than `max_in_flight`
+//! unacknowledged, and sends an `ordered` output's next delivery only once
+//! the previous one is acked.
 //!
-//! A worker asked to stop finishes the request it is making, acks it, and
-//! leaves the rest unacknowledged: the relay gives those to another agent
-//! of the group or keeps them for this one's return.
+//! Stopping lets the requests under way finish and ack (within a grace);
+//! what the relay sent and never heard back about goes to another agent of
+//! the group or waits for this one's return.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use forward::{Forwarder, Outbound, Verdict};
 use proto::pb;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 /// One line of `hookrelay listen`: what was forwarded and how it went.
 #[derive(Debug, Clone)]
@@ -35,10 +37,9 @@ pub(crate) struct Forwarding {
     destination: Option<String>,
     report: Option<mpsc::Sender<Forwarded>>,
     acks: mpsc::Sender<pb::Ack>,
-    queue: usize,
-    workers: HashMap<String, mpsc::Sender<pb::Deliver>>,
+    /// `max_in_flight` permits: one per request under way.
+    slots: Arc<Semaphore>,
     tasks: JoinSet<()>,
-    stop: CancellationToken,
 }
 
 impl Forwarding {
@@ -54,42 +55,41 @@ impl Forwarding {
             destination,
             report,
             acks,
-            queue: max_in_flight.max(1) as usize,
-            workers: HashMap::new(),
+            slots: Arc::new(Semaphore::new(max_in_flight.max(1) as usize)),
             tasks: JoinSet::new(),
-            stop: CancellationToken::new(),
         }
     }
 
-    /// Queues a delivery on its output's worker. The relay never sends more
-    /// than `max_in_flight` unacknowledged, so a full queue means it broke
-    /// that promise: the delivery is refused with a failed ack.
+    /// Starts a delivery's request. The relay never sends more than
+    /// `max_in_flight` unacknowledged, so no free slot means it broke that
+    /// promise: the delivery is refused with a failed ack.
     pub(crate) fn submit(&mut self, deliver: pb::Deliver) -> Result<(), pb::Ack> {
-        let worker = self
-            .workers
-            .entry(deliver.output_id.clone())
-            .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(self.queue);
-                self.tasks.spawn(worker(
-                    rx,
-                    self.acks.clone(),
-                    Arc::clone(&self.forwarder),
-                    self.destination.clone(),
-                    self.report.clone(),
-                    self.stop.clone(),
-                ));
-                tx
-            });
-        worker.try_send(deliver).map_err(|e| {
-            let deliver = e.into_inner();
-            failed_ack(&deliver.delivery_id, "the agent's queue is full".into())
-        })
+        // Finished requests leave their (empty) results behind until reaped.
+        while self.tasks.try_join_next().is_some() {}
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            return Err(failed_ack(
+                &deliver.delivery_id,
+                "the agent's in-flight limit is reached".into(),
+            ));
+        };
+        let forwarder = Arc::clone(&self.forwarder);
+        let destination = self.destination.clone();
+        let report = self.report.clone();
+        let acks = self.acks.clone();
+        self.tasks.spawn(async move {
+            let (ack, line) = forward_one(&forwarder, destination.as_deref(), deliver).await;
+            if let (Some(report), Some(line)) = (&report, line) {
+                let _ = report.try_send(line);
+            }
+            // The slot is free once the ack is on its way to the relay.
+            let _ = acks.send(ack).await;
+            drop(slot);
+        });
+        Ok(())
     }
 
     /// Stops taking work and waits up to `grace` for requests under way.
     pub(crate) async fn stop(mut self, grace: Duration) {
-        self.stop.cancel();
-        self.workers.clear();
         let drained = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}
         })
@@ -97,33 +97,6 @@ impl Forwarding {
         if drained.is_err() {
             tracing::warn!("requests still under way at stop; the relay will redeliver them");
             self.tasks.abort_all();
-        }
-    }
-}
-
-async fn worker(
-    mut queue: mpsc::Receiver<pb::Deliver>,
-    acks: mpsc::Sender<pb::Ack>,
-    forwarder: Arc<Forwarder>,
-    destination: Option<String>,
-    report: Option<mpsc::Sender<Forwarded>>,
-    stop: CancellationToken,
-) {
-    loop {
-        let deliver = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            next = queue.recv() => match next {
-                Some(deliver) => deliver,
-                None => return,
-            },
-        };
-        let (ack, line) = forward_one(&forwarder, destination.as_deref(), deliver).await;
-        if let (Some(report), Some(line)) = (&report, line) {
-            let _ = report.try_send(line);
-        }
-        if acks.send(ack).await.is_err() {
-            return;
         }
     }
 }

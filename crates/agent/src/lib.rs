@@ -12,7 +12,7 @@
 //! - `lib.rs`: [`AgentConfig`], [`run`] (the reconnect loop) and backoff.
 //! - `link`: the two transports as one [`link::ServerLink`] each.
 //! - `session`: hello, welcome, the message loop, heartbeats, clean stop.
-//! - `forwarding`: one ordered worker per output, making the requests.
+//! - `forwarding`: the requests, concurrently within `--max-in-flight`.
 
 mod forwarding;
 mod link;

@@ -1,6 +1,6 @@
-//! `hookrelay agent` and `hookrelay listen` (DESIGN §2): flags to a
-//! validated `agent::AgentConfig`, signals to a clean stop, and `listen`'s
-//! one line per forwarded request.
+//! `hookrelay agent` (DESIGN §2): flags to a validated `agent::AgentConfig`,
+//! signals to a clean stop. `listen` (`crate::listen`) shares the
+//! [`Connection`] flags and, with an agent token, [`config`].
 
 use std::time::Duration;
 
@@ -8,7 +8,9 @@ use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::{cancel_on_signal, init_tracing, ConfigError};
+use crate::exit::ConfigError;
+use crate::logs::LogFormat;
+use crate::signals::cancel_on_signal;
 
 /// How long a stopping agent waits for requests already under way.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -39,9 +41,13 @@ pub(crate) enum TransportArg {
 /// Where the relay is and who the agent is.
 #[derive(Args, Clone)]
 pub(crate) struct Connection {
-    /// The relay's URL (required).
-    #[arg(long, env = "HOOKRELAY_SERVER")]
+    /// The relay's URL (required; also read from HOOKRELAY_SERVER).
+    #[arg(long, env = "HOOKRELAY_URL")]
     server: Option<String>,
+    /// `HOOKRELAY_SERVER`, read after `HOOKRELAY_URL` as every other
+    /// subcommand reads it first (DESIGN §8).
+    #[arg(long = "server-env-fallback", env = "HOOKRELAY_SERVER", hide = true)]
+    server_fallback: Option<String>,
     /// The agent token as `KEY.SECRET`.
     #[arg(long, env = "HOOKRELAY_TOKEN", hide_env_values = true, conflicts_with_all = ["token_key", "token_secret"])]
     token: Option<String>,
@@ -65,7 +71,7 @@ pub(crate) struct Connection {
     /// PEM file of the CA that signed the relay's certificate (default:
     /// the system's roots).
     #[arg(long, env = "HOOKRELAY_CA_FILE")]
-    ca_file: Option<std::path::PathBuf>,
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Allow plain http:// to a relay that is not on this machine.
     #[arg(long, env = "HOOKRELAY_INSECURE")]
     insecure: bool,
@@ -88,23 +94,12 @@ pub(crate) struct AgentArgs {
     destination: Option<String>,
 }
 
-#[derive(Args, Clone)]
-pub(crate) struct ListenArgs {
-    #[command(flatten)]
-    connection: Connection,
-    /// The bucket to listen to (id or name).
-    bucket: String,
-    /// Where to forward each request, e.g. http://localhost:3000/hook.
-    #[arg(long, env = "HOOKRELAY_FORWARD")]
-    forward: String,
-}
-
-pub(crate) async fn run_agent(command: AgentCommand) -> Result<()> {
+pub(crate) async fn run_agent(command: AgentCommand, log: LogFormat) -> Result<()> {
     match command.service {
         Some(AgentSub::InstallService(args)) => crate::service::install(*args),
         None => {
-            init_tracing();
-            run(command.args.to_config()?, false).await
+            crate::logs::init(log, false);
+            run(command.args.to_config()?).await
         }
     }
 }
@@ -128,7 +123,7 @@ impl AgentArgs {
             out.push(format!("--{name}"));
             out.push(value);
         };
-        if let Some(server) = &c.server {
+        if let Some(server) = c.server.as_ref().or(c.server_fallback.as_ref()) {
             flag("server", server.clone());
         }
         for bucket in &self.buckets {
@@ -156,41 +151,41 @@ impl AgentArgs {
     }
 }
 
-pub(crate) async fn run_listen(args: ListenArgs) -> Result<()> {
-    init_tracing();
-    let config = config(
-        &args.connection,
-        vec![args.bucket],
-        String::new(),
-        Some(args.forward),
-    )?;
-    run(config, true).await
-}
-
-async fn run(config: agent::AgentConfig, print: bool) -> Result<()> {
+async fn run(config: agent::AgentConfig) -> Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let (report, mut lines) = tokio::sync::mpsc::channel(1024);
-    let printer = tokio::spawn(async move {
-        while let Some(line) = lines.recv().await {
-            if print {
-                println!("{}", listen_line(&line));
-            }
-        }
-    });
-    if print {
-        println!(
-            "forwarding {} to {} (Ctrl-C to stop)",
-            config.buckets.join(", "),
-            config.destination.as_deref().unwrap_or("the outputs' URLs")
-        );
-    }
-    let result = agent::run(config, shutdown, Some(report)).await;
-    let _ = printer.await;
-    Ok(result?)
+    Ok(agent::run(config, shutdown, None).await?)
 }
 
-fn config(
+impl Connection {
+    /// `--server`, else `HOOKRELAY_URL`, else `HOOKRELAY_SERVER`.
+    pub(crate) fn server_url(&self) -> Result<String, ConfigError> {
+        let server = self
+            .server
+            .as_deref()
+            .or(self.server_fallback.as_deref())
+            .ok_or_else(|| {
+                ConfigError("--server is required (or HOOKRELAY_URL, HOOKRELAY_SERVER)".into())
+            })?;
+        check_server_url(server, self.insecure)?;
+        Ok(server.trim_end_matches('/').to_owned())
+    }
+
+    /// The token as one bearer string (`KEY.SECRET`, or an admin secret).
+    pub(crate) fn bearer(&self) -> Result<String, ConfigError> {
+        match (&self.token, &self.token_key, &self.token_secret) {
+            (Some(token), _, _) => Ok(token.clone()),
+            (None, Some(key), Some(secret)) => Ok(format!("{key}.{secret}")),
+            _ => Err(ConfigError(
+                "a token is required: --token (or HOOKRELAY_TOKEN), or --token-key and --token-secret"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// The agent's configuration from its flags.
+pub(crate) fn config(
     c: &Connection,
     buckets: Vec<String>,
     group: String,
@@ -208,11 +203,7 @@ fn config(
                     .into(),
             )),
         };
-    let server = c
-        .server
-        .as_deref()
-        .ok_or_else(|| ConfigError("--server is required".into()))?;
-    check_server_url(server, c.insecure)?;
+    let server = c.server_url()?;
     if let Some(d) = &destination {
         if !(d.starts_with("http://") || d.starts_with("https://")) {
             return Err(ConfigError(format!(
@@ -234,7 +225,7 @@ fn config(
         ));
     }
     Ok(agent::AgentConfig {
-        server: server.trim_end_matches('/').to_owned(),
+        server,
         token_key,
         token_secret,
         buckets,
@@ -276,28 +267,6 @@ fn check_server_url(server: &str, insecure: bool) -> Result<(), ConfigError> {
     }
 }
 
-fn listen_line(f: &agent::Forwarded) -> String {
-    let outcome = match (f.status, &f.error) {
-        (Some(status), _) => status.to_string(),
-        (None, Some(error)) => format!("error: {error}"),
-        (None, None) => "no answer".to_owned(),
-    };
-    format!(
-        "{}  {:<6} {}  -> {}  [{} ms]",
-        time_of_day(f.received_at),
-        f.method,
-        if f.path.is_empty() { "/" } else { &f.path },
-        outcome,
-        f.latency.as_millis()
-    )
-}
-
-/// `HH:MM:SS` (UTC) of a time in ms.
-fn time_of_day(ms: i64) -> String {
-    let secs = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,11 +281,5 @@ mod tests {
         assert!(check_server_url("http://localhost.evil.example", false).is_err());
         assert!(check_server_url("http://relay.example", true).is_ok());
         assert!(check_server_url("ftp://relay.example", true).is_err());
-    }
-
-    #[test]
-    fn times_of_day_are_utc() {
-        assert_eq!(time_of_day(0), "00:00:00");
-        assert_eq!(time_of_day(3_723_000), "01:02:03");
     }
 }

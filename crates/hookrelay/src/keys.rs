@@ -23,7 +23,7 @@ use clap::{Args, Subcommand};
 use crypto::{keyfile, Key, KeyId, Keyring};
 use store::sqlite::{KeyMaintenance, KeyUsage};
 
-use crate::serve::ConfigError;
+use crate::exit::ConfigError;
 
 /// The environment variable holding the master key(s).
 pub(crate) const ENV: &str = "HOOKRELAY_MASTER_KEY";
@@ -125,12 +125,16 @@ fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> 
         Err(e) => return Err(e.into()),
     };
     match source {
-        Source::Env => println!("keys from {ENV}"),
-        Source::File(path) => println!("keys from {}", path.display()),
+        Source::Env => crate::outln!("keys from {ENV}"),
+        Source::File(path) => crate::outln!("keys from {}", path.display()),
     }
-    println!(
+    crate::outln!(
         "{:<10} {:<8} {:>10} {:>8} {:>8}",
-        "KEY", "STATE", "EVENTS", "INPUTS", "BUCKETS"
+        "KEY",
+        "STATE",
+        "EVENTS",
+        "INPUTS",
+        "BUCKETS"
     );
     let mut ids = ring.ids();
     ids.extend(usage.keys().into_iter().filter(|id| !ring.contains(*id)));
@@ -141,7 +145,7 @@ fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> 
             (false, _) => "MISSING",
         };
         let n = |m: &std::collections::BTreeMap<KeyId, u64>| m.get(&id).copied().unwrap_or(0);
-        println!(
+        crate::outln!(
             "{id:<10} {state:<8} {:>10} {:>8} {:>8}",
             n(&usage.events),
             n(&usage.inputs),
@@ -149,7 +153,7 @@ fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> 
         );
     }
     if let Some(server) = usage.server_active.filter(|id| *id != ring.active()) {
-        println!(
+        crate::outln!(
             "\nthe server last started with key {server} active: restart it to use {}",
             ring.active()
         );
@@ -164,7 +168,7 @@ fn rotate(keys: &[Key], source: &Source) -> anyhow::Result<()> {
             let mut all = vec![new.clone()];
             all.extend_from_slice(keys);
             keyfile::write(path, &all).map_err(|e| ConfigError(format!("master key: {e}")))?;
-            println!(
+            crate::outln!(
                 "added key {} to {}; it encrypts once the server restarts.\n\
                  then run `hookrelay keys reencrypt`, and `hookrelay keys retire <old id>`.",
                 new.id(),
@@ -172,7 +176,7 @@ fn rotate(keys: &[Key], source: &Source) -> anyhow::Result<()> {
             );
         }
         Source::Env => {
-            println!(
+            crate::outln!(
                 "the keys come from {ENV}, which this command cannot change.\n\
                  put this new key ({}) first in it, comma-separated, keep the old ones after it, and restart the server:\n\n    {}\n",
                 new.id(),
@@ -204,7 +208,7 @@ fn reencrypt(data_dir: &Path, ring: Keyring, batch: usize) -> anyhow::Result<()>
             break;
         }
     }
-    println!("re-encrypted {rewritten} records under key {active}");
+    crate::outln!("re-encrypted {rewritten} records under key {active}");
     if unreadable > 0 {
         bail!(
             "{unreadable} records could not be decrypted and were left as they are (see the log)"
@@ -243,10 +247,10 @@ fn retire(
         Source::File(path) => {
             let kept: Vec<Key> = keys.iter().filter(|k| k.id() != id).cloned().collect();
             keyfile::write(path, &kept).map_err(|e| ConfigError(format!("master key: {e}")))?;
-            println!("retired key {id}: removed from {}", path.display());
+            crate::outln!("retired key {id}: removed from {}", path.display());
         }
         Source::Env => {
-            println!("no record uses key {id}: remove it from {ENV} and restart the server");
+            crate::outln!("no record uses key {id}: remove it from {ENV} and restart the server");
         }
     }
     Ok(())

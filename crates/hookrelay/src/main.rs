@@ -2,27 +2,38 @@
 //! logging, signals and exit codes. The only crate that uses `anyhow`.
 //!
 //! Subcommands: `serve` runs the relay ([`serve`]); `agent` and `listen`
-//! run an agent ([`agent`]); `admin`, `events` and `send` are HTTP clients
+//! run an agent ([`agent`], [`listen`]); `admin`, `events` and `send` are HTTP clients
 //! of a running relay (`client`); `keys` manages the master keys of a data
 //! directory (`keys`).
 
 mod agent;
 mod client;
+mod exit;
 mod keys;
+mod listen;
+mod logs;
+mod out;
 mod report;
 mod serve;
 mod service;
+mod signals;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code for a bad configuration or command line (sysexits EX_USAGE).
-const EXIT_USAGE: u8 = 64;
-
 #[derive(Parser)]
 #[command(name = "hookrelay", version, about = "A self-hosted webhook relay")]
 struct Cli {
+    /// Log lines as text (coloured on a terminal) or one JSON object each.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKRELAY_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: logs::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,8 +45,9 @@ enum Command {
     /// Run an agent: receive a bucket's webhooks over one outbound stream
     /// and forward them to internal URLs.
     Agent(Box<agent::AgentCommand>),
-    /// Forward one bucket to one local URL, printing each request.
-    Listen(Box<agent::ListenArgs>),
+    /// Forward a bucket's events to a local URL, printing each request
+    /// (like `stripe listen`); several BUCKET=URL pairs in one session.
+    Listen(Box<listen::ListenArgs>),
     /// Administer tenants, buckets, inputs, outputs and tokens of a running relay.
     Admin {
         #[command(flatten)]
@@ -54,6 +66,29 @@ enum Command {
     Send(client::SendArgs),
     /// Manage the master keys of a data directory: list, rotate, reencrypt, retire.
     Keys(keys::KeysArgs),
+    /// Print a shell completion script: `hookrelay completions bash >
+    /// /etc/bash_completion.d/hookrelay`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), made from this command line: `hookrelay
+    /// man | man -l -`.
+    Man,
+}
+
+/// Completions or the man page, generated from the CLI's own definition so
+/// they never disagree with `--help`.
+fn generated(command: &Command) -> anyhow::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "hookrelay", &mut out);
+        }
+        _ => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {
@@ -68,16 +103,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if matches!(cli.command, Command::Completions { .. } | Command::Man) {
+        return match generated(&cli.command) {
+            Ok(text) => {
+                out!("{}", String::from_utf8_lossy(&text));
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let log = cli.log_format;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(*args).await,
-            Command::Agent(args) => agent::run_agent(*args).await,
-            Command::Listen(args) => agent::run_listen(*args).await,
+            Command::Serve(args) => serve::run(*args, log).await,
+            Command::Agent(args) => agent::run_agent(*args, log).await,
+            Command::Listen(args) => listen::run_listen(*args, log).await,
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,
+            Command::Completions { .. } | Command::Man => Ok(()),
             Command::Keys(args) => {
-                serve::init_tracing();
+                logs::init(log, false);
                 tokio::task::spawn_blocking(move || keys::run(args))
                     .await
                     .map_err(anyhow::Error::new)
@@ -89,11 +138,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.downcast_ref::<serve::ConfigError>().is_some() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::FAILURE
-            }
+            exit::code_of(&err)
         }
     }
 }

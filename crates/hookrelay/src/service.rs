@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::agent::AgentArgs;
-use crate::serve::ConfigError;
+use crate::exit::ConfigError;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Platform {
@@ -71,13 +71,13 @@ pub(crate) fn install(args: InstallArgs) -> Result<()> {
             let unit = systemd_unit(&exe, &command, &env_file);
             let unit_file = unit_dir.join(format!("{}.service", args.name));
             write_file(&unit_file, &unit, 0o644)?;
-            println!(
+            crate::outln!(
                 "wrote {} and {} (mode 0600)",
                 unit_file.display(),
                 env_file.display()
             );
-            println!("enable and start it with:");
-            println!(
+            crate::outln!("enable and start it with:");
+            crate::outln!(
                 "  systemctl daemon-reload && systemctl enable --now {}",
                 args.name
             );
@@ -92,9 +92,9 @@ pub(crate) fn install(args: InstallArgs) -> Result<()> {
             let plist_file = unit_dir.join(format!("{label}.plist"));
             // The plist carries the token: readable by its owner only.
             write_private(&plist_file, &plist)?;
-            println!("wrote {} (mode 0600)", plist_file.display());
-            println!("load and start it with:");
-            println!("  launchctl load -w {}", plist_file.display());
+            crate::outln!("wrote {} (mode 0600)", plist_file.display());
+            crate::outln!("load and start it with:");
+            crate::outln!("  launchctl load -w {}", plist_file.display());
         }
     }
     Ok(())

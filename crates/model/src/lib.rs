@@ -9,11 +9,13 @@
 
 pub mod event;
 pub mod ids;
+pub mod limits;
 pub mod objects;
 pub mod secret;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
 pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey};
+pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,
     IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant,

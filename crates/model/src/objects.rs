@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ids::{BucketId, InputId, OutputId, TenantId, TokenKey};
+use crate::limits::{self, InputRateLimit, Provisioning};
 use crate::Secret;
 
 /// A field that failed validation, named as in the API's JSON.
@@ -317,12 +318,6 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// The ingest default: 100 per minute per (tenant, input, client IP).
-    pub const INGEST_DEFAULT: RateLimit = RateLimit {
-        requests: 100,
-        window_seconds: 60,
-    };
-
     /// Both numbers must be positive.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.requests == 0 {
@@ -358,8 +353,12 @@ pub struct Input {
     pub response: ResponsePolicy,
     /// Input kill switch.
     pub enabled: bool,
+    /// Filled in when the input is made ([`Input::fill_default_limits`]);
+    /// `None` only in inputs stored before defaults were filled in, which
+    /// were made with Radarboard's numbers.
     pub body_limit: Option<u64>,
-    pub rate_limit: Option<RateLimit>,
+    /// As `body_limit`.
+    pub rate_limit: Option<InputRateLimit>,
     pub timestamp_tolerance_seconds: u64,
     /// Answer the provider's URL-verification handshake (DESIGN §13).
     #[serde(default = "crate::objects::yes")]
@@ -372,10 +371,8 @@ pub(crate) fn yes() -> bool {
 }
 
 impl Input {
-    /// Default body limit: 256 KiB.
-    pub const DEFAULT_BODY_LIMIT: u64 = 256 * 1024;
-    /// Hard ceiling for a configured body limit: 16 MiB.
-    pub const MAX_BODY_LIMIT: u64 = 16 * 1024 * 1024;
+    /// Hard ceiling for a configured body limit.
+    pub const MAX_BODY_LIMIT: u64 = limits::MAX_BODY_LIMIT;
     /// Default tolerance of a signed timestamp, either way.
     pub const DEFAULT_TIMESTAMP_TOLERANCE_SECONDS: u64 = 300;
 
@@ -440,9 +437,22 @@ impl Input {
         self.response.validate()
     }
 
+    /// Fills in the limits left unset with the defaults of an input made
+    /// by `how` (DESIGN §13), so the stored input and its view show them.
+    pub fn fill_default_limits(&mut self, how: Provisioning) {
+        let (body, rate) = limits::default_limits(how, self.integration);
+        self.body_limit.get_or_insert(body);
+        self.rate_limit.get_or_insert(rate);
+    }
+
     /// The body limit in force.
     pub fn effective_body_limit(&self) -> u64 {
-        self.body_limit.unwrap_or(Self::DEFAULT_BODY_LIMIT)
+        self.body_limit.unwrap_or(limits::RADARBOARD_BODY_LIMIT)
+    }
+
+    /// The rate limit in force.
+    pub fn effective_rate_limit(&self) -> InputRateLimit {
+        self.rate_limit.unwrap_or(InputRateLimit::RADARBOARD)
     }
 }
 

@@ -2,14 +2,17 @@
 //! switch and prepared verifier, cached so the hot path does not read the
 //! store for configuration.
 //!
-//! Every admin write on this node clears the cache; entries also expire
-//! after [`ENTRY_TTL`] so that nodes sharing a store (later: Redis) see each
-//! other's changes within that bound.
+//! The cache follows the store's configuration feed
+//! (`store::ClusterBus::config_changes`): any object write, on this node or
+//! (Redis) another, ticks it, and the next use of the cache finds the tick
+//! and starts empty. No handler has to remember to invalidate. Entries also
+//! expire after [`ENTRY_TTL`], for a change the bus failed to carry.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use model::{Bucket, Input, InputId, TenantId};
 
@@ -29,40 +32,57 @@ pub(crate) struct Route {
 
 #[derive(Default)]
 struct Entries {
+    /// The feed's value these entries were read under.
+    version: u64,
     by_id: HashMap<InputId, (Arc<Route>, Instant)>,
     by_name: HashMap<(TenantId, String), InputId>,
 }
 
 pub(crate) struct Catalog {
     entries: Mutex<Entries>,
-    /// Bumped by every invalidation; a load that started before a bump does
-    /// not insert its (possibly stale) result.
-    generation: AtomicU64,
+    /// The store's configuration feed. A load that started before a tick
+    /// does not insert its (possibly stale) result.
+    changes: watch::Receiver<u64>,
 }
 
 impl Catalog {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(changes: watch::Receiver<u64>) -> Self {
+        let version = *changes.borrow();
         Self {
-            entries: Mutex::new(Entries::default()),
-            generation: AtomicU64::new(0),
+            entries: Mutex::new(Entries {
+                version,
+                ..Entries::default()
+            }),
+            changes,
         }
     }
 
-    /// Forgets everything; called after any admin write.
-    pub(crate) fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    /// The feed's value now.
+    fn version(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    /// The entries, emptied first if the feed ticked since they were read.
+    fn current(&self) -> std::sync::MutexGuard<'_, Entries> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        *entries = Entries::default();
+        let version = self.version();
+        if entries.version != version {
+            *entries = Entries {
+                version,
+                ..Entries::default()
+            };
+        }
+        entries
     }
 
     fn cached(&self, id: &InputId) -> Option<Arc<Route>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self.current();
         let (route, at) = entries.by_id.get(id)?;
         (at.elapsed() < ENTRY_TTL).then(|| route.clone())
     }
 
     fn cached_name(&self, tenant: &TenantId, name: &str) -> Option<InputId> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self.current();
         entries
             .by_name
             .get(&(tenant.clone(), name.to_owned()))
@@ -78,13 +98,13 @@ impl Catalog {
         if let Some(route) = self.cached(id) {
             return Ok(Some(route));
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let version = self.version();
         let input = match store.input_by_id(id).await {
             Ok(input) => input,
             Err(store::Error::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         };
-        self.load(store, input, generation).await
+        self.load(store, input, version).await
     }
 
     /// The input with this name in `tenant`, or `None`.
@@ -99,20 +119,20 @@ impl Catalog {
                 return Ok(Some(route));
             }
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let version = self.version();
         let input = match store.input_by_name(tenant, name).await {
             Ok(input) => input,
             Err(store::Error::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         };
-        self.load(store, input, generation).await
+        self.load(store, input, version).await
     }
 
     async fn load(
         &self,
         store: &dyn store::Store,
         input: Input,
-        generation: u64,
+        version: u64,
     ) -> Result<Option<Arc<Route>>, store::Error> {
         let bucket = match store.bucket(&input.tenant, &input.bucket).await {
             Ok(bucket) => bucket,
@@ -133,17 +153,20 @@ impl Catalog {
             tenant_enabled: tenant.enabled,
             integration,
         });
-        self.insert(&route, generation);
+        self.insert(&route, version);
         Ok(Some(route))
     }
 
-    fn insert(&self, route: &Arc<Route>, generation: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if self.generation.load(Ordering::SeqCst) != generation {
+    fn insert(&self, route: &Arc<Route>, version: u64) {
+        let mut entries = self.current();
+        if entries.version != version {
             return;
         }
         if entries.by_id.len() >= MAX_ENTRIES {
-            *entries = Entries::default();
+            *entries = Entries {
+                version,
+                ..Entries::default()
+            };
         }
         let input = &route.input;
         if let Some(name) = &input.name {

@@ -53,8 +53,6 @@ pub struct Config {
     pub allowed_origin: Option<String>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
-    /// Ingest rate limit for inputs without their own.
-    pub ingest_rate_limit: RateLimit,
     /// Rate limit of the Radarboard poll routes, per client IP.
     pub poll_rate_limit: RateLimit,
     /// How long a provider delivery id is remembered.
@@ -79,6 +77,30 @@ pub struct Config {
     /// Let the server's own deliveries (public outputs) reach private,
     /// loopback and link-local addresses. Off by default (DESIGN §7).
     pub allow_private_destinations: bool,
+    /// The most events, and body bytes, one filtered event read or bulk
+    /// resend examines (`GET /v1/events`, `POST /v1/events/resend`).
+    pub event_scan: ScanBound,
+}
+
+/// A bound on one scan of the event log.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanBound {
+    /// Events examined.
+    pub events: usize,
+    /// Body bytes examined; the scan stops after the event that reaches it.
+    pub body_bytes: u64,
+}
+
+impl Default for ScanBound {
+    /// 5,000 events (a few tens of ms to read and decrypt at 1 KiB each;
+    /// README, "Event filters") and 64 MiB of bodies, so a log of large
+    /// bodies cannot make one request decrypt gigabytes.
+    fn default() -> Self {
+        ScanBound {
+            events: 5_000,
+            body_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 impl Config {
@@ -93,7 +115,6 @@ impl Config {
             webhook_secrets: Vec::new(),
             allowed_origin: None,
             trusted_proxies: Vec::new(),
-            ingest_rate_limit: RateLimit::INGEST_DEFAULT,
             poll_rate_limit: RateLimit {
                 requests: 20,
                 window_seconds: 60,
@@ -108,6 +129,7 @@ impl Config {
             auth_cache_ttl: Duration::from_secs(30),
             tls: None,
             allow_private_destinations: false,
+            event_scan: ScanBound::default(),
         }
     }
 }

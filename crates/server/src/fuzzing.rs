@@ -99,7 +99,7 @@ pub fn create(kind: AdminBody, body: &[u8]) -> Result<Object, Refused> {
         AdminBody::Input => Object::Input(parse::<bodies::InputBody>(body)?.into_input(
             InputId::generate(),
             tenant(),
-            BucketId::generate(),
+            (BucketId::generate(), &BucketAuth::None),
             1,
         )?),
         AdminBody::Output => Object::Output(parse::<bodies::OutputBody>(body)?.into_output(
@@ -198,7 +198,9 @@ impl Object {
     pub fn patch(&self, patch: &[u8]) -> Result<Object, Refused> {
         Ok(match self {
             Object::Bucket(b) => Object::Bucket(parse::<bodies::BucketPatch>(patch)?.apply(b)?),
-            Object::Input(i) => Object::Input(parse::<bodies::InputPatch>(patch)?.apply(i)?),
+            Object::Input(i) => {
+                Object::Input(parse::<bodies::InputPatch>(patch)?.apply(i, &BucketAuth::None)?)
+            }
             Object::Output(o) => Object::Output(parse::<bodies::OutputPatch>(patch)?.apply(o)?),
             Object::Checked(_) => self.clone(),
         })

@@ -21,6 +21,7 @@
 //! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
 //!   per-group pumps), the `wait` policy and ephemeral payloads.
 //! - `ops`: health, readiness and Prometheus metrics.
+//! - `openapi`: `GET /openapi.json`, the description of every route.
 //! - `bootstrap`: first start (default tenant, admin token) and the
 //!   Radarboard environment.
 //! - `jobs/`: background work (retention), never in the request path.
@@ -41,6 +42,7 @@ mod jobs;
 mod listener;
 mod lookup;
 mod metrics;
+mod openapi;
 mod ops;
 mod secrets;
 mod state;
@@ -108,6 +110,7 @@ fn router(state: state::AppState) -> axum::Router {
         .merge(api::router())
         .merge(deliver::router(&state))
         .merge(ops::router())
+        .merge(openapi::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(error::json_method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(

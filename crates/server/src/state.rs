@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Connected agents and their groups' delivery pumps.
     pub(crate) hub: Hub,
+    /// Addresses whose refused requests filled their input's window.
+    pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
     /// the secret is checked like every other credential.
     pub(crate) admin_secret_hash: Option<String>,
@@ -54,9 +56,10 @@ impl AppState {
         };
         Ok(Self(Arc::new(Shared {
             auth: AuthCache::new(config.auth_cache_ttl),
-            catalog: Catalog::new(),
+            catalog: Catalog::new(store.config_changes()),
             metrics: Metrics::new(),
             hub: Hub::new(),
+            ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,
             config,

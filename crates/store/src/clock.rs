@@ -13,28 +13,30 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// The wall clock and the monotonic clock, read together once.
+/// The wall clock (µs since the epoch) and the monotonic clock, read
+/// together once.
 static BASE: OnceLock<(i64, Instant)> = OnceLock::new();
 
 /// Milliseconds since the Unix epoch, as tokio's clock sees it. A clock
 /// before 1970 reads as 0 rather than failing: timestamps are compared,
 /// never trusted for security alone.
 pub fn now_ms() -> i64 {
-    let (wall, base) = *BASE.get_or_init(|| {
+    let (wall_us, base) = *BASE.get_or_init(|| {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         (wall, Instant::now())
     });
     // A paused runtime's clock may stand before the base (it froze before
-    // the first call), so the offset is signed.
+    // the first call), so the offset is signed. Microseconds, so that
+    // moving the clock by whole milliseconds moves this by exactly as many.
     let now = tokio::time::Instant::now().into_std();
-    let offset = match now.checked_duration_since(base) {
-        Some(ahead) => i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
-        None => -i64::try_from(base.duration_since(now).as_millis()).unwrap_or(i64::MAX),
+    let offset_us = match now.checked_duration_since(base) {
+        Some(ahead) => i64::try_from(ahead.as_micros()).unwrap_or(i64::MAX),
+        None => -i64::try_from(base.duration_since(now).as_micros()).unwrap_or(i64::MAX),
     };
-    wall.saturating_add(offset).max(0)
+    wall_us.saturating_add(offset_us).max(0) / 1_000
 }
 
 #[cfg(test)]

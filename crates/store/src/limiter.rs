@@ -1,5 +1,6 @@
-//! In-process sliding-window rate limiter, for stores whose node is the only
-//! one counting (the embedded store).
+//! Rate limits: the [`Limiter`] seam, and [`SlidingWindow`], the
+//! in-process sliding-window limiter for stores whose node is the only one
+//! counting (the embedded store; the server's own bcrypt budget).
 //!
 //! The window is approximated the way Cloudflare and Redis cells do it: the
 //! previous fixed window's count weighted by how much of it still overlaps
@@ -13,9 +14,32 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use model::RateLimit;
 
-use crate::RateDecision;
+use crate::Result;
+
+/// Rate-limit verdict of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    Allowed,
+    /// Refused; the caller may retry after this many seconds (at least 1).
+    Limited {
+        retry_after_secs: u64,
+    },
+}
+
+/// Sliding-window request counts by key (ingest per input, polls per
+/// client address).
+///
+/// Guarantees: a window admits `limit.requests` per `limit.window_seconds`,
+/// approximated as [`SlidingWindow`] does; a shared backend counts every
+/// node's requests against one window, the embedded one its own node's.
+#[async_trait]
+pub trait Limiter: Send + Sync + 'static {
+    /// Counts one request against `key`'s sliding window.
+    async fn rate_limit(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<RateDecision>;
+}
 
 /// Keys not touched for this many of their windows are dropped on the next
 /// sweep: by then both counters are zero or weigh nothing.

@@ -208,7 +208,7 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: EventsCommand) -> anyh
             if view.json {
                 view.raw(&answer);
             } else {
-                print!("{}", render_event(&answer));
+                crate::out!("{}", render_event(&answer));
             }
         }
         EventsCommand::Resend { id, output } => {
@@ -218,11 +218,11 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: EventsCommand) -> anyh
             if view.json {
                 view.raw(&answer);
             } else if let Some(deliveries) = answer.get("deliveries").and_then(Value::as_array) {
-                print!("{}", render_list(deliveries, DELIVERY_COLUMNS));
+                crate::out!("{}", render_list(deliveries, DELIVERY_COLUMNS));
             } else if answer.is_null() {
-                println!("resent {}", clean(&id));
+                crate::outln!("resent {}", clean(&id));
             } else {
-                print!("{}", render_object(&answer));
+                crate::out!("{}", render_object(&answer));
             }
         }
     }

@@ -120,15 +120,22 @@ pub(crate) struct InputSettings {
     /// Body of the static answer.
     #[arg(long, requires = "response_static_status")]
     response_static_body: Option<String>,
-    /// Largest accepted body in bytes (default 262144).
+    /// Largest accepted body in bytes (default: the integration's documented
+    /// maximum, e.g. 26214400 for github; 1048576 for a plain input).
     #[arg(long)]
     body_limit: Option<u64>,
-    /// Requests allowed per window, per client IP (default 100).
+    /// Requests allowed per window, per client IP (default: 100 refused
+    /// requests a minute with an integration or bucket auth, else 6000).
     #[arg(long)]
     rate_limit_requests: Option<u32>,
     /// Rate-limit window in seconds [default: 60 when --rate-limit-requests is given].
     #[arg(long, requires = "rate_limit_requests")]
     rate_limit_window_seconds: Option<u32>,
+    /// Which requests the rate limit counts: `all`, or only the `refused`
+    /// ones (bad auth, replay, signature, payload) [default: all when
+    /// --rate-limit-requests is given].
+    #[arg(long, requires = "rate_limit_requests", value_parser = ["all", "refused"])]
+    rate_limit_count: Option<String>,
     /// Tolerance of a signed timestamp, either way (default 300).
     #[arg(long)]
     timestamp_tolerance_seconds: Option<u64>,
@@ -163,9 +170,10 @@ impl InputSettings {
         if let Some(requests) = self.rate_limit_requests {
             // DESIGN's default window is a minute (100 / min).
             let window = self.rate_limit_window_seconds.unwrap_or(60);
+            let count = self.rate_limit_count.as_deref().unwrap_or("all");
             body.insert(
                 "rateLimit".into(),
-                json!({"requests": requests, "windowSeconds": window}),
+                json!({"requests": requests, "windowSeconds": window, "count": count}),
             );
         }
         if let Some(seconds) = self.timestamp_tolerance_seconds {
@@ -315,7 +323,7 @@ mod tests {
                 "integration": "generic-hmac", "secrets": ["s"],
                 "genericHmac": {"header": "X-Signature", "algorithm": "sha256", "encoding": "hex", "prefix": "sha256="},
                 "response": {"type": "static", "status": 202, "body": "ok"},
-                "bodyLimit": 1024, "rateLimit": {"requests": 5, "windowSeconds": 60},
+                "bodyLimit": 1024, "rateLimit": {"requests": 5, "windowSeconds": 60, "count": "all"},
                 "enabled": false
             })
         );

@@ -175,9 +175,9 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
         .bytes()
         .await
         .with_context(|| format!("cannot read the answer of {}", args.url))?;
-    println!("HTTP {status}");
+    crate::outln!("HTTP {status}");
     if !answer.is_empty() {
-        println!("{}", clean_multiline(&String::from_utf8_lossy(&answer)));
+        crate::outln!("{}", clean_multiline(&String::from_utf8_lossy(&answer)));
     }
     if !status.is_success() {
         anyhow::bail!("{} answered HTTP {}", clean(&args.url), status.as_u16());

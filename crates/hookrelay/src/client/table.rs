@@ -178,7 +178,7 @@ impl View {
             .get(key)
             .and_then(Value::as_array)
             .map_or(&[][..], Vec::as_slice);
-        print!("{}", render_list(items, columns));
+        crate::out!("{}", render_list(items, columns));
     }
 
     /// One object as `key: value` lines.
@@ -186,22 +186,22 @@ impl View {
         if self.json {
             return self.raw(answer);
         }
-        print!("{}", render_object(answer));
+        crate::out!("{}", render_object(answer));
     }
 
     /// A `204` answer: a confirmation for people, nothing for scripts.
     pub(crate) fn deleted(self, what: &str, id: &str) {
         if !self.json {
-            println!("deleted {what} {}", clean(id));
+            crate::outln!("deleted {what} {}", clean(id));
         }
     }
 
     /// The server's JSON, pretty-printed.
     pub(crate) fn raw(self, answer: &Value) {
         match serde_json::to_string_pretty(answer) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => crate::outln!("{text}"),
             // Unreachable for a `Value` parsed from JSON; print compact anyway.
-            Err(_) => println!("{answer}"),
+            Err(_) => crate::outln!("{answer}"),
         }
     }
 }

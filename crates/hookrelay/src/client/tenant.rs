@@ -177,15 +177,15 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TenantCommand) -> anyh
 /// The create answer `{"tenant", "pollSecret", "webhookBaseUrl", "pollUrl"}`:
 /// the poll secret is shown this once, so it stands apart.
 fn print_created(answer: &Value) {
-    print!("{}", render_object(answer.get("tenant").unwrap_or(answer)));
-    println!("webhookBaseUrl: {}", cell(answer, "/webhookBaseUrl"));
-    println!("pollUrl:        {}", cell(answer, "/pollUrl"));
+    crate::out!("{}", render_object(answer.get("tenant").unwrap_or(answer)));
+    crate::outln!("webhookBaseUrl: {}", cell(answer, "/webhookBaseUrl"));
+    crate::outln!("pollUrl:        {}", cell(answer, "/pollUrl"));
     if answer.get("pollSecret").is_some() {
-        println!();
-        println!("Poll secret (it will not be shown again):");
-        println!();
-        println!("    {}", cell(answer, "/pollSecret"));
-        println!();
+        crate::outln!();
+        crate::outln!("Poll secret (it will not be shown again):");
+        crate::outln!();
+        crate::outln!("    {}", cell(answer, "/pollSecret"));
+        crate::outln!();
     }
 }
 

@@ -142,7 +142,7 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TokenCommand) -> anyho
             if view.json {
                 view.raw(&answer);
             } else {
-                print!("{}", render_created(&answer));
+                crate::out!("{}", render_created(&answer));
             }
         }
         TokenCommand::List => {
@@ -166,7 +166,7 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TokenCommand) -> anyho
             if view.json {
                 view.raw(&answer);
             } else {
-                print!("{}", render_created(&answer));
+                crate::out!("{}", render_created(&answer));
             }
         }
         TokenCommand::Delete { key } => {

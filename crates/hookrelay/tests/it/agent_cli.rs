@@ -1,5 +1,6 @@
-//! `hookrelay listen` and `hookrelay agent install-service` as a user runs
-//! them: real processes, a real relay, a real destination.
+//! `hookrelay listen` with an agent token and `hookrelay agent
+//! install-service` as a user runs them: real processes, a real relay, a
+//! real destination (`listen` with the other tokens: `listen.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -120,11 +121,6 @@ fn listen_forwards_and_prints_one_line_per_request() {
             }
         }
     });
-    let banner = lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("a banner");
-    assert!(banner.starts_with("forwarding dev to"), "{banner}");
-
     // The relay keeps what arrives before the agent connects, so one post
     // is enough whenever the agent comes up.
     let url = format!("{}/path?x=1", input["url"].as_str().unwrap());

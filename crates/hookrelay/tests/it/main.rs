@@ -2,7 +2,8 @@
 //! through the real CLI against a real `hookrelay serve` process on an
 //! ephemeral loopback port, then a SIGTERM shutdown and a restart.
 //! `protection`: payloads in no file or debug log, `hookrelay keys`
-//! rotation, token rotation. `faults`: kill -9 under load, agents killed,
+//! rotation, token rotation. `listen`: `hookrelay listen` as DESIGN §2
+//! says, and commands that end quietly on a closed stdout. `faults`: kill -9 under load, agents killed,
 //! a full disk, slow-loris and 10,000 idle connections (issue 7).
 //! `sentry`: error reports to a stand-in Sentry, scrubbed (issue 20).
 
@@ -10,6 +11,7 @@ mod protection;
 
 mod agent_cli;
 mod cluster;
+mod listen;
 
 mod faults;
 

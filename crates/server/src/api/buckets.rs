@@ -61,16 +61,22 @@ fn enabled() -> bool {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct BucketPatch {
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     auth: Option<BucketAuth>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     ephemeral: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     retention_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     catchup_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     enabled: Option<bool>,
 }
 
@@ -147,7 +153,6 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let bucket = body.into_bucket(BucketId::generate(), caller.tenant, store::clock::now_ms())?;
     state.store.create_bucket(&bucket).await?;
-    crate::cluster::config_changed(&state).await;
     Ok((StatusCode::CREATED, Json(BucketOut::from(&bucket))))
 }
 
@@ -183,7 +188,6 @@ async fn update(
         .update_bucket(&updated)
         .await
         .map_err(or_not_found("bucket"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(BucketOut::from(&updated)))
 }
 
@@ -198,6 +202,5 @@ async fn remove(
         .delete_bucket(&caller.tenant, &bucket.id)
         .await
         .map_err(or_not_found("bucket"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,20 +1,19 @@
-//! `/v1/events`: cursor reads with long-poll, one event with its
-//! deliveries, and manual resend (DESIGN §3.2).
+//! `/v1/events`: cursor reads with filters and long-poll, and one event
+//! with its deliveries (DESIGN §3.2, §11). Resends are in `resend`.
 
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
-use model::{BucketId, EventId, OutputId, TenantId};
+use model::{BucketId, DeliveryState, EventId};
 use serde::Deserialize;
-use store::{Cursor, EventQuery};
+use utoipa::IntoParams;
 
 use super::or_not_found;
-use super::views::{EventDetail, EventOut, EventPage, Resent};
-use crate::auth::{Admin, Caller, Reader};
+use super::scan::{Checked, EventFilter, Scanned};
+use super::views::{EventDetail, EventOut, EventPage};
+use crate::auth::{Caller, Reader};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::lookup::resolve_bucket;
 use crate::state::AppState;
@@ -29,16 +28,60 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/events", get(list))
         .route("/v1/events/{event}", get(show))
-        .route("/v1/events/{event}/resend", post(resend))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    bucket: Option<String>,
+/// The query of `GET /v1/events`: the cursor, and the filters of
+/// [`EventFilter`].
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventListQuery {
+    /// The cursor: events after this event id (the previous page's `next`).
     after: Option<String>,
+    /// Page size: default 100, at most 500.
     limit: Option<usize>,
+    /// Seconds to wait for a first matching event when there is none (at
+    /// most 60).
     wait: Option<u64>,
+    /// Only this bucket (id or name).
+    bucket: Option<String>,
+    /// Only events of this input (its id).
+    input: Option<String>,
+    /// Only events with at least one delivery in this state.
+    status: Option<DeliveryState>,
+    /// Received at or after this time (ms since the Unix epoch).
+    from: Option<i64>,
+    /// Received at or before this time (ms since the Unix epoch).
+    to: Option<i64>,
+    /// Only this event type, exactly.
+    event_type: Option<String>,
+    /// Only events whose body contains this text, ASCII case ignored (at
+    /// most 256 bytes).
+    search: Option<String>,
+}
+
+impl EventListQuery {
+    fn filter(&self) -> EventFilter {
+        EventFilter {
+            bucket: self.bucket.clone(),
+            input: self.input.clone(),
+            status: self.status,
+            from: self.from,
+            to: self.to,
+            event_type: self.event_type.clone(),
+            search: self.search.clone(),
+        }
+    }
+}
+
+/// A cursor parameter: an event id, or 400 naming `field`.
+pub(crate) fn parse_cursor(field: &str, value: Option<&str>) -> Result<Option<EventId>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<EventId>()
+                .map_err(|_| ApiError::invalid_request(format!("{field}: not an event id")))
+        })
+        .transpose()
 }
 
 /// The buckets `caller` may read, narrowed to `requested` if given.
@@ -62,58 +105,57 @@ pub(crate) async fn readable_buckets(
 async fn list(
     State(state): State<AppState>,
     Reader(caller): Reader,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<EventListQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let buckets = readable_buckets(&state, &caller, q.bucket.as_deref()).await?;
-    let from = match &q.after {
-        Some(after) => Cursor::After(
-            after
-                .parse::<EventId>()
-                .map_err(|_| ApiError::invalid_request("after: not an event id"))?,
-        ),
-        None => Cursor::Start,
-    };
-    let query = EventQuery {
-        from,
-        buckets,
-        limit: q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
-    };
+    let after = parse_cursor("after", q.after.as_deref())?;
+    let checked = q.filter().check(&state, &caller).await?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
-    let events = read_or_wait(&state, &caller.tenant, &query, wait).await?;
-    let next = events.last().map(|e| e.id.to_string()).or(q.after);
+    let scanned = scan_or_wait(&state, &caller, &checked, after, limit, wait).await?;
+    // The last event examined, so that a filtered read that matched nothing
+    // in its bound still moves on; the `after` sent when nothing was.
+    let next = scanned.last.map(|id| id.to_string()).or(q.after);
     Ok(Json(EventPage {
-        events: events.iter().map(EventOut::from).collect(),
+        events: scanned.events.iter().map(EventOut::from).collect(),
         next,
     }))
 }
 
-/// Reads once; if nothing is there and `wait` is set, waits for commits
-/// until something arrives, the wait ends, or the server shuts down.
-async fn read_or_wait(
+/// Scans once; if the whole log was examined without a match and `wait`
+/// is set, waits for commits and scans what arrived, until something
+/// matches, the wait ends, or the server shuts down.
+async fn scan_or_wait(
     state: &AppState,
-    tenant: &TenantId,
-    query: &EventQuery,
+    caller: &Caller,
+    filter: &Checked,
+    mut after: Option<EventId>,
+    limit: usize,
     wait: Duration,
-) -> Result<Vec<model::Event>, ApiError> {
+) -> Result<Scanned, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribe before the first read so a commit between the read and the
     // wait still wakes us.
     let mut commits = state.store.commits();
+    let mut furthest = None;
     loop {
-        let events = state.store.events(tenant, query).await?;
-        if !events.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(events);
+        let mut scanned = filter.scan(state, caller, after, limit).await?;
+        scanned.last = scanned.last.or(furthest);
+        let done = !scanned.events.is_empty() || !scanned.exhausted;
+        if done || tokio::time::Instant::now() >= deadline {
+            return Ok(scanned);
         }
+        furthest = scanned.last;
+        after = scanned.last.or(after);
         let _waiting = state.metrics.long_poll_waiting();
         tokio::select! {
-            changed = commits.changed() => if changed.is_err() { return Ok(events) },
-            _ = tokio::time::sleep_until(deadline) => return Ok(events),
-            _ = state.shutdown.cancelled() => return Ok(events),
+            changed = commits.changed() => if changed.is_err() { return Ok(scanned) },
+            _ = tokio::time::sleep_until(deadline) => return Ok(scanned),
+            _ = state.shutdown.cancelled() => return Ok(scanned),
         }
     }
 }
 
-fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
+pub(crate) fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("event"))
 }
 
@@ -131,32 +173,4 @@ async fn show(
         return Err(ApiError::not_found("event"));
     }
     Ok(Json(EventDetail::new(&event, &deliveries)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResendQuery {
-    output: Option<String>,
-}
-
-async fn resend(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(id): Path<String>,
-    Query(q): Query<ResendQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let output = match &q.output {
-        Some(o) => Some(
-            o.parse::<OutputId>()
-                .map_err(|_| ApiError::not_found("output"))?,
-        ),
-        None => None,
-    };
-    let reset = state
-        .store
-        .reset_deliveries(&caller.tenant, &parse_event_id(&id)?, output.as_ref())
-        .await
-        .map_err(or_not_found("event"))?;
-    state.hub.wake(&caller.tenant);
-    Ok((StatusCode::ACCEPTED, Json(Resent { deliveries: reset })))
 }

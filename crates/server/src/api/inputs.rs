@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use model::{
-    BucketId, GenericHmac, Input, InputId, IntegrationKind, RateLimit, ResponsePolicy, Secret,
-    TenantId,
+    BucketAuth, BucketId, GenericHmac, Input, InputId, InputRateLimit, IntegrationKind,
+    Provisioning, ResponsePolicy, Secret, TenantId,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -49,9 +49,10 @@ pub(crate) struct InputBody {
     #[serde(default)]
     pub(crate) body_limit: Option<u64>,
     #[serde(default)]
-    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) rate_limit: Option<InputRateLimit>,
     #[serde(default = "default_tolerance")]
     pub(crate) timestamp_tolerance_seconds: u64,
+    /// Answer provider handshakes (DESIGN §13).
     #[serde(default = "enabled")]
     pub(crate) handshakes: bool,
 }
@@ -68,25 +69,35 @@ pub(crate) struct InputPatch {
     #[serde(default, deserialize_with = "present")]
     generic_hmac: Option<Option<GenericHmac>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>, nullable = false)]
     secrets: Option<Vec<Secret>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     response: Option<ResponsePolicy>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     body_limit: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
-    rate_limit: Option<Option<RateLimit>>,
+    rate_limit: Option<Option<InputRateLimit>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     timestamp_tolerance_seconds: Option<u64>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     handshakes: Option<bool>,
 }
 
 impl InputPatch {
-    /// `current` with the patch applied, checked as a create.
-    pub(crate) fn apply(self, current: &Input) -> Result<Input, ApiError> {
+    /// `current` (in a bucket with `bucket_auth`) with the patch applied,
+    /// checked as a create; a limit cleared with `null` is back to the
+    /// default of an input made through `/v1` (DESIGN §13).
+    pub(crate) fn apply(
+        self,
+        current: &Input,
+        bucket_auth: &BucketAuth,
+    ) -> Result<Input, ApiError> {
         let mut i = current.clone();
         set(&mut i.name, self.name);
         set(&mut i.integration, self.integration);
@@ -101,6 +112,11 @@ impl InputPatch {
             self.timestamp_tolerance_seconds,
         );
         set(&mut i.handshakes, self.handshakes);
+        if i.body_limit.is_none() || i.rate_limit.is_none() {
+            i.fill_default_limits(Provisioning::V1 {
+                bucket_auth: !matches!(bucket_auth, BucketAuth::None),
+            });
+        }
         i.validate()?;
         check_secrets(&i)?;
         Ok(i)
@@ -118,14 +134,18 @@ fn default_tolerance() -> u64 {
 }
 
 impl InputBody {
+    /// The input this body describes, with the limits it leaves unset
+    /// filled in as for an input made through `/v1` in a bucket with (or
+    /// without) `bucket_auth` (DESIGN §13).
     pub(crate) fn into_input(
         self,
         id: InputId,
         tenant: TenantId,
-        bucket: BucketId,
+        bucket: (BucketId, &BucketAuth),
         created_at: i64,
     ) -> Result<Input, ApiError> {
-        let input = Input {
+        let (bucket, auth) = bucket;
+        let mut input = Input {
             id,
             tenant,
             bucket,
@@ -141,6 +161,9 @@ impl InputBody {
             handshakes: self.handshakes,
             created_at,
         };
+        input.fill_default_limits(Provisioning::V1 {
+            bucket_auth: !matches!(auth, BucketAuth::None),
+        });
         input.validate()?;
         check_secrets(&input)?;
         Ok(input)
@@ -175,11 +198,10 @@ async fn create(
     let input = body.into_input(
         InputId::generate(),
         caller.tenant,
-        bucket.id,
+        (bucket.id, &bucket.auth),
         store::clock::now_ms(),
     )?;
     state.store.create_input(&input).await?;
-    crate::cluster::config_changed(&state).await;
     let view = InputCreated::new(&input, &state.config.public_url);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -225,13 +247,17 @@ async fn update(
     Json(patch): Json<InputPatch>,
 ) -> Result<Json<InputOut>, ApiError> {
     let current = find(&state, &caller.tenant, &input).await?;
-    let updated = patch.apply(&current)?;
+    let bucket = state
+        .store
+        .bucket(&caller.tenant, &current.bucket)
+        .await
+        .map_err(or_not_found("input"))?;
+    let updated = patch.apply(&current, &bucket.auth)?;
     state
         .store
         .update_input(&updated)
         .await
         .map_err(or_not_found("input"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(InputOut::new(&updated, &state.config.public_url)))
 }
 
@@ -246,6 +272,5 @@ async fn remove(
         .delete_input(&caller.tenant, &input.id)
         .await
         .map_err(or_not_found("input"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

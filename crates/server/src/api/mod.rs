@@ -1,7 +1,7 @@
 //! Authenticated HTTP API: administration of buckets, inputs, outputs and
 //! tokens (`/v1/...`, DESIGN §3.4), Radarboard tenant provisioning
-//! (`/api/tenants`), and event reads: cursor and long-poll, Radarboard poll,
-//! and the live SSE stream (§3.2).
+//! (`/api/tenants`), event reads (cursor with filters and long-poll,
+//! Radarboard poll, the live SSE stream, §3.2 and §11) and resends.
 //!
 //! Every handler narrows to the caller's tenant before touching the store;
 //! anything outside it answers 404.
@@ -13,6 +13,8 @@ mod inputs;
 mod outputs;
 mod patch;
 mod poll;
+mod resend;
+mod scan;
 mod stream;
 mod tenants;
 mod tokens;
@@ -26,11 +28,15 @@ use crate::state::AppState;
 pub(crate) use tenants::upsert_named_inputs;
 pub(crate) use tokens::issue as issue_token;
 
-/// The bodies and their checks, for `crate::fuzzing`.
+/// The bodies and queries, with their checks, for `crate::fuzzing` and
+/// `crate::openapi`.
 pub(crate) mod bodies {
     pub(crate) use super::buckets::{BucketBody, BucketPatch};
+    pub(crate) use super::events::EventListQuery;
     pub(crate) use super::inputs::{InputBody, InputPatch};
     pub(crate) use super::outputs::{OutputBody, OutputPatch};
+    pub(crate) use super::poll::PollQuery;
+    pub(crate) use super::resend::{ResendBody, ResendQuery};
     pub(crate) use super::tenants::{
         identity as tenant_identity, named_integration, split_secrets, CreateBody as TenantBody,
         PatchBody as TenantPatch, SecretsBody,
@@ -49,6 +55,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(tokens::router())
         .merge(tenants::router())
         .merge(events::router())
+        .merge(resend::router())
         .merge(poll::router())
         .merge(stream::router())
 }

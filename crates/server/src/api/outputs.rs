@@ -49,14 +49,19 @@ pub(crate) struct OutputBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct OutputPatch {
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     url: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     internal: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     retry: Option<RetryPolicy>,
 }
 

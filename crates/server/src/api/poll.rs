@@ -13,6 +13,7 @@ use axum::Router;
 use model::TenantId;
 use serde::Deserialize;
 use store::{Cursor, EventQuery, RateDecision};
+use utoipa::IntoParams;
 
 use super::events::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::views::EventOut;
@@ -32,9 +33,12 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
-struct PollQuery {
+/// The query of the Radarboard poll.
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct PollQuery {
+    /// ms since the Unix epoch; default now − 60 s.
     since: Option<i64>,
+    /// At most this many events: default 100, at most 500.
     limit: Option<usize>,
 }
 

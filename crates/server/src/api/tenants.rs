@@ -151,7 +151,6 @@ async fn update(
         .update_tenant(&tenant)
         .await
         .map_err(or_not_found("tenant"))?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(TenantOut::from(&tenant)))
 }
 
@@ -171,7 +170,6 @@ async fn remove(
         .delete_tenant(&id)
         .await
         .map_err(or_not_found("tenant"))?;
-    crate::cluster::config_changed(&state).await;
     state.auth.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,7 +192,6 @@ async fn set_secrets(
         .map(|(name, list)| (name, split_secrets(&list)))
         .collect();
     let names = upsert_named_inputs(&state.store, &id, pairs).await?;
-    crate::cluster::config_changed(&state).await;
     Ok(Json(SecretsSet {
         integrations: names,
     }))
@@ -230,7 +227,7 @@ pub(crate) async fn upsert_named_inputs(
                 store.update_input(&input).await?;
             }
             Err(store::Error::NotFound) => {
-                let input = Input {
+                let mut input = Input {
                     id: InputId::generate(),
                     tenant: tenant.clone(),
                     bucket: bucket.id.clone(),
@@ -246,6 +243,7 @@ pub(crate) async fn upsert_named_inputs(
                     handshakes: true,
                     created_at: store::clock::now_ms(),
                 };
+                input.fill_default_limits(model::Provisioning::Radarboard);
                 input.validate()?;
                 super::inputs::check_secrets(&input)?;
                 store.create_input(&input).await?;

@@ -222,7 +222,6 @@ async fn update(
         .await
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
-    crate::cluster::config_changed(&state).await;
     Ok(Json(TokenOut::from(&token)))
 }
 
@@ -238,7 +237,6 @@ async fn remove(
         .await
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
-    crate::cluster::config_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,6 +257,5 @@ async fn rotate(
         .await
         .map_err(or_not_found("token"))?;
     state.auth.forget(token.key.as_str());
-    crate::cluster::config_changed(&state).await;
     Ok(Json(TokenIssued::new(&token, &Secret::new(secret))))
 }

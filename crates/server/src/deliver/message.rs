@@ -4,12 +4,7 @@
 use proto::pb;
 use store::DueDelivery;
 
-/// The parts of an event the store may not have: headers, query, body.
-pub(super) struct Payload {
-    pub(super) headers: Vec<(String, String)>,
-    pub(super) query: String,
-    pub(super) body: Vec<u8>,
-}
+use super::rules::Payload;
 
 /// The `Deliver` for one due delivery.
 pub(super) fn deliver(
@@ -39,7 +34,7 @@ pub(super) fn deliver(
             path: event.path.clone(),
             query: payload.query,
             headers: headers(payload.headers),
-            body: payload.body,
+            body: payload.body.into(),
             received_at: event.received_at,
             bucket: event.bucket.to_string(),
             input: event.input.to_string(),

@@ -10,7 +10,10 @@
 //! - `session`: the transport-agnostic session (hello, auth, welcome, the
 //!   message loop, heartbeats) written against [`AgentLink`].
 //! - `grpc`, `ws`: the two transports, one [`AgentLink`] each.
-//! - `pump`: one task per connected group: asks the store what is due,
+//! - `rules`: what a due delivery becomes (send with this payload, settle
+//!   it, try later) and what an attempt came to: the one rule set both
+//!   senders below follow.
+//! - `pump/`: one task per connected group: asks the store what is due,
 //!   hands it to the group's agents within their `max_in_flight`, settles
 //!   acks, retries, and cuts off agents that never ack.
 //! - `public`: the server's own deliveries to public outputs.
@@ -25,6 +28,7 @@ mod message;
 mod public;
 mod pump;
 mod retry;
+mod rules;
 mod session;
 mod wait;
 mod ws;
@@ -51,26 +55,7 @@ pub(crate) fn router(state: &AppState) -> axum::Router<AppState> {
         .route_service("/hookrelay.v1.Agent/Connect", grpc::service(state.clone()))
 }
 
-/// How long after its commit an ephemeral event's payload may still be on
-/// its way from ingest to memory.
-const EPHEMERAL_HANDOVER_MS: i64 = 2_000;
-
-/// How long an ephemeral payload stays in its accepting node's memory.
-const EPHEMERAL_HOLD_MS: i64 = ephemeral::HOLD.as_millis() as i64;
-
 pub(crate) use public::run as run_public_deliveries;
-
-/// How many due deliveries to ask the store for, to fill `room` slots
-/// while `held` deliveries are out: a shared store claims what it returns
-/// and never returns what this node holds; the embedded one returns held
-/// rows too (at most 1,024 of them are skipped per look).
-fn due_limit(store: &dyn store::Store, room: usize, held: usize) -> usize {
-    if store.shared_dispatch() {
-        room
-    } else {
-        room + held.min(1024)
-    }
-}
 
 /// Which agents share work: the same group name in one tenant.
 type GroupKey = (TenantId, String);

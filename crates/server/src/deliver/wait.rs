@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use model::EventId;
 use proto::pb;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 /// How long an answer nobody waits for yet is kept.
@@ -34,6 +36,37 @@ impl Answer {
             body: r.body,
         }
     }
+
+    /// The answer as it crosses between nodes (a `Signal::Answer`).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let wire = WireAnswer {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: base64::engine::general_purpose::STANDARD.encode(&self.body),
+        };
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Answer> {
+        let wire: WireAnswer = serde_json::from_slice(bytes).ok()?;
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(wire.body)
+            .ok()?;
+        Some(Answer {
+            status: wire.status,
+            headers: wire.headers,
+            body,
+        })
+    }
+}
+
+/// An answer as it crosses between nodes.
+#[derive(Serialize, Deserialize)]
+struct WireAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Base64: the destination's body is any bytes.
+    body: String,
 }
 
 enum Slot {
@@ -177,5 +210,19 @@ mod tests {
             assert!(Instant::now() < deadline, "condition not met in time");
             tokio::task::yield_now().await;
         }
+    }
+
+    #[test]
+    fn answers_cross_nodes_byte_exact() {
+        let answer = Answer {
+            status: 201,
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body: vec![0, 159, 146, 150, 255],
+        };
+        let back = Answer::decode(&answer.encode()).expect("decodes");
+        assert_eq!(back.status, 201);
+        assert_eq!(back.headers, answer.headers);
+        assert_eq!(back.body, answer.body);
+        assert!(Answer::decode(b"{not json").is_none());
     }
 }

@@ -3,12 +3,15 @@
 //! `/api/webhooks/{name}` and `/api/t/{tenant}/webhooks/{name}`.
 //!
 //! Handlers here only find the input and shape the answer; the pipeline of
-//! checks lives in [`pipeline`], bucket authentication in [`bucket_auth`].
+//! checks lives in [`pipeline`], bucket authentication in [`bucket_auth`], the
+//! rate limit of step 5 in [`rate`].
 
 pub(crate) mod bucket_auth;
 mod pipeline;
+mod rate;
 
 pub(crate) use pipeline::{client_ip, stored_headers};
+pub(crate) use rate::RefusalBlocks;
 
 use std::net::SocketAddr;
 

@@ -11,12 +11,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use http_body_util::{BodyExt, Limited};
-use model::{EventBody, NewEvent, RateLimit};
-use store::RateDecision;
+use http_body_util::BodyExt;
+use model::{EventBody, NewEvent};
 use verify::Rejection;
 
-use super::bucket_auth;
+use super::{bucket_auth, rate};
 use crate::catalog::Route;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,7 +38,7 @@ pub(super) async fn run(
     let input = &route.input;
     check_enabled(state, route)?;
     let (parts, body) = request.into_parts();
-    let body = read_body(
+    let mut body = read_body(
         body,
         &parts.headers,
         input.effective_body_limit(),
@@ -56,50 +55,11 @@ pub(super) async fn run(
         }
     }
     let client_ip = client_ip(&state.config.trusted_proxies, peer, &parts.headers);
-    check_rate(state, route, client_ip).await?;
+    let gate = rate::check(state, route, client_ip).await?;
     let raw_query = parts.uri.query().unwrap_or("");
-    bucket_auth::check(&route.bucket.auth, &parts.headers, raw_query)?;
-
-    let now_ms = store::clock::now_ms();
-    let mut handshake = None;
-    let verdict = match &route.integration {
-        Some(integration) => {
-            // Twilio and Square sign the URL they called: the public URL,
-            // not whatever Host this request arrived with (DESIGN §8).
-            let public_url = format!(
-                "{}{}",
-                state.config.public_url,
-                parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
-            );
-            let req = verify::Request {
-                headers: &parts.headers,
-                body: &body,
-                public_url: &public_url,
-            };
-            let preflight = integration
-                .preflight(&req, now_ms / 1000, input.timestamp_tolerance_seconds)
-                .map_err(rejection)?;
-            if let Some(id) = &preflight.delivery_id {
-                if state
-                    .store
-                    .delivery_seen(&input.tenant, &input.id, id, now_ms)
-                    .await?
-                {
-                    return Err(replay());
-                }
-            }
-            integration
-                .verify(&req, &preflight, &input.secrets)
-                .map_err(rejection)?;
-            let parsed = integration.parse(&req, preflight).map_err(rejection)?;
-            // Only now, signed and parsed: never an answer computed from
-            // the secret for an unsigned request (DESIGN §13).
-            if input.handshakes {
-                handshake = integration.handshake(&req, &parsed, &input.secrets);
-            }
-            Some(parsed)
-        }
-        None => None,
+    let (verdict, handshake) = match check_sender(state, route, &parts, &body).await {
+        Ok(checked) => checked,
+        Err(refusal) => return Err(rate::refused(state, &gate, refusal).await),
     };
 
     let ephemeral = route.bucket.ephemeral;
@@ -122,12 +82,14 @@ pub(super) async fn run(
         } else {
             stored_headers(&parts.headers, keeps_auth_header)
         },
+        // The one buffer read in step 3 moves into the event (or, for an
+        // ephemeral bucket, into the in-memory hold below): never copied.
         body: if ephemeral {
             EventBody::Omitted {
                 size: body.len() as u64,
             }
         } else {
-            EventBody::Stored(body.to_vec())
+            EventBody::Stored(std::mem::take(&mut body))
         },
         client_ip: client_ip.to_string(),
         delivery_id: verdict.as_ref().and_then(|p| p.delivery_id.clone()),
@@ -161,7 +123,7 @@ pub(super) async fn run(
                     crate::deliver::EphemeralPayload {
                         headers: stored_headers(&parts.headers, keeps_auth_header),
                         query: bucket_auth::strip_query_token(raw_query),
-                        body,
+                        body: bytes::Bytes::from(body),
                     },
                 );
             }
@@ -174,6 +136,62 @@ pub(super) async fn run(
         Err(store::Error::Duplicate) => Err(replay()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Steps 6 to 9: bucket auth, replay, signature and parse, and the
+/// provider handshake's answer when the request is one. Each refusal here
+/// is one that a rate limit counting refusals counts.
+async fn check_sender(
+    state: &AppState,
+    route: &Route,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<(Option<verify::Parsed>, Option<verify::Handshake>), ApiError> {
+    let input = &route.input;
+    bucket_auth::check(
+        &route.bucket.auth,
+        &parts.headers,
+        parts.uri.query().unwrap_or(""),
+    )?;
+    let Some(integration) = &route.integration else {
+        return Ok((None, None));
+    };
+    let now_ms = store::clock::now_ms();
+    // Twilio and Square sign the URL they called: the public URL, not
+    // whatever Host this request arrived with (DESIGN §8).
+    let public_url = format!(
+        "{}{}",
+        state.config.public_url,
+        parts.uri.path_and_query().map_or("/", |pq| pq.as_str())
+    );
+    let req = verify::Request {
+        headers: &parts.headers,
+        body,
+        public_url: &public_url,
+    };
+    let preflight = integration
+        .preflight(&req, now_ms / 1000, input.timestamp_tolerance_seconds)
+        .map_err(rejection)?;
+    if let Some(id) = &preflight.delivery_id {
+        if state
+            .store
+            .delivery_seen(&input.tenant, &input.id, id, now_ms)
+            .await?
+        {
+            return Err(replay());
+        }
+    }
+    integration
+        .verify(&req, &preflight, &input.secrets)
+        .map_err(rejection)?;
+    let parsed = integration.parse(&req, preflight).map_err(rejection)?;
+    // Only now, signed and parsed: never an answer computed from the
+    // secret for an unsigned request (DESIGN §13).
+    let handshake = input
+        .handshakes
+        .then(|| integration.handshake(&req, &parsed, &input.secrets))
+        .flatten();
+    Ok((Some(parsed), handshake))
 }
 
 /// Step 2: the server, tenant, bucket and input kill switches.
@@ -207,13 +225,14 @@ fn check_enabled(state: &AppState, route: &Route) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Step 3: reads at most `limit + 1` bytes, within the read timeout.
+/// Step 3: reads at most `limit` bytes, within the read timeout, into one
+/// buffer that the later steps borrow and the stored event takes over.
 async fn read_body(
     body: Body,
     headers: &http::HeaderMap,
     limit: u64,
     timeout: Duration,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -228,34 +247,39 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let limited = Limited::new(body, limit as usize);
-    match tokio::time::timeout(timeout, limited.collect()).await {
+    match tokio::time::timeout(timeout, collect(body, declared, limit)).await {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "the body was not received in time",
         )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Ok(Some(buf))) => Ok(buf),
+        Ok(Ok(None)) => Err(too_large()),
         Ok(Err(_)) => Err(ApiError::invalid_request(
             "the request body could not be read",
         )),
     }
 }
 
-/// Step 5: the sliding window per (tenant, input, client IP).
-async fn check_rate(state: &AppState, route: &Route, client_ip: IpAddr) -> Result<(), ApiError> {
-    let input = &route.input;
-    let limit: RateLimit = input.rate_limit.unwrap_or(state.config.ingest_rate_limit);
-    let key = format!("ingest:{}:{}:{}", input.tenant, input.id, client_ip);
-    match state
-        .store
-        .rate_limit(&key, limit, store::clock::now_ms())
-        .await?
-    {
-        RateDecision::Allowed => Ok(()),
-        RateDecision::Limited { retry_after_secs } => Err(ApiError::rate_limited(retry_after_secs)),
+/// Appends the body's frames to one buffer: sized from `Content-Length`
+/// when declared (within `limit`), so the bytes are copied once, from the
+/// connection's buffer into this one. `None` when more than `limit` bytes
+/// arrive.
+async fn collect(
+    mut body: Body,
+    declared: Option<u64>,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, axum::Error> {
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if (buf.len() + data.len()) as u64 > limit {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+    Ok(Some(buf))
 }
 
 /// The client's address: the socket peer, or, behind a trusted proxy, the

@@ -597,3 +597,37 @@ async fn ephemeral_events_go_to_connected_agents_from_memory_only() {
     })
     .await;
 }
+
+/// Issue 12: a pump copied each bucket when its first agent joined and
+/// took the copy's `ephemeral` flag for the event's, so a bucket patched
+/// from ephemeral to stored while an agent stayed connected had its new
+/// events settled `expired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r12_a_bucket_patched_to_stored_delivers_to_agents_already_connected() {
+    let s = setup_bucket(
+        json!({"name": "was-ephemeral", "ephemeral": true}),
+        internal_output(5_000),
+    )
+    .await;
+    let mut socket = connect(&s, "", 4).await;
+    let id = s.bucket["id"].as_str().unwrap();
+    super::patch(
+        &s.relay,
+        &format!("/v1/buckets/{id}"),
+        json!({"ephemeral": false}),
+    )
+    .await;
+    let (status, _) = post(&s.relay.http, &s.input_url, &[], b"stored now").await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = s.relay.events().await;
+    assert_eq!(stored[0]["body"], "stored now", "the event is stored");
+    let d = deliver(&mut socket).await;
+    assert_eq!(d.event.as_ref().unwrap().body, b"stored now");
+    send(&mut socket, ack(&d, 200)).await;
+    let event = d.event.unwrap().id;
+    let relay = &s.relay;
+    testkit::wait_until(PATIENCE, "delivered", || async {
+        deliveries(relay, &event).await[0]["state"] == "delivered"
+    })
+    .await;
+}

@@ -3,22 +3,28 @@
 //! - `ingest`: every pipeline step's rejection and the order of the steps;
 //! - `integrations`: every provider's scheme end to end (issue 3);
 //! - `admin`: the administration API's shapes and error answers;
+//! - `defaults`: input limits as made and shown, and what they let through;
 //! - `agents`: the agent protocol from a raw WebSocket client;
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
 //! - `lifecycle`: operations routes, restart persistence, shutdown;
 //! - `protection`: encryption at rest as the API shows it (tampered
 //!   records), retention reclaiming space, token rotation;
+//! - `filters`: event filters on `GET /v1/events` and the bulk resend;
+//! - `openapi`: `GET /openapi.json` parses and describes every route;
 //! - `security`: cross-tenant probing of every route, SSRF on public
 //!   outputs, request smuggling on ingest (issue 7).
 
 mod admin;
 mod agents;
+mod defaults;
+mod filters;
 mod handshakes;
 mod ingest;
 mod integrations;
 mod isolation;
 mod lifecycle;
+mod openapi;
 mod protection;
 mod reading;
 mod security;

@@ -1,15 +1,18 @@
 //! The conformance suite every [`Store`] backend must pass (feature
-//! `test-suite`). It speaks only the trait, so SQLite and Redis run the very
+//! `test-suite`). It speaks only the traits, so SQLite and Redis run the very
 //! same checks.
 //!
 //! Each check makes its own tenants with unique ids, so checks can share one
 //! store (and one Redis) without seeing each other; only
-//! [`close_refuses_later_calls`] ends the store, which is why [`run_all`]
-//! runs it last. Checks panic on failure, like any test.
+//! [`close_refuses_later_calls`] ends the store. Checks panic on failure,
+//! like any test; [`conformance_tests!`](crate::conformance_tests) makes each
+//! one its own test for a backend.
 //!
 //! # Layout
-//! - `mod.rs`: [`run_all`] and the fixtures (objects with sensible defaults).
+//! - `mod.rs`: `conformance_tests!` and the fixtures (objects with sensible
+//!   defaults).
 //! - `objects`: CRUD of tenants, buckets, inputs, outputs and tokens.
+//! - `feed`: object writes tick the configuration feed.
 //! - `isolation`: tenant isolation and cascading deletes.
 //! - `events`: append, order, dedup, ephemeral events, deliveries.
 //! - `dispatch`: agent groups, due queues, settling, expiry.
@@ -17,6 +20,7 @@
 
 mod dispatch;
 mod events;
+mod feed;
 mod isolation;
 mod objects;
 mod reads;
@@ -40,38 +44,50 @@ pub use events::{
     append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
     ephemeral_events, marked_events_have_no_deliveries, sequential_order,
 };
+pub use feed::object_writes_tick_the_config_feed;
 pub use isolation::{
     delete_bucket_removes_its_children, delete_tenant_removes_everything, tenant_isolation,
 };
 pub use objects::{buckets, inputs, outputs, tenants, tokens};
 pub use reads::{cursors, polling_never_misses, purge_respects_retention, visibility_and_commits};
 
-/// The whole suite, in an order that lets one store serve every check.
-pub async fn run_all(store: Arc<dyn Store>) {
-    tenants(&store).await;
-    buckets(&store).await;
-    inputs(&store).await;
-    outputs(&store).await;
-    tokens(&store).await;
-    tenant_isolation(&store).await;
-    delete_tenant_removes_everything(&store).await;
-    delete_bucket_removes_its_children(&store).await;
-    append_round_trip(&store).await;
-    marked_events_have_no_deliveries(&store).await;
-    sequential_order(&store).await;
-    concurrent_appends_are_ordered(&store).await;
-    dedup(&store).await;
-    ephemeral_events(&store).await;
-    cursors(&store).await;
-    deliveries_and_reset(&store).await;
-    groups_share_nothing_and_miss_nothing(&store).await;
-    settle_and_retry(&store).await;
-    expiry_spares_the_catchup_window(&store).await;
-    public_outputs_queue_for_the_server(&store).await;
-    purge_respects_retention(&store).await;
-    visibility_and_commits(&store).await;
-    polling_never_misses(&store).await;
-    close_refuses_later_calls(&store).await;
+/// Instantiates the whole suite for one backend, one `#[tokio::test]` per
+/// check, so a failing check hides none of the others. `open` is an async
+/// fn returning `(Arc<dyn Store>, handle)`: a fresh store per check;
+/// `finish` is an async fn taking the handle back once the check passed
+/// (to delete a Redis namespace, say). Invoke it inside a module:
+///
+/// ```text
+/// mod conformance {
+///     store::conformance_tests!(open = super::open_fresh, finish = super::finish);
+/// }
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    (open = $open:path, finish = $finish:path $(,)?) => {
+        $crate::conformance_tests!(@each $open, $finish;
+            tenants, buckets, inputs, outputs, tokens, object_writes_tick_the_config_feed,
+            tenant_isolation, delete_tenant_removes_everything,
+            delete_bucket_removes_its_children,
+            append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,
+            ephemeral_events, marked_events_have_no_deliveries, cursors, deliveries_and_reset,
+            groups_share_nothing_and_miss_nothing, settle_and_retry,
+            expiry_spares_the_catchup_window, public_outputs_queue_for_the_server,
+            purge_respects_retention, visibility_and_commits, polling_never_misses,
+            close_refuses_later_calls,
+        );
+    };
+    (@each $open:path, $finish:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let (store, handle) = $open().await;
+                $crate::conformance::$check(&store).await;
+                drop(store);
+                $finish(handle).await;
+            }
+        )*
+    };
 }
 
 /// After `close`, writes and reads fail `Unavailable`.

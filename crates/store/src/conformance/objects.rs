@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use model::{
-    BucketAuth, GenericHmac, HmacAlgorithm, IntegrationKind, RateLimit, ResponsePolicy, Secret,
+    BucketAuth, GenericHmac, HmacAlgorithm, IntegrationKind, ResponsePolicy, Secret,
     SignatureEncoding, TokenScope,
 };
 
@@ -173,9 +173,10 @@ pub async fn inputs(store: &Arc<dyn Store>) {
         body: "ok".into(),
     };
     i.body_limit = Some(1024);
-    i.rate_limit = Some(RateLimit {
+    i.rate_limit = Some(model::InputRateLimit {
         requests: 5,
         window_seconds: 10,
+        count: model::RateCount::Refused,
     });
     store.create_input(&i).await.expect("create input");
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use model::{EventBody, EventId, NewEvent, TenantId};
+use model::{EventId, NewEvent, TenantId};
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 use ulid::Ulid;
@@ -273,33 +273,4 @@ fn command(inner: &Inner, job: &Job, id: &EventId, ms: i64) -> Result<redis::Cmd
 /// The longest dedup window honoured (as in SQLite).
 const MAX_DEDUP_WINDOW_MS: i64 = 3_600_000;
 
-impl Inner {
-    /// Queues one append for the writer and waits for its commit.
-    pub(super) async fn append(&self, event: NewEvent) -> Result<Appended> {
-        let plaintext = match &event.body {
-            EventBody::Stored(body) => {
-                let headers = to_json(&event.headers)?;
-                Some(sealed::event_plaintext(&event.query, &headers, body)?)
-            }
-            EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => None,
-        };
-        let writer = self.writer()?;
-        let (reply, answer) = oneshot::channel();
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        if writer
-            .send(Job {
-                event,
-                plaintext,
-                reply,
-            })
-            .await
-            .is_err()
-        {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::Unavailable("store is closed".into()));
-        }
-        answer
-            .await
-            .map_err(|_| Error::Unavailable("store is closed".into()))?
-    }
-}
+impl Inner {}

@@ -1,7 +1,6 @@
 //! What makes several nodes one cluster: the clock estimate behind
-//! `visible_before`, node liveness, the sweeper that gives a dead node's
-//! claims back, the pub/sub bus (commit ticks and [`Signal`]s), and the
-//! cluster-wide agent list.
+//! `visible_before`, node liveness and the sweeper that gives a dead node's
+//! claims back. The bus between them is `bus`.
 //!
 //! Liveness: each open store is a node with a random id; a task refreshes
 //! the global key `node:<id>` (TTL `RedisOptions::node_ttl`) every fifth of
@@ -12,24 +11,18 @@
 //! A live node's own claims that it never marked in flight go back after
 //! [`CLAIM_LEASE_TTLS`] TTLs (a pump that claimed more than it had room
 //! to send, or whose agents left).
-//!
-//! Bus messages are `<node id>\0<tag><fields>`: `c` (a commit or resend:
-//! tick `commits()`), `g` (config changed), `a<event id>\0<answer bytes>`.
-//! A node ignores its own.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use model::{EventId, TenantId};
+use model::TenantId;
 use redis::AsyncCommands;
 
 use super::append::SKEW_MS;
 use super::codec::unavailable;
 use super::Inner;
-use crate::{Result, Signal};
+use crate::Result;
 
 /// Allowance for the error of the clock estimate (network round trips,
 /// scheduling) on top of [`SKEW_MS`].
@@ -191,133 +184,6 @@ impl Inner {
         }
         Ok(())
     }
-
-    /// Ticks `commits()` here and on every other node.
-    pub(super) async fn tick_commits(&self) {
-        self.commits.send_modify(|n| *n = n.wrapping_add(1));
-        if let Err(err) = self.publish(b"c").await {
-            tracing::warn!(%err, "could not announce a commit to other nodes");
-        }
-    }
-
-    pub(super) async fn publish(&self, body: &[u8]) -> Result<()> {
-        let mut msg = Vec::with_capacity(self.node.len() + 1 + body.len());
-        msg.extend_from_slice(self.node.as_bytes());
-        msg.push(0);
-        msg.extend_from_slice(body);
-        // The raw connection: the writer still announces the appends it
-        // finishes while `close` drains it.
-        let mut con = self.conn.clone();
-        let _: i64 = con
-            .publish(self.keys.bus(), msg)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    pub(super) async fn broadcast(&self, signal: Signal) -> Result<()> {
-        self.con()?;
-        let body = match signal {
-            Signal::ConfigChanged => b"g".to_vec(),
-            Signal::Answer { event, answer } => {
-                let mut b = format!("a{event}\0").into_bytes();
-                b.extend_from_slice(&answer);
-                b
-            }
-        };
-        self.publish(&body).await
-    }
-
-    /// Handles one bus message.
-    fn heard(&self, msg: &[u8]) {
-        let Some(split) = msg.iter().position(|b| *b == 0) else {
-            return;
-        };
-        let (from, body) = (&msg[..split], &msg[split + 1..]);
-        if from == self.node.as_bytes() {
-            return;
-        }
-        match body.split_first() {
-            Some((b'c', _)) => self.commits.send_modify(|n| *n = n.wrapping_add(1)),
-            Some((b'g', _)) => {
-                let _ = self.signals.send(Signal::ConfigChanged);
-            }
-            Some((b'a', rest)) => {
-                let Some(at) = rest.iter().position(|b| *b == 0) else {
-                    return;
-                };
-                let event = std::str::from_utf8(&rest[..at])
-                    .ok()
-                    .and_then(|s| s.parse::<EventId>().ok());
-                if let Some(event) = event {
-                    let answer = rest[at + 1..].to_vec();
-                    let _ = self.signals.send(Signal::Answer { event, answer });
-                }
-            }
-            _ => {}
-        }
-    }
-
-    // ---- agents ----
-
-    pub(super) async fn announce_agent(
-        &self,
-        tenant: &TenantId,
-        agent: &str,
-        info: &serde_json::Value,
-    ) -> Result<()> {
-        let mut con = self.con()?;
-        let value = format!("{}\0{info}", self.node);
-        let _: () = con
-            .hset(format!("{}agents", self.keys.tenant(tenant)), agent, value)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    pub(super) async fn withdraw_agent(&self, tenant: &TenantId, agent: &str) -> Result<()> {
-        let mut con = self.con()?;
-        let _: () = con
-            .hdel(format!("{}agents", self.keys.tenant(tenant)), agent)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    /// The tenant's agents on live nodes; those of dead nodes are dropped.
-    pub(super) async fn cluster_agents(&self, tenant: &TenantId) -> Result<Vec<serde_json::Value>> {
-        let mut con = self.con()?;
-        let key = format!("{}agents", self.keys.tenant(tenant));
-        let all: HashMap<String, String> = con.hgetall(&key).await.map_err(unavailable)?;
-        let mut alive: HashMap<String, bool> = HashMap::new();
-        let mut out = Vec::new();
-        let mut ids: Vec<_> = all.into_iter().collect();
-        ids.sort();
-        for (agent, value) in ids {
-            let Some((node, json)) = value.split_once('\0') else {
-                continue;
-            };
-            let live = match alive.get(node) {
-                Some(live) => *live,
-                None => {
-                    let live: bool = con
-                        .exists(self.keys.node(node))
-                        .await
-                        .map_err(unavailable)?;
-                    alive.insert(node.to_owned(), live);
-                    live
-                }
-            };
-            if !live {
-                let _: () = con.hdel(&key, &agent).await.map_err(unavailable)?;
-                continue;
-            }
-            if let Ok(v) = serde_json::from_str(json) {
-                out.push(v);
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// How often liveness is refreshed and dead nodes are looked for.
@@ -344,40 +210,5 @@ pub(super) async fn sweeper(inner: Arc<Inner>) {
         if let Err(err) = inner.sweep().await {
             tracing::warn!(%err, "could not sweep dead nodes");
         }
-    }
-}
-
-/// Subscribes to the bus.
-pub(super) async fn subscribe(inner: &Inner) -> Result<redis::aio::PubSub> {
-    let mut pubsub = inner.client.get_async_pubsub().await.map_err(unavailable)?;
-    pubsub
-        .subscribe(inner.keys.bus())
-        .await
-        .map_err(unavailable)?;
-    Ok(pubsub)
-}
-
-/// Listens to the bus until aborted, resubscribing after a lost
-/// connection (and then ticking `commits()`: a commit may have gone by).
-pub(super) async fn listen(inner: Arc<Inner>, mut pubsub: redis::aio::PubSub) {
-    loop {
-        {
-            let mut messages = pubsub.on_message();
-            while let Some(msg) = messages.next().await {
-                inner.heard(msg.get_payload_bytes());
-            }
-        }
-        let mut backoff = Duration::from_millis(100);
-        pubsub = loop {
-            tokio::time::sleep(backoff).await;
-            match subscribe(&inner).await {
-                Ok(p) => break p,
-                Err(err) => {
-                    tracing::warn!(%err, "could not resubscribe to the cluster bus");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
-        inner.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

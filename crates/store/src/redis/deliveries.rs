@@ -1,4 +1,4 @@
-//! Delivery dispatch shared by several nodes. A delivery is a hash
+//! [`DeliveryQueue`] on Redis: delivery dispatch shared by several nodes. A delivery is a hash
 //! `d:<member>` (state, tries, pending-since, due time, owner node,
 //! internal flag, bucket, attempts JSON, updated), listed per event in
 //! `ed:<event>` (a sorted set by creation order). Pending rows wait in:
@@ -23,18 +23,19 @@
 //! script; the global `pubt` lists the tenants that have public outputs,
 //! and `due_public_deliveries` runs one claim per such tenant.
 
+use async_trait::async_trait;
 use model::{Attempt, BucketId, TenantId};
 use redis::Value;
 
 use super::codec::{self, to_json, unavailable};
 use super::keys::{floor_bound, group_tag, member, parse_member};
-use super::Inner;
-use crate::{DeliveryKey, DueBatch, DueDelivery, Error, Result, Settle};
+use super::{Inner, RedisStore};
+use crate::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, Result, Settle};
 
 impl Inner {
     /// Registers this node as possibly holding claims in `tenant` (before
     /// any claim is made, so the sweeper can find it).
-    async fn note_claims(&self, tenant: &TenantId) -> Result<()> {
+    pub(super) async fn note_claims(&self, tenant: &TenantId) -> Result<()> {
         let mut con = self.con()?;
         redis::cmd("SADD")
             .arg(self.keys.node_tenants(&self.node))
@@ -44,126 +45,9 @@ impl Inner {
             .map_err(unavailable)
     }
 
-    pub(super) async fn register_group(
-        &self,
-        tenant: &TenantId,
-        bucket: &BucketId,
-        group: &str,
-        catchup_from_ms: i64,
-    ) -> Result<()> {
-        let mut con = self.con()?;
-        let _: i64 = self
-            .scripts
-            .register
-            .key(self.keys.tenant(tenant))
-            .arg(bucket.as_str())
-            .arg(group_tag(Some(group)))
-            .arg(floor_bound(catchup_from_ms))
-            .arg(self.clock.redis_now())
-            .invoke_async(&mut con)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    pub(super) async fn expire_deliveries(
-        &self,
-        tenant: &TenantId,
-        bucket: &BucketId,
-        group: &str,
-        before_ms: i64,
-    ) -> Result<usize> {
-        let mut con = self.con()?;
-        let upper = format!("({}", &floor_bound(before_ms)[1..]);
-        self.scripts
-            .expire
-            .key(self.keys.tenant(tenant))
-            .arg(bucket.as_str())
-            .arg(group_tag(Some(group)))
-            .arg(&self.node)
-            .arg(upper)
-            .arg(before_ms)
-            .arg(self.clock.redis_now())
-            .invoke_async(&mut con)
-            .await
-            .map_err(unavailable)
-    }
-
-    pub(super) async fn due_deliveries(
-        &self,
-        tenant: &TenantId,
-        bucket: &BucketId,
-        group: Option<&str>,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<DueBatch> {
-        // Group `None`: the bucket's public rows (the server's own, which
-        // it reads across tenants with `due_public_deliveries`).
-        let Some(group) = group else {
-            let (next_at, mut found) = self
-                .due_public_of(tenant, bucket.as_str(), now_ms, limit)
-                .await?;
-            found.sort_by_key(|(_, k)| k.event);
-            let due = self
-                .load(found.into_iter().map(|(_, k)| k).collect())
-                .await?;
-            return Ok(DueBatch { due, next_at });
-        };
-        self.note_claims(tenant).await?;
-        let mut con = self.con()?;
-        let reply: Value = self
-            .scripts
-            .due
-            .key(self.keys.tenant(tenant))
-            .arg(bucket.as_str())
-            .arg(group_tag(Some(group)))
-            .arg(&self.node)
-            .arg(now_ms)
-            .arg(limit)
-            .invoke_async(&mut con)
-            .await
-            .map_err(unavailable)?;
-        let mut items = codec::array(reply)?.into_iter();
-        let next_at = codec::opt_ms(items.next().unwrap_or(Value::Nil))?;
-        let mut keys = Vec::new();
-        for m in codec::array(items.next().unwrap_or(Value::Nil))? {
-            keys.push(parse_member(tenant, &codec::text(m)?)?);
-        }
-        let due = self.load(keys).await?;
-        Ok(DueBatch { due, next_at })
-    }
-
-    pub(super) async fn due_public_deliveries(
-        &self,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<DueBatch> {
-        let tenants = self.members(self.keys.public_tenants()).await?;
-        let mut found: Vec<(i64, DeliveryKey)> = Vec::new();
-        let mut next_at: Option<i64> = None;
-        for tenant in tenants {
-            let Ok(tenant) = tenant.parse::<TenantId>() else {
-                continue;
-            };
-            let (at, rows) = self.due_public_of(&tenant, "", now_ms, limit).await?;
-            if let Some(at) = at {
-                next_at = Some(next_at.map_or(at, |n| n.min(at)));
-            }
-            found.extend(rows);
-        }
-        // What this node claimed beyond `limit` stays its own and comes
-        // back on its next call.
-        found.sort_by_key(|a| (a.0, a.1.event));
-        found.truncate(limit);
-        let due = self
-            .load(found.into_iter().map(|(_, k)| k).collect())
-            .await?;
-        Ok(DueBatch { due, next_at })
-    }
-
     /// Claims the due public rows of one tenant (of one bucket unless
     /// `bucket` is empty): the next due time, and each row with its due time.
-    async fn due_public_of(
+    pub(super) async fn due_public_of(
         &self,
         tenant: &TenantId,
         bucket: &str,
@@ -196,7 +80,7 @@ impl Inner {
 
     /// Reads each claimed row's event, output and tries. A row whose event
     /// or output went meanwhile is skipped.
-    async fn load(&self, keys: Vec<DeliveryKey>) -> Result<Vec<DueDelivery>> {
+    pub(super) async fn load(&self, keys: Vec<DeliveryKey>) -> Result<Vec<DueDelivery>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -232,8 +116,130 @@ impl Inner {
         }
         Ok(out)
     }
+}
 
-    pub(super) async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
+#[async_trait]
+impl DeliveryQueue for RedisStore {
+    async fn register_group(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        catchup_from_ms: i64,
+    ) -> Result<()> {
+        let mut con = self.inner.con()?;
+        let _: i64 = self
+            .inner
+            .scripts
+            .register
+            .key(self.inner.keys.tenant(tenant))
+            .arg(bucket.as_str())
+            .arg(group_tag(Some(group)))
+            .arg(floor_bound(catchup_from_ms))
+            .arg(self.inner.clock.redis_now())
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn expire_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        before_ms: i64,
+    ) -> Result<usize> {
+        let mut con = self.inner.con()?;
+        let upper = format!("({}", &floor_bound(before_ms)[1..]);
+        self.inner
+            .scripts
+            .expire
+            .key(self.inner.keys.tenant(tenant))
+            .arg(bucket.as_str())
+            .arg(group_tag(Some(group)))
+            .arg(&self.inner.node)
+            .arg(upper)
+            .arg(before_ms)
+            .arg(self.inner.clock.redis_now())
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn due_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: Option<&str>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<DueBatch> {
+        // Group `None`: the bucket's public rows (the server's own, which
+        // it reads across tenants with `due_public_deliveries`).
+        let Some(group) = group else {
+            let (next_at, mut found) = self
+                .inner
+                .due_public_of(tenant, bucket.as_str(), now_ms, limit)
+                .await?;
+            found.sort_by_key(|(_, k)| k.event);
+            let due = self
+                .inner
+                .load(found.into_iter().map(|(_, k)| k).collect())
+                .await?;
+            return Ok(DueBatch { due, next_at });
+        };
+        self.inner.note_claims(tenant).await?;
+        let mut con = self.inner.con()?;
+        let reply: Value = self
+            .inner
+            .scripts
+            .due
+            .key(self.inner.keys.tenant(tenant))
+            .arg(bucket.as_str())
+            .arg(group_tag(Some(group)))
+            .arg(&self.inner.node)
+            .arg(now_ms)
+            .arg(limit)
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        let mut items = codec::array(reply)?.into_iter();
+        let next_at = codec::opt_ms(items.next().unwrap_or(Value::Nil))?;
+        let mut keys = Vec::new();
+        for m in codec::array(items.next().unwrap_or(Value::Nil))? {
+            keys.push(parse_member(tenant, &codec::text(m)?)?);
+        }
+        let due = self.inner.load(keys).await?;
+        Ok(DueBatch { due, next_at })
+    }
+
+    async fn due_public_deliveries(&self, now_ms: i64, limit: usize) -> Result<DueBatch> {
+        let tenants = self.inner.members(self.inner.keys.public_tenants()).await?;
+        let mut found: Vec<(i64, DeliveryKey)> = Vec::new();
+        let mut next_at: Option<i64> = None;
+        for tenant in tenants {
+            let Ok(tenant) = tenant.parse::<TenantId>() else {
+                continue;
+            };
+            let (at, rows) = self.inner.due_public_of(&tenant, "", now_ms, limit).await?;
+            if let Some(at) = at {
+                next_at = Some(next_at.map_or(at, |n| n.min(at)));
+            }
+            found.extend(rows);
+        }
+        // What this node claimed beyond `limit` stays its own and comes
+        // back on its next call.
+        found.sort_by_key(|a| (a.0, a.1.event));
+        found.truncate(limit);
+        let due = self
+            .inner
+            .load(found.into_iter().map(|(_, k)| k).collect())
+            .await?;
+        Ok(DueBatch { due, next_at })
+    }
+
+    async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
         let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<String>> =
             std::collections::BTreeMap::new();
         for k in keys {
@@ -244,10 +250,10 @@ impl Inner {
             ));
         }
         for (tenant, members) in by_tenant {
-            self.note_claims(tenant).await?;
-            let mut con = self.con()?;
-            let mut call = self.scripts.mark.key(self.keys.tenant(tenant));
-            call.arg(&self.node).arg(self.clock.redis_now());
+            self.inner.note_claims(tenant).await?;
+            let mut con = self.inner.con()?;
+            let mut call = self.inner.scripts.mark.key(self.inner.keys.tenant(tenant));
+            call.arg(&self.inner.node).arg(self.inner.clock.redis_now());
             for m in members {
                 call.arg(m);
             }
@@ -256,7 +262,7 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) async fn settle(
+    async fn settle(
         &self,
         key: &DeliveryKey,
         attempt: Option<Attempt>,
@@ -270,17 +276,18 @@ impl Inner {
             Settle::Expired => ("expired", 0),
         };
         let attempt = attempt.as_ref().map(to_json).transpose()?;
-        let mut con = self.con()?;
+        let mut con = self.inner.con()?;
         let answer: String = self
+            .inner
             .scripts
             .settle
-            .key(self.keys.tenant(&key.tenant))
+            .key(self.inner.keys.tenant(&key.tenant))
             .arg(member(&key.event, &key.output, key.group.as_deref()))
             .arg(kind)
             .arg(at)
             .arg(attempt.unwrap_or_default())
-            .arg(self.clock.redis_now())
-            .arg(&self.node)
+            .arg(self.inner.clock.redis_now())
+            .arg(&self.inner.node)
             .invoke_async(&mut con)
             .await
             .map_err(unavailable)?;

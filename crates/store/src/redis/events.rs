@@ -7,52 +7,107 @@
 //! they assign their own ids, and the event id must exist before sealing,
 //! so mapping one to the other would cost a second index anyway.
 //!
-//! Also here: reads of one event with its deliveries, resend, retention
-//! and the cascading deletes of buckets and tenants.
+//! [`EventLog`] on Redis: the append (handed to the writer task in
+//! `append`), reads of one event with its deliveries, resend and
+//! retention (`purge_bucket`, which a bucket's delete uses too).
 
-use model::{BucketId, Delivery, Event, EventId, InputId, OutputId, TenantId};
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use model::{Delivery, Event, EventBody, EventId, InputId, NewEvent, OutputId, TenantId};
 use redis::AsyncCommands;
+use tokio::sync::{oneshot, watch};
 
-use super::codec::{self, unavailable, Fields};
+use super::append::Job;
+use super::codec::{self, to_json, unavailable, Fields};
 use super::keys::{floor_bound, parse_member, MAX_ULID_MS};
-use super::Inner;
-use crate::{Cursor, Error, EventQuery, Result};
+use super::{Inner, RedisStore};
+use crate::{sealed, Appended, Cursor, Error, EventLog, EventQuery, Result};
 
 /// Events deleted per script call when a bucket goes.
-const DELETE_BATCH: usize = 500;
+pub(super) const DELETE_BATCH: usize = 500;
 
 impl Inner {
-    pub(super) async fn delivery_seen(
+    /// Runs `lua/purge.lua` once on a bucket; returns how many events went.
+    pub(super) async fn purge_bucket(
+        &self,
+        tenant: &TenantId,
+        bucket: &str,
+        upper: &str,
+        limit: usize,
+    ) -> Result<usize> {
+        let mut con = self.con()?;
+        self.scripts
+            .purge
+            .key(self.keys.tenant(tenant))
+            .arg(bucket)
+            .arg(upper)
+            .arg(limit)
+            .invoke_async(&mut con)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl EventLog for RedisStore {
+    /// Queues one append for the writer and waits for its commit.
+    async fn append(&self, event: NewEvent) -> Result<Appended> {
+        let plaintext = match &event.body {
+            EventBody::Stored(body) => {
+                let headers = to_json(&event.headers)?;
+                Some(sealed::event_plaintext(&event.query, &headers, body)?)
+            }
+            EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => None,
+        };
+        let writer = self.inner.writer()?;
+        let (reply, answer) = oneshot::channel();
+        self.inner.queued.fetch_add(1, Ordering::SeqCst);
+        if writer
+            .send(Job {
+                event,
+                plaintext,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            self.inner.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Unavailable("store is closed".into()));
+        }
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("store is closed".into()))?
+    }
+
+    async fn delivery_seen(
         &self,
         tenant: &TenantId,
         input: &InputId,
         delivery_id: &str,
         now_ms: i64,
     ) -> Result<bool> {
-        let mut con = self.con()?;
-        let key = format!("{}dd:{input}:{delivery_id}", self.keys.tenant(tenant));
+        let mut con = self.inner.con()?;
+        let key = format!("{}dd:{input}:{delivery_id}", self.inner.keys.tenant(tenant));
         let until: Option<i64> = con.get(key).await.map_err(unavailable)?;
         Ok(until.is_some_and(|until| until > now_ms))
     }
 
-    pub(super) async fn event(
-        &self,
-        tenant: &TenantId,
-        id: &EventId,
-    ) -> Result<(Event, Vec<Delivery>)> {
-        let mut con = self.con()?;
+    async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<(Event, Vec<Delivery>)> {
+        let mut con = self.inner.con()?;
         let id_text = id.to_string();
         let reply: redis::Value = self
+            .inner
             .scripts
             .read_event
-            .key(self.keys.tenant(tenant))
+            .key(self.inner.keys.tenant(tenant))
             .arg(&id_text)
             .invoke_async(&mut con)
             .await
             .map_err(unavailable)?;
         let mut items = codec::array(reply)?.into_iter();
         let first = items.next().ok_or(Error::NotFound)?;
-        let event = codec::event(tenant, &id_text, &codec::fields(first)?, &self.crypto)?;
+        let event = codec::event(tenant, &id_text, &codec::fields(first)?, &self.inner.crypto)?;
         let mut deliveries = Vec::new();
         while let (Some(m), Some(f)) = (items.next(), items.next()) {
             let key = parse_member(tenant, &codec::text(m)?)?;
@@ -61,7 +116,7 @@ impl Inner {
         Ok((event, deliveries))
     }
 
-    pub(super) async fn events(&self, tenant: &TenantId, q: &EventQuery) -> Result<Vec<Event>> {
+    async fn events(&self, tenant: &TenantId, q: &EventQuery) -> Result<Vec<Event>> {
         let (min, since) = match q.from {
             Cursor::Start => ("-".to_owned(), i64::MIN),
             Cursor::After(id) => (format!("({id}"), i64::MIN),
@@ -71,7 +126,7 @@ impl Inner {
         if q.limit == 0 {
             return Ok(Vec::new());
         }
-        let prefix = self.keys.tenant(tenant);
+        let prefix = self.inner.keys.tenant(tenant);
         let indexes: Vec<String> = if q.buckets.is_empty() {
             vec![format!("{prefix}ev")]
         } else {
@@ -81,7 +136,7 @@ impl Inner {
                 .collect()
         };
         let limit = isize::try_from(q.limit).unwrap_or(isize::MAX);
-        let mut con = self.con()?;
+        let mut con = self.inner.con()?;
         let mut ids: Vec<String> = Vec::new();
         for index in &indexes {
             let found: Vec<String> = con
@@ -107,7 +162,7 @@ impl Inner {
             if row.is_empty() {
                 continue;
             }
-            let event = codec::event(tenant, id, &row, &self.crypto)?;
+            let event = codec::event(tenant, id, &row, &self.inner.crypto)?;
             if event.received_at >= since {
                 out.push(event);
             }
@@ -115,27 +170,36 @@ impl Inner {
         Ok(out)
     }
 
-    pub(super) async fn reset_deliveries(
+    fn visible_before(&self) -> i64 {
+        self.inner.clock.visible_before()
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+
+    async fn reset_deliveries(
         &self,
         tenant: &TenantId,
         event: &EventId,
         output: Option<&OutputId>,
     ) -> Result<usize> {
-        let mut con = self.con()?;
+        let mut con = self.inner.con()?;
         let answer: redis::Value = self
+            .inner
             .scripts
             .reset
-            .key(self.keys.tenant(tenant))
+            .key(self.inner.keys.tenant(tenant))
             .arg(event.to_string())
             .arg(output.map(OutputId::as_str).unwrap_or_default())
-            .arg(self.clock.redis_now())
+            .arg(self.inner.clock.redis_now())
             .invoke_async(&mut con)
             .await
             .map_err(unavailable)?;
         match answer {
             redis::Value::Int(n) => {
                 if n > 0 {
-                    self.tick_commits().await;
+                    self.inner.tick_commits().await;
                 }
                 Ok(usize::try_from(n).unwrap_or(0))
             }
@@ -143,42 +207,22 @@ impl Inner {
         }
     }
 
-    /// Runs `lua/purge.lua` once on a bucket; returns how many events went.
-    async fn purge_bucket(
-        &self,
-        tenant: &TenantId,
-        bucket: &str,
-        upper: &str,
-        limit: usize,
-    ) -> Result<usize> {
-        let mut con = self.con()?;
-        self.scripts
-            .purge
-            .key(self.keys.tenant(tenant))
-            .arg(bucket)
-            .arg(upper)
-            .arg(limit)
-            .invoke_async(&mut con)
-            .await
-            .map_err(unavailable)
-    }
-
-    pub(super) async fn purge_expired(&self, now_ms: i64, batch: usize) -> Result<usize> {
-        let mut tenants = self.members(self.keys.tenants()).await?;
+    async fn purge_expired(&self, now_ms: i64, batch: usize) -> Result<usize> {
+        let mut tenants = self.inner.members(self.inner.keys.tenants()).await?;
         tenants.sort();
         let mut done = 0;
         for tenant in tenants {
             let Ok(tenant) = tenant.parse::<TenantId>() else {
                 continue;
             };
-            let prefix = self.keys.tenant(&tenant);
-            let mut buckets = self.members(format!("{prefix}buckets")).await?;
+            let prefix = self.inner.keys.tenant(&tenant);
+            let mut buckets = self.inner.members(format!("{prefix}buckets")).await?;
             buckets.sort();
             for bucket in buckets {
                 if done >= batch {
                     return Ok(done);
                 }
-                let Some(f) = self.hash(format!("{prefix}b:{bucket}")).await? else {
+                let Some(f) = self.inner.hash(format!("{prefix}b:{bucket}")).await? else {
                     continue;
                 };
                 // Only the plain JSON: retention needs no sealed field.
@@ -191,98 +235,11 @@ impl Inner {
                 }
                 let upper = format!("({}", EventId::floor_at(cutoff.min(MAX_ULID_MS)));
                 done += self
+                    .inner
                     .purge_bucket(&tenant, &bucket, &upper, batch - done)
                     .await?;
             }
         }
         Ok(done)
-    }
-
-    pub(super) async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()> {
-        let prefix = self.keys.tenant(tenant);
-        let mut con = self.con()?;
-        let exists: bool = con
-            .exists(format!("{prefix}b:{}", id.as_str()))
-            .await
-            .map_err(unavailable)?;
-        if !exists {
-            return Err(Error::NotFound);
-        }
-        let inputs = self
-            .members(format!("{prefix}b:{}:ins", id.as_str()))
-            .await?;
-        while self
-            .purge_bucket(tenant, id.as_str(), "+", DELETE_BATCH)
-            .await?
-            > 0
-        {}
-        self.object_op(tenant, &[b"bucket.delete", id.as_str().as_bytes()])
-            .await?;
-        for input in inputs {
-            self.drop_owner_if(self.keys.input_owner(&input), tenant)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes every key under the tenant's prefix (SCAN by pattern: a rare
-    /// admin operation), then its entries in the global indexes.
-    pub(super) async fn delete_tenant(&self, tenant: &TenantId) -> Result<()> {
-        let prefix = self.keys.tenant(tenant);
-        let mut con = self.con()?;
-        let exists: bool = con
-            .exists(format!("{prefix}t"))
-            .await
-            .map_err(unavailable)?;
-        if !exists {
-            return Err(Error::NotFound);
-        }
-        let mut inputs = Vec::new();
-        for bucket in self.members(format!("{prefix}buckets")).await? {
-            inputs.extend(self.members(format!("{prefix}b:{bucket}:ins")).await?);
-        }
-        let tokens = self.members(format!("{prefix}tokens")).await?;
-        let _: () = con
-            .srem(self.keys.tenants(), tenant.as_str())
-            .await
-            .map_err(unavailable)?;
-        let pattern = self.keys.tenant_pattern(tenant);
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut con)
-                .await
-                .map_err(unavailable)?;
-            if !found.is_empty() {
-                let _: () = con.unlink(found).await.map_err(unavailable)?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        for input in inputs {
-            self.drop_owner_if(self.keys.input_owner(&input), tenant)
-                .await?;
-        }
-        for key in tokens {
-            self.drop_owner_if(self.keys.token_owner(&key), tenant)
-                .await?;
-            let entry = format!("{}|{key}", tenant.as_str());
-            let _: () = con
-                .srem(self.keys.admins(), entry)
-                .await
-                .map_err(unavailable)?;
-        }
-        let _: () = con
-            .srem(self.keys.public_tenants(), tenant.as_str())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
     }
 }

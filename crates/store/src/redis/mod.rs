@@ -7,15 +7,19 @@
 //! across nodes), `deliveries` (claims) and `cluster` (liveness, the bus).
 //!
 //! # Layout
-//! - `mod.rs`: [`RedisStore`], [`RedisOptions`], opening and closing.
-//! - `routes`: the [`crate::Store`] impl, which only routes each call.
+//! - `mod.rs`: [`RedisStore`], [`RedisOptions`], opening and closing
+//!   ([`crate::Lifecycle`]).
 //! - `keys`: key naming; `codec`: records and replies in and out.
 //! - `scripts` and `lua/`: the Lua scripts (one tenant, one slot each).
-//! - `tenants`: tenants and tokens; `objects`: buckets, inputs, outputs.
+//! - `tenants`: [`crate::Tenants`], tenants and tokens; `objects`:
+//!   [`crate::Buckets`], buckets, inputs, outputs.
 //! - `append`: the writer task (group commit, id mint, retries).
-//! - `events`: reads, resend, retention, cascading deletes.
-//! - `deliveries`: agent groups, due queues and claims, settling.
-//! - `cluster`: clock, liveness, sweeper, bus, signals, agents.
+//! - `events`: [`crate::EventLog`]: appends, reads, resend, retention.
+//! - `deliveries`: [`crate::DeliveryQueue`]: agent groups, due queues and
+//!   claims, settling.
+//! - `cluster`: clock, liveness, sweeper.
+//! - `bus`: [`crate::ClusterBus`]: commit ticks, signals, agents.
+//! - `limiter`: [`crate::Limiter`].
 //!
 //! # Keys
 //! `{ns}` is [`RedisOptions::namespace`]; `P` is `{ns}:{<tenant>}:`.
@@ -51,13 +55,14 @@
 //! always` for no loss at all; `everysec` may lose the last second).
 
 mod append;
+mod bus;
 mod cluster;
 mod codec;
 mod deliveries;
 mod events;
 mod keys;
+mod limiter;
 mod objects;
-mod routes;
 mod scripts;
 mod tenants;
 
@@ -65,12 +70,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use crypto::Keyring;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::{Error, Result, Signal};
+use crate::{Error, Lifecycle, Result, Signal};
 use cluster::Clock;
 use codec::unavailable;
 use keys::Keys;
@@ -100,6 +106,9 @@ impl Default for RedisOptions {
     }
 }
 
+/// How long `close` waits for queued appends.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// Signals a node keeps for slow listeners before they lag.
 const SIGNALS: usize = 256;
 
@@ -119,6 +128,9 @@ pub(super) struct Inner {
     clock: Clock,
     closed: AtomicBool,
     commits: watch::Sender<u64>,
+    /// [`crate::ClusterBus::config_changes`]: this node's object writes and
+    /// those heard on the bus.
+    config: watch::Sender<u64>,
     signals: broadcast::Sender<Signal>,
     /// Appends queued for the writer and not yet sent.
     queued: AtomicUsize,
@@ -206,6 +218,7 @@ impl RedisStore {
             clock: Clock::default(),
             closed: AtomicBool::new(false),
             commits: watch::channel(0).0,
+            config: watch::channel(0).0,
             signals: broadcast::channel(SIGNALS).0,
             queued: AtomicUsize::new(0),
             pipelines: AtomicU64::new(0),
@@ -214,12 +227,12 @@ impl RedisStore {
         });
         inner.check_keys().await?;
         inner.refresh().await?;
-        let pubsub = cluster::subscribe(&inner).await?;
+        let pubsub = bus::subscribe(&inner).await?;
         let tasks = vec![
             tokio::spawn(append::writer(Arc::clone(&inner), jobs)),
             tokio::spawn(cluster::liveness(Arc::clone(&inner))),
             tokio::spawn(cluster::sweeper(Arc::clone(&inner))),
-            tokio::spawn(cluster::listen(Arc::clone(&inner), pubsub)),
+            tokio::spawn(bus::listen(Arc::clone(&inner), pubsub)),
         ];
         tracing::info!(node = %inner.node, namespace = %options.namespace, "redis store open");
         Ok(RedisStore {
@@ -247,6 +260,49 @@ impl RedisStore {
             .drain(..)
         {
             task.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Lifecycle for RedisStore {
+    fn pending_writes(&self) -> usize {
+        self.inner.queued.load(Ordering::SeqCst)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut con = self.inner.con()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut con)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// Refuses new calls, finishes the queued appends (within
+    /// five seconds), stops the tasks, gives this node's claims back and
+    /// removes its liveness key.
+    async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.inner.drain(CLOSE_GRACE).await;
+        self.stop_tasks();
+        let inner = &self.inner;
+        match inner.release_node(&inner.node, None).await {
+            Ok(n) if n > 0 => tracing::info!(released = n, "claims given back at close"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "could not give claims back at close"),
+        }
+        let mut con = inner.conn.clone();
+        let gone = redis::pipe()
+            .cmd("DEL")
+            .arg(inner.keys.node(&inner.node))
+            .cmd("SREM")
+            .arg(inner.keys.nodes())
+            .arg(&inner.node)
+            .query_async::<()>(&mut con)
+            .await;
+        if let Err(err) = gone {
+            tracing::warn!(%err, "could not remove this node's liveness key");
         }
     }
 }

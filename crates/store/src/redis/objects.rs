@@ -1,4 +1,4 @@
-//! Buckets, inputs and outputs as Redis hashes under the tenant's prefix
+//! [`Buckets`] on Redis: buckets, inputs and outputs as hashes under the tenant's prefix
 //! (`b:<id>`, `i:<id>`, `o:<id>`; tenants and tokens are in `tenants`), with the
 //! name indexes `bname` and `iname` (hashes name → id, claimed with
 //! HSETNX inside `lua/objects.lua`, so uniqueness is atomic) and the member
@@ -11,16 +11,20 @@
 //! owning tenant, written before the tenant's record and removed after it,
 //! so a reader that finds a stale entry finds no record and says NotFound.
 
+use async_trait::async_trait;
 use crypto::Keyring;
 use model::{Bucket, BucketAuth, BucketId, Input, InputId, Output, OutputId, Secret, TenantId};
 use redis::AsyncCommands;
 
 use super::codec::{field, from_json, text_field, to_json, unavailable, Fields};
-use super::Inner;
-use crate::{sealed, Error, Result};
+use super::{Inner, RedisStore};
+use crate::{sealed, Buckets, Error, Result};
 
 impl Inner {
-    /// Runs one branch of `lua/objects.lua` in `tenant`.
+    /// Runs one branch of `lua/objects.lua` in `tenant`. Every write of an
+    /// object goes through here (a tenant's delete aside), so this is where
+    /// a successful one ticks the configuration feed, here and on the other
+    /// nodes ([`Inner::config_changed`]).
     pub(super) async fn object_op(&self, tenant: &TenantId, args: &[&[u8]]) -> Result<()> {
         let mut con = self.con()?;
         let mut call = self.scripts.objects.key(self.keys.tenant(tenant));
@@ -29,7 +33,10 @@ impl Inner {
         }
         let answer: String = call.invoke_async(&mut con).await.map_err(unavailable)?;
         match answer.as_str() {
-            "ok" => Ok(()),
+            "ok" => {
+                self.config_changed().await;
+                Ok(())
+            }
             "nf" => Err(Error::NotFound),
             "conflict:name" => Err(Error::Conflict("name")),
             "conflict:key" => Err(Error::Conflict("key")),
@@ -71,151 +78,13 @@ impl Inner {
         self.object_op(&b.tenant, &args).await
     }
 
-    pub(super) async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
-        let key = format!("{}b:{}", self.keys.tenant(tenant), id.as_str());
-        let f = self.hash(key).await?.ok_or(Error::NotFound)?;
-        decode_bucket(&f, id.as_str(), &self.crypto)
-    }
-
-    pub(super) async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket> {
-        let mut con = self.con()?;
-        let id: Option<String> = con
-            .hget(format!("{}bname", self.keys.tenant(tenant)), name)
-            .await
-            .map_err(unavailable)?;
-        let id: BucketId = id
-            .ok_or(Error::NotFound)?
-            .parse()
-            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
-        self.bucket(tenant, &id).await
-    }
-
-    pub(super) async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>> {
-        let ids = self
-            .members(format!("{}buckets", self.keys.tenant(tenant)))
-            .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(id) = id.parse::<BucketId>() else {
-                continue;
-            };
-            match self.bucket(tenant, &id).await {
-                Ok(b) => out.push(b),
-                Err(Error::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
     // ---- inputs ----
-
-    pub(super) async fn create_input(&self, i: &Input) -> Result<()> {
-        let (json, sec) = self.input_record(i)?;
-        let mut con = self.con()?;
-        let id = i.id.to_string();
-        let _: () = con
-            .set(self.keys.input_owner(&id), i.tenant.as_str())
-            .await
-            .map_err(unavailable)?;
-        let created = i.created_at.to_string();
-        let name = i.name.as_deref().unwrap_or_default();
-        let args: [&[u8]; 7] = [
-            b"input.create",
-            id.as_bytes(),
-            i.bucket.as_str().as_bytes(),
-            name.as_bytes(),
-            json.as_bytes(),
-            &sec,
-            created.as_bytes(),
-        ];
-        let done = self.object_op(&i.tenant, &args).await;
-        if matches!(done, Err(Error::NotFound)) {
-            self.drop_owner_if(self.keys.input_owner(&id), &i.tenant)
-                .await?;
-        }
-        done
-    }
 
     fn input_record(&self, i: &Input) -> Result<(String, Vec<u8>)> {
         let secrets: Vec<&str> = i.secrets.iter().map(Secret::expose).collect();
         let id = i.id.to_string();
         let (sec, _) = sealed::seal_secrets(&self.crypto, &id, &to_json(&secrets)?)?;
         Ok((to_json(i)?, sec))
-    }
-
-    pub(super) async fn update_input(&self, i: &Input) -> Result<()> {
-        let (json, sec) = self.input_record(i)?;
-        let id = i.id.to_string();
-        let name = i.name.as_deref().unwrap_or_default();
-        let args: [&[u8]; 5] = [
-            b"input.update",
-            id.as_bytes(),
-            name.as_bytes(),
-            json.as_bytes(),
-            &sec,
-        ];
-        self.object_op(&i.tenant, &args).await
-    }
-
-    pub(super) async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input> {
-        let id = id.to_string();
-        let key = format!("{}i:{id}", self.keys.tenant(tenant));
-        let f = self.hash(key).await?.ok_or(Error::NotFound)?;
-        decode_input(&f, &id, &self.crypto)
-    }
-
-    pub(super) async fn input_by_id(&self, id: &InputId) -> Result<Input> {
-        let mut con = self.con()?;
-        let owner: Option<String> = con
-            .get(self.keys.input_owner(&id.to_string()))
-            .await
-            .map_err(unavailable)?;
-        let tenant: TenantId = owner
-            .ok_or(Error::NotFound)?
-            .parse()
-            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
-        self.input(&tenant, id).await
-    }
-
-    pub(super) async fn input_by_name(&self, tenant: &TenantId, name: &str) -> Result<Input> {
-        let mut con = self.con()?;
-        let id: Option<String> = con
-            .hget(format!("{}iname", self.keys.tenant(tenant)), name)
-            .await
-            .map_err(unavailable)?;
-        let id: InputId = id
-            .ok_or(Error::NotFound)?
-            .parse()
-            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
-        self.input(tenant, &id).await
-    }
-
-    pub(super) async fn list_inputs(&self, t: &TenantId, b: &BucketId) -> Result<Vec<Input>> {
-        let ids = self
-            .members(format!("{}b:{}:ins", self.keys.tenant(t), b.as_str()))
-            .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(id) = id.parse::<InputId>() else {
-                continue;
-            };
-            match self.input(t, &id).await {
-                Ok(i) => out.push(i),
-                Err(Error::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        out.sort_by_key(|a| (a.created_at, a.id));
-        Ok(out)
-    }
-
-    pub(super) async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()> {
-        let id = id.to_string();
-        self.object_op(tenant, &[b"input.delete", id.as_bytes()])
-            .await?;
-        self.drop_owner_if(self.keys.input_owner(&id), tenant).await
     }
 
     /// Deletes a global owner entry if it still names `tenant`.
@@ -257,33 +126,6 @@ impl Inner {
             self.object_op(&o.tenant, &args).await
         }
     }
-
-    pub(super) async fn output(&self, tenant: &TenantId, id: &OutputId) -> Result<Output> {
-        let key = format!("{}o:{}", self.keys.tenant(tenant), id.as_str());
-        let f = self.hash(key).await?.ok_or(Error::NotFound)?;
-        decode_output(&f)
-    }
-
-    pub(super) async fn list_outputs(&self, t: &TenantId, b: &BucketId) -> Result<Vec<Output>> {
-        let mut con = self.con()?;
-        let ids: Vec<String> = con
-            .hkeys(format!("{}b:{}:outs", self.keys.tenant(t), b.as_str()))
-            .await
-            .map_err(unavailable)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(id) = id.parse::<OutputId>() else {
-                continue;
-            };
-            match self.output(t, &id).await {
-                Ok(o) => out.push(o),
-                Err(Error::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
-    }
 }
 
 fn decode_bucket(f: &Fields, id: &str, keys: &Keyring) -> Result<Bucket> {
@@ -315,4 +157,235 @@ pub(super) fn decode_output(f: &Fields) -> Result<Output> {
         .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
     o.created_at = super::codec::int_field(f, "created", what)?;
     Ok(o)
+}
+
+#[async_trait]
+impl Buckets for RedisStore {
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
+        self.inner.put_bucket(bucket, "bucket.create").await
+    }
+
+    async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
+        let key = format!("{}b:{}", self.inner.keys.tenant(tenant), id.as_str());
+        let f = self.inner.hash(key).await?.ok_or(Error::NotFound)?;
+        decode_bucket(&f, id.as_str(), &self.inner.crypto)
+    }
+
+    async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket> {
+        let mut con = self.inner.con()?;
+        let id: Option<String> = con
+            .hget(format!("{}bname", self.inner.keys.tenant(tenant)), name)
+            .await
+            .map_err(unavailable)?;
+        let id: BucketId = id
+            .ok_or(Error::NotFound)?
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
+        self.bucket(tenant, &id).await
+    }
+
+    async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>> {
+        let ids = self
+            .inner
+            .members(format!("{}buckets", self.inner.keys.tenant(tenant)))
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(id) = id.parse::<BucketId>() else {
+                continue;
+            };
+            match self.bucket(tenant, &id).await {
+                Ok(b) => out.push(b),
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn update_bucket(&self, bucket: &Bucket) -> Result<()> {
+        self.inner.put_bucket(bucket, "bucket.update").await
+    }
+
+    async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()> {
+        let prefix = self.inner.keys.tenant(tenant);
+        let mut con = self.inner.con()?;
+        let exists: bool = con
+            .exists(format!("{prefix}b:{}", id.as_str()))
+            .await
+            .map_err(unavailable)?;
+        if !exists {
+            return Err(Error::NotFound);
+        }
+        let inputs = self
+            .inner
+            .members(format!("{prefix}b:{}:ins", id.as_str()))
+            .await?;
+        while self
+            .inner
+            .purge_bucket(tenant, id.as_str(), "+", super::events::DELETE_BATCH)
+            .await?
+            > 0
+        {}
+        self.inner
+            .object_op(tenant, &[b"bucket.delete", id.as_str().as_bytes()])
+            .await?;
+        for input in inputs {
+            self.inner
+                .drop_owner_if(self.inner.keys.input_owner(&input), tenant)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn create_input(&self, i: &Input) -> Result<()> {
+        let (json, sec) = self.inner.input_record(i)?;
+        let mut con = self.inner.con()?;
+        let id = i.id.to_string();
+        let _: () = con
+            .set(self.inner.keys.input_owner(&id), i.tenant.as_str())
+            .await
+            .map_err(unavailable)?;
+        let created = i.created_at.to_string();
+        let name = i.name.as_deref().unwrap_or_default();
+        let args: [&[u8]; 7] = [
+            b"input.create",
+            id.as_bytes(),
+            i.bucket.as_str().as_bytes(),
+            name.as_bytes(),
+            json.as_bytes(),
+            &sec,
+            created.as_bytes(),
+        ];
+        let done = self.inner.object_op(&i.tenant, &args).await;
+        if matches!(done, Err(Error::NotFound)) {
+            self.inner
+                .drop_owner_if(self.inner.keys.input_owner(&id), &i.tenant)
+                .await?;
+        }
+        done
+    }
+
+    async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input> {
+        let id = id.to_string();
+        let key = format!("{}i:{id}", self.inner.keys.tenant(tenant));
+        let f = self.inner.hash(key).await?.ok_or(Error::NotFound)?;
+        decode_input(&f, &id, &self.inner.crypto)
+    }
+
+    async fn input_by_id(&self, id: &InputId) -> Result<Input> {
+        let mut con = self.inner.con()?;
+        let owner: Option<String> = con
+            .get(self.inner.keys.input_owner(&id.to_string()))
+            .await
+            .map_err(unavailable)?;
+        let tenant: TenantId = owner
+            .ok_or(Error::NotFound)?
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
+        self.input(&tenant, id).await
+    }
+
+    async fn input_by_name(&self, tenant: &TenantId, name: &str) -> Result<Input> {
+        let mut con = self.inner.con()?;
+        let id: Option<String> = con
+            .hget(format!("{}iname", self.inner.keys.tenant(tenant)), name)
+            .await
+            .map_err(unavailable)?;
+        let id: InputId = id
+            .ok_or(Error::NotFound)?
+            .parse()
+            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))?;
+        self.input(tenant, &id).await
+    }
+
+    async fn list_inputs(&self, t: &TenantId, b: &BucketId) -> Result<Vec<Input>> {
+        let ids = self
+            .inner
+            .members(format!("{}b:{}:ins", self.inner.keys.tenant(t), b.as_str()))
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(id) = id.parse::<InputId>() else {
+                continue;
+            };
+            match self.input(t, &id).await {
+                Ok(i) => out.push(i),
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|a| (a.created_at, a.id));
+        Ok(out)
+    }
+
+    async fn update_input(&self, i: &Input) -> Result<()> {
+        let (json, sec) = self.inner.input_record(i)?;
+        let id = i.id.to_string();
+        let name = i.name.as_deref().unwrap_or_default();
+        let args: [&[u8]; 5] = [
+            b"input.update",
+            id.as_bytes(),
+            name.as_bytes(),
+            json.as_bytes(),
+            &sec,
+        ];
+        self.inner.object_op(&i.tenant, &args).await
+    }
+
+    async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()> {
+        let id = id.to_string();
+        self.inner
+            .object_op(tenant, &[b"input.delete", id.as_bytes()])
+            .await?;
+        self.inner
+            .drop_owner_if(self.inner.keys.input_owner(&id), tenant)
+            .await
+    }
+
+    async fn create_output(&self, output: &Output) -> Result<()> {
+        self.inner.put_output(output, true).await
+    }
+
+    async fn output(&self, tenant: &TenantId, id: &OutputId) -> Result<Output> {
+        let key = format!("{}o:{}", self.inner.keys.tenant(tenant), id.as_str());
+        let f = self.inner.hash(key).await?.ok_or(Error::NotFound)?;
+        decode_output(&f)
+    }
+
+    async fn list_outputs(&self, t: &TenantId, b: &BucketId) -> Result<Vec<Output>> {
+        let mut con = self.inner.con()?;
+        let ids: Vec<String> = con
+            .hkeys(format!(
+                "{}b:{}:outs",
+                self.inner.keys.tenant(t),
+                b.as_str()
+            ))
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(id) = id.parse::<OutputId>() else {
+                continue;
+            };
+            match self.output(t, &id).await {
+                Ok(o) => out.push(o),
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn update_output(&self, output: &Output) -> Result<()> {
+        self.inner.put_output(output, false).await
+    }
+
+    async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()> {
+        self.inner
+            .object_op(tenant, &[b"output.delete", id.as_str().as_bytes()])
+            .await
+    }
 }

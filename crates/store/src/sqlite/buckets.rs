@@ -1,17 +1,21 @@
-//! SQL of buckets and what hangs off them: inputs and outputs. Writes run
-//! on the writer thread (inside a job's savepoint), reads on a pooled read
-//! connection; both are plain functions of a `Connection`.
+//! [`Buckets`] on SQLite: buckets and what hangs off them, inputs and
+//! outputs. Writes run on the writer thread (inside a job's savepoint),
+//! reads on a pooled read connection.
 //!
 //! Every statement about a tenant's object filters on `tenant`, so another
 //! tenant's id behaves exactly like an unknown one (`NotFound`).
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use crypto::Keyring;
 use model::{Bucket, BucketId, Input, InputId, Output, OutputId, TenantId};
 use rusqlite::{params, Connection};
 
 use super::rows::{self, changed, db_err, exists, int, many, one, to_json};
 use super::tenants::tenant_exists;
-use crate::{sealed, Result};
+use super::SqliteStore;
+use crate::{sealed, Buckets, Result};
 
 fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<()> {
     exists(
@@ -27,96 +31,6 @@ fn sealed_auth(b: &Bucket, keys: &Keyring) -> Result<(Vec<u8>, u32)> {
     Ok((auth, key.0))
 }
 
-pub(super) fn create_bucket(conn: &Connection, b: &Bucket, keys: &Keyring) -> Result<()> {
-    tenant_exists(conn, &b.tenant)?;
-    let (auth, auth_key) = sealed_auth(b, keys)?;
-    conn.prepare_cached(
-        "INSERT INTO buckets (id, tenant, name, auth, ephemeral, retention_seconds,
-                              catchup_seconds, enabled, created_at, auth_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            b.id.as_str(),
-            b.tenant.as_str(),
-            b.name,
-            auth,
-            b.ephemeral,
-            int(b.retention_seconds),
-            int(b.catchup_seconds),
-            b.enabled,
-            b.created_at,
-            auth_key,
-        ])
-    })
-    .map_err(db_err)?;
-    Ok(())
-}
-
-pub(super) fn bucket(
-    conn: &Connection,
-    tenant: &TenantId,
-    id: &BucketId,
-    keys: &Keyring,
-) -> Result<Bucket> {
-    let sql = format!(
-        "SELECT {} FROM buckets WHERE tenant = ?1 AND id = ?2",
-        rows::BUCKET_COLS
-    );
-    one(conn, &sql, [tenant.as_str(), id.as_str()], |r| {
-        rows::bucket(r, keys)
-    })
-}
-
-pub(super) fn bucket_by_name(
-    conn: &Connection,
-    tenant: &TenantId,
-    name: &str,
-    keys: &Keyring,
-) -> Result<Bucket> {
-    let sql = format!(
-        "SELECT {} FROM buckets WHERE tenant = ?1 AND name = ?2",
-        rows::BUCKET_COLS
-    );
-    one(conn, &sql, [tenant.as_str(), name], |r| {
-        rows::bucket(r, keys)
-    })
-}
-
-pub(super) fn list_buckets(
-    conn: &Connection,
-    tenant: &TenantId,
-    keys: &Keyring,
-) -> Result<Vec<Bucket>> {
-    let sql = format!(
-        "SELECT {} FROM buckets WHERE tenant = ?1 ORDER BY name",
-        rows::BUCKET_COLS
-    );
-    many(conn, &sql, [tenant.as_str()], |r| rows::bucket(r, keys))
-}
-
-pub(super) fn update_bucket(conn: &Connection, b: &Bucket, keys: &Keyring) -> Result<()> {
-    let (auth, auth_key) = sealed_auth(b, keys)?;
-    changed(
-        conn,
-        "UPDATE buckets SET name = ?3, auth = ?4, ephemeral = ?5, retention_seconds = ?6,
-                catchup_seconds = ?7, enabled = ?8, auth_key = ?9
-         WHERE tenant = ?1 AND id = ?2",
-        params![
-            b.tenant.as_str(),
-            b.id.as_str(),
-            b.name,
-            auth,
-            b.ephemeral,
-            int(b.retention_seconds),
-            int(b.catchup_seconds),
-            b.enabled,
-            auth_key,
-        ],
-    )
-    .map(drop)
-}
-
 /// Children first, so a failure half-way leaves nothing orphaned; the
 /// savepoint makes the whole delete atomic anyway. Deleting a large bucket
 /// holds the writer for as long as its events take to delete.
@@ -127,24 +41,6 @@ const BUCKET_CHILDREN: &[&str] = &[
     "DELETE FROM inputs WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM outputs WHERE tenant = ?1 AND bucket = ?2",
 ];
-
-pub(super) fn delete_bucket(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<()> {
-    bucket_exists(conn, tenant, id)?;
-    super::events::keep_high_water(conn)?;
-    for sql in BUCKET_CHILDREN {
-        conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute([tenant.as_str(), id.as_str()]))
-            .map_err(db_err)?;
-    }
-    changed(
-        conn,
-        "DELETE FROM buckets WHERE tenant = ?1 AND id = ?2",
-        [tenant.as_str(), id.as_str()],
-    )
-    .map(drop)
-}
-
-// ---- inputs ----
 
 /// The encoded columns of an input, shared by create and update.
 struct InputJson {
@@ -172,207 +68,355 @@ impl InputJson {
     }
 }
 
-pub(super) fn create_input(conn: &Connection, i: &Input, keys: &Keyring) -> Result<()> {
-    bucket_exists(conn, &i.tenant, &i.bucket)?;
-    let j = InputJson::of(i, keys)?;
-    conn.prepare_cached(
-        "INSERT INTO inputs (id, tenant, bucket, name, integration, generic_hmac, secrets,
-                             response, enabled, body_limit, rate_limit,
-                             timestamp_tolerance_seconds, created_at, secrets_key, handshakes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            i.id.to_string(),
-            i.tenant.as_str(),
-            i.bucket.as_str(),
-            i.name,
-            i.integration.map(|k| k.name()),
-            j.generic_hmac,
-            j.secrets,
-            j.response,
-            i.enabled,
-            i.body_limit.map(int),
-            j.rate_limit,
-            int(i.timestamp_tolerance_seconds),
-            i.created_at,
-            j.secrets_key,
-            i.handshakes,
-        ])
-    })
-    .map_err(db_err)?;
-    Ok(())
-}
+#[async_trait]
+impl Buckets for SqliteStore {
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
+        let (b, keys) = (bucket.clone(), Arc::clone(&self.keys));
+        self.write_object(move |conn| {
+            tenant_exists(conn, &b.tenant)?;
+            let (auth, auth_key) = sealed_auth(&b, &keys)?;
+            conn.prepare_cached(
+                "INSERT INTO buckets (id, tenant, name, auth, ephemeral, retention_seconds,
+                                      catchup_seconds, enabled, created_at, auth_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    b.id.as_str(),
+                    b.tenant.as_str(),
+                    b.name,
+                    auth,
+                    b.ephemeral,
+                    int(b.retention_seconds),
+                    int(b.catchup_seconds),
+                    b.enabled,
+                    b.created_at,
+                    auth_key,
+                ])
+            })
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
 
-pub(super) fn input(
-    conn: &Connection,
-    tenant: &TenantId,
-    id: &InputId,
-    keys: &Keyring,
-) -> Result<Input> {
-    let sql = format!(
-        "SELECT {} FROM inputs WHERE tenant = ?1 AND id = ?2",
-        rows::INPUT_COLS
-    );
-    one(conn, &sql, [tenant.as_str(), &id.to_string()], |r| {
-        rows::input(r, keys)
-    })
-}
+    async fn bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<Bucket> {
+        let (tenant, id, keys) = (tenant.clone(), id.clone(), Arc::clone(&self.keys));
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM buckets WHERE tenant = ?1 AND id = ?2",
+                rows::BUCKET_COLS
+            );
+            one(conn, &sql, [tenant.as_str(), id.as_str()], |r| {
+                rows::bucket(r, &keys)
+            })
+        })
+        .await
+    }
 
-pub(super) fn input_by_id(conn: &Connection, id: &InputId, keys: &Keyring) -> Result<Input> {
-    let sql = format!("SELECT {} FROM inputs WHERE id = ?1", rows::INPUT_COLS);
-    one(conn, &sql, [id.to_string()], |r| rows::input(r, keys))
-}
+    async fn bucket_by_name(&self, tenant: &TenantId, name: &str) -> Result<Bucket> {
+        let (tenant, name, keys) = (tenant.clone(), name.to_owned(), Arc::clone(&self.keys));
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM buckets WHERE tenant = ?1 AND name = ?2",
+                rows::BUCKET_COLS
+            );
+            one(conn, &sql, [tenant.as_str(), &name], |r| {
+                rows::bucket(r, &keys)
+            })
+        })
+        .await
+    }
 
-pub(super) fn input_by_name(
-    conn: &Connection,
-    tenant: &TenantId,
-    name: &str,
-    keys: &Keyring,
-) -> Result<Input> {
-    let sql = format!(
-        "SELECT {} FROM inputs WHERE tenant = ?1 AND name = ?2",
-        rows::INPUT_COLS
-    );
-    one(conn, &sql, [tenant.as_str(), name], |r| {
-        rows::input(r, keys)
-    })
-}
+    async fn list_buckets(&self, tenant: &TenantId) -> Result<Vec<Bucket>> {
+        let (tenant, keys) = (tenant.clone(), Arc::clone(&self.keys));
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM buckets WHERE tenant = ?1 ORDER BY name",
+                rows::BUCKET_COLS
+            );
+            many(conn, &sql, [tenant.as_str()], |r| rows::bucket(r, &keys))
+        })
+        .await
+    }
 
-pub(super) fn list_inputs(
-    conn: &Connection,
-    tenant: &TenantId,
-    bucket: &BucketId,
-    keys: &Keyring,
-) -> Result<Vec<Input>> {
-    let sql = format!(
-        "SELECT {} FROM inputs WHERE tenant = ?1 AND bucket = ?2 ORDER BY created_at, id",
-        rows::INPUT_COLS
-    );
-    many(conn, &sql, [tenant.as_str(), bucket.as_str()], |r| {
-        rows::input(r, keys)
-    })
-}
+    async fn update_bucket(&self, bucket: &Bucket) -> Result<()> {
+        let (b, keys) = (bucket.clone(), Arc::clone(&self.keys));
+        self.write_object(move |conn| {
+            let (auth, auth_key) = sealed_auth(&b, &keys)?;
+            changed(
+                conn,
+                "UPDATE buckets SET name = ?3, auth = ?4, ephemeral = ?5, retention_seconds = ?6,
+                        catchup_seconds = ?7, enabled = ?8, auth_key = ?9
+                 WHERE tenant = ?1 AND id = ?2",
+                params![
+                    b.tenant.as_str(),
+                    b.id.as_str(),
+                    b.name,
+                    auth,
+                    b.ephemeral,
+                    int(b.retention_seconds),
+                    int(b.catchup_seconds),
+                    b.enabled,
+                    auth_key,
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
 
-/// The bucket and creation time of an input are fixed; the rest is replaced.
-pub(super) fn update_input(conn: &Connection, i: &Input, keys: &Keyring) -> Result<()> {
-    let j = InputJson::of(i, keys)?;
-    changed(
-        conn,
-        "UPDATE inputs SET name = ?3, integration = ?4, generic_hmac = ?5, secrets = ?6,
-                response = ?7, enabled = ?8, body_limit = ?9, rate_limit = ?10,
-                timestamp_tolerance_seconds = ?11, secrets_key = ?12, handshakes = ?13
-         WHERE tenant = ?1 AND id = ?2",
-        params![
-            i.tenant.as_str(),
-            i.id.to_string(),
-            i.name,
-            i.integration.map(|k| k.name()),
-            j.generic_hmac,
-            j.secrets,
-            j.response,
-            i.enabled,
-            i.body_limit.map(int),
-            j.rate_limit,
-            int(i.timestamp_tolerance_seconds),
-            j.secrets_key,
-            i.handshakes,
-        ],
-    )
-    .map(drop)
-}
+    async fn delete_bucket(&self, tenant: &TenantId, id: &BucketId) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write_object(move |conn| {
+            bucket_exists(conn, &tenant, &id)?;
+            super::retention::keep_high_water(conn)?;
+            for sql in BUCKET_CHILDREN {
+                conn.prepare_cached(sql)
+                    .and_then(|mut s| s.execute([tenant.as_str(), id.as_str()]))
+                    .map_err(db_err)?;
+            }
+            changed(
+                conn,
+                "DELETE FROM buckets WHERE tenant = ?1 AND id = ?2",
+                [tenant.as_str(), id.as_str()],
+            )
+            .map(drop)
+        })
+        .await
+    }
 
-pub(super) fn delete_input(conn: &Connection, tenant: &TenantId, id: &InputId) -> Result<()> {
-    changed(
-        conn,
-        "DELETE FROM inputs WHERE tenant = ?1 AND id = ?2",
-        [tenant.as_str(), &id.to_string()],
-    )
-    .map(drop)
-}
+    async fn create_input(&self, input: &Input) -> Result<()> {
+        let (i, keys) = (input.clone(), Arc::clone(&self.keys));
+        self.write_object(move |conn| {
+            bucket_exists(conn, &i.tenant, &i.bucket)?;
+            let j = InputJson::of(&i, &keys)?;
+            conn.prepare_cached(
+                "INSERT INTO inputs (id, tenant, bucket, name, integration, generic_hmac, secrets,
+                                     response, enabled, body_limit, rate_limit,
+                                     timestamp_tolerance_seconds, created_at, secrets_key,
+                                     handshakes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    i.id.to_string(),
+                    i.tenant.as_str(),
+                    i.bucket.as_str(),
+                    i.name,
+                    i.integration.map(|k| k.name()),
+                    j.generic_hmac,
+                    j.secrets,
+                    j.response,
+                    i.enabled,
+                    i.body_limit.map(int),
+                    j.rate_limit,
+                    int(i.timestamp_tolerance_seconds),
+                    i.created_at,
+                    j.secrets_key,
+                    i.handshakes,
+                ])
+            })
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
 
-// ---- outputs ----
+    async fn input(&self, tenant: &TenantId, id: &InputId) -> Result<Input> {
+        let (tenant, id, keys) = (tenant.clone(), *id, Arc::clone(&self.keys));
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM inputs WHERE tenant = ?1 AND id = ?2",
+                rows::INPUT_COLS
+            );
+            one(conn, &sql, [tenant.as_str(), &id.to_string()], |r| {
+                rows::input(r, &keys)
+            })
+        })
+        .await
+    }
 
-pub(super) fn create_output(conn: &Connection, o: &Output) -> Result<()> {
-    bucket_exists(conn, &o.tenant, &o.bucket)?;
-    let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
-    conn.prepare_cached(
-        "INSERT INTO outputs (id, tenant, bucket, url, internal, timeout_ms, headers, retry,
-                              created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            o.id.as_str(),
-            o.tenant.as_str(),
-            o.bucket.as_str(),
-            o.url,
-            o.internal,
-            int(o.timeout_ms),
-            headers,
-            retry,
-            o.created_at,
-        ])
-    })
-    .map_err(db_err)?;
-    Ok(())
-}
+    async fn input_by_id(&self, id: &InputId) -> Result<Input> {
+        let (id, keys) = (*id, Arc::clone(&self.keys));
+        self.read(move |conn| {
+            let sql = format!("SELECT {} FROM inputs WHERE id = ?1", rows::INPUT_COLS);
+            one(conn, &sql, [id.to_string()], |r| rows::input(r, &keys))
+        })
+        .await
+    }
 
-pub(super) fn output(conn: &Connection, tenant: &TenantId, id: &OutputId) -> Result<Output> {
-    let sql = format!(
-        "SELECT {} FROM outputs WHERE tenant = ?1 AND id = ?2",
-        rows::OUTPUT_COLS
-    );
-    one(conn, &sql, [tenant.as_str(), id.as_str()], rows::output)
-}
+    async fn input_by_name(&self, tenant: &TenantId, name: &str) -> Result<Input> {
+        let (tenant, name, keys) = (tenant.clone(), name.to_owned(), Arc::clone(&self.keys));
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM inputs WHERE tenant = ?1 AND name = ?2",
+                rows::INPUT_COLS
+            );
+            one(conn, &sql, [tenant.as_str(), &name], |r| {
+                rows::input(r, &keys)
+            })
+        })
+        .await
+    }
 
-pub(super) fn list_outputs(
-    conn: &Connection,
-    tenant: &TenantId,
-    bucket: &BucketId,
-) -> Result<Vec<Output>> {
-    let sql = format!(
-        "SELECT {} FROM outputs WHERE tenant = ?1 AND bucket = ?2 ORDER BY created_at, id",
-        rows::OUTPUT_COLS
-    );
-    many(conn, &sql, [tenant.as_str(), bucket.as_str()], rows::output)
-}
+    async fn list_inputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Input>> {
+        let (tenant, bucket, keys) = (tenant.clone(), bucket.clone(), Arc::clone(&self.keys));
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM inputs WHERE tenant = ?1 AND bucket = ?2 ORDER BY created_at, id",
+                rows::INPUT_COLS
+            );
+            many(conn, &sql, [tenant.as_str(), bucket.as_str()], |r| {
+                rows::input(r, &keys)
+            })
+        })
+        .await
+    }
 
-/// The bucket and creation time of an output are fixed.
-pub(super) fn update_output(conn: &Connection, o: &Output) -> Result<()> {
-    let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
-    changed(
-        conn,
-        "UPDATE outputs SET url = ?3, internal = ?4, timeout_ms = ?5, headers = ?6, retry = ?7
-         WHERE tenant = ?1 AND id = ?2",
-        params![
-            o.tenant.as_str(),
-            o.id.as_str(),
-            o.url,
-            o.internal,
-            int(o.timeout_ms),
-            headers,
-            retry
-        ],
-    )
-    .map(drop)
-}
+    /// The bucket and creation time of an input are fixed; the rest is replaced.
+    async fn update_input(&self, input: &Input) -> Result<()> {
+        let (i, keys) = (input.clone(), Arc::clone(&self.keys));
+        self.write_object(move |conn| {
+            let j = InputJson::of(&i, &keys)?;
+            changed(
+                conn,
+                "UPDATE inputs SET name = ?3, integration = ?4, generic_hmac = ?5, secrets = ?6,
+                        response = ?7, enabled = ?8, body_limit = ?9, rate_limit = ?10,
+                        timestamp_tolerance_seconds = ?11, secrets_key = ?12, handshakes = ?13
+                 WHERE tenant = ?1 AND id = ?2",
+                params![
+                    i.tenant.as_str(),
+                    i.id.to_string(),
+                    i.name,
+                    i.integration.map(|k| k.name()),
+                    j.generic_hmac,
+                    j.secrets,
+                    j.response,
+                    i.enabled,
+                    i.body_limit.map(int),
+                    j.rate_limit,
+                    int(i.timestamp_tolerance_seconds),
+                    j.secrets_key,
+                    i.handshakes,
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
 
-/// Delivery rows of the output stay as history until retention removes
-/// their events; delivery looks outputs up and skips missing ones.
-/// Also takes the output's unfinished deliveries out of the queues: left
-/// pending, they would fill the head of a due query forever.
-pub(super) fn delete_output(conn: &Connection, tenant: &TenantId, id: &OutputId) -> Result<()> {
-    changed(
-        conn,
-        "DELETE FROM outputs WHERE tenant = ?1 AND id = ?2",
-        [tenant.as_str(), id.as_str()],
-    )?;
-    conn.prepare_cached(
-        "DELETE FROM deliveries WHERE tenant = ?1 AND output_id = ?2
-           AND state IN ('pending', 'in_flight')",
-    )
-    .and_then(|mut s| s.execute([tenant.as_str(), id.as_str()]))
-    .map_err(super::rows::db_err)?;
-    Ok(())
+    async fn delete_input(&self, tenant: &TenantId, id: &InputId) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), *id);
+        self.write_object(move |conn| {
+            changed(
+                conn,
+                "DELETE FROM inputs WHERE tenant = ?1 AND id = ?2",
+                [tenant.as_str(), &id.to_string()],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn create_output(&self, output: &Output) -> Result<()> {
+        let o = output.clone();
+        self.write_object(move |conn| {
+            bucket_exists(conn, &o.tenant, &o.bucket)?;
+            let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
+            conn.prepare_cached(
+                "INSERT INTO outputs (id, tenant, bucket, url, internal, timeout_ms, headers,
+                                      retry, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    o.id.as_str(),
+                    o.tenant.as_str(),
+                    o.bucket.as_str(),
+                    o.url,
+                    o.internal,
+                    int(o.timeout_ms),
+                    headers,
+                    retry,
+                    o.created_at,
+                ])
+            })
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn output(&self, tenant: &TenantId, id: &OutputId) -> Result<Output> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM outputs WHERE tenant = ?1 AND id = ?2",
+                rows::OUTPUT_COLS
+            );
+            one(conn, &sql, [tenant.as_str(), id.as_str()], rows::output)
+        })
+        .await
+    }
+
+    async fn list_outputs(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Output>> {
+        let (tenant, bucket) = (tenant.clone(), bucket.clone());
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM outputs WHERE tenant = ?1 AND bucket = ?2 ORDER BY created_at, id",
+                rows::OUTPUT_COLS
+            );
+            many(conn, &sql, [tenant.as_str(), bucket.as_str()], rows::output)
+        })
+        .await
+    }
+
+    /// The bucket and creation time of an output are fixed.
+    async fn update_output(&self, output: &Output) -> Result<()> {
+        let o = output.clone();
+        self.write_object(move |conn| {
+            let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
+            changed(
+                conn,
+                "UPDATE outputs SET url = ?3, internal = ?4, timeout_ms = ?5, headers = ?6,
+                        retry = ?7
+                 WHERE tenant = ?1 AND id = ?2",
+                params![
+                    o.tenant.as_str(),
+                    o.id.as_str(),
+                    o.url,
+                    o.internal,
+                    int(o.timeout_ms),
+                    headers,
+                    retry
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// Delivery rows of the output stay as history until retention removes
+    /// their events; delivery looks outputs up and skips missing ones.
+    /// Also takes the output's unfinished deliveries out of the queues: left
+    /// pending, they would fill the head of a due query forever.
+    async fn delete_output(&self, tenant: &TenantId, id: &OutputId) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write_object(move |conn| {
+            changed(
+                conn,
+                "DELETE FROM outputs WHERE tenant = ?1 AND id = ?2",
+                [tenant.as_str(), id.as_str()],
+            )?;
+            conn.prepare_cached(
+                "DELETE FROM deliveries WHERE tenant = ?1 AND output_id = ?2
+                   AND state IN ('pending', 'in_flight')",
+            )
+            .and_then(|mut s| s.execute([tenant.as_str(), id.as_str()]))
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
 }

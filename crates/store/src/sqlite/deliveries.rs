@@ -1,16 +1,20 @@
-//! SQL of delivery dispatch: agent group registration, the due queues,
+//! [`DeliveryQueue`] on SQLite: agent group registration, the due queues,
 //! in-flight marks, settling attempts and catch-up expiry.
 //!
 //! The queues are the partial indexes `deliveries_pending` (per tenant,
 //! bucket and group, in event order) and `deliveries_public` (the server's
 //! own deliveries, by due time); see `schema`.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use crypto::Keyring;
 use model::{Attempt, BucketId, EventId, TenantId};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, db_err, to_json};
-use crate::{DeliveryKey, DueBatch, DueDelivery, Error, Result, Settle};
+use super::SqliteStore;
+use crate::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, Result, Settle};
 
 pub(super) fn register_group(
     conn: &Connection,
@@ -320,4 +324,73 @@ pub(super) fn release_all_in_flight(conn: &Connection) -> Result<usize> {
         [],
     )
     .map_err(db_err)
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteStore {
+    async fn register_group(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        catchup_from_ms: i64,
+    ) -> Result<()> {
+        let (tenant, bucket, group) = (tenant.clone(), bucket.clone(), group.to_owned());
+        let now = self.shared.clock.now();
+        self.write(move |c| register_group(c, &tenant, &bucket, &group, catchup_from_ms, now))
+            .await
+    }
+
+    async fn expire_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        before_ms: i64,
+    ) -> Result<usize> {
+        let (tenant, bucket, group) = (tenant.clone(), bucket.clone(), group.to_owned());
+        let now = self.shared.clock.now();
+        self.write(move |c| expire(c, &tenant, &bucket, &group, before_ms, now))
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: Option<&str>,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<DueBatch> {
+        let (tenant, bucket) = (tenant.clone(), bucket.clone());
+        let group = group.map(str::to_owned);
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| due(c, &tenant, &bucket, group.as_deref(), now_ms, limit, &keys))
+            .await
+    }
+
+    async fn due_public_deliveries(&self, now_ms: i64, limit: usize) -> Result<DueBatch> {
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| due_public(c, now_ms, limit, &keys))
+            .await
+    }
+
+    async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
+        let keys = keys.to_vec();
+        let now = self.shared.clock.now();
+        self.write_bookkeeping(move |c| mark_in_flight(c, &keys, now))
+            .await
+    }
+
+    async fn settle(
+        &self,
+        key: &DeliveryKey,
+        attempt: Option<Attempt>,
+        next: Settle,
+    ) -> Result<()> {
+        let key = key.clone();
+        let now = self.shared.clock.now();
+        self.write_bookkeeping(move |c| settle(c, &key, attempt.as_ref(), next, now))
+            .await
+    }
 }

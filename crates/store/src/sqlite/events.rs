@@ -1,18 +1,24 @@
-//! SQL of events and their deliveries: the append that runs
-//! inside a writer job, cursor reads, resend and retention.
+//! [`EventLog`] on SQLite: the append that runs inside a writer job, cursor
+//! reads, resend; retention is in `retention`.
 //!
 //! An event's id is `evt_` + a ULID whose time part equals its
 //! `received_at`, so id order is time order and "received at or after `ms`"
 //! is the id range `>= EventId::floor_at(ms)`: the `(tenant, id)` and
 //! `(tenant, bucket, id)` indexes serve cursors, `since` and retention.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use crypto::Keyring;
-use model::{Delivery, Event, EventId, InputId, NewEvent, OutputId, TenantId};
+use model::{Delivery, Event, EventBody, EventId, InputId, NewEvent, OutputId, TenantId};
 use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::watch;
 
 use super::rows::{self, db_err, to_json};
-use super::writer::WriteCx;
-use crate::{sealed, Appended, Cursor, Error, EventQuery, Result};
+use super::writer::{JobKind, WriteCx};
+use super::{retention, SqliteStore};
+use crate::{sealed, Appended, Cursor, Error, EventLog, EventQuery, Result};
 
 /// The longest dedup window honoured: what the open-time rebuild scans back.
 pub(super) const MAX_DEDUP_WINDOW_MS: i64 = 3_600_000;
@@ -20,7 +26,7 @@ pub(super) const MAX_DEDUP_WINDOW_MS: i64 = 3_600_000;
 /// The largest time a ULID can carry (48 bits of ms, year 10889).
 const MAX_ULID_MS: i64 = (1 << 48) - 1;
 
-fn floor_text(ms: i64) -> String {
+pub(super) fn floor_text(ms: i64) -> String {
     EventId::floor_at(ms.min(MAX_ULID_MS)).to_string()
 }
 
@@ -294,128 +300,77 @@ pub(super) fn reset_deliveries(
     .map_err(db_err)
 }
 
-/// Deletes up to `batch` events past their bucket's retention, with their
-/// deliveries.
-pub(super) fn purge(conn: &Connection, now_ms: i64, batch: usize) -> Result<usize> {
-    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-    let buckets: Vec<(String, String, i64)> = {
-        let mut stmt = conn
-            .prepare_cached("SELECT tenant, id, retention_seconds FROM buckets")
-            .map_err(db_err)?;
-        let found = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(db_err)?;
-        found.collect::<rusqlite::Result<_>>().map_err(db_err)?
-    };
-    let mut victims: Vec<(i64, String, String)> = Vec::new();
-    for (tenant, bucket, retention) in buckets {
-        let room = limit - victims.len() as i64;
-        if room <= 0 {
-            break;
-        }
-        let cutoff = now_ms.saturating_sub(retention.saturating_mul(1000));
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT rowid, id FROM events
-                 WHERE tenant = ?1 AND bucket = ?2 AND id < ?3 AND +received_at < ?4
-                 ORDER BY id LIMIT ?5",
-            )
-            .map_err(db_err)?;
-        let found = stmt
-            .query_map(
-                params![tenant, bucket, floor_text(cutoff), cutoff, room],
-                |r| Ok((r.get(0)?, tenant.clone(), r.get(1)?)),
-            )
-            .map_err(db_err)?;
-        for victim in found {
-            victims.push(victim.map_err(db_err)?);
-        }
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, event: NewEvent) -> Result<Appended> {
+        let plaintext = match &event.body {
+            EventBody::Stored(body) => {
+                let headers_json = rows::to_json(&event.headers).map_err(rows::append_error)?;
+                Some(sealed::event_plaintext(&event.query, &headers_json, body)?)
+            }
+            EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => None,
+        };
+        let keys = Arc::clone(&self.keys);
+        self.writer
+            .call(JobKind::Append, move |cx| {
+                append(cx, &event, plaintext.as_deref(), &keys)
+            })
+            .await
+            .map_err(rows::append_error)
     }
-    if !victims.is_empty() {
-        keep_high_water(conn)?;
-    }
-    for (rowid, tenant, id) in &victims {
-        conn.prepare_cached("DELETE FROM deliveries WHERE tenant = ?1 AND event_id = ?2")
-            .and_then(|mut s| s.execute([tenant, id]))
-            .map_err(db_err)?;
-        conn.prepare_cached("DELETE FROM events WHERE rowid = ?1")
-            .and_then(|mut s| s.execute([rowid]))
-            .map_err(db_err)?;
-    }
-    if !victims.is_empty() {
-        reclaim(conn)?;
-    }
-    Ok(victims.len())
-}
 
-/// Free pages kept for reuse, as a share of the file: below it, freed pages
-/// simply take the next events (no extra writes); above it, the surplus is
-/// handed back to the file system so a burst or a shortened retention
-/// shrinks the file.
-const FREE_SHARE_KEPT: i64 = 4;
-/// Pages returned per purge batch at most (16 MiB of 4 KiB pages), so one
-/// batch never holds the writer long.
-const RECLAIM_PAGES_MAX: i64 = 4096;
-
-/// Returns surplus free pages to the file system (`auto_vacuum` is
-/// INCREMENTAL, see `schema`). A no-op on files created without it.
-fn reclaim(conn: &Connection) -> Result<()> {
-    let pragma = |name: &str| -> Result<i64> {
-        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-            .map_err(db_err)
-    };
-    let (free, pages) = (pragma("freelist_count")?, pragma("page_count")?);
-    let surplus = free - pages / FREE_SHARE_KEPT;
-    if surplus > 0 {
-        let n = (free - pages / (2 * FREE_SHARE_KEPT)).min(RECLAIM_PAGES_MAX);
-        // Step the pragma to its end: stopped after its first step, it
-        // frees a single page.
-        let mut stmt = conn
-            .prepare(&format!("PRAGMA incremental_vacuum({n})"))
-            .map_err(db_err)?;
-        let mut rows = stmt.query([]).map_err(db_err)?;
-        while rows.next().map_err(db_err)?.is_some() {}
+    async fn delivery_seen(
+        &self,
+        tenant: &TenantId,
+        input: &InputId,
+        delivery_id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        Ok(self.shared.dedup.seen(tenant, input, delivery_id, now_ms))
     }
-    Ok(())
-}
 
-/// Raises `meta.high_water` to the newest stored event id. Every job that
-/// deletes events calls this first, so the newest id ever handed out
-/// survives its event (see [`newest`]).
-pub(super) fn keep_high_water(conn: &Connection) -> Result<()> {
-    // Ids have a fixed width, so text order is id order. `WHERE true`
-    // keeps SQLite from reading ON CONFLICT as a join constraint.
-    conn.prepare_cached(
-        "INSERT INTO meta (key, value)
-         SELECT 'high_water', id FROM events WHERE true ORDER BY seq DESC LIMIT 1
-         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-    )
-    .and_then(|mut s| s.execute([]))
-    .map_err(db_err)?;
-    Ok(())
-}
+    async fn event(&self, tenant: &TenantId, id: &EventId) -> Result<(Event, Vec<Delivery>)> {
+        let (tenant, id, keys) = (tenant.clone(), *id, Arc::clone(&self.keys));
+        self.read(move |c| event(c, &tenant, &id, &keys)).await
+    }
 
-/// The newest event id ever handed out, as far as the file knows: the
-/// newest stored event's, or the high-water mark left by deletes if that is
-/// newer. Seeds the id mint and the clock at open.
-pub(super) fn newest(conn: &Connection) -> Result<Option<EventId>> {
-    let stored: Option<String> = conn
-        .query_row("SELECT id FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(db_err)?;
-    let high_water: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'high_water'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(db_err)?;
-    let parse = |text: String| {
-        text.parse::<EventId>()
-            .map_err(|e: model::IdError| Error::Corrupt(e.to_string()))
-    };
-    let stored = stored.map(parse).transpose()?;
-    let high_water = high_water.map(parse).transpose()?;
-    Ok(stored.max(high_water))
+    async fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<Vec<Event>> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| events(c, &tenant, &query, &keys)).await
+    }
+
+    fn visible_before(&self) -> i64 {
+        // Clock FIRST, floor second: the writer publishes its floor before
+        // assigning any received_at, so this order guarantees that a batch
+        // in flight either shows up as the floor or assigns times at or
+        // above `now` (see `writer::Thread::commit`). Reversed, a batch
+        // starting between the two loads could assign a time below `now`
+        // that a poller using this answer as `since` would skip.
+        let now = self.shared.clock.now();
+        let floor = self.shared.floor.load(Ordering::SeqCst);
+        now.min(floor)
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.shared.commits.subscribe()
+    }
+
+    async fn reset_deliveries(
+        &self,
+        tenant: &TenantId,
+        event: &EventId,
+        output: Option<&OutputId>,
+    ) -> Result<usize> {
+        let (tenant, event, output) = (tenant.clone(), *event, output.cloned());
+        let now = self.shared.clock.now();
+        self.write(move |c| reset_deliveries(c, &tenant, &event, output.as_ref(), now))
+            .await
+    }
+
+    async fn purge_expired(&self, now_ms: i64, batch: usize) -> Result<usize> {
+        self.shared.dedup.purge(now_ms);
+        self.write(move |c| retention::purge(c, now_ms, batch))
+            .await
+    }
 }

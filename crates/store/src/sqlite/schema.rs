@@ -217,7 +217,7 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection> {
     stable_plans(&conn)?;
     // Pages freed by retention go to the freelist and are reused by later
     // events; INCREMENTAL also lets retention hand them back to the file
-    // system (`PRAGMA incremental_vacuum`, see events::purge) so the file
+    // system (`PRAGMA incremental_vacuum`, see retention::purge) so the file
     // shrinks after a burst. Only takes effect on a new file, before its
     // first table, which is the only kind V1 creates.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")

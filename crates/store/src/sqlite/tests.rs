@@ -10,6 +10,8 @@ use model::{Bucket, BucketAuth, BucketId, EventBody, InputId, NewEvent, Tenant, 
 use tokio::sync::oneshot;
 
 use super::*;
+use crate::prelude::*;
+use crate::TenantRecord;
 
 struct Fixture {
     store: Arc<SqliteStore>,

@@ -10,7 +10,8 @@
 //! `cargo test -p store --all-features --test redis`
 //!
 //! # Layout
-//! - `main.rs`: fixtures and the conformance suite.
+//! - `main.rs`: fixtures and the conformance suite, one test per check
+//!   (`conformance::<check>`).
 //! - `nodes`: two stores (nodes) on one namespace: order, ticks, dedup,
 //!   receive times, rate limits, the key canary, close.
 //! - `claims`: claims between nodes, and their return.
@@ -100,11 +101,19 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_suite() {
+/// A fresh node on a namespace of its own, per conformance check.
+async fn open_fresh() -> (Arc<dyn store::Store>, String) {
     let ns = namespace();
     let store = open(&ns, keyring(), Duration::from_secs(10)).await;
-    store::conformance::run_all(Arc::new(store)).await;
+    (Arc::new(store), ns)
+}
+
+/// The conformance suite, one test per check (`conformance::<check>`).
+mod conformance {
+    store::conformance_tests!(open = super::open_fresh, finish = super::cleanup_owned);
+}
+
+async fn cleanup_owned(ns: String) {
     cleanup(&ns).await;
 }
 
@@ -137,7 +146,7 @@ async fn concurrent_appends_share_commits() {
         commits < u64::from(n),
         "appends were batched: {commits} pipelines"
     );
-    store::Store::close(store.as_ref()).await;
+    store::Lifecycle::close(store.as_ref()).await;
     cleanup(&ns).await;
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use model::EventId;
 use store::conformance::World;
-use store::{Cursor, Error, EventQuery, Store};
+use store::prelude::*;
+use store::{Cursor, Error, EventQuery};
 
 use super::{cleanup, keyring, namespace, open};
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::conformance::World;
+use store::prelude::*;
 use store::redis::{RedisOptions, RedisStore};
-use store::{Error, Store};
+use store::Error;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 

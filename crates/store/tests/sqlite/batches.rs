@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use model::NewEvent;
 use store::conformance::{self, World};
+use store::prelude::*;
 use store::sqlite::SqliteStore;
-use store::{Appended, Error, Store};
+use store::{Appended, Error};
 
 use crate::{everything, open};
 

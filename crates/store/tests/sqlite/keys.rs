@@ -8,8 +8,9 @@ use std::sync::Arc;
 use crypto::{Key, Keyring};
 use model::{BucketAuth, EventBody, Secret};
 use store::conformance::World;
+use store::prelude::*;
 use store::sqlite::{KeyMaintenance, SqliteStore};
-use store::{Error, Store};
+use store::Error;
 
 use super::everything;
 

@@ -5,7 +5,8 @@
 //! Needs the `test-suite` feature: `cargo test -p store --features test-suite`.
 //!
 //! # Layout
-//! - `main.rs`: the conformance suite, opening, reopening, ids across
+//! - `main.rs`: the conformance suite (one test per check,
+//!   `conformance::<check>`), opening, reopening, ids across
 //!   deletes and restarts, ephemeral payloads.
 //! - `batches`: group commit, and what one job's refusal or failure does to
 //!   its batch.
@@ -18,9 +19,10 @@ mod keys;
 use std::sync::Arc;
 
 use model::{EventBody, TokenScope};
-use store::conformance::{self, bucket_in, event_for, input_in, token_in, World};
+use store::conformance::{bucket_in, event_for, input_in, token_in, World};
+use store::prelude::*;
 use store::sqlite::SqliteStore;
-use store::{Cursor, Error, EventQuery, Store};
+use store::{Cursor, Error, EventQuery};
 
 pub(crate) fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     Arc::new(SqliteStore::open(dir.path()).expect("open the store"))
@@ -34,11 +36,19 @@ pub(crate) fn everything() -> EventQuery {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn conformance_suite() {
+/// A fresh store in a directory of its own, per conformance check.
+async fn open_fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    conformance::run_all(open(&dir)).await;
+    (open(&dir), dir)
 }
+
+/// The conformance suite, one test per check (`conformance::<check>`).
+mod conformance {
+    store::conformance_tests!(open = super::open_fresh, finish = super::keep_until_done);
+}
+
+/// The directory goes once its check is done with the store.
+async fn keep_until_done(_dir: tempfile::TempDir) {}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_creates_the_data_dir_and_file() {
@@ -169,7 +179,7 @@ async fn ids_keep_increasing_after_the_newest_events_are_deleted() {
 
         // As if the event came in while the clock ran an hour ahead, since
         // stepped back.
-        let ahead = conformance::now() + 3_600_000;
+        let ahead = store::conformance::now() + 3_600_000;
         let first = model::EventId::floor_at(ahead);
         let side = rusqlite::Connection::open(&file).expect("side connection");
         side.execute_batch(&format!(

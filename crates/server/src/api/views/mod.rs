@@ -84,6 +84,15 @@ pub(crate) struct Resent {
     pub(crate) deliveries: usize,
 }
 
+/// `POST /v1/events/resend`: how many of the matching events had
+/// deliveries reset, and where to continue (`null` when every matching
+/// event was reached).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ResentMatching {
+    pub(crate) resent: usize,
+    pub(crate) next: Option<String>,
+}
+
 /// An agent connected now, on this node or (on a shared store) another,
 /// which announced it in this same shape.
 #[derive(Serialize, Deserialize, ToSchema)]

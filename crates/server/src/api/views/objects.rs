@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use model::{
-    AgentMode, Bucket, BucketAuth, GenericHmac, Input, IntegrationKind, Output, RateLimit,
+    AgentMode, Bucket, BucketAuth, GenericHmac, Input, InputRateLimit, IntegrationKind, Output,
     ResponsePolicy, RetryPolicy, Secret, Tenant, Token, TokenScope,
 };
 use serde::Serialize;
@@ -121,8 +121,10 @@ pub(crate) struct InputOut {
     generic_hmac: Option<GenericHmac>,
     response: ResponsePolicy,
     enabled: bool,
-    body_limit: Option<u64>,
-    rate_limit: Option<RateLimit>,
+    /// The limits in force, never null (DESIGN §13), also for an input
+    /// stored before defaults were filled in.
+    body_limit: u64,
+    rate_limit: InputRateLimit,
     timestamp_tolerance_seconds: u64,
     /// Whether the relay answers provider handshakes (DESIGN §13).
     handshakes: bool,
@@ -159,8 +161,8 @@ impl InputOut {
             generic_hmac: generic_hmac.clone(),
             response: response.clone(),
             enabled: *enabled,
-            body_limit: *body_limit,
-            rate_limit: *rate_limit,
+            body_limit: body_limit.unwrap_or_else(|| i.effective_body_limit()),
+            rate_limit: rate_limit.unwrap_or_else(|| i.effective_rate_limit()),
             timestamp_tolerance_seconds: *timestamp_tolerance_seconds,
             handshakes: *handshakes,
             created_at: *created_at,

@@ -11,6 +11,6 @@
 
 mod poll_oracle;
 mod probing;
-mod routes;
+pub(super) mod routes;
 mod smuggling;
 mod ssrf;

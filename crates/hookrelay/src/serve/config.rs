@@ -1,38 +1,20 @@
-//! `hookrelay serve`: flags, `HOOKRELAY_*` variables, the optional TOML file
-//! and the Radarboard variables turned into one validated
-//! [`server::Config`]; then the store is opened, the port bound, and the
-//! server run until SIGINT or SIGTERM.
+//! `hookrelay serve`'s configuration: [`ServeArgs`] (flags and
+//! `HOOKRELAY_*`), the optional TOML file and the Radarboard variables,
+//! resolved in one place into a validated `server::Config`.
 //!
 //! Precedence: defaults < TOML file < environment < flag. clap merges the
 //! last two; the file fills what they leave unset.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use model::Secret;
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 
-/// A configuration mistake: reported with exit code 64.
-#[derive(Debug)]
-pub(crate) struct ConfigError(pub(crate) String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn config_error(message: impl Into<String>) -> anyhow::Error {
-    ConfigError(message.into()).into()
-}
+use crate::exit::config_error;
 
 #[derive(Args, Debug, Default)]
 pub(crate) struct ServeArgs {
@@ -119,24 +101,24 @@ struct FileConfig {
     allow_private_destinations: Option<bool>,
 }
 
-/// Everything `serve` needs, resolved.
 /// Where events and configuration live.
 #[derive(Debug)]
-enum StoreChoice {
+pub(super) enum StoreChoice {
     /// The embedded SQLite file in the data dir.
     Sqlite,
     /// A shared Redis (several nodes), by its URL.
     Redis(String, store::redis::RedisOptions),
 }
 
-struct Resolved {
-    listen: SocketAddr,
-    data_dir: PathBuf,
-    store: StoreChoice,
+/// Everything `serve` needs, resolved.
+pub(super) struct Resolved {
+    pub(super) listen: SocketAddr,
+    pub(super) data_dir: PathBuf,
+    pub(super) store: StoreChoice,
     /// Whether `config.public_url` was configured, rather than derived from
     /// the listen address (which is only known for port 0 after binding).
-    public_url_given: bool,
-    config: server::Config,
+    pub(super) public_url_given: bool,
+    pub(super) config: server::Config,
 }
 
 fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -148,7 +130,7 @@ fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).map_err(|e| config_error(format!("{}: {e}", path.display())))
 }
 
-fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved> {
+pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved> {
     let file = load_file(args.config.as_ref())?;
     let listen = args
         .listen
@@ -268,7 +250,7 @@ fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Result<Resolved
     })
 }
 
-fn var_of(env: &[(String, String)], name: &str) -> Option<String> {
+pub(super) fn var_of(env: &[(String, String)], name: &str) -> Option<String> {
     env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
@@ -303,96 +285,8 @@ fn webhook_secrets(env: &[(String, String)]) -> Vec<(String, Vec<Secret>)> {
 fn input_name(env_suffix: &str) -> String {
     env_suffix.to_ascii_lowercase().replace('_', "-")
 }
-
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    // Held to the end of `run`: dropping it flushes queued reports.
-    let reporting = match std::env::var("SENTRY_DSN") {
-        Ok(dsn) if !dsn.is_empty() => {
-            Some(crate::report::init(&dsn).map_err(|e| config_error(format!("{e:#}")))?)
-        }
-        _ => None,
-    };
-    init_tracing_with(reporting.is_some());
-    if reporting.is_some() {
-        tracing::info!("reporting errors to Sentry (SENTRY_DSN)");
-    }
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let Resolved {
-        listen,
-        data_dir,
-        store: store_choice,
-        public_url_given,
-        mut config,
-    } = resolve(args, &env)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| config_error(format!("cannot listen on {listen}: {e}")))?;
-    let local = listener.local_addr()?;
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    if !public_url_given {
-        config.public_url = format!("{scheme}://{local}");
-    }
-
-    let master = var_of(&env, crate::keys::ENV);
-    let (keys, source) = crate::keys::load(&data_dir, master.as_deref(), true)?;
-    let keys = crypto::Keyring::new(&keys).map_err(|e| config_error(format!("master key: {e}")))?;
-    let from = match source {
-        crate::keys::Source::Env => crate::keys::ENV.to_owned(),
-        crate::keys::Source::File(path) => path.display().to_string(),
-    };
-    tracing::info!(active = %keys.active(), keys = keys.ids().len(), %from, "master keys loaded");
-    let store = open_store(&store_choice, &data_dir, keys).await?;
-    let bootstrapped = server::bootstrap(&store, &config)
-        .await
-        .map_err(|e| match e {
-            server::Error::Config(message) => config_error(message),
-            other => anyhow::Error::new(other),
-        })?;
-    if let Some(token) = &bootstrapped.admin_token {
-        println!("admin token (shown once, keep it safe): {token}");
-    }
-    for name in &bootstrapped.named_inputs {
-        tracing::info!(input = %name, "named input configured from WEBHOOK_SECRET_*");
-    }
-    tracing::info!(address = %local, data_dir = %data_dir.display(), "hookrelay listening");
-    println!("hookrelay listening on {scheme}://{local}");
-
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    server::run(listener, config, store, shutdown).await?;
-    tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-async fn open_store(
-    choice: &StoreChoice,
-    data_dir: &Path,
-    keys: crypto::Keyring,
-) -> anyhow::Result<Arc<dyn store::Store>> {
-    Ok(match choice {
-        StoreChoice::Sqlite => Arc::new(
-            store::sqlite::SqliteStore::open_with(data_dir, keys)
-                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-        ),
-        StoreChoice::Redis(url, options) => {
-            let redis = store::redis::RedisStore::open(url, keys, options.clone())
-                .await
-                .map_err(|e| match e {
-                    store::Error::Corrupt(message) => config_error(message),
-                    other => anyhow::Error::new(other)
-                        .context(format!("opening the Redis store at {}", redact_url(url))),
-                })?;
-            Arc::new(redis)
-        }
-    })
-}
-
 /// A store URL without its password, for messages.
-fn redact_url(url: &str) -> String {
+pub(super) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
@@ -417,51 +311,27 @@ fn load_tls(
     Ok(std::sync::Arc::new(config))
 }
 
-pub(crate) fn init_tracing() {
-    init_tracing_with(false);
-}
-
-/// The log on stderr and, with `sentry`, `error!` events to Sentry.
-fn init_tracing_with(sentry: bool) {
-    use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("hookrelay=info,server=info,store=info")
-    });
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(sentry.then(crate::report::layer))
-        .try_init();
-}
-
-/// Cancels `shutdown` on the first SIGINT or SIGTERM.
-pub(crate) async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
-    shutdown.cancel();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::ConfigError;
+
+    /// The repository's commented sample, `hookrelay.toml`, loads and
+    /// resolves: it cannot drift from the keys `serve` accepts.
+    #[test]
+    fn the_sample_config_file_loads() {
+        let sample = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../hookrelay.toml"));
+        let file =
+            load_file(Some(&sample)).expect("hookrelay.toml parses with deny_unknown_fields");
+        assert_eq!(file.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        let args = ServeArgs {
+            config: Some(sample),
+            ..ServeArgs::default()
+        };
+        let resolved = resolve(args, &[]).expect("the sample resolves");
+        assert!(matches!(resolved.store, StoreChoice::Sqlite));
+        assert_eq!(resolved.config.bcrypt_cost, 12);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

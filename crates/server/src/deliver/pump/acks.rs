@@ -1,0 +1,149 @@
+//! The pump's side of what is out: each agent's unacknowledged deliveries,
+//! their acks and settlements, and the cut-off of an agent that stays
+//! silent on one past its deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use model::{Attempt, BucketId, RetryPolicy};
+use proto::pb;
+use store::{DeliveryKey, Settle};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::Pump;
+use crate::deliver::rules::{self, Sent};
+use crate::deliver::{Answer, Slot};
+
+/// An agent of the group, as its pump sees it.
+pub(super) struct Agent {
+    pub(super) slot: Slot,
+    /// By the id of the `Deliver` it was sent.
+    pub(super) in_flight: HashMap<String, InFlight>,
+}
+
+impl Agent {
+    pub(super) fn new(slot: Slot) -> Self {
+        Agent {
+            slot,
+            in_flight: HashMap::new(),
+        }
+    }
+
+    pub(super) fn free(&self) -> usize {
+        (self.slot.info.max_in_flight as usize).saturating_sub(self.in_flight.len())
+    }
+
+    pub(super) fn serves(&self, bucket: &BucketId) -> bool {
+        self.slot.buckets.iter().any(|b| &b.id == bucket)
+    }
+
+    pub(super) fn publish_count(&self) {
+        self.slot
+            .info
+            .in_flight
+            .store(self.in_flight.len(), Ordering::Relaxed);
+    }
+}
+
+/// One delivery an agent holds.
+pub(super) struct InFlight {
+    pub(super) sent: Sent,
+    /// The agent is cut off if it has not acked by then: the output's
+    /// timeout plus [`super::ACK_GRACE`] after it was sent. The agent
+    /// forwards each delivery as it arrives (never more than its
+    /// `max_in_flight`), so another delivery's ack, failed or not, says
+    /// nothing about this one and never moves its deadline.
+    pub(super) deadline: Instant,
+    /// Becomes true once the `in_flight` mark is written, so a settlement
+    /// can never be overwritten by its own delivery's mark.
+    pub(super) marked: watch::Receiver<bool>,
+}
+
+impl Pump {
+    /// Cuts off every agent holding a delivery past its deadline: dropping
+    /// its sender ends its session, and its deliveries go to the others.
+    pub(super) fn on_timer(&mut self) {
+        self.dirty = true;
+        self.wake_at = None;
+        let now = Instant::now();
+        let late: Vec<u64> = self
+            .agents
+            .iter()
+            .filter(|a| a.in_flight.values().any(|f| f.deadline <= now))
+            .map(|a| a.slot.number)
+            .collect();
+        for number in late {
+            let Some(agent) = self.remove_agent(number) else {
+                continue;
+            };
+            tracing::warn!(agent = %agent.slot.info.id, "agent did not acknowledge in time; cut off");
+            let at = store::clock::now_ms();
+            for (_, f) in agent.in_flight {
+                let (attempt, next) = rules::attempt_of_silence(&f.sent, at);
+                self.settle(f, Some(attempt), next);
+            }
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, number: u64, ack: pb::Ack) {
+        let Some(agent) = self.agents.iter_mut().find(|a| a.slot.number == number) else {
+            return;
+        };
+        // Unknown ids are acks of deliveries already taken back: ignored.
+        let Some(f) = agent.in_flight.remove(&ack.delivery_id) else {
+            return;
+        };
+        agent.publish_count();
+        let now = store::clock::now_ms();
+        let (attempt, next) = rules::attempt_of_ack(&ack, &f.sent, now);
+        if f.sent.want_response {
+            if let Some(response) = ack.response {
+                rules::answer_caller(&self.state, f.sent.key.event, Answer::from_pb(response));
+            }
+        }
+        self.settle(f, Some(attempt), next);
+    }
+
+    /// Writes a settlement; the delivery stays held until it is written.
+    pub(super) fn settle(&mut self, f: InFlight, attempt: Option<Attempt>, next: Settle) {
+        let state = self.state.clone();
+        let mut marked = f.marked;
+        let key = f.sent.key;
+        self.settling.spawn(async move {
+            // A closed channel means the mark task ended: written or failed.
+            let _ = marked.wait_for(|m| *m).await;
+            rules::record(&state, &key, attempt, next).await;
+            key
+        });
+    }
+
+    /// Settles a delivery that was never sent (nothing to wait for).
+    pub(super) fn settle_unsent(
+        &mut self,
+        key: DeliveryKey,
+        attempt: Option<Attempt>,
+        next: Settle,
+    ) {
+        let (tx, rx) = watch::channel(true);
+        drop(tx);
+        let f = InFlight {
+            sent: Sent {
+                key,
+                tries: 0,
+                retry: RetryPolicy::default(),
+                want_response: false,
+            },
+            deadline: Instant::now(),
+            marked: rx,
+        };
+        self.held.insert(f.sent.key.clone());
+        self.settle(f, attempt, next);
+    }
+}
+
+/// The deadline of a delivery sent now with this output timeout.
+pub(super) fn deadline(timeout_ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(timeout_ms) + super::ACK_GRACE
+}

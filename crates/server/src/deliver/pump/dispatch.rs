@@ -1,0 +1,155 @@
+//! Reading what is due for the group's buckets and sending it: each due
+//! delivery becomes what `rules::fate` says, and one sent goes to the agent
+//! of the group with the most room that serves its bucket.
+
+use std::sync::Arc;
+
+use model::BucketId;
+use store::{DeliveryKey, DueDelivery, Settle};
+use tokio::sync::watch;
+
+use super::acks::{self, InFlight};
+use super::Pump;
+use crate::deliver::message;
+use crate::deliver::rules::{self, Fate, Sent};
+
+/// What became of one due delivery.
+enum Outcome {
+    Sent(DeliveryKey),
+    /// No agent could take it; handed back for a claim's release.
+    NoRoom(DeliveryKey),
+    /// Settled without sending, or left for later.
+    Skipped,
+}
+
+impl Pump {
+    pub(super) async fn dispatch(&mut self) {
+        let now = store::clock::now_ms();
+        self.wake_at = None;
+        let (mark_tx, mark_rx) = watch::channel(false);
+        let mut marks = Vec::new();
+        let buckets: Vec<BucketId> = self.buckets.iter().cloned().collect();
+        for bucket in buckets {
+            let free: usize = self
+                .agents
+                .iter()
+                .filter(|a| a.serves(&bucket))
+                .map(acks::Agent::free)
+                .sum();
+            if free == 0 {
+                continue;
+            }
+            let limit = rules::due_limit(self.state.store.as_ref(), free, self.held.len());
+            let batch = self
+                .state
+                .store
+                .due_deliveries(&self.tenant, &bucket, Some(&self.group), now, limit)
+                .await;
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(%err, "could not read due deliveries");
+                    self.wake_by(now + rules::STORE_RETRY.as_millis() as i64);
+                    continue;
+                }
+            };
+            if let Some(at) = batch.next_at {
+                self.wake_by(at);
+            }
+            let mut due = batch.due.into_iter();
+            for one in due.by_ref() {
+                if self.held.contains(&one.key) {
+                    continue;
+                }
+                match self.send(&bucket, one, &mark_rx, now).await {
+                    Outcome::Sent(key) => marks.push(key),
+                    Outcome::NoRoom(key) => {
+                        self.release_claim(key);
+                        break;
+                    }
+                    Outcome::Skipped => {}
+                }
+            }
+            for unsent in due {
+                self.release_claim(unsent.key);
+            }
+        }
+        if marks.is_empty() {
+            return;
+        }
+        let store = Arc::clone(&self.state.store);
+        tokio::spawn(async move {
+            if let Err(err) = store.mark_in_flight(&marks).await {
+                tracing::warn!(%err, "could not mark deliveries in flight");
+            }
+            let _ = mark_tx.send(true);
+        });
+    }
+
+    async fn send(
+        &mut self,
+        bucket: &BucketId,
+        due: DueDelivery,
+        marked: &watch::Receiver<bool>,
+        now: i64,
+    ) -> Outcome {
+        let Some(at) = self
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.serves(bucket) && a.free() > 0)
+            .max_by_key(|(_, a)| a.free())
+            .map(|(i, _)| i)
+        else {
+            return Outcome::NoRoom(due.key);
+        };
+        let shared = self.state.store.shared_dispatch();
+        let payload = match rules::fate(&self.state.hub.ephemeral, &due, shared, now) {
+            Fate::Send(payload) => payload,
+            Fate::Settle(attempt, next) => {
+                self.settle_unsent(due.key, attempt, next);
+                return Outcome::Skipped;
+            }
+            Fate::Later(at) if shared => {
+                self.settle_unsent(due.key, None, Settle::RetryAt(at));
+                return Outcome::Skipped;
+            }
+            Fate::Later(at) => {
+                self.wake_by(at);
+                return Outcome::Skipped;
+            }
+        };
+        let want_response = rules::wants_response(&self.state, &due).await;
+        self.next_dispatch += 1;
+        let delivery_id = format!("d{}", self.next_dispatch);
+        let message = message::deliver(&delivery_id, &due, payload, want_response);
+        let agent = &mut self.agents[at];
+        if agent.slot.tx.try_send(message).is_err() {
+            return Outcome::NoRoom(due.key);
+        }
+        agent.in_flight.insert(
+            delivery_id,
+            InFlight {
+                sent: Sent {
+                    key: due.key.clone(),
+                    tries: due.tries,
+                    retry: due.output.retry,
+                    want_response,
+                },
+                deadline: acks::deadline(due.output.timeout_ms),
+                marked: marked.clone(),
+            },
+        );
+        agent.publish_count();
+        self.held.insert(due.key.clone());
+        Outcome::Sent(due.key)
+    }
+
+    /// Hands back a delivery a shared store claimed for this node and that
+    /// was not sent; the embedded store claims nothing.
+    fn release_claim(&mut self, key: DeliveryKey) {
+        if self.state.store.shared_dispatch() && !self.held.contains(&key) {
+            self.settle_unsent(key, None, Settle::Released);
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The table: one entry per route the routers declare (the server's tests
+//! compare the two). Keep it in the order of DESIGN §3.
+
+use utoipa::openapi::path::HttpMethod::{Delete, Get, Options, Patch, Post, Put};
+
+use super::{op, Doc, ANY};
+use crate::api::bodies as b;
+use crate::api::views as v;
+use crate::ingest::Received;
+use crate::ops::{Health, Ready};
+
+/// Every route.
+pub(super) fn describe(doc: &mut Doc) {
+    ingest(doc);
+    events(doc);
+    admin(doc);
+    tenants(doc);
+    agents(doc);
+    operations(doc);
+}
+
+const INPUT_ID: &str = "the input's id (a UUID)";
+const BUCKET: &str = "a bucket's id or name";
+const TENANT: &str = "a tenant's id";
+
+fn ingest(doc: &mut Doc) {
+    let webhook = || {
+        op("Send a webhook to an input")
+            .says(
+                "Any method. The path suffix and query are kept and appended to the output's \
+                 URL. An unknown input answers as a known one (200, empty) so inputs cannot be \
+                 enumerated. The answer follows the input's response policy.",
+            )
+            .path_param("input_id", INPUT_ID)
+            .raw_body("the webhook, as the provider sends it")
+            .empty(200, "accepted (default policy), or an unknown input")
+            .answer_as(
+                504,
+                "application/json",
+                "`destination_timeout` (wait policy)",
+            )
+            .errors(&[400, 401, 409, 413, 415, 429, 503])
+    };
+    doc.add(ANY, "/v1/webhooks/{input_id}", webhook());
+    doc.add(
+        ANY,
+        "/v1/webhooks/{input_id}/{rest}",
+        webhook().path_param("rest", "kept and appended to the output URL"),
+    );
+    let named = |tenant: bool| {
+        let o = op("Send a webhook to a named (Radarboard-style) input")
+            .path_param("name", "the input's name")
+            .raw_body("the webhook, as the provider sends it")
+            .answer::<Received>(200, "accepted")
+            .errors(&[400, 401, 404, 409, 413, 415, 429, 503]);
+        if tenant {
+            o.path_param("tenant", TENANT)
+        } else {
+            o.says("An input of the `default` tenant.")
+        }
+    };
+    doc.add(&[Post], "/api/webhooks/{name}", named(false));
+    doc.add(&[Post], "/api/t/{tenant}/webhooks/{name}", named(true));
+}
+
+fn events(doc: &mut Doc) {
+    let poll = || {
+        op("Poll events received since a time (Radarboard)")
+            .says(
+                "Bearer: a poll token or the tenant's poll secret. A bare array, oldest first; \
+                 `X-Relay-Timestamp` is the `since` of the next poll. 20 / min per client IP.",
+            )
+            .bearer()
+            .query::<b::PollQuery>()
+            .answer_list::<v::EventOut>(200, "the events")
+            .errors(&[400, 401, 429])
+    };
+    let preflight =
+        || op("CORS preflight of the poll").empty(204, "CORS headers for the allowed origin");
+    doc.add(&[Get], "/api/events", poll());
+    doc.add(&[Options], "/api/events", preflight());
+    doc.add(
+        &[Get],
+        "/api/t/{tenant}/events",
+        poll().path_param("tenant", TENANT),
+    );
+    doc.add(
+        &[Options],
+        "/api/t/{tenant}/events",
+        preflight().path_param("tenant", TENANT),
+    );
+    doc.add(
+        &[Get],
+        "/v1/events",
+        op("Read events by cursor")
+            .says(
+                "Exactly once for a careful client: pass `next` as `after`. `wait` long-polls \
+                 up to 60 s for the first matching event. Filters are answered by a bounded \
+                 scan (5,000 events and 64 MiB of bodies per request): `next` is the last \
+                 event examined, so a page may be empty with a `next` to continue from.",
+            )
+            .bearer()
+            .query::<b::EventListQuery>()
+            .answer::<v::EventPage>(200, "a page of events, oldest first")
+            .errors(&[400, 401, 404]),
+    );
+    doc.add(
+        &[Get],
+        "/v1/events/{event}",
+        op("Read one event with its deliveries")
+            .bearer()
+            .path_param("event", "the event's id")
+            .answer::<v::EventDetail>(200, "the event")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/events/{event}/resend",
+        op("Send an event again")
+            .says("To every output, or to `output` only.")
+            .bearer()
+            .path_param("event", "the event's id")
+            .query::<b::ResendQuery>()
+            .answer::<v::Resent>(202, "the deliveries reset to pending")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/events/resend",
+        op("Send again every event a filter matches")
+            .says(
+                "The filters of `GET /v1/events`, oldest first, at most 1,000 events per call \
+                 within the same scan bound; `next` (null when done) is the `after` of the \
+                 next call.",
+            )
+            .bearer()
+            .body::<b::ResendBody>()
+            .answer::<v::ResentMatching>(202, "how many events were resent")
+            .errors(&[400, 401, 404]),
+    );
+    doc.add(
+        &[Get],
+        "/v1/buckets/{bucket}/stream",
+        op("Follow a bucket's events live (Server-Sent Events)")
+            .says("Each event is an SSE `webhook` event whose data is an event as `GET /v1/events/{event}` shows it (without deliveries) and whose id is the event id; `Last-Event-ID` resumes after it, within retention.")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .answer_as(200, "text/event-stream", "the stream")
+            .errors(&[401, 404]),
+    );
+}
+
+fn admin(doc: &mut Doc) {
+    doc.add(
+        &[Get],
+        "/v1/buckets",
+        op("List buckets")
+            .bearer()
+            .answer::<v::BucketList>(200, "the tenant's buckets")
+            .errors(&[401]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/buckets",
+        op("Create a bucket")
+            .bearer()
+            .body::<b::BucketBody>()
+            .answer::<v::BucketOut>(201, "the bucket")
+            .errors(&[400, 401, 409]),
+    );
+    one_object::<b::BucketPatch, v::BucketOut>(doc, "/v1/buckets/{bucket}", "bucket", BUCKET);
+    doc.add(
+        &[Get],
+        "/v1/buckets/{bucket}/inputs",
+        op("List a bucket's inputs")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .answer::<v::InputList>(200, "the inputs")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/buckets/{bucket}/inputs",
+        op("Create an input")
+            .says("The answer shows the secrets this once.")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .body::<b::InputBody>()
+            .answer::<v::InputCreated>(201, "the input, with its URL and secrets")
+            .errors(&[400, 401, 404, 409]),
+    );
+    one_object::<b::InputPatch, v::InputOut>(doc, "/v1/inputs/{input}", "input", INPUT_ID);
+    doc.add(
+        &[Get],
+        "/v1/buckets/{bucket}/outputs",
+        op("List a bucket's outputs")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .answer::<v::OutputList>(200, "the outputs")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/buckets/{bucket}/outputs",
+        op("Create an output")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .body::<b::OutputBody>()
+            .answer::<v::OutputOut>(201, "the output")
+            .errors(&[400, 401, 404]),
+    );
+    one_object::<b::OutputPatch, v::OutputOut>(
+        doc,
+        "/v1/outputs/{output}",
+        "output",
+        "the output's id",
+    );
+    doc.add(
+        &[Get],
+        "/v1/tokens",
+        op("List tokens")
+            .bearer()
+            .answer::<v::TokenList>(200, "the tenant's tokens")
+            .errors(&[401]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/tokens",
+        op("Create a token")
+            .says("The answer shows the secret and the bearer string this once; only a bcrypt hash is kept.")
+            .bearer()
+            .body::<b::TokenBody>()
+            .answer::<v::TokenIssued>(201, "the token and its secret")
+            .errors(&[400, 401, 404]),
+    );
+    one_object::<b::TokenPatch, v::TokenOut>(doc, "/v1/tokens/{key}", "token", "the token's key");
+    doc.add(
+        &[Post],
+        "/v1/tokens/{key}/rotate",
+        op("Replace a token's secret")
+            .says("The old secret stops working at once; the answer shows the new one, once.")
+            .bearer()
+            .path_param("key", "the token's key")
+            .answer::<v::TokenIssued>(200, "the token and its new secret")
+            .errors(&[401, 404]),
+    );
+}
+
+/// `GET`, `PATCH` and `DELETE` of one object at `path` (one `{name}`).
+fn one_object<P: utoipa::ToSchema, V: utoipa::ToSchema>(
+    doc: &mut Doc,
+    path: &str,
+    what: &str,
+    id: &str,
+) {
+    let param = path
+        .rsplit('{')
+        .next()
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or_default();
+    doc.add(
+        &[Get],
+        path,
+        op(&format!("Read a {what}"))
+            .bearer()
+            .path_param(param, id)
+            .answer::<V>(200, what)
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Patch],
+        path,
+        op(&format!("Change a {what}"))
+            .says("Fields absent from the body are kept; the result is checked as a create.")
+            .bearer()
+            .path_param(param, id)
+            .body::<P>()
+            .answer::<V>(200, what)
+            .errors(&[400, 401, 404, 409]),
+    );
+    doc.add(
+        &[Delete],
+        path,
+        op(&format!("Delete a {what}"))
+            .bearer()
+            .path_param(param, id)
+            .empty(204, "deleted")
+            .errors(&[401, 404]),
+    );
+}
+
+fn tenants(doc: &mut Doc) {
+    let admin = "The administrator only (admin token or admin secret).";
+    doc.add(
+        &[Get],
+        "/api/tenants",
+        op("List tenants")
+            .says(admin)
+            .bearer()
+            .answer::<v::TenantList>(200, "every tenant")
+            .errors(&[401]),
+    );
+    doc.add(
+        &[Post],
+        "/api/tenants",
+        op("Create a tenant (Radarboard provisioning)")
+            .says(admin)
+            .bearer()
+            .body::<b::TenantBody>()
+            .answer::<v::TenantCreated>(201, "the tenant and its poll secret, shown once")
+            .errors(&[400, 401, 409]),
+    );
+    let path = "/api/tenants/{tenant}";
+    doc.add(
+        &[Get],
+        path,
+        op("Read a tenant")
+            .says(admin)
+            .bearer()
+            .path_param("tenant", TENANT)
+            .answer::<v::TenantOut>(200, "the tenant")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Patch],
+        path,
+        op("Change a tenant's label or kill switch")
+            .says(admin)
+            .bearer()
+            .path_param("tenant", TENANT)
+            .body::<b::TenantPatch>()
+            .answer::<v::TenantOut>(200, "the tenant")
+            .errors(&[400, 401, 404]),
+    );
+    doc.add(
+        &[Delete],
+        path,
+        op("Delete a tenant and every byte of it")
+            .says(admin)
+            .bearer()
+            .path_param("tenant", TENANT)
+            .empty(204, "deleted")
+            .errors(&[400, 401, 404]),
+    );
+    doc.add(
+        &[Put],
+        "/api/tenants/{tenant}/secrets",
+        op("Set the secrets of a tenant's named inputs")
+            .says("Each value may be a comma-separated list, newest first. The answer names the integrations, never the secrets.")
+            .bearer()
+            .path_param("tenant", TENANT)
+            .body::<b::SecretsBody>()
+            .answer::<v::SecretsSet>(200, "the integrations that now have secrets")
+            .errors(&[400, 401, 404]),
+    );
+}
+
+fn agents(doc: &mut Doc) {
+    doc.add(
+        &[Get],
+        "/v1/agents",
+        op("List the agents connected now")
+            .bearer()
+            .answer::<v::AgentList>(200, "the agents")
+            .errors(&[401]),
+    );
+    doc.add(
+        &[Get],
+        "/v1/agent/ws",
+        op("Agent protocol over WebSocket")
+            .says("Upgrades to a WebSocket whose binary frames carry the agent protocol's protobuf messages (DESIGN §5); credentials travel in `Hello`.")
+            .empty(101, "switching protocols"),
+    );
+    doc.add(
+        &[Post],
+        "/hookrelay.v1.Agent/Connect",
+        op("Agent protocol over gRPC")
+            .says("The bidirectional stream `hookrelay.v1.Agent/Connect` (HTTP/2, `application/grpc`), described by the repository's `.proto`.")
+            .answer_as(200, "application/grpc", "the stream"),
+    );
+}
+
+fn operations(doc: &mut Doc) {
+    let health = || op("Liveness").answer::<Health>(200, "the server answers");
+    doc.add(&[Get], "/api/health", health());
+    doc.add(&[Get], "/healthz", health());
+    doc.add(
+        &[Get],
+        "/readyz",
+        op("Readiness: the store answers")
+            .answer::<Ready>(200, "ready")
+            .errors(&[503]),
+    );
+    doc.add(
+        &[Get],
+        "/metrics",
+        op("Prometheus metrics").answer_as(200, "text/plain", "the metrics, text format 0.0.4"),
+    );
+    doc.add(
+        &[Get],
+        "/openapi.json",
+        op("This description").answer_as(200, "application/json", "OpenAPI 3.1"),
+    );
+}
