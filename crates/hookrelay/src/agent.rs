@@ -153,7 +153,7 @@ impl AgentArgs {
 
 async fn run(config: agent::AgentConfig) -> Result<()> {
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    cancel_on_signal(shutdown.clone());
     Ok(agent::run(config, shutdown, None).await?)
 }
 

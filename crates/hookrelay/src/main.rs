@@ -10,6 +10,7 @@ mod agent;
 mod client;
 mod exit;
 mod keys;
+mod limits;
 mod listen;
 mod logs;
 mod out;

@@ -5,8 +5,9 @@
 //! No I/O and no async here: every other crate depends on this one, and this
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
-//! what ingest produces.
+//! what ingest produces; [`caps`] bounds the lists a tenant can grow.
 
+pub mod caps;
 pub mod event;
 pub mod ids;
 pub mod limits;
@@ -18,7 +19,7 @@ pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey}
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,
-    IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SignatureEncoding, Tenant,
-    Token, TokenScope, ValidationError,
+    IntegrationKind, Output, RateLimit, ResponsePolicy, RetryPolicy, SealableAuth,
+    SignatureEncoding, Tenant, Token, TokenScope, ValidationError,
 };
 pub use secret::Secret;

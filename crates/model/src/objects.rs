@@ -1,10 +1,11 @@
 //! The administered objects of DESIGN §1 and §3.4: tenant, bucket, input,
 //! output and token, with their defaults and validation.
 //!
-//! These are the stored shapes. Secrets they carry (bucket passwords, input
-//! secrets, token hashes) are [`Secret`]s and are skipped when an object is
-//! serialised for an API answer; the server adds them back only where the
-//! contract says a secret is shown once.
+//! These are the domain shapes, not the API's (the server's views are
+//! their own structs). Secrets they carry (bucket passwords, input secrets,
+//! token hashes) are [`Secret`]s, which do not serialise: an object's serde
+//! form skips them, and a store seals them through [`BucketAuth::sealable`]
+//! or [`Secret::expose`].
 
 use std::collections::BTreeMap;
 
@@ -47,7 +48,10 @@ pub struct Tenant {
 }
 
 /// How callers authenticate to every input of a bucket (DESIGN §1).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+///
+/// Not `Serialize` (it holds secrets): [`BucketAuth::sealable`] is the
+/// form a store encrypts, [`BucketAuth::redacted`] the shown one.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum BucketAuth {
     None,
@@ -62,7 +66,42 @@ pub enum BucketAuth {
     },
 }
 
+/// [`BucketAuth`] in the JSON it is parsed from, secrets included: only to
+/// be encrypted at rest (see [`BucketAuth::sealable`]).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum SealableAuth<'a> {
+    None,
+    Basic {
+        username: &'a str,
+        password: &'a str,
+    },
+    Token {
+        token: &'a str,
+    },
+}
+
 impl BucketAuth {
+    /// No auth (the default).
+    pub fn none() -> Self {
+        BucketAuth::None
+    }
+
+    /// The auth with its secrets in the clear, as `BucketAuth` parses it
+    /// back: the one way it serialises, for a store to seal at rest.
+    pub fn sealable(&self) -> SealableAuth<'_> {
+        match self {
+            BucketAuth::None => SealableAuth::None,
+            BucketAuth::Basic { username, password } => SealableAuth::Basic {
+                username,
+                password: password.expose(),
+            },
+            BucketAuth::Token { token } => SealableAuth::Token {
+                token: token.expose(),
+            },
+        }
+    }
+
     /// The same auth with its secrets removed, for API answers.
     pub fn redacted(&self) -> serde_json::Value {
         match self {
@@ -82,6 +121,8 @@ pub struct Bucket {
     pub id: BucketId,
     pub tenant: TenantId,
     pub name: String,
+    /// Sealed apart by the stores; never in the bucket's serde form.
+    #[serde(skip_serializing, default = "BucketAuth::none")]
     pub auth: BucketAuth,
     /// Bodies, headers and queries of an ephemeral bucket are never stored.
     pub ephemeral: bool,
@@ -423,6 +464,7 @@ impl Input {
                 "a secret must not be empty",
             ));
         }
+        crate::caps::check_secrets("secrets", &self.secrets)?;
         if let Some(limit) = self.body_limit {
             if limit == 0 || limit > Self::MAX_BODY_LIMIT {
                 return Err(ValidationError::new(
@@ -513,12 +555,46 @@ pub struct Output {
     pub timeout_ms: u64,
     pub headers: BTreeMap<String, String>,
     pub retry: RetryPolicy,
+    /// Requests to the destination in flight at once, across the output's
+    /// agent group (DESIGN §5).
+    #[serde(default = "Output::default_concurrency")]
+    pub concurrency: u32,
+    /// One request at a time per agent group, first attempts in event
+    /// order; a retry waiting out its backoff holds nothing back.
+    #[serde(default)]
+    pub ordered: bool,
     pub created_at: i64,
 }
 
 impl Output {
-    /// Checks the URL and the retry policy.
+    /// DESIGN §13: 16 in flight lets a 50 ms destination take 320 events/s.
+    pub const DEFAULT_CONCURRENCY: u32 = 16;
+
+    /// The most requests in flight an output may ask for.
+    pub const MAX_CONCURRENCY: u32 = 1_024;
+
+    fn default_concurrency() -> u32 {
+        Self::DEFAULT_CONCURRENCY
+    }
+
+    /// How many of this output's deliveries may be under way at once.
+    pub fn in_flight_limit(&self) -> usize {
+        if self.ordered {
+            1
+        } else {
+            self.concurrency.max(1) as usize
+        }
+    }
+
+    /// Checks the concurrency, the URL, the headers and the retry policy.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        if !(1..=Self::MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(ValidationError::new(
+                "concurrency",
+                "must be between 1 and 1024",
+            ));
+        }
+        crate::caps::check_output_headers(&self.headers)?;
         let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
         if !scheme_ok || self.url.len() > 2048 || self.url.chars().any(char::is_whitespace) {
             return Err(ValidationError::new(
@@ -668,6 +744,13 @@ mod tests {
     fn secrets_never_serialise() {
         let json = serde_json::to_string(&input()).unwrap();
         assert!(!json.contains("secrets"));
+        let sealable = BucketAuth::Basic {
+            username: "u".into(),
+            password: Secret::new("pw"),
+        };
+        let sealed = serde_json::to_string(&sealable.sealable()).unwrap();
+        let back: BucketAuth = serde_json::from_str(&sealed).unwrap();
+        assert!(matches!(back, BucketAuth::Basic { password, .. } if password.expose() == "pw"));
         let auth = BucketAuth::Basic {
             username: "u".into(),
             password: Secret::new("pw"),

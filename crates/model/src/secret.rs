@@ -1,14 +1,21 @@
-//! A string that must never reach a log: `Debug` and `Display` print `***`.
+//! A string that must never reach a log or an answer: `Debug` and
+//! `Display` print `***`, and it does not implement `Serialize`.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// A secret value (input signing secret, bucket password, token secret).
 ///
+/// It deserialises (request bodies carry secrets in) but never serialises:
+/// a struct holding one cannot derive `Serialize`, so a view or a log line
+/// that would show it does not compile. It leaves only through
+/// [`Secret::expose`] (to sign, hash or seal at rest) and
+/// [`Secret::reveal_once`] (the create answers that show it once).
+///
 /// Comparison is deliberately not derived: compare secrets with a
 /// constant-time function (`subtle`), never with `==`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 

@@ -63,6 +63,14 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// Open connections at most; further ones wait in the kernel backlog.
     pub max_connections: usize,
+    /// Agent streams and WebSocket connections whose `Hello` is not yet
+    /// verified, server-wide; beyond it the oldest is closed.
+    pub max_unauthenticated_agents: usize,
+    /// The same, per client IP.
+    pub max_unauthenticated_agents_per_ip: usize,
+    /// Bytes of large agent messages (64 KiB and up) being received at
+    /// once, server-wide; at least one largest message (32 MiB).
+    pub agent_message_budget: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// How often the retention job runs.
@@ -123,6 +131,9 @@ impl Config {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_unauthenticated_agents: 1_024,
+            max_unauthenticated_agents_per_ip: 16,
+            agent_message_budget: 256 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             retention_interval: Duration::from_secs(60),
             bcrypt_cost: 12,

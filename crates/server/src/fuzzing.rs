@@ -238,6 +238,6 @@ pub fn ingest_request(
         authorized: crate::ingest::bucket_auth::check(auth, headers, query).is_ok(),
         stored_query: crate::ingest::bucket_auth::strip_query_token(query),
         stored_headers: crate::ingest::stored_headers(headers, matches!(auth, BucketAuth::None)),
-        client_ip: crate::ingest::client_ip(trusted, peer, headers),
+        client_ip: crate::client::client_ip(trusted, peer, headers),
     }
 }

@@ -12,12 +12,16 @@
 //! - `error`: `ApiError`, the one error answer, and extractor wrappers that
 //!   turn axum's own rejections into it.
 //! - `auth`: bearer tokens, the admin and poll secrets, and the bcrypt cache.
+//! - `client`: the client IP (through trusted proxies) and its network
+//!   prefix, as the per-client budgets count them.
 //! - `lookup`: a tenant's bucket by id or name, for `api` and `deliver`.
 //! - `catalog`: the ingest-side cache of inputs with their kill switches.
 //! - `cluster`: signals between nodes sharing a store (`wait` answers,
 //!   configuration changes).
 //! - `ingest/`: the public webhook routes and the pipeline of DESIGN §3.1.
 //! - `api/`: administration, Radarboard provisioning, event reads, SSE.
+//! - `dashboard/`: the web dashboard at `/ui/`, a client of `api/` in the
+//!   same process (sessions, CSRF, server-rendered pages, live tail).
 //! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
 //!   per-group pumps), the `wait` policy and ephemeral payloads.
 //! - `ops`: health, readiness and Prometheus metrics.
@@ -31,8 +35,10 @@ mod api;
 mod auth;
 mod bootstrap;
 mod catalog;
+mod client;
 mod cluster;
 pub mod config;
+mod dashboard;
 mod deliver;
 mod error;
 #[doc(hidden)]
@@ -108,6 +114,10 @@ fn router(state: state::AppState) -> axum::Router {
     axum::Router::new()
         .merge(ingest::router())
         .merge(api::router())
+        .merge(dashboard::router(
+            state.clone(),
+            api::router().with_state(state.clone()),
+        ))
         .merge(deliver::router(&state))
         .merge(ops::router())
         .merge(openapi::router())

@@ -33,6 +33,16 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 
+/// HTTP/2 receive window of a connection (all its streams together).
+const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
+/// HTTP/2 receive window of one stream.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// HTTP/2 streams open at once on one connection. Each costs the relay
+/// about 10 KiB before it sends anything (hyper's stream, tonic's 8 KiB
+/// decode buffer, the session's channel); hyper's 200 let 50 connections
+/// hold 10,000 streams and 110 MiB (issue 19). An agent uses one stream.
+const H2_MAX_STREAMS: u32 = 64;
+
 /// Serves `app` on `listener` until `shutdown`, then waits up to the grace
 /// period for open requests to finish.
 pub(crate) async fn serve(
@@ -54,8 +64,15 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
     // HTTP/2 pings find dead peers; an unanswered one closes the connection.
+    // Flow-control windows bound what a peer can push that nobody reads
+    // yet (a body not yet polled, a stream the pre-authentication meter
+    // holds back): hyper's 1 MiB per connection let 50 connections park
+    // 50 MiB. 256 KiB still moves 25 MB/s per connection at 10 ms.
     builder
         .http2()
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .max_concurrent_streams(H2_MAX_STREAMS)
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(config.header_read_timeout))
         .keep_alive_timeout(config.header_read_timeout);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::auth::AuthCache;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::deliver::Hub;
+use crate::deliver::{Doorway, Hub, PreauthLimits};
 use crate::metrics::Metrics;
 use crate::secrets;
 
@@ -22,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Connected agents and their groups' delivery pumps.
     pub(crate) hub: Hub,
+    /// Agent sessions not yet authenticated, and the budget of large agent
+    /// messages (DESIGN §7).
+    pub(crate) preauth: Doorway,
     /// Addresses whose refused requests filled their input's window.
     pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
@@ -59,6 +62,11 @@ impl AppState {
             catalog: Catalog::new(store.config_changes()),
             metrics: Metrics::new(),
             hub: Hub::new(),
+            preauth: Doorway::new(PreauthLimits {
+                total: config.max_unauthenticated_agents,
+                per_ip: config.max_unauthenticated_agents_per_ip,
+                message_budget: config.agent_message_budget,
+            }),
             ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,

@@ -1,8 +1,10 @@
 //! [`Destination`]: a real HTTP server on `127.0.0.1:0` standing in for a
 //! service inside the private network. It records every request byte for
-//! byte and answers from a script (default: 200 `ok`).
+//! byte and answers from a script (default: 200 `ok`), after a chosen
+//! latency, counting how many requests it answers at once.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +42,11 @@ struct Inner {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Answer>>,
     arrived: tokio::sync::Notify,
+    /// How long each request takes to answer (a real service's latency).
+    latency: Duration,
+    /// Requests being answered now, and the most there ever were.
+    answering: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 /// A recording HTTP server; stops when dropped.
@@ -52,7 +59,16 @@ pub struct Destination {
 
 impl Destination {
     pub async fn spawn() -> Destination {
-        let inner = Arc::new(Inner::default());
+        Self::with_latency(Duration::ZERO).await
+    }
+
+    /// A destination that takes `latency` to answer each request (an
+    /// hour stands for one that never answers).
+    pub async fn with_latency(latency: Duration) -> Destination {
+        let inner = Arc::new(Inner {
+            latency,
+            ..Inner::default()
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the destination");
@@ -77,6 +93,11 @@ impl Destination {
             .lock()
             .expect("script lock")
             .extend(answers);
+    }
+
+    /// The most requests this destination was answering at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.inner.peak.load(Ordering::SeqCst)
     }
 
     /// Every request so far, in arrival order.
@@ -130,8 +151,14 @@ async fn record(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             .collect(),
         body,
     };
+    // Counted until answered, or until the caller hangs up (the server
+    // then drops this handler).
+    let _answering = Answering::start(&inner);
     inner.received.lock().expect("received lock").push(received);
     inner.arrived.notify_waiters();
+    if !inner.latency.is_zero() {
+        tokio::time::sleep(inner.latency).await;
+    }
     let answer = inner.script.lock().expect("script lock").pop_front();
     let (status, headers, body) = answer.unwrap_or((200, Vec::new(), "ok".to_owned()));
     let mut response = (
@@ -148,4 +175,21 @@ async fn record(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         }
     }
     response
+}
+
+/// One request being answered.
+struct Answering<'a>(&'a Inner);
+
+impl<'a> Answering<'a> {
+    fn start(inner: &'a Inner) -> Self {
+        let now = inner.answering.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.peak.fetch_max(now, Ordering::SeqCst);
+        Answering(inner)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.answering.fetch_sub(1, Ordering::SeqCst);
+    }
 }

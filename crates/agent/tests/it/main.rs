@@ -1,8 +1,10 @@
 //! The real agent against the real relay on `127.0.0.1:0`, forwarding to a
 //! recording destination, over both transports (DESIGN §5 guarantees):
 //! byte-exact delivery, nothing missed while the agent is away, groups
-//! sharing work and groups each getting everything, retries, and TLS.
+//! sharing work and groups each getting everything, retries, TLS, and
+//! concurrency, order and isolation between outputs (`concurrency`).
 
+mod concurrency;
 mod tls;
 
 use std::time::Duration;

@@ -72,7 +72,7 @@ pub(crate) async fn run_listen(args: ListenArgs, log: LogFormat) -> Result<()> {
     let server = c.server_url()?;
     let relay = Relay::new(&server, c.bearer()?, c.ca_file.as_deref())?;
     let stop = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(stop.clone()));
+    cancel_on_signal(stop.clone());
     let (lines, receiver) = tokio::sync::mpsc::channel(1024);
     let printer = tokio::spawn(print::run(receiver, args.print_json, targets.len() > 1));
 

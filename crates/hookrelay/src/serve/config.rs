@@ -73,6 +73,8 @@ pub(crate) struct ServeArgs {
     /// loopback and link-local addresses.
     #[arg(long, env = "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS")]
     allow_private_destinations: bool,
+    #[command(flatten)]
+    limits: crate::limits::LimitArgs,
     /// A TOML file with the same settings (snake_case keys).
     #[arg(long, env = "HOOKRELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -99,6 +101,9 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     allowed_origin: Option<String>,
     allow_private_destinations: Option<bool>,
+    max_unauthenticated_agents: Option<usize>,
+    max_unauthenticated_agents_per_ip: Option<usize>,
+    agent_message_budget_mib: Option<usize>,
 }
 
 /// Where events and configuration live.
@@ -221,6 +226,12 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
     };
     config.allow_private_destinations =
         args.allow_private_destinations || file.allow_private_destinations.unwrap_or(false);
+    let file_limits = crate::limits::LimitArgs {
+        max_unauthenticated_agents: file.max_unauthenticated_agents,
+        max_unauthenticated_agents_per_ip: file.max_unauthenticated_agents_per_ip,
+        agent_message_budget_mib: file.agent_message_budget_mib,
+    };
+    args.limits.apply(&file_limits, &mut config);
     config.disabled_inputs = disabled_inputs(env);
     config.webhook_secrets = webhook_secrets(env);
     if let Some(cost) = args.bcrypt_cost.or(file.bcrypt_cost) {

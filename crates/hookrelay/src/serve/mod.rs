@@ -34,6 +34,10 @@ pub(crate) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     if reporting.is_some() {
         tracing::info!("reporting errors to Sentry (SENTRY_DSN)");
     }
+    // Before anything is printed: a SIGTERM sent the moment the address
+    // appears must stop the relay cleanly.
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
     let env: Vec<(String, String)> = std::env::vars().collect();
     let Resolved {
         listen,
@@ -79,8 +83,6 @@ pub(crate) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     tracing::info!(address = %local, data_dir = %data_dir.display(), "hookrelay listening");
     crate::outln!("hookrelay listening on {scheme}://{local}");
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
     server::run(listener, config, store, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())

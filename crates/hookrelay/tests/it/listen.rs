@@ -319,3 +319,46 @@ fn a_closed_stdout_ends_commands_quietly() {
         assert_ne!(out.status.code(), Some(101), "{args:?}");
     }
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli() {
+    for (args, expect) in [
+        (&["completions", "bash"][..], "hookrelay"),
+        (&["completions", "zsh"], "#compdef hookrelay"),
+        (&["completions", "fish"], "complete -c hookrelay"),
+        (&["man"], ".TH hookrelay"),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(expect),
+            "{args:?}: {text:.200}"
+        );
+    }
+}
+
+#[test]
+fn logs_carry_no_colour_off_a_terminal_and_are_json_on_request() {
+    for format in ["text", "json"] {
+        let data = tempfile::tempdir().unwrap();
+        let log_path = data.path().join("serve.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let serve = Serve::start_logging(
+            &data.path().join("data"),
+            &[("HOOKRELAY_LOG_FORMAT", format)],
+            "info",
+            Stdio::from(log),
+        );
+        let status = serve.terminate();
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        assert!(status.success(), "{status:?}: {text}");
+        assert!(text.contains("master keys loaded"), "{text}");
+        assert!(!text.contains('\u{1b}'), "ANSI codes in a file: {text}");
+        if format == "json" {
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+            }
+        }
+    }
+}

@@ -42,6 +42,10 @@ pub(crate) struct OutputBody {
     headers: BTreeMap<String, String>,
     #[serde(default)]
     retry: RetryPolicy,
+    #[serde(default = "default_concurrency")]
+    concurrency: u32,
+    #[serde(default)]
+    ordered: bool,
 }
 
 /// A PATCH of an output: any field of the create body.
@@ -63,6 +67,10 @@ pub(crate) struct OutputPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false)]
     retry: Option<RetryPolicy>,
+    #[serde(default, deserialize_with = "present")]
+    concurrency: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    ordered: Option<bool>,
 }
 
 impl OutputPatch {
@@ -74,6 +82,8 @@ impl OutputPatch {
         set(&mut o.timeout_ms, self.timeout_ms);
         set(&mut o.headers, self.headers);
         set(&mut o.retry, self.retry);
+        set(&mut o.concurrency, self.concurrency);
+        set(&mut o.ordered, self.ordered);
         o.validate()?;
         Ok(o)
     }
@@ -84,6 +94,9 @@ fn internal() -> bool {
 }
 fn default_timeout() -> u64 {
     10_000
+}
+fn default_concurrency() -> u32 {
+    Output::DEFAULT_CONCURRENCY
 }
 
 impl OutputBody {
@@ -103,6 +116,8 @@ impl OutputBody {
             timeout_ms: self.timeout_ms,
             headers: self.headers,
             retry: self.retry,
+            concurrency: self.concurrency,
+            ordered: self.ordered,
             created_at,
         };
         output.validate()?;

@@ -82,7 +82,7 @@ async fn poll(
     tenant: TenantId,
     query: Result<Query<PollQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let ip = crate::ingest::client_ip(&state.config.trusted_proxies, peer, headers);
+    let ip = crate::client::client_ip(&state.config.trusted_proxies, peer, headers);
     let key = format!("poll:{ip}");
     let now = store::clock::now_ms();
     if let RateDecision::Limited { retry_after_secs } = state

@@ -186,11 +186,15 @@ async fn set_secrets(
         .tenant(&id)
         .await
         .map_err(or_not_found("tenant"))?;
-    let pairs = body
-        .webhook_secrets
-        .into_iter()
-        .map(|(name, list)| (name, split_secrets(&list)))
-        .collect();
+    let mut pairs = Vec::with_capacity(body.webhook_secrets.len());
+    for (name, list) in body.webhook_secrets {
+        let secrets = split_secrets(&list);
+        model::caps::check_secrets("webhookSecrets", &secrets).map_err(|e| {
+            let shown: String = name.chars().take(64).collect();
+            ApiError::invalid_request(format!("webhookSecrets.{shown}: {}", e.reason))
+        })?;
+        pairs.push((name, secrets));
+    }
     let names = upsert_named_inputs(&state.store, &id, pairs).await?;
     Ok(Json(SecretsSet {
         integrations: names,

@@ -1,8 +1,13 @@
 //! The gRPC transport: service `hookrelay.v1.Agent`, method `Connect`, a
 //! bidirectional stream of `AgentMessage` / `ServerMessage`, served on the
 //! relay's one port beside the HTTP routes (HTTP/2, with or without TLS).
+//! Each stream's body goes through the pre-authentication meter
+//! (`preauth`) before tonic decodes it.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use axum::extract::ConnectInfo;
@@ -12,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::preauth::{self, Gate, GatedBody, Meter};
 use super::session::{self, AgentLink, LinkError};
 use crate::state::AppState;
 
@@ -23,11 +29,42 @@ pub(crate) struct AgentService {
     state: AppState,
 }
 
-/// The tower service mounted at `/hookrelay.v1.Agent/Connect`.
-pub(crate) fn service(state: AppState) -> AgentServer<AgentService> {
-    AgentServer::new(AgentService { state })
+/// The tower service mounted at `/hookrelay.v1.Agent/Connect`: tonic's
+/// service behind the pre-authentication meter.
+pub(crate) fn service(state: AppState) -> Metered {
+    let budget = state.preauth.budget();
+    let grpc = AgentServer::new(AgentService { state })
         .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
+    Metered { grpc, budget }
+}
+
+/// Gives every stream a [`Gate`] (in its extensions, for the session) and
+/// meters its body with it.
+#[derive(Clone)]
+pub(crate) struct Metered {
+    grpc: AgentServer<AgentService>,
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for Metered {
+    type Response =
+        <AgentServer<AgentService> as tower::Service<http::Request<GatedBody>>>::Response;
+    type Error = Infallible;
+    type Future = <AgentServer<AgentService> as tower::Service<http::Request<GatedBody>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<http::Request<GatedBody>>::poll_ready(&mut self.grpc, cx)
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let gate = Arc::new(Gate::default());
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(Arc::clone(&gate));
+        let meter = Meter::new(preauth::Grpc::default(), gate, Arc::clone(&self.budget));
+        let request = http::Request::from_parts(parts, GatedBody::new(body, meter));
+        self.grpc.call(request)
+    }
 }
 
 #[async_trait]
@@ -42,10 +79,18 @@ impl Agent for AgentService {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
+        // Always there (`Metered` puts it); a missing one would only mean
+        // a stream that keeps the pre-authentication limits.
+        let gate = request
+            .extensions()
+            .get::<Arc<Gate>>()
+            .cloned()
+            .unwrap_or_default();
         let (outbound, rx) = mpsc::channel(OUTBOUND_BUFFER);
         let link = GrpcLink {
             inbound: request.into_inner(),
             outbound,
+            gate,
         };
         tokio::spawn(session::run(self.state.clone(), link, peer));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -55,6 +100,7 @@ impl Agent for AgentService {
 struct GrpcLink {
     inbound: Streaming<AgentMessage>,
     outbound: mpsc::Sender<Result<ServerMessage, Status>>,
+    gate: Arc<Gate>,
 }
 
 #[async_trait]
@@ -80,5 +126,9 @@ impl AgentLink for GrpcLink {
 
     fn transport(&self) -> &'static str {
         "grpc"
+    }
+
+    fn authenticated(&mut self) {
+        self.gate.open();
     }
 }

@@ -10,9 +10,14 @@
 //! - `session`: the transport-agnostic session (hello, auth, welcome, the
 //!   message loop, heartbeats) written against [`AgentLink`].
 //! - `grpc`, `ws`: the two transports, one [`AgentLink`] each.
+//! - `preauth`: what a peer may make the relay hold before its `Hello` is
+//!   verified (and the budget of authenticated agents' large messages).
 //! - `rules`: what a due delivery becomes (send with this payload, settle
 //!   it, try later) and what an attempt came to: the one rule set both
 //!   senders below follow.
+//! - `gate`: how many deliveries may be under way per output (its
+//!   `concurrency`, one if `ordered`) and per agent (a fair share of its
+//!   `max_in_flight` for each output with work ready).
 //! - `pump/`: one task per connected group: asks the store what is due,
 //!   hands it to the group's agents within their `max_in_flight`, settles
 //!   acks, retries, and cuts off agents that never ack.
@@ -23,8 +28,10 @@
 //! - `retry`: which answers are retried, and when; writing settlements.
 
 mod ephemeral;
+mod gate;
 mod grpc;
 mod message;
+mod preauth;
 mod public;
 mod pump;
 mod retry;
@@ -43,6 +50,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 pub(crate) use ephemeral::{EphemeralPayload, EphemeralPayloads};
+pub(crate) use preauth::{Doorway, Limits as PreauthLimits};
 pub(crate) use wait::{Answer, Waiters};
 
 use crate::state::AppState;

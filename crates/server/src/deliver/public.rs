@@ -16,11 +16,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::gate::{Gate, Slots};
 use super::rules::{self, Fate, Payload, Sent};
 use super::Answer;
 use crate::state::AppState;
 
-/// Requests the server makes at once.
+/// Requests the server makes at once, across every public output.
 const CONCURRENCY: usize = 32;
 
 /// Runs until `cancel`; waits for the requests under way before returning.
@@ -41,12 +42,14 @@ pub(crate) async fn run(state: AppState, cancel: CancellationToken) {
         state: state.clone(),
         forwarder,
         held: HashSet::new(),
+        gate: Gate::default(),
+        slots: Slots::new(CONCURRENCY),
         tasks: JoinSet::new(),
     };
     let mut commits = state.store.commits();
     let mut next_look = Some(Instant::now());
     loop {
-        if next_look.is_some_and(|at| at <= Instant::now()) && worker.tasks.len() < CONCURRENCY {
+        if next_look.is_some_and(|at| at <= Instant::now()) && worker.slots.free() > 0 {
             next_look = worker.fill().await;
         }
         let timer = next_look.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -60,8 +63,8 @@ pub(crate) async fn run(state: AppState, cancel: CancellationToken) {
             }
             () = state.hub.public_wake.notified() => next_look = Some(Instant::now()),
             Some(done) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
-                if let Ok(key) = done {
-                    worker.held.remove(&key);
+                if let Ok((key, sent)) = done {
+                    worker.done(&key, sent);
                 }
                 next_look = Some(next_look.map_or(Instant::now(), |at| at.min(Instant::now())));
             }
@@ -85,8 +88,13 @@ struct Worker {
     forwarder: Arc<Forwarder>,
     /// Sent (or being settled) and not yet settled in the store.
     held: HashSet<DeliveryKey>,
-    /// Requests and settlements under way; each ends with its key.
-    tasks: JoinSet<DeliveryKey>,
+    /// Requests under way per output.
+    gate: Gate,
+    /// [`CONCURRENCY`], shared fairly among the outputs with work ready.
+    slots: Slots,
+    /// Requests and settlements under way; each ends with its key, and
+    /// whether it was a request (holding a slot).
+    tasks: JoinSet<(DeliveryKey, bool)>,
 }
 
 impl Worker {
@@ -96,7 +104,7 @@ impl Worker {
         let state = self.state.clone();
         let now = store::clock::now_ms();
         let shared = state.store.shared_dispatch();
-        let room = CONCURRENCY - self.tasks.len();
+        let room = self.slots.free();
         let limit = rules::due_limit(state.store.as_ref(), room, self.held.len());
         let batch = match state.store.due_public_deliveries(now, limit).await {
             Ok(batch) => batch,
@@ -111,12 +119,19 @@ impl Worker {
             if self.held.contains(&due.key) {
                 continue;
             }
-            if sends.len() == room {
+            self.gate.note_ready(&due.output);
+            let admitted = self.gate.output_has_room(&due.output)
+                && self.gate.slots_admit(&self.slots, &due.output.id, |_| true);
+            if !admitted {
                 self.settle_unsent(due.key, None, Settle::Released, shared);
                 continue;
             }
             match rules::fate(&state.hub.ephemeral, &due, shared, now) {
-                Fate::Send(payload) => sends.push((due, payload)),
+                Fate::Send(payload) => {
+                    self.gate.started(&due.output.id);
+                    self.slots.take(&due.output.id);
+                    sends.push((due, payload));
+                }
                 Fate::Settle(attempt, next) => self.settle_unsent(due.key, attempt, next, true),
                 Fate::Later(at) if shared => {
                     self.settle_unsent(due.key, None, Settle::RetryAt(at), true);
@@ -125,6 +140,10 @@ impl Worker {
             }
         }
         if !sends.is_empty() && !self.mark(&sends).await {
+            for (due, _) in &sends {
+                self.gate.finished(&due.output.id);
+                self.slots.give_back(&due.output.id);
+            }
             return Some(Instant::now() + rules::STORE_RETRY);
         }
         for (due, payload) in sends {
@@ -137,7 +156,8 @@ impl Worker {
                 due,
                 payload,
             );
-            self.tasks.spawn(task.instrument(span));
+            self.tasks
+                .spawn(async move { (task.await, true) }.instrument(span));
         }
         wake.map(|at| {
             let wait = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
@@ -178,8 +198,17 @@ impl Worker {
         let state = self.state.clone();
         self.tasks.spawn(async move {
             rules::record(&state, &key, attempt, next).await;
-            key
+            (key, false)
         });
+    }
+
+    /// A task ended: its delivery is settled, and a request's slot free.
+    fn done(&mut self, key: &DeliveryKey, sent: bool) {
+        self.held.remove(key);
+        if sent {
+            self.gate.finished(&key.output);
+            self.slots.give_back(&key.output);
+        }
     }
 }
 

@@ -271,6 +271,8 @@ mod tests {
             timeout_ms: 1_000,
             headers: Default::default(),
             retry: RetryPolicy::default(),
+            concurrency: Output::DEFAULT_CONCURRENCY,
+            ordered: false,
             created_at: 0,
         };
         DueDelivery {

@@ -37,6 +37,9 @@ pub(crate) trait AgentLink: Send {
     async fn recv(&mut self) -> Option<Result<FromAgent, LinkError>>;
     async fn send(&mut self, message: proto::ServerMessage) -> Result<(), LinkError>;
     fn transport(&self) -> &'static str;
+    /// The agent's `Hello` was verified: lift the pre-authentication
+    /// limits (`preauth`) off its stream.
+    fn authenticated(&mut self);
 }
 
 /// A refusal sent as `Error` before closing.
@@ -62,26 +65,30 @@ pub(crate) async fn run(state: AppState, link: impl AgentLink, peer: Option<Sock
 }
 
 async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAddr>) {
-    let hello = match timeout(proto::HELLO_TIMEOUT, link.recv()).await {
-        Ok(Some(Ok(FromAgent::Hello(hello)))) => hello,
-        Ok(Some(Ok(_))) => {
-            return refuse(
-                &mut link,
-                Refusal::new("bad_request", "the first message must be Hello"),
-            )
-            .await
-        }
-        Ok(Some(Err(err))) => {
-            return refuse(&mut link, Refusal::new("bad_request", err.to_string())).await
-        }
-        Ok(None) => return,
-        Err(_) => return refuse(&mut link, Refusal::new("too_slow", "no Hello in time")).await,
-    };
     let client = peer.map_or(IpAddr::from([127, 0, 0, 1]), |p| p.ip());
-    let accepted = match accept(&state, &hello, client).await {
-        Ok(accepted) => accepted,
-        Err(refusal) => return refuse(&mut link, refusal).await,
+    // Until its Hello is verified the session holds a place among the
+    // unauthenticated, and gives way when newer ones need it.
+    let admission = state
+        .preauth
+        .admit(peer.unwrap_or_else(|| SocketAddr::from((client, 0))));
+    let greeted = tokio::select! {
+        () = admission.evicted.cancelled() => return,
+        greeted = hello_and_accept(&state, &mut link, client, &admission) => greeted,
     };
+    let (hello, accepted) = match greeted {
+        Ok(greeted) => greeted,
+        Err(None) => return,
+        Err(Some(refusal)) => {
+            // Still unauthenticated: the refusal gives way like the rest.
+            tokio::select! {
+                () = admission.evicted.cancelled() => {}
+                () = refuse(&mut link, refusal) => {}
+            }
+            return;
+        }
+    };
+    drop(admission);
+    link.authenticated();
     let number = state.hub.next_agent_number();
     let max_in_flight = match hello.max_in_flight {
         0 => proto::DEFAULT_MAX_IN_FLIGHT,
@@ -118,6 +125,31 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
     }
     state.hub.leave(state.store.as_ref(), number, &cmds).await;
     tracing::info!(agent = %info.id, "agent disconnected");
+}
+
+/// The pre-authentication phase: `Hello` within [`proto::HELLO_TIMEOUT`],
+/// then its credentials and subscription. `Err(None)`: the stream ended.
+async fn hello_and_accept(
+    state: &AppState,
+    link: &mut impl AgentLink,
+    client: IpAddr,
+    admission: &super::preauth::Admission,
+) -> Result<(pb::Hello, Accepted), Option<Refusal>> {
+    let hello = match timeout(proto::HELLO_TIMEOUT, link.recv()).await {
+        Ok(Some(Ok(FromAgent::Hello(hello)))) => hello,
+        Ok(Some(Ok(_))) => {
+            return Err(Some(Refusal::new(
+                "bad_request",
+                "the first message must be Hello",
+            )))
+        }
+        Ok(Some(Err(err))) => return Err(Some(Refusal::new("bad_request", err.to_string()))),
+        Ok(None) => return Err(None),
+        Err(_) => return Err(Some(Refusal::new("too_slow", "no Hello in time"))),
+    };
+    admission.verifying();
+    let accepted = accept(state, &hello, client).await.map_err(Some)?;
+    Ok((hello, accepted))
 }
 
 /// Sends within [`proto::SILENCE_LIMIT`]: a peer that stops reading must not

@@ -2,16 +2,29 @@
 //! binary frame (see `proto`). Text frames break the protocol; the
 //! WebSocket's own ping/pong is answered by the library and otherwise
 //! ignored (the protocol has its own heartbeats).
+//!
+//! The upgrade is done here rather than by axum's `WebSocketUpgrade` so the
+//! connection can be read through the pre-authentication meter
+//! (`preauth`): tungstenite's message limit is fixed when the socket is
+//! made, and before `Hello` it must be a few KiB, not 32 MiB.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use hyper_util::rt::TokioIo;
 use proto::{agent_message, ServerMessage};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
+use super::preauth::{self, Gate, GatedIo, Meter};
 use super::session::{self, AgentLink, LinkError};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// What an agent's socket reads into at a time. An agent sends acks and
@@ -20,27 +33,78 @@ use crate::state::AppState;
 /// larger message is still read whole, in more reads.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
+type Socket = WebSocketStream<GatedIo<TokioIo<hyper::upgrade::Upgraded>>>;
+
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
-    let peer = Some(peer);
-    ws.max_message_size(proto::MAX_MESSAGE_BYTES)
-        .max_frame_size(proto::MAX_MESSAGE_BYTES)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| session::run(state, WsLink { socket }, peer))
+    let Some(accept) = accept_key(request.headers()) else {
+        return ApiError::invalid_request("expected a WebSocket upgrade (RFC 6455)")
+            .into_response();
+    };
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return ApiError::invalid_request("this connection cannot be upgraded").into_response();
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let gate = Arc::new(Gate::default());
+        let meter = Meter::new(
+            preauth::WebSocket::default(),
+            Arc::clone(&gate),
+            state.preauth.budget(),
+        );
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(proto::MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(proto::MAX_MESSAGE_BYTES))
+            .read_buffer_size(READ_BUFFER_BYTES);
+        let io = GatedIo::new(TokioIo::new(upgraded), meter);
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        session::run(state, WsLink { socket, gate }, Some(peer)).await;
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    response
+}
+
+/// The `Sec-WebSocket-Accept` answering a valid version-13 upgrade request.
+fn accept_key(headers: &HeaderMap) -> Option<HeaderValue> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has(header::CONNECTION, "upgrade")
+        || !has(header::UPGRADE, "websocket")
+        || headers.get(header::SEC_WEBSOCKET_VERSION)? != "13"
+    {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    HeaderValue::from_str(&accept).ok()
 }
 
 struct WsLink {
-    socket: WebSocket,
+    socket: Socket,
+    gate: Arc<Gate>,
 }
 
 #[async_trait]
 impl AgentLink for WsLink {
     async fn recv(&mut self) -> Option<Result<agent_message::Kind, LinkError>> {
         loop {
-            let frame = match self.socket.recv().await? {
+            let frame = match self.socket.next().await? {
                 Ok(frame) => frame,
                 Err(err) => return Some(Err(LinkError::Transport(err.to_string()))),
             };
@@ -51,7 +115,7 @@ impl AgentLink for WsLink {
                 Message::Text(_) => Some(Err(LinkError::Protocol(
                     "text frames are not part of the protocol".into(),
                 ))),
-                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 Message::Close(_) => None,
             };
         }
@@ -66,5 +130,9 @@ impl AgentLink for WsLink {
 
     fn transport(&self) -> &'static str {
         "ws"
+    }
+
+    fn authenticated(&mut self) {
+        self.gate.open();
     }
 }

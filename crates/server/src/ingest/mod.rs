@@ -10,7 +10,7 @@ pub(crate) mod bucket_auth;
 mod pipeline;
 mod rate;
 
-pub(crate) use pipeline::{client_ip, stored_headers};
+pub(crate) use pipeline::stored_headers;
 pub(crate) use rate::RefusalBlocks;
 
 use std::net::SocketAddr;

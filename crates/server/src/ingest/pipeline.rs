@@ -5,7 +5,7 @@
 //! a delivery id only with the stored event (step 10), so a request that
 //! fails its signature can never poison it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -54,7 +54,7 @@ pub(super) async fn run(
             return Err(rejection(Rejection::UnsupportedMediaType));
         }
     }
-    let client_ip = client_ip(&state.config.trusted_proxies, peer, &parts.headers);
+    let client_ip = crate::client::client_ip(&state.config.trusted_proxies, peer, &parts.headers);
     let gate = rate::check(state, route, client_ip).await?;
     let raw_query = parts.uri.query().unwrap_or("");
     let (verdict, handshake) = match check_sender(state, route, &parts, &body).await {
@@ -280,24 +280,6 @@ async fn collect(
         }
     }
     Ok(Some(buf))
-}
-
-/// The client's address: the socket peer, or, behind a trusted proxy, the
-/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub(crate) fn client_ip(trusted: &[IpAddr], peer: SocketAddr, headers: &http::HeaderMap) -> IpAddr {
-    let peer_ip = peer.ip();
-    if !trusted.contains(&peer_ip) {
-        return peer_ip;
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .unwrap_or(peer_ip)
 }
 
 /// Headers as stored with the event: names lower-case (hyper's), values as

@@ -171,6 +171,8 @@ pub fn output_in(bucket: &Bucket) -> Output {
         timeout_ms: 10_000,
         headers: BTreeMap::new(),
         retry: RetryPolicy::default(),
+        concurrency: Output::DEFAULT_CONCURRENCY,
+        ordered: false,
         created_at: now(),
     }
 }

@@ -59,7 +59,8 @@ impl Inner {
     // ---- buckets ----
 
     fn bucket_record(&self, b: &Bucket) -> Result<(String, Vec<u8>)> {
-        let (auth, _) = sealed::seal_bucket_auth(&self.crypto, b.id.as_str(), &to_json(&b.auth)?)?;
+        let (auth, _) =
+            sealed::seal_bucket_auth(&self.crypto, b.id.as_str(), &to_json(&b.auth.sealable())?)?;
         let mut plain = b.clone();
         plain.auth = BucketAuth::None;
         Ok((to_json(&plain)?, auth))

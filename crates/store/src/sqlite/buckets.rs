@@ -27,7 +27,7 @@ fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<
 
 /// A bucket's auth settings, sealed, and the key that sealed them.
 fn sealed_auth(b: &Bucket, keys: &Keyring) -> Result<(Vec<u8>, u32)> {
-    let (auth, key) = sealed::seal_bucket_auth(keys, b.id.as_str(), &to_json(&b.auth)?)?;
+    let (auth, key) = sealed::seal_bucket_auth(keys, b.id.as_str(), &to_json(&b.auth.sealable())?)?;
     Ok((auth, key.0))
 }
 
@@ -326,8 +326,8 @@ impl Buckets for SqliteStore {
             let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
             conn.prepare_cached(
                 "INSERT INTO outputs (id, tenant, bucket, url, internal, timeout_ms, headers,
-                                      retry, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                      retry, created_at, concurrency, ordered)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -340,6 +340,8 @@ impl Buckets for SqliteStore {
                     headers,
                     retry,
                     o.created_at,
+                    o.concurrency,
+                    o.ordered,
                 ])
             })
             .map_err(db_err)?;
@@ -380,7 +382,7 @@ impl Buckets for SqliteStore {
             changed(
                 conn,
                 "UPDATE outputs SET url = ?3, internal = ?4, timeout_ms = ?5, headers = ?6,
-                        retry = ?7
+                        retry = ?7, concurrency = ?8, ordered = ?9
                  WHERE tenant = ?1 AND id = ?2",
                 params![
                     o.tenant.as_str(),
@@ -389,7 +391,9 @@ impl Buckets for SqliteStore {
                     o.internal,
                     int(o.timeout_ms),
                     headers,
-                    retry
+                    retry,
+                    o.concurrency,
+                    o.ordered
                 ],
             )
             .map(drop)

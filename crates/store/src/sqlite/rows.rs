@@ -27,7 +27,7 @@ pub(super) const BUCKET_COLS: &str =
 pub(super) const INPUT_COLS: &str = "id, tenant, bucket, name, integration, generic_hmac, \
     secrets, response, enabled, body_limit, rate_limit, timestamp_tolerance_seconds, created_at, handshakes";
 pub(super) const OUTPUT_COLS: &str =
-    "id, tenant, bucket, url, internal, timeout_ms, headers, retry, created_at";
+    "id, tenant, bucket, url, internal, timeout_ms, headers, retry, created_at, concurrency, ordered";
 pub(super) const TOKEN_COLS: &str =
     "key, tenant, scope, buckets, mode, description, secret_hash, created_at";
 pub(super) const EVENT_COLS: &str = "id, tenant, bucket, input, integration, received_at, \
@@ -215,6 +215,8 @@ pub(super) fn output(row: &Row<'_>) -> Result<Output> {
         headers: json(row, 6)?,
         retry: json(row, 7)?,
         created_at: col(row, 8)?,
+        concurrency: col(row, 9)?,
+        ordered: col(row, 10)?,
     })
 }
 

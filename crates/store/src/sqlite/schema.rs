@@ -17,7 +17,13 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
+const V2: &str = "
+ALTER TABLE outputs ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 16;
+ALTER TABLE outputs ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0
+";
 
 /// How long a connection waits on a lock before failing `Unavailable`. Only
 /// checkpoints and the rare reader-vs-recovery race ever wait.
@@ -35,11 +41,11 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// ~40 MiB the autocheckpoint lets it reach in steady state.
 const WAL_SIZE_LIMIT_BYTES: i64 = 64 << 20;
 
-/// Provider handshakes and functions (issue 16). `events.marks` is
+/// Provider handshakes and event marks (issue 16). `events.marks` is
 /// `model::EventMarks` as JSON, NULL when nothing is marked (nearly every
 /// event); it comes after `payload`, which the open-time scans never reach,
 /// and is read only with the payload.
-const V2: &str = "
+const V3: &str = "
 ALTER TABLE events ADD COLUMN marks TEXT;
 ALTER TABLE inputs ADD COLUMN handshakes INTEGER NOT NULL DEFAULT 1;
 ";
@@ -348,7 +354,7 @@ mod tests {
         let last_scanned = scanned.iter().map(|c| at(c)).max().unwrap();
         let first_large = large.iter().map(|c| at(c)).min().unwrap();
         assert!(last_scanned < first_large, "{columns:?}");
-        // Only V2's small `marks` follows the payload.
+        // Only V3's small `marks` follows the payload.
         let after: Vec<&str> = columns[at("payload") + 1..]
             .iter()
             .map(String::as_str)

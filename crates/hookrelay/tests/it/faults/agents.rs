@@ -25,13 +25,18 @@ const DELIVERIES_BEFORE_KILL: usize = 20;
 const KILL_DELAY_MS: (u64, u64) = (0, 250);
 
 /// A `hookrelay agent` child process; SIGKILLed and reaped on drop.
-struct Agent(Option<Child>);
+pub(super) struct Agent(Option<Child>);
 
 impl Agent {
     fn start(server: &str, token: &str) -> Agent {
+        Agent::start_with(server, token, &["--bucket", "agents"])
+    }
+
+    /// An agent with `args` after its server and token.
+    pub(super) fn start_with(server: &str, token: &str, args: &[&str]) -> Agent {
         let child = Command::new(BIN)
             .args(["agent", "--server", server, "--token", token])
-            .args(["--bucket", "agents"])
+            .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("HOOKRELAY_TOKEN")
             .stdout(Stdio::null())

@@ -50,11 +50,12 @@ fn nofile(pid: u32) -> (u64, u64) {
 }
 
 /// Raises this process's soft open-file limit to its hard limit when it is
-/// too low (the child `serve` inherits it); fails if even that is too low.
-fn ensure_open_files() {
+/// below `needed` (the child `serve` inherits it); fails if even that is
+/// too low.
+pub(super) fn ensure_open_files(needed: u64) {
     let me = std::process::id();
     let (soft, hard) = nofile(me);
-    if soft < FILES_NEEDED {
+    if soft < needed {
         let status = std::process::Command::new("prlimit")
             .arg(format!("--pid={me}"))
             .arg(format!("--nofile={hard}:{hard}"))
@@ -64,9 +65,8 @@ fn ensure_open_files() {
     }
     let (soft, _) = nofile(me);
     assert!(
-        soft >= FILES_NEEDED,
-        "this test holds {IDLE} connections and needs `ulimit -n` >= {FILES_NEEDED} (hard limit \
-         {hard}); raise it and run again"
+        soft >= needed,
+        "this test needs `ulimit -n` >= {needed} (hard limit {hard}); raise it and run again"
     );
 }
 
@@ -166,7 +166,7 @@ async fn loris(addr: String, path: String) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_and_slow_loris_do_not_starve_senders() {
     let started = Instant::now();
-    ensure_open_files();
+    ensure_open_files(FILES_NEEDED);
     let data = tempfile::tempdir().expect("a data dir");
     let timeout = HEADER_READ_TIMEOUT_SECS.to_string();
     let serve = start_serve(data.path().to_owned(), &["--header-read-timeout", &timeout]).await;

@@ -10,15 +10,22 @@
 //!   for an event that is not stored; freeing space recovers it.
 //! - `loris`: 10,000 idle connections and slow-loris clients do not
 //!   starve real senders.
+//! - `bcrypt` (issue 19): a credential flood from one network does not
+//!   starve a caller from another in the bcrypt pool.
+//! - `preauth` (issue 19): a flood of unauthenticated gRPC streams and
+//!   WebSockets announcing 32 MiB messages leaves the relay's RSS under
+//!   100 MiB while real agents connect and receive.
 //!
 //! Each test prints one `faults:` summary line (`cargo test -- --nocapture`
 //! shows it). Shared here (the cluster tests use the admin client too): the admin API client, the load generator that
 //! records which markers were acknowledged, and the tallies.
 
 mod agents;
+mod bcrypt;
 mod disk;
 mod kill;
 mod loris;
+mod preauth;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

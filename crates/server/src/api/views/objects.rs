@@ -202,6 +202,8 @@ pub(crate) struct OutputOut {
     timeout_ms: u64,
     headers: BTreeMap<String, String>,
     retry: RetryPolicy,
+    concurrency: u32,
+    ordered: bool,
     created_at: i64,
 }
 
@@ -216,6 +218,8 @@ impl From<&Output> for OutputOut {
             timeout_ms,
             headers,
             retry,
+            concurrency,
+            ordered,
             created_at,
         } = o;
         OutputOut {
@@ -227,6 +231,8 @@ impl From<&Output> for OutputOut {
             timeout_ms: *timeout_ms,
             headers: headers.clone(),
             retry: *retry,
+            concurrency: *concurrency,
+            ordered: *ordered,
             created_at: *created_at,
         }
     }

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Pump;
+use crate::deliver::gate::Slots;
 use crate::deliver::rules::{self, Sent};
 use crate::deliver::{Answer, Slot};
 
@@ -21,18 +22,37 @@ pub(super) struct Agent {
     pub(super) slot: Slot,
     /// By the id of the `Deliver` it was sent.
     pub(super) in_flight: HashMap<String, InFlight>,
+    /// Its `max_in_flight`, and what each output holds of it.
+    pub(super) slots: Slots,
 }
 
 impl Agent {
     pub(super) fn new(slot: Slot) -> Self {
+        let max = slot.info.max_in_flight as usize;
         Agent {
             slot,
             in_flight: HashMap::new(),
+            slots: Slots::new(max),
         }
     }
 
     pub(super) fn free(&self) -> usize {
-        (self.slot.info.max_in_flight as usize).saturating_sub(self.in_flight.len())
+        self.slots.free()
+    }
+
+    /// Records a delivery sent to this agent.
+    pub(super) fn hold(&mut self, delivery_id: String, f: InFlight) {
+        self.slots.take(&f.sent.key.output);
+        self.in_flight.insert(delivery_id, f);
+        self.publish_count();
+    }
+
+    /// Takes back a delivery this agent held (acked).
+    pub(super) fn release(&mut self, delivery_id: &str) -> Option<InFlight> {
+        let f = self.in_flight.remove(delivery_id)?;
+        self.slots.give_back(&f.sent.key.output);
+        self.publish_count();
+        Some(f)
     }
 
     pub(super) fn serves(&self, bucket: &BucketId) -> bool {
@@ -92,10 +112,9 @@ impl Pump {
             return;
         };
         // Unknown ids are acks of deliveries already taken back: ignored.
-        let Some(f) = agent.in_flight.remove(&ack.delivery_id) else {
+        let Some(f) = agent.release(&ack.delivery_id) else {
             return;
         };
-        agent.publish_count();
         let now = store::clock::now_ms();
         let (attempt, next) = rules::attempt_of_ack(&ack, &f.sent, now);
         if f.sent.want_response {
@@ -106,8 +125,14 @@ impl Pump {
         self.settle(f, Some(attempt), next);
     }
 
-    /// Writes a settlement; the delivery stays held until it is written.
+    /// Writes the settlement of a delivery that was out (its output's
+    /// place under way is free at once); it stays held until written.
     pub(super) fn settle(&mut self, f: InFlight, attempt: Option<Attempt>, next: Settle) {
+        self.gate.finished(&f.sent.key.output);
+        self.write_settlement(f, attempt, next);
+    }
+
+    fn write_settlement(&mut self, f: InFlight, attempt: Option<Attempt>, next: Settle) {
         let state = self.state.clone();
         let mut marked = f.marked;
         let key = f.sent.key;
@@ -139,7 +164,7 @@ impl Pump {
             marked: rx,
         };
         self.held.insert(f.sent.key.clone());
-        self.settle(f, attempt, next);
+        self.write_settlement(f, attempt, next);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Reading what is due for the group's buckets and sending it: each due
-//! delivery becomes what `rules::fate` says, and one sent goes to the agent
-//! of the group with the most room that serves its bucket.
+//! delivery becomes what `rules::fate` says, within what `gate` admits,
+//! and one sent goes to the agent of the group with the most room that
+//! serves its bucket and has room for its output.
 
 use std::sync::Arc;
 
@@ -16,11 +17,18 @@ use crate::deliver::rules::{self, Fate, Sent};
 /// What became of one due delivery.
 enum Outcome {
     Sent(DeliveryKey),
-    /// No agent could take it; handed back for a claim's release.
+    /// No agent has a free slot; handed back for a claim's release.
     NoRoom(DeliveryKey),
+    /// Its output (or its share of the agents) is full: later rows of
+    /// other outputs may still go.
+    Gated(DeliveryKey),
     /// Settled without sending, or left for later.
     Skipped,
 }
+
+/// The most due rows one look reads when the first rows are all of full
+/// outputs (an ordered output's backlog, a dead destination's retries).
+const MAX_LOOK: usize = 4_096;
 
 impl Pump {
     pub(super) async fn dispatch(&mut self) {
@@ -30,49 +38,8 @@ impl Pump {
         let mut marks = Vec::new();
         let buckets: Vec<BucketId> = self.buckets.iter().cloned().collect();
         for bucket in buckets {
-            let free: usize = self
-                .agents
-                .iter()
-                .filter(|a| a.serves(&bucket))
-                .map(acks::Agent::free)
-                .sum();
-            if free == 0 {
-                continue;
-            }
-            let limit = rules::due_limit(self.state.store.as_ref(), free, self.held.len());
-            let batch = self
-                .state
-                .store
-                .due_deliveries(&self.tenant, &bucket, Some(&self.group), now, limit)
+            self.dispatch_bucket(&bucket, now, &mark_rx, &mut marks)
                 .await;
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(err) => {
-                    tracing::warn!(%err, "could not read due deliveries");
-                    self.wake_by(now + rules::STORE_RETRY.as_millis() as i64);
-                    continue;
-                }
-            };
-            if let Some(at) = batch.next_at {
-                self.wake_by(at);
-            }
-            let mut due = batch.due.into_iter();
-            for one in due.by_ref() {
-                if self.held.contains(&one.key) {
-                    continue;
-                }
-                match self.send(&bucket, one, &mark_rx, now).await {
-                    Outcome::Sent(key) => marks.push(key),
-                    Outcome::NoRoom(key) => {
-                        self.release_claim(key);
-                        break;
-                    }
-                    Outcome::Skipped => {}
-                }
-            }
-            for unsent in due {
-                self.release_claim(unsent.key);
-            }
         }
         if marks.is_empty() {
             return;
@@ -86,6 +53,77 @@ impl Pump {
         });
     }
 
+    /// Sends what is due in one bucket. When every row read was of a full
+    /// output, reads further (up to [`MAX_LOOK`]) so that one output's
+    /// backlog never hides another's work.
+    async fn dispatch_bucket(
+        &mut self,
+        bucket: &BucketId,
+        now: i64,
+        mark_rx: &watch::Receiver<bool>,
+        marks: &mut Vec<DeliveryKey>,
+    ) {
+        let free = |pump: &Pump| -> usize {
+            pump.agents
+                .iter()
+                .filter(|a| a.serves(bucket))
+                .map(acks::Agent::free)
+                .sum()
+        };
+        let mut room = free(self);
+        while room > 0 {
+            let limit = rules::due_limit(self.state.store.as_ref(), room, self.held.len());
+            let batch = self
+                .state
+                .store
+                .due_deliveries(&self.tenant, bucket, Some(&self.group), now, limit)
+                .await;
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(%err, "could not read due deliveries");
+                    self.wake_by(now + rules::STORE_RETRY.as_millis() as i64);
+                    return;
+                }
+            };
+            if let Some(at) = batch.next_at {
+                self.wake_by(at);
+            }
+            let full = batch.due.len() >= limit;
+            let (mut sent, mut gated) = (0, 0);
+            let mut due = batch.due.into_iter();
+            for one in due.by_ref() {
+                if self.held.contains(&one.key) {
+                    continue;
+                }
+                match self.send(bucket, one, mark_rx, now).await {
+                    Outcome::Sent(key) => {
+                        marks.push(key);
+                        sent += 1;
+                    }
+                    Outcome::NoRoom(key) => {
+                        self.release_claim(key);
+                        break;
+                    }
+                    Outcome::Gated(key) => {
+                        self.release_claim(key);
+                        gated += 1;
+                    }
+                    Outcome::Skipped => {}
+                }
+            }
+            for unsent in due {
+                self.release_claim(unsent.key);
+            }
+            room = free(self);
+            let look_further = full && sent == 0 && gated > 0 && limit < MAX_LOOK;
+            if !look_further {
+                return;
+            }
+            room = (room * 4).max(limit * 4).min(MAX_LOOK);
+        }
+    }
+
     async fn send(
         &mut self,
         bucket: &BucketId,
@@ -93,15 +131,25 @@ impl Pump {
         marked: &watch::Receiver<bool>,
         now: i64,
     ) -> Outcome {
+        self.gate.note_ready(&due.output);
+        if !self.agents.iter().any(|a| a.serves(bucket) && a.free() > 0) {
+            return Outcome::NoRoom(due.key);
+        }
+        if !self.gate.output_has_room(&due.output) {
+            return Outcome::Gated(due.key);
+        }
+        let gate = &self.gate;
         let Some(at) = self
             .agents
             .iter()
             .enumerate()
-            .filter(|(_, a)| a.serves(bucket) && a.free() > 0)
+            .filter(|(_, a)| {
+                a.serves(bucket) && gate.slots_admit(&a.slots, &due.output.id, |b| a.serves(b))
+            })
             .max_by_key(|(_, a)| a.free())
             .map(|(i, _)| i)
         else {
-            return Outcome::NoRoom(due.key);
+            return Outcome::Gated(due.key);
         };
         let shared = self.state.store.shared_dispatch();
         let payload = match rules::fate(&self.state.hub.ephemeral, &due, shared, now) {
@@ -127,20 +175,18 @@ impl Pump {
         if agent.slot.tx.try_send(message).is_err() {
             return Outcome::NoRoom(due.key);
         }
-        agent.in_flight.insert(
-            delivery_id,
-            InFlight {
-                sent: Sent {
-                    key: due.key.clone(),
-                    tries: due.tries,
-                    retry: due.output.retry,
-                    want_response,
-                },
-                deadline: acks::deadline(due.output.timeout_ms),
-                marked: marked.clone(),
+        let f = InFlight {
+            sent: Sent {
+                key: due.key.clone(),
+                tries: due.tries,
+                retry: due.output.retry,
+                want_response,
             },
-        );
-        agent.publish_count();
+            deadline: acks::deadline(due.output.timeout_ms),
+            marked: marked.clone(),
+        };
+        agent.hold(delivery_id, f);
+        self.gate.started(&due.output.id);
         self.held.insert(due.key.clone());
         Outcome::Sent(due.key)
     }

@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::gate::Gate;
 use super::Slot;
 use crate::state::AppState;
 use acks::Agent;
@@ -71,6 +72,7 @@ impl PumpHandle {
             agents: Vec::new(),
             buckets: HashSet::new(),
             held: HashSet::new(),
+            gate: Gate::default(),
             next_dispatch: 0,
             settling: JoinSet::new(),
             wake_at: None,
@@ -96,6 +98,8 @@ struct Pump {
     buckets: HashSet<BucketId>,
     /// Sent and not yet settled in the store.
     held: HashSet<DeliveryKey>,
+    /// Deliveries under way per output, across the group's agents here.
+    gate: Gate,
     next_dispatch: u64,
     settling: JoinSet<DeliveryKey>,
     /// When a retry waiting out its backoff becomes due (store time, ms).

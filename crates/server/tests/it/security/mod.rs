@@ -6,11 +6,17 @@
 //!   addresses, by literal, by name or by redirect;
 //! - `poll_oracle`: a wrong poll secret costs the same for a known and an
 //!   unknown tenant (a regression test);
+//! - `caps` (issue 19): secrets per input and per integration, output
+//!   headers, each refused 400 naming the field;
+//! - `token_oracle` (issue 19): a wrong secret costs the same for a known
+//!   and an unknown token key (a decoy bcrypt check);
 //! - `smuggling`: ambiguous request framing on the ingest route is refused
 //!   or read one safe way, and never yields a second, hidden request.
 
+mod caps;
 mod poll_oracle;
 mod probing;
 pub(super) mod routes;
 mod smuggling;
 mod ssrf;
+mod token_oracle;

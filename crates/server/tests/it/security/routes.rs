@@ -111,6 +111,8 @@ const fn outside(method: &'static str, route: &'static str, why: &'static str) -
 const PUBLIC_INGEST: &str =
     "public ingest takes no credentials; unknown ids answer like known ones (ingest tests)";
 const OPERATIONS: &str = "operations route: no credentials, no tenant data";
+const DASHBOARD: &str = "dashboard: a cookie session that calls the API in-process with its \
+    credential (the API's own checks); tenant isolation in tests/browser";
 
 /// Every route the routers declare, and how it is probed.
 pub(super) const ROUTES: &[Route] = &[
@@ -296,6 +298,41 @@ pub(super) const ROUTES: &[Route] = &[
     // Last, as it makes A a bucket named like B's, which the by-name probe
     // above would then find: A may take B's bucket name (no conflict leaks).
     listing("POST", "/v1/buckets", Some(r#"{"name": "prod"}"#)),
+    outside("ANY", "/ui/{*rest}", DASHBOARD),
+    outside("GET", "/ui", DASHBOARD),
+    outside("GET", "/ui/", DASHBOARD),
+    outside("GET", "/ui/agents", DASHBOARD),
+    outside("GET", "/ui/assets/icon.svg", DASHBOARD),
+    outside("GET", "/ui/assets/ui.css", DASHBOARD),
+    outside("GET", "/ui/assets/ui.js", DASHBOARD),
+    outside("GET", "/ui/buckets", DASHBOARD),
+    outside("GET", "/ui/buckets/{id}", DASHBOARD),
+    outside("GET", "/ui/events/resend", DASHBOARD),
+    outside("GET", "/ui/events/{id}", DASHBOARD),
+    outside("GET", "/ui/events/{id}/raw", DASHBOARD),
+    outside("GET", "/ui/inputs/{id}", DASHBOARD),
+    outside("GET", "/ui/outputs/{id}", DASHBOARD),
+    outside("GET", "/ui/signin", DASHBOARD),
+    outside("GET", "/ui/tail", DASHBOARD),
+    outside("GET", "/ui/tokens", DASHBOARD),
+    outside("POST", "/ui/buckets", DASHBOARD),
+    outside("POST", "/ui/buckets/{id}", DASHBOARD),
+    outside("POST", "/ui/buckets/{id}/delete", DASHBOARD),
+    outside("POST", "/ui/buckets/{id}/inputs", DASHBOARD),
+    outside("POST", "/ui/buckets/{id}/outputs", DASHBOARD),
+    outside("POST", "/ui/events/resend", DASHBOARD),
+    outside("POST", "/ui/events/{id}/resend", DASHBOARD),
+    outside("POST", "/ui/inputs/{id}", DASHBOARD),
+    outside("POST", "/ui/inputs/{id}/delete", DASHBOARD),
+    outside("POST", "/ui/outputs/{id}", DASHBOARD),
+    outside("POST", "/ui/outputs/{id}/delete", DASHBOARD),
+    outside("POST", "/ui/signin", DASHBOARD),
+    outside("POST", "/ui/signout", DASHBOARD),
+    outside("POST", "/ui/tenant", DASHBOARD),
+    outside("POST", "/ui/tokens", DASHBOARD),
+    outside("POST", "/ui/tokens/{key}", DASHBOARD),
+    outside("POST", "/ui/tokens/{key}/delete", DASHBOARD),
+    outside("POST", "/ui/tokens/{key}/rotate", DASHBOARD),
 ];
 
 /// Request pairs (B's real id, a random one) timed per probe.

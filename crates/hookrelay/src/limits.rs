@@ -1,0 +1,46 @@
+//! `serve`'s flags for what unauthenticated peers may make the relay hold
+//! (DESIGN §7, issue 19); the README's limits table lists them with every
+//! fixed bound.
+
+use clap::Args;
+
+const MIB: usize = 1024 * 1024;
+
+/// The flags (the TOML file's keys of the same names fill what they leave
+/// unset).
+#[derive(Args, Debug, Default)]
+pub(crate) struct LimitArgs {
+    /// Agent streams and WebSocket connections whose Hello is not yet
+    /// verified, server-wide; beyond it the oldest is closed [default: 1024].
+    #[arg(long, env = "HOOKRELAY_MAX_UNAUTHENTICATED_AGENTS")]
+    pub(crate) max_unauthenticated_agents: Option<usize>,
+    /// The same, per client IP (an IPv6 client's /64) [default: 16].
+    #[arg(long, env = "HOOKRELAY_MAX_UNAUTHENTICATED_AGENTS_PER_IP")]
+    pub(crate) max_unauthenticated_agents_per_ip: Option<usize>,
+    /// MiB of large agent messages (64 KiB and up) received at once,
+    /// server-wide; at least 32 [default: 256].
+    #[arg(long, env = "HOOKRELAY_AGENT_MESSAGE_BUDGET_MIB")]
+    pub(crate) agent_message_budget_mib: Option<usize>,
+}
+
+impl LimitArgs {
+    /// Applies what the flags (or else the file) set to `config`.
+    pub(crate) fn apply(&self, file: &LimitArgs, config: &mut server::Config) {
+        let pick = |flag: Option<usize>, file: Option<usize>| flag.or(file).map(|n| n.max(1));
+        if let Some(n) = pick(
+            self.max_unauthenticated_agents,
+            file.max_unauthenticated_agents,
+        ) {
+            config.max_unauthenticated_agents = n;
+        }
+        if let Some(n) = pick(
+            self.max_unauthenticated_agents_per_ip,
+            file.max_unauthenticated_agents_per_ip,
+        ) {
+            config.max_unauthenticated_agents_per_ip = n;
+        }
+        if let Some(n) = pick(self.agent_message_budget_mib, file.agent_message_budget_mib) {
+            config.agent_message_budget = n.max(32) * MIB;
+        }
+    }
+}
