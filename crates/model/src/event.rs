@@ -26,6 +26,8 @@ pub struct NewEvent {
     pub event_type: Option<String>,
     pub event_count: u32,
     pub verified: bool,
+    /// What ingest decided beyond the request itself.
+    pub marks: EventMarks,
     /// Dedup window for `delivery_id`, in ms: the store records the id and
     /// refuses a second event with it inside the window.
     pub dedup_window_ms: i64,
@@ -76,6 +78,37 @@ pub struct Event {
     pub event_type: Option<String>,
     pub event_count: u32,
     pub verified: bool,
+    pub marks: EventMarks,
+}
+
+/// What ingest decided about an event beyond the request itself (DESIGN
+/// §14): a provider handshake the relay answered, an input function that
+/// stopped forwarding or failed. Stored beside the event's plain fields; a
+/// marked `handshake` or `stopped` event has no deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EventMarks {
+    /// A provider URL-verification handshake, answered by the relay.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub handshake: bool,
+    /// The input's function called `StopForwarding()`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+    /// Why the input's function failed; the event went on unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_error: Option<String>,
+}
+
+impl EventMarks {
+    /// Whether the event is delivered to its bucket's outputs.
+    pub fn delivers(&self) -> bool {
+        !self.handshake && !self.stopped
+    }
+
+    /// Whether nothing is marked (the common case, stored as nothing).
+    pub fn is_empty(&self) -> bool {
+        *self == EventMarks::default()
+    }
 }
 
 /// The state of one event for one output (DESIGN §1).

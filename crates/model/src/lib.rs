@@ -16,7 +16,7 @@ pub mod objects;
 pub mod secret;
 pub mod tunnel;
 
-pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, NewEvent};
+pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
 pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId};
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{

@@ -401,7 +401,14 @@ pub struct Input {
     /// As `body_limit`.
     pub rate_limit: Option<InputRateLimit>,
     pub timestamp_tolerance_seconds: u64,
+    /// Answer the provider's URL-verification handshake (DESIGN §13).
+    #[serde(default = "crate::objects::yes")]
+    pub handshakes: bool,
     pub created_at: i64,
+}
+
+pub(crate) fn yes() -> bool {
+    true
 }
 
 impl Input {
@@ -699,6 +706,7 @@ mod tests {
             body_limit: None,
             rate_limit: None,
             timestamp_tolerance_seconds: 300,
+            handshakes: true,
             created_at: 0,
         }
     }

@@ -22,6 +22,8 @@
 //!   timestamp forms and tolerance of step 7.
 //! - `media`, `form`, `json`: Content-Type comparison, form fields and the
 //!   one bounded JSON parse of a body.
+//! - `handshake`: the answers to provider URL-verification handshakes
+//!   (Slack, Zoom, Twitch, Discord), asked only after the signature verified.
 //! - `sign`: the sending side, for `hookrelay send`, tests, fuzzing and the
 //!   benchmark (`benches/verify.rs`).
 //!
@@ -47,6 +49,7 @@ mod form;
 mod generic_hmac;
 mod github;
 mod gitlab;
+mod handshake;
 mod header;
 mod intercom;
 mod json;
@@ -72,6 +75,7 @@ mod vercel;
 mod zoom;
 
 pub use form::{field as form_field, field_is_named as form_field_is_named};
+pub use handshake::{Handshake, MAX_CHALLENGE_LEN};
 pub use media::media_type;
 pub use sign::{public_key, sign, Outgoing, SignError, Signed};
 

@@ -2,9 +2,8 @@
 //! `v0:{x-zm-request-timestamp}:{body}` with the app's secret token; the
 //! timestamp is signed, so the tolerance applies. Event type from the
 //! body's `event` (`meeting.started`); Zoom sends no delivery id. JSON
-//! bodies. Zoom's `endpoint.url_validation` challenge needs an answer the
-//! relay does not compute (see the README). Depends on the crate's shared
-//! modules only.
+//! bodies. Zoom's `endpoint.url_validation` challenge is answered in
+//! `handshake`. Depends on the crate's shared modules only.
 
 use model::{HmacAlgorithm, Secret, SignatureEncoding};
 use serde::Deserialize;

@@ -52,6 +52,9 @@ pub(crate) struct InputBody {
     pub(crate) rate_limit: Option<InputRateLimit>,
     #[serde(default = "default_tolerance")]
     pub(crate) timestamp_tolerance_seconds: u64,
+    /// Answer provider handshakes (DESIGN §13).
+    #[serde(default = "enabled")]
+    pub(crate) handshakes: bool,
 }
 
 /// A PATCH of an input: any field of the create body; `null` clears the
@@ -81,6 +84,9 @@ pub(crate) struct InputPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false)]
     timestamp_tolerance_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
+    handshakes: Option<bool>,
 }
 
 impl InputPatch {
@@ -105,6 +111,7 @@ impl InputPatch {
             &mut i.timestamp_tolerance_seconds,
             self.timestamp_tolerance_seconds,
         );
+        set(&mut i.handshakes, self.handshakes);
         if i.body_limit.is_none() || i.rate_limit.is_none() {
             i.fill_default_limits(Provisioning::V1 {
                 bucket_auth: !matches!(bucket_auth, BucketAuth::None),
@@ -151,6 +158,7 @@ impl InputBody {
             body_limit: self.body_limit,
             rate_limit: self.rate_limit,
             timestamp_tolerance_seconds: self.timestamp_tolerance_seconds,
+            handshakes: self.handshakes,
             created_at,
         };
         input.fill_default_limits(Provisioning::V1 {

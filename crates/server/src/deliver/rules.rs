@@ -260,6 +260,7 @@ mod tests {
             event_type: None,
             event_count: 1,
             verified: false,
+            marks: Default::default(),
         };
         let output = Output {
             id: OutputId::generate(),

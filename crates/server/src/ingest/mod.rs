@@ -177,6 +177,9 @@ async fn accept(
         Ok(accepted) => accepted,
         Err(e) => return e.into_response(),
     };
+    if let Some(handshake) = accepted.handshake {
+        return handshake_answer(handshake);
+    }
     if let ResponsePolicy::Wait {
         timeout_ms,
         headers,
@@ -194,6 +197,19 @@ async fn accept(
         };
     }
     respond(&route.input.response, form, accepted.event_count)
+}
+
+/// Step 11 for a provider handshake: exactly what the provider documents.
+fn handshake_answer(handshake: verify::Handshake) -> Response {
+    let mut response = Response::new(axum::body::Body::from(handshake.body));
+    *response.status_mut() = StatusCode::from_u16(handshake.status).unwrap_or(StatusCode::OK);
+    if let Some(content_type) = handshake.content_type {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
+    }
+    response
 }
 
 /// Step 11 for `wait`: the destination's status and body, its

@@ -24,6 +24,8 @@ use crate::state::AppState;
 pub(super) struct Accepted {
     pub(super) event_count: u32,
     pub(super) event: model::EventId,
+    /// The provider handshake's answer, which replaces the input's policy.
+    pub(super) handshake: Option<verify::Handshake>,
 }
 
 pub(super) async fn run(
@@ -55,8 +57,8 @@ pub(super) async fn run(
     let client_ip = crate::client::client_ip(&state.config.trusted_proxies, peer, &parts.headers);
     let gate = rate::check(state, route, client_ip).await?;
     let raw_query = parts.uri.query().unwrap_or("");
-    let verdict = match check_sender(state, route, &parts, &body).await {
-        Ok(verdict) => verdict,
+    let (verdict, handshake) = match check_sender(state, route, &parts, &body).await {
+        Ok(checked) => checked,
         Err(refusal) => return Err(rate::refused(state, &gate, refusal).await),
     };
 
@@ -94,6 +96,10 @@ pub(super) async fn run(
         event_type: verdict.as_ref().and_then(|p| p.event_type.clone()),
         event_count,
         verified: verdict.is_some(),
+        marks: model::EventMarks {
+            handshake: handshake.is_some(),
+            ..Default::default()
+        },
         dedup_window_ms: state.config.dedup_window.as_millis() as i64,
     };
     let (bucket, size) = (event.bucket.clone(), event.body.size());
@@ -110,7 +116,7 @@ pub(super) async fn run(
                 "event stored"
             );
             state.metrics.event_stored();
-            if ephemeral {
+            if ephemeral && handshake.is_none() {
                 // In memory only, for the agents connected now (DESIGN §6).
                 state.hub.ephemeral.hold(
                     appended.id,
@@ -124,6 +130,7 @@ pub(super) async fn run(
             Ok(Accepted {
                 event_count,
                 event: appended.id,
+                handshake,
             })
         }
         Err(store::Error::Duplicate) => Err(replay()),
@@ -131,14 +138,15 @@ pub(super) async fn run(
     }
 }
 
-/// Steps 6 to 9: bucket auth, replay, signature and parse. Each refusal
-/// here is one that a rate limit counting refusals counts.
+/// Steps 6 to 9: bucket auth, replay, signature and parse, and the
+/// provider handshake's answer when the request is one. Each refusal here
+/// is one that a rate limit counting refusals counts.
 async fn check_sender(
     state: &AppState,
     route: &Route,
     parts: &http::request::Parts,
     body: &[u8],
-) -> Result<Option<verify::Parsed>, ApiError> {
+) -> Result<(Option<verify::Parsed>, Option<verify::Handshake>), ApiError> {
     let input = &route.input;
     bucket_auth::check(
         &route.bucket.auth,
@@ -146,7 +154,7 @@ async fn check_sender(
         parts.uri.query().unwrap_or(""),
     )?;
     let Some(integration) = &route.integration else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let now_ms = store::clock::now_ms();
     // Twilio and Square sign the URL they called: the public URL, not
@@ -176,7 +184,14 @@ async fn check_sender(
     integration
         .verify(&req, &preflight, &input.secrets)
         .map_err(rejection)?;
-    Ok(Some(integration.parse(&req, preflight).map_err(rejection)?))
+    let parsed = integration.parse(&req, preflight).map_err(rejection)?;
+    // Only now, signed and parsed: never an answer computed from the
+    // secret for an unsigned request (DESIGN §13).
+    let handshake = input
+        .handshakes
+        .then(|| integration.handshake(&req, &parsed, &input.secrets))
+        .flatten();
+    Ok((Some(parsed), handshake))
 }
 
 /// Step 2: the server, tenant, bucket and input kill switches.

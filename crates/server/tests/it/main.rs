@@ -19,6 +19,7 @@ mod admin;
 mod agents;
 mod defaults;
 mod filters;
+mod handshakes;
 mod ingest;
 mod integrations;
 mod isolation;

@@ -248,3 +248,40 @@ pub async fn deliveries_and_reset(store: &Arc<dyn Store>) {
     assert_eq!(store.event(t, &a.id).await.expect("read").1.len(), 2);
     assert_eq!(store.event(t, &b.id).await.expect("read").1.len(), 3);
 }
+
+/// A handshake or a stopped event reads back with its marks and has no
+/// deliveries; an unmarked one reads back with none (DESIGN §14).
+pub async fn marked_events_have_no_deliveries(store: &Arc<dyn Store>) {
+    let w = World::create(store, "marks").await;
+    let cases = [
+        model::EventMarks {
+            handshake: true,
+            ..Default::default()
+        },
+        model::EventMarks {
+            stopped: true,
+            ..Default::default()
+        },
+    ];
+    for marks in cases {
+        let mut sent = w.event();
+        sent.marks = marks.clone();
+        let appended = store.append(sent).await.expect("append");
+        let (e, deliveries) = store.event(&w.tenant, &appended.id).await.expect("read");
+        assert_eq!(e.marks, marks);
+        assert!(deliveries.is_empty(), "{marks:?}");
+    }
+    let mut failed = w.event();
+    failed.marks.function_error = Some("runtime error: boom".into());
+    let appended = store.append(failed.clone()).await.expect("append");
+    let (e, deliveries) = store.event(&w.tenant, &appended.id).await.expect("read");
+    assert_eq!(e.marks, failed.marks);
+    assert_eq!(
+        deliveries.len(),
+        w.outputs.len(),
+        "a failed function still delivers"
+    );
+    let appended = store.append(w.event()).await.expect("append");
+    let (e, _) = store.event(&w.tenant, &appended.id).await.expect("read");
+    assert!(e.marks.is_empty());
+}

@@ -44,7 +44,7 @@ pub use dispatch::{
 };
 pub use events::{
     append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
-    ephemeral_events, sequential_order,
+    ephemeral_events, marked_events_have_no_deliveries, sequential_order,
 };
 pub use feed::object_writes_tick_the_config_feed;
 pub use isolation::{
@@ -73,7 +73,7 @@ macro_rules! conformance_tests {
             tenant_isolation, delete_tenant_removes_everything,
             delete_bucket_removes_its_children,
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,
-            ephemeral_events, cursors, deliveries_and_reset,
+            ephemeral_events, marked_events_have_no_deliveries, cursors, deliveries_and_reset,
             groups_share_nothing_and_miss_nothing, settle_and_retry,
             expiry_spares_the_catchup_window, public_outputs_queue_for_the_server,
             purge_respects_retention, visibility_and_commits, polling_never_misses,
@@ -159,6 +159,7 @@ pub fn input_in(bucket: &Bucket, name: Option<&str>) -> Input {
         body_limit: None,
         rate_limit: None,
         timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
+        handshakes: true,
         created_at: now(),
     }
 }
@@ -213,6 +214,7 @@ pub fn event_for(input: &Input) -> NewEvent {
         event_type: Some("push".into()),
         event_count: 1,
         verified: false,
+        marks: Default::default(),
         dedup_window_ms: 300_000,
     }
 }

@@ -244,6 +244,7 @@ fn command(inner: &Inner, job: &Job, id: &EventId, ms: i64) -> Result<redis::Cmd
         event_type: e.event_type.clone(),
         event_count: e.event_count,
         verified: e.verified,
+        marks: e.marks.clone(),
     };
     let payload = match &job.plaintext {
         Some(plain) => Some(sealed::seal_event(&inner.crypto, &id_text, plain)?.0),
@@ -264,7 +265,8 @@ fn command(inner: &Inner, job: &Job, id: &EventId, ms: i64) -> Result<redis::Cmd
         .arg(if e.delivery_id.is_some() { "1" } else { "0" })
         .arg(e.delivery_id.as_deref().unwrap_or_default())
         .arg(window)
-        .arg(SKEW_MS);
+        .arg(SKEW_MS)
+        .arg(if e.marks.delivers() { "1" } else { "0" });
     Ok(cmd)
 }
 

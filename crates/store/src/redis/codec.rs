@@ -116,6 +116,8 @@ pub(super) struct EventMeta {
     pub(super) event_type: Option<String>,
     pub(super) event_count: u32,
     pub(super) verified: bool,
+    #[serde(default, skip_serializing_if = "model::EventMarks::is_empty")]
+    pub(super) marks: model::EventMarks,
 }
 
 /// Decodes an event hash (`m` metadata, `p` sealed payload if kept) and
@@ -151,6 +153,7 @@ pub(super) fn event(tenant: &TenantId, id: &str, f: &Fields, keys: &Keyring) -> 
         event_type: meta.event_type,
         event_count: meta.event_count,
         verified: meta.verified,
+        marks: meta.marks,
     })
 }
 

@@ -194,8 +194,9 @@ impl Buckets for SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO inputs (id, tenant, bucket, name, integration, generic_hmac, secrets,
                                      response, enabled, body_limit, rate_limit,
-                                     timestamp_tolerance_seconds, created_at, secrets_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                     timestamp_tolerance_seconds, created_at, secrets_key,
+                                     handshakes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -213,6 +214,7 @@ impl Buckets for SqliteStore {
                     int(i.timestamp_tolerance_seconds),
                     i.created_at,
                     j.secrets_key,
+                    i.handshakes,
                 ])
             })
             .map_err(db_err)?;
@@ -281,7 +283,7 @@ impl Buckets for SqliteStore {
                 conn,
                 "UPDATE inputs SET name = ?3, integration = ?4, generic_hmac = ?5, secrets = ?6,
                         response = ?7, enabled = ?8, body_limit = ?9, rate_limit = ?10,
-                        timestamp_tolerance_seconds = ?11, secrets_key = ?12
+                        timestamp_tolerance_seconds = ?11, secrets_key = ?12, handshakes = ?13
                  WHERE tenant = ?1 AND id = ?2",
                 params![
                     i.tenant.as_str(),
@@ -296,6 +298,7 @@ impl Buckets for SqliteStore {
                     j.rate_limit,
                     int(i.timestamp_tolerance_seconds),
                     j.secrets_key,
+                    i.handshakes,
                 ],
             )
             .map(drop)

@@ -77,12 +77,18 @@ pub(super) fn append(
     };
     // Everything above refuses without writing; from here on a failure
     // takes the whole batch down (no savepoint, see the writer).
+    let marks = if e.marks.is_empty() {
+        None
+    } else {
+        Some(to_json(&e.marks)?)
+    };
     cx.wrote = true;
     conn.prepare_cached(
         "INSERT INTO events (id, tenant, bucket, input, integration, received_at, method, path,
                              key_id, payload, body_size, client_ip, delivery_id,
-                             event_type, event_count, verified, dedup_expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                             event_type, event_count, verified, dedup_expires_at, marks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -103,9 +109,29 @@ pub(super) fn append(
             e.event_count,
             e.verified,
             dedup_expires_at,
+            marks,
         ])
     })
     .map_err(db_err)?;
+    if e.marks.delivers() {
+        insert_deliveries(conn, e, &id_text, received_at)?;
+    }
+    // Last, once the rows are written. Still invisible to `delivery_seen`
+    // until the batch commits.
+    if let (Some(fresh), Some(expires)) = (fresh, dedup_expires_at) {
+        cx.pending.record(&e.tenant, fresh, expires);
+    }
+    Ok(Appended { id, received_at })
+}
+
+/// One pending delivery per output of the event's bucket (and per agent
+/// group of an internal output).
+fn insert_deliveries(
+    conn: &Connection,
+    e: &NewEvent,
+    id_text: &str,
+    received_at: i64,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO deliveries (tenant, bucket, event_id, output_id, grp, internal, state,
                                  tries, pending_since, next_attempt_at, attempts, updated_at)
@@ -124,12 +150,7 @@ pub(super) fn append(
         ])
     })
     .map_err(db_err)?;
-    // Last, once the rows are written. Still invisible to `delivery_seen`
-    // until the batch commits.
-    if let (Some(fresh), Some(expires)) = (fresh, dedup_expires_at) {
-        cx.pending.record(&e.tenant, fresh, expires);
-    }
-    Ok(Appended { id, received_at })
+    Ok(())
 }
 
 /// Delivery ids still live at `now_ms`, read from the events that carry

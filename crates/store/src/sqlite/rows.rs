@@ -25,13 +25,13 @@ pub(super) const TENANT_COLS: &str = "id, label, enabled, created_at, poll_secre
 pub(super) const BUCKET_COLS: &str =
     "id, tenant, name, auth, ephemeral, retention_seconds, catchup_seconds, enabled, created_at";
 pub(super) const INPUT_COLS: &str = "id, tenant, bucket, name, integration, generic_hmac, \
-    secrets, response, enabled, body_limit, rate_limit, timestamp_tolerance_seconds, created_at";
+    secrets, response, enabled, body_limit, rate_limit, timestamp_tolerance_seconds, created_at, handshakes";
 pub(super) const OUTPUT_COLS: &str =
     "id, tenant, bucket, url, internal, timeout_ms, headers, retry, created_at, concurrency, ordered";
 pub(super) const TOKEN_COLS: &str =
     "key, tenant, scope, buckets, mode, description, secret_hash, created_at";
 pub(super) const EVENT_COLS: &str = "id, tenant, bucket, input, integration, received_at, \
-    method, path, payload, body_size, client_ip, delivery_id, event_type, event_count, verified";
+    method, path, payload, body_size, client_ip, delivery_id, event_type, event_count, verified, marks";
 pub(super) const DELIVERY_COLS: &str = "event_id, output_id, grp, state, attempts, updated_at";
 
 /// Maps a rusqlite error to the store's domain error. Messages carry SQLite's
@@ -200,6 +200,7 @@ pub(super) fn input(row: &Row<'_>, keys: &Keyring) -> Result<Input> {
         rate_limit: json_opt(row, 10)?,
         timestamp_tolerance_seconds: col(row, 11)?,
         created_at: col(row, 12)?,
+        handshakes: col(row, 13)?,
     })
 }
 
@@ -267,6 +268,7 @@ pub(super) fn event(row: &Row<'_>, keys: &Keyring) -> Result<Event> {
         event_type: col(row, 12)?,
         event_count: col(row, 13)?,
         verified: col(row, 14)?,
+        marks: json_opt(row, 15)?.unwrap_or_default(),
     })
 }
 

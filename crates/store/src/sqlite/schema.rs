@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
 const V2: &str = "
@@ -40,6 +40,15 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// burst does not leave a large WAL behind forever: 64 MiB, above the
 /// ~40 MiB the autocheckpoint lets it reach in steady state.
 const WAL_SIZE_LIMIT_BYTES: i64 = 64 << 20;
+
+/// Provider handshakes and event marks (issue 16). `events.marks` is
+/// `model::EventMarks` as JSON, NULL when nothing is marked (nearly every
+/// event); it comes after `payload`, which the open-time scans never reach,
+/// and is read only with the payload.
+const V3: &str = "
+ALTER TABLE events ADD COLUMN marks TEXT;
+ALTER TABLE inputs ADD COLUMN handshakes INTEGER NOT NULL DEFAULT 1;
+";
 
 const V1: &str = "
 CREATE TABLE tenants (
@@ -207,7 +216,7 @@ CREATE TABLE meta (
 
 /// Tunnels (DESIGN §10). The name is unique across tenants: it is a public
 /// address. The auth is sealed like a bucket's.
-const V3: &str = "
+const V4: &str = "
 CREATE TABLE tunnels (
     id          TEXT PRIMARY KEY,
     tenant      TEXT NOT NULL,
@@ -361,6 +370,11 @@ mod tests {
         let last_scanned = scanned.iter().map(|c| at(c)).max().unwrap();
         let first_large = large.iter().map(|c| at(c)).min().unwrap();
         assert!(last_scanned < first_large, "{columns:?}");
-        assert_eq!(columns.last().map(String::as_str), Some("payload"));
+        // Only V3's small `marks` follows the payload.
+        let after: Vec<&str> = columns[at("payload") + 1..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(after, ["marks"]);
     }
 }

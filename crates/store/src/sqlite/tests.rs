@@ -72,6 +72,7 @@ impl Fixture {
             event_type: None,
             event_count: 1,
             verified: false,
+            marks: Default::default(),
             dedup_window_ms: window_ms,
         }
     }

@@ -46,6 +46,10 @@ pub(crate) struct EventOut {
     event_type: Option<String>,
     event_count: u32,
     verified: bool,
+    /// `handshake`, `stopped` and `functionError`, each only when set (§14).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    marks: model::EventMarks,
 }
 
 /// How `body` is written.
@@ -75,6 +79,7 @@ impl From<&Event> for EventOut {
             event_type,
             event_count,
             verified,
+            marks,
         } = e;
         let (text, encoding) = match body {
             EventBody::Stored(bytes) => match std::str::from_utf8(bytes) {
@@ -105,6 +110,7 @@ impl From<&Event> for EventOut {
             event_type: event_type.clone(),
             event_count: *event_count,
             verified: *verified,
+            marks: marks.clone(),
         }
     }
 }

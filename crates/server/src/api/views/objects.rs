@@ -126,6 +126,8 @@ pub(crate) struct InputOut {
     body_limit: u64,
     rate_limit: InputRateLimit,
     timestamp_tolerance_seconds: u64,
+    /// Whether the relay answers provider handshakes (DESIGN §13).
+    handshakes: bool,
     created_at: i64,
     /// `<public url>/v1/webhooks/<id>`.
     url: String,
@@ -147,6 +149,7 @@ impl InputOut {
             body_limit,
             rate_limit,
             timestamp_tolerance_seconds,
+            handshakes,
             created_at,
         } = i;
         InputOut {
@@ -161,6 +164,7 @@ impl InputOut {
             body_limit: body_limit.unwrap_or_else(|| i.effective_body_limit()),
             rate_limit: rate_limit.unwrap_or_else(|| i.effective_rate_limit()),
             timestamp_tolerance_seconds: *timestamp_tolerance_seconds,
+            handshakes: *handshakes,
             created_at: *created_at,
             url: format!("{public_url}/v1/webhooks/{id}"),
             secret_count: secrets.len(),

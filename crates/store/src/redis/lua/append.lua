@@ -3,7 +3,8 @@
 -- refuses a live duplicate delivery id; else writes the event, its index
 -- entries, its pending deliveries and its dedup entry in one step.
 -- ARGV: id, ms, bucket, input, meta, has_payload, payload, has_did, did,
---       window_ms, skew_ms
+--       window_ms, skew_ms, delivers ('0': a handshake or a stopped event,
+--       stored without deliveries)
 local id, ms, bucket = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local input, meta = ARGV[4], ARGV[5]
 local window, skew = tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -31,6 +32,7 @@ end
 redis.call('ZADD', P .. 'ev', 0, id)
 redis.call('ZADD', P .. 'b:' .. bucket .. ':ev', 0, id)
 redis.call('SET', P .. 'last', id)
+if ARGV[12] ~= '1' then return { 'ok', tostring(now), 0 } end
 local outs = redis.call('HGETALL', P .. 'b:' .. bucket .. ':outs')
 local groups = redis.call('SMEMBERS', P .. 'b:' .. bucket .. ':groups')
 table.sort(groups)
