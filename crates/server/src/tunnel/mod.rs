@@ -41,7 +41,7 @@ pub(crate) use proxy::by_host;
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/t/{*rest}", any(proxy::by_path))
-        .route(tunnel::WS_PATH, axum::routing::get(accept::websocket))
+        .route("/v1/tunnel/ws", axum::routing::get(accept::websocket))
         .route_service(
             "/hookrelay.v1.Tunnel/Open",
             accept::grpc_service(state.clone()),

@@ -111,6 +111,10 @@ const fn outside(method: &'static str, route: &'static str, why: &'static str) -
 const PUBLIC_INGEST: &str =
     "public ingest takes no credentials; unknown ids answer like known ones (ingest tests)";
 const OPERATIONS: &str = "operations route: no credentials, no tenant data";
+/// Known gap (issue 15): the tunnel routes landed after this sweep; their
+/// isolation is tested in crates/hookrelay/tests/it/tunnels and the store's
+/// conformance checks, not yet probed here byte for byte.
+const TUNNELS: &str = "tunnels: not yet in the cross-tenant sweep (issue 15)";
 const DASHBOARD: &str = "dashboard: a cookie session that calls the API in-process with its \
     credential (the API's own checks); tenant isolation in tests/browser";
 
@@ -298,6 +302,15 @@ pub(super) const ROUTES: &[Route] = &[
     // Last, as it makes A a bucket named like B's, which the by-name probe
     // above would then find: A may take B's bucket name (no conflict leaks).
     listing("POST", "/v1/buckets", Some(r#"{"name": "prod"}"#)),
+    outside("ANY", "/t/{*rest}", TUNNELS),
+    outside("GET", "/v1/tunnel/ws", TUNNELS),
+    outside("ANY", "/hookrelay.v1.Tunnel/Open", TUNNELS),
+    outside("GET", "/v1/tunnels", TUNNELS),
+    outside("POST", "/v1/tunnels", TUNNELS),
+    outside("GET", "/v1/tunnels/{id}", TUNNELS),
+    outside("PATCH", "/v1/tunnels/{id}", TUNNELS),
+    outside("DELETE", "/v1/tunnels/{id}", TUNNELS),
+    outside("GET", "/v1/tunnels/{id}/requests", TUNNELS),
     outside("ANY", "/ui/{*rest}", DASHBOARD),
     outside("GET", "/ui", DASHBOARD),
     outside("GET", "/ui/", DASHBOARD),
