@@ -22,15 +22,18 @@ pub(crate) struct Target {
 }
 
 /// The request's host as routing sees it, without port, lower-cased.
+/// `None` for an authority carrying userinfo (`user@host`): RFC 9110 §7.2
+/// allows none in `Host` and §4.2.4 forbids sending it in an `http` URI, so
+/// such a request routes to no tunnel rather than to whatever follows `@`.
 pub(crate) fn request_host(uri: &Uri, headers: &http::HeaderMap) -> Option<String> {
-    let host = match uri.authority() {
-        Some(authority) => authority.host().to_owned(),
-        None => {
-            let value = headers.get(http::header::HOST)?.to_str().ok()?;
-            let authority: http::uri::Authority = value.parse().ok()?;
-            authority.host().to_owned()
-        }
+    let authority: http::uri::Authority = match uri.authority() {
+        Some(authority) => authority.clone(),
+        None => headers.get(http::header::HOST)?.to_str().ok()?.parse().ok()?,
     };
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let host = authority.host();
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
@@ -148,5 +151,16 @@ mod tests {
         );
         headers.insert(http::header::HOST, "bad host".parse().unwrap());
         assert_eq!(request_host(&uri("/x"), &headers), None);
+    }
+
+    #[test]
+    fn userinfo_in_the_host_names_no_tunnel() {
+        // Found by the `tunnel_route` fuzz target: `@@e.t.example` parsed
+        // as userinfo `@` and host `e.t.example`.
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, "@@e.t.example".parse().unwrap());
+        assert_eq!(request_host(&uri("/x"), &headers), None);
+        let absolute = uri("http://user@b.t.example/x");
+        assert_eq!(request_host(&absolute, &http::HeaderMap::new()), None);
     }
 }
