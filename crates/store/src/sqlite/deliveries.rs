@@ -161,6 +161,12 @@ pub(super) fn due(
     Ok(DueBatch { due, next_at })
 }
 
+/// The due time of a row pending again at once (released, or reset for a
+/// resend): never 0, which marks a row never tried in this round, because
+/// a lane reader's cursor has passed it and only its "due again" read,
+/// which comes first, finds it.
+pub(super) const DUE_AGAIN_AT_ONCE: i64 = 1;
+
 /// A lane's rows due again: released, or a retry whose backoff ended
 /// (`next_attempt_at` is then the time it became pending again, never 0).
 const LANE_AGAIN: &str = "SELECT tenant, event_id, output_id, grp, tries FROM deliveries
@@ -361,10 +367,7 @@ pub(super) fn settle(
         Settle::Delivered => ("delivered", 0),
         Settle::Failed => ("failed", 0),
         Settle::RetryAt(at) => ("pending", at),
-        // Due again from now (never 0, which marks a row never tried in
-        // this round): a reader's cursor has passed it, and its lane's
-        // "due again" read finds it first.
-        Settle::Released => ("pending", now_ms.max(1)),
+        Settle::Released => ("pending", DUE_AGAIN_AT_ONCE),
         Settle::Expired => ("expired", 0),
     };
     let attempt = attempt.map(to_json).transpose()?;
