@@ -11,6 +11,10 @@
 //! first request has reached the router is never evicted, so no request
 //! is cut.
 //!
+//! Every connection's bytes pass through `framing::Guarded` on their way to
+//! hyper, which refuses HTTP/1 framing hyper alone would accept but a front
+//! proxy may read otherwise.
+//!
 //! axum's `serve` hides hyper's builder, and we need its timeouts; this is
 //! the axum `serve-with-hyper` example with those knobs turned.
 
@@ -32,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::framing::Guarded;
 
 /// HTTP/2 receive window of a connection (all its streams together).
 const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
@@ -140,7 +145,10 @@ pub(crate) async fn serve(
             match tls {
                 None => {
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(Guarded::new(stream)),
+                            service,
+                        )
                         .into_owned();
                     tokio::select! {
                         () = evicted.cancelled() => {}
@@ -158,7 +166,10 @@ pub(crate) async fn serve(
                         },
                     };
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(Guarded::new(stream)),
+                            service,
+                        )
                         .into_owned();
                     tokio::select! {
                         () = evicted.cancelled() => {}

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) preauth: Doorway,
     /// Tunnel agents connected to this node, and the request logs.
     pub(crate) tunnels: crate::tunnel::Registry,
+    /// Bytes of ingest bodies being read or checked at once (DESIGN §7).
+    pub(crate) body_budget: crate::ingest::BodyBudget,
     /// Addresses whose refused requests filled their input's window.
     pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
@@ -71,6 +73,7 @@ impl AppState {
             }),
             tunnels: crate::tunnel::Registry::new(),
             ingest_blocks: Default::default(),
+            body_budget: crate::ingest::BodyBudget::new(config.ingest_body_budget),
             admin_secret_hash,
             shutdown,
             config,
