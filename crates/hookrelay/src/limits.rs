@@ -21,9 +21,10 @@ pub(crate) struct LimitArgs {
     /// server-wide; at least 32 [default: 256].
     #[arg(long, env = "HOOKRELAY_AGENT_MESSAGE_BUDGET_MIB")]
     pub(crate) agent_message_budget_mib: Option<usize>,
-    /// MiB of webhook bodies being read and checked at once, server-wide;
-    /// beyond it ingest answers 503 with Retry-After; at least 32
-    /// [default: 256].
+    /// MiB of webhook bodies being read, checked and stored at once,
+    /// server-wide, each counted three times (buffer, sealed plaintext,
+    /// ciphertext); beyond it ingest answers 503 with Retry-After; at least
+    /// 96, three of the largest body [default: 256].
     #[arg(long, env = "HOOKRELAY_INGEST_BODY_BUDGET_MIB")]
     pub(crate) ingest_body_budget_mib: Option<usize>,
 }
@@ -47,9 +48,10 @@ impl LimitArgs {
         if let Some(n) = pick(self.agent_message_budget_mib, file.agent_message_budget_mib) {
             config.agent_message_budget = n.max(32) * MIB;
         }
-        // At least one largest body (an input's bodyLimit is at most 32 MiB).
+        // At least one largest body (an input's bodyLimit is at most 32 MiB),
+        // counted three times.
         if let Some(n) = pick(self.ingest_body_budget_mib, file.ingest_body_budget_mib) {
-            config.ingest_body_budget = n.max(32) * MIB;
+            config.ingest_body_budget = n.max(96) * MIB;
         }
     }
 }

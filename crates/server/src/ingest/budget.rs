@@ -26,6 +26,12 @@ use crate::error::ApiError;
 /// are up to 16 KiB on HTTP/2, a read buffer's worth on HTTP/1).
 const STEP: usize = 64 * 1024;
 
+/// Copies of a body the relay holds at once at worst: the buffer read here,
+/// and while the store appends it the sealed payload's plaintext and its
+/// ciphertext (`store::sealed`). The budget counts each byte that often,
+/// so it bounds memory, not just buffers.
+const COPIES: usize = 3;
+
 /// The seconds a refused sender is told to wait: bodies are read at the
 /// speed of the network, so room comes back within a second or two.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -48,7 +54,8 @@ impl BodyBudget {
     /// A hold for one request whose sender declared `declared` bytes, or
     /// the 503 when they do not fit in what is free now.
     pub(crate) fn admit(&self, declared: Option<u64>) -> Result<Held, ApiError> {
-        if declared.is_some_and(|len| len > self.bytes.available_permits() as u64) {
+        let room = (self.bytes.available_permits() / COPIES) as u64;
+        if declared.is_some_and(|len| len > room) {
             return Err(busy());
         }
         Ok(Held {
@@ -70,9 +77,11 @@ impl Held {
         self.permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
     }
 
-    /// Makes the hold cover `bytes` (rounded up to the next step, within
-    /// `cap`); the 503 when the budget has no room left.
+    /// Makes the hold cover a body of `bytes` (rounded up to the next step,
+    /// within `cap`, each byte counted [`COPIES`] times); the 503 when the
+    /// budget has no room left.
     pub(crate) fn cover(&mut self, bytes: usize, cap: usize) -> Result<(), ApiError> {
+        let (bytes, cap) = (bytes.saturating_mul(COPIES), cap.saturating_mul(COPIES));
         if bytes <= self.held() {
             return Ok(());
         }
@@ -114,14 +123,14 @@ mod tests {
         let budget = BodyBudget::new(LARGEST);
         let mut first = budget.admit(Some(1_000)).expect("room");
         first.cover(1_000, 1_000).expect("room");
-        assert_eq!(first.held(), 1_000, "never beyond the cap");
+        assert_eq!(first.held(), 3_000, "three copies, never beyond the cap");
         let mut second = budget.admit(None).expect("room");
         second.cover(10, usize::MAX).expect("room");
         assert_eq!(second.held(), STEP, "a step ahead");
-        second.cover(STEP + 1, usize::MAX).expect("room");
-        assert_eq!(second.held(), 2 * STEP);
+        second.cover(STEP, usize::MAX).expect("room");
+        assert_eq!(second.held(), 3 * STEP);
         assert!(
-            budget.admit(Some(LARGEST as u64)).is_err(),
+            budget.admit(Some((LARGEST / 3) as u64)).is_err(),
             "a declared length that does not fit now is refused at once"
         );
         let err = second.cover(LARGEST, usize::MAX).expect_err("over the budget");

@@ -1,5 +1,7 @@
 //! Issue 19: the server-wide budget of webhook bodies being read at once
-//! (DESIGN §7). Over raw TCP against a relay with a 1 MiB budget: a sender
+//! (DESIGN §7). Over raw TCP against a relay with a 3 MiB budget (a body
+//! counts three times: its buffer, the sealed payload's plaintext and
+//! ciphertext, so 1 MiB of bodies at once): a sender
 //! holding most of it half-way through its body makes a declared body
 //! that does not fit, and a chunked body that outgrows what is left,
 //! answer 503 `unavailable` with `Retry-After` and the JSON error body;
@@ -8,14 +10,13 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BUDGET: usize = 1024 * 1024;
+const BUDGET: usize = 3 * 1024 * 1024;
 const KIB: usize = 1024;
-const PATIENCE: Duration = Duration::from_secs(20);
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Reads one HTTP/1.1 answer (the relay closes or answers with a length):
 /// its status, its `Retry-After` and its body as JSON.
@@ -96,7 +97,7 @@ async fn r19_bodies_being_read_share_one_budget() {
     let input = relay
         .create_input(
             bucket["id"].as_str().unwrap(),
-            json!({"bodyLimit": 4 * BUDGET,
+            json!({"bodyLimit": BUDGET,
                    "rateLimit": {"requests": 100_000, "windowSeconds": 60}}),
         )
         .await;
@@ -131,7 +132,7 @@ async fn r19_bodies_being_read_share_one_budget() {
         accepted += 1;
         assert!(
             tokio::time::Instant::now() < deadline,
-            "a declared body that does not fit is refused"
+            "a declared body that does not fit is refused ({accepted} accepted meanwhile)"
         );
     };
     assert_busy("declared length over what is left", &refused);
