@@ -22,9 +22,9 @@ pub(crate) struct LimitArgs {
     #[arg(long, env = "HOOKRELAY_AGENT_MESSAGE_BUDGET_MIB")]
     pub(crate) agent_message_budget_mib: Option<usize>,
     /// MiB of webhook bodies being read, checked and stored at once,
-    /// server-wide, each counted three times (buffer, sealed plaintext,
-    /// ciphertext); beyond it ingest answers 503 with Retry-After; at least
-    /// 96, three of the largest body [default: 256].
+    /// server-wide, each counted four times (buffer, sealed plaintext,
+    /// ciphertext, the store's copy); beyond it ingest answers 503 with
+    /// Retry-After; at least 128, four of the largest body [default: 256].
     #[arg(long, env = "HOOKRELAY_INGEST_BODY_BUDGET_MIB")]
     pub(crate) ingest_body_budget_mib: Option<usize>,
 }
@@ -49,9 +49,9 @@ impl LimitArgs {
             config.agent_message_budget = n.max(32) * MIB;
         }
         // At least one largest body (an input's bodyLimit is at most 32 MiB),
-        // counted three times.
+        // counted four times.
         if let Some(n) = pick(self.ingest_body_budget_mib, file.ingest_body_budget_mib) {
-            config.ingest_body_budget = n.max(96) * MIB;
+            config.ingest_body_budget = n.max(128) * MIB;
         }
     }
 }

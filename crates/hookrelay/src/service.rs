@@ -147,7 +147,11 @@ fn reachable_by_the_service(path: &Path, what: &str, executable: bool) -> Result
     let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     for (dir, setting) in HIDDEN_FROM_THE_SERVICE {
         if resolved.starts_with(dir) {
-            let fix = if executable { fix } else { "put it under /etc/hookrelay" };
+            let fix = if executable {
+                fix
+            } else {
+                "put it under /etc/hookrelay"
+            };
             return Err(ConfigError(format!(
                 "{what} {} is under {dir}, which the unit's {setting}=yes hides from the \
                  service: {fix}",
@@ -163,7 +167,11 @@ fn reachable_by_the_service(path: &Path, what: &str, executable: bool) -> Result
         return Err(ConfigError(format!(
             "{what} {} is not {} by other users, as the unit's DynamicUser=yes needs: {}",
             path.display(),
-            if executable { "readable and executable" } else { "readable" },
+            if executable {
+                "readable and executable"
+            } else {
+                "readable"
+            },
             if executable { fix } else { "chmod o+r it" },
         ))
         .into());
@@ -177,7 +185,11 @@ fn reachable_by_the_service(path: &Path, what: &str, executable: bool) -> Result
                 "{what} {} is in {}, which other users cannot enter (DynamicUser=yes): {}",
                 path.display(),
                 dir.display(),
-                if executable { fix } else { "chmod o+x that directory" },
+                if executable {
+                    fix
+                } else {
+                    "chmod o+x that directory"
+                },
             ))
             .into());
         }

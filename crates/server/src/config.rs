@@ -98,10 +98,10 @@ pub struct Config {
     /// once, server-wide; at least one largest message (32 MiB).
     pub agent_message_budget: usize,
     /// Bytes of ingest bodies being read, checked and stored at once,
-    /// server-wide, each body counted three times (its buffer, the sealed
-    /// payload's plaintext and ciphertext); beyond it ingest answers 503
-    /// with `Retry-After`. Under three times an input's `bodyLimit`, it
-    /// refuses that input's largest bodies.
+    /// server-wide, each body counted four times (its buffer, the sealed
+    /// payload's plaintext and ciphertext, the store's copy); beyond it
+    /// ingest answers 503 with `Retry-After`. Under four times an input's
+    /// `bodyLimit`, it refuses that input's largest bodies.
     pub ingest_body_budget: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,

@@ -514,7 +514,9 @@ impl Head {
             self.cl = None;
             // hyper: the value must be visible ASCII, its last coding
             // `chunked`.
-            let visible = value.iter().all(|&c| c == b'\t' || (b' '..=b'~').contains(&c));
+            let visible = value
+                .iter()
+                .all(|&c| c == b'\t' || (b' '..=b'~').contains(&c));
             self.te_chunked = visible
                 && value
                     .rsplit(|&c| c == b',')
@@ -540,7 +542,10 @@ fn trim(bytes: &[u8]) -> &[u8] {
     let Some(start) = start else {
         return &[];
     };
-    let end = bytes.iter().rposition(|&c| c != b' ' && c != b'\t').unwrap_or(start);
+    let end = bytes
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(start);
     &bytes[start..=end]
 }
 
@@ -579,10 +584,9 @@ fn step(chunk: Chunk, b: u8) -> Option<Option<Chunk>> {
             Chunk::SizeLws { size }
         }
         (Chunk::Size { size, .. } | Chunk::SizeLws { size }, b';') => Chunk::Extension { size },
-        (
-            Chunk::Size { size, .. } | Chunk::SizeLws { size } | Chunk::Extension { size },
-            b'\r',
-        ) => Chunk::SizeLf { size },
+        (Chunk::Size { size, .. } | Chunk::SizeLws { size } | Chunk::Extension { size }, b'\r') => {
+            Chunk::SizeLf { size }
+        }
         (Chunk::Extension { .. }, b'\n') => return None,
         // hyper bounds extensions itself (16 KiB).
         (Chunk::Extension { size }, _) => Chunk::Extension { size },
@@ -625,7 +629,11 @@ mod tests {
         );
         two.extend_from_slice(b"\r\nGET /d HTTP/1.0\r\n\r\n");
         for piece in [1, 3, 7, two.len()] {
-            assert_eq!(run(&two, piece), (two.len(), Verdict::Go), "pieces of {piece}");
+            assert_eq!(
+                run(&two, piece),
+                (two.len(), Verdict::Go),
+                "pieces of {piece}"
+            );
         }
     }
 
@@ -652,7 +660,11 @@ mod tests {
         ];
         for head in doubtful {
             let bytes = format!("{head}5\r\nhello\r\n0\r\n\r\n");
-            assert_eq!(run(bytes.as_bytes(), 1), (head.len(), Verdict::Stop), "{head:?}");
+            assert_eq!(
+                run(bytes.as_bytes(), 1),
+                (head.len(), Verdict::Stop),
+                "{head:?}"
+            );
         }
     }
 

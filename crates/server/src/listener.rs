@@ -47,6 +47,11 @@ const H2_STREAM_WINDOW: u32 = 256 * 1024;
 /// decode buffer, the session's channel); hyper's 200 let 50 connections
 /// hold 10,000 streams and 110 MiB (issue 19). An agent uses one stream.
 const H2_MAX_STREAMS: u32 = 64;
+/// Bytes hyper buffers per HTTP/1 connection (request head and the body
+/// read ahead of the handler). hyper's default lets it grow to ~400 KiB,
+/// which 200 connections sending bodies at once turned into 80 MiB outside
+/// the body budget (issue 19); it also bounds a request head.
+const H1_MAX_BUFFER: usize = 64 * 1024;
 
 /// Serves `app` on `listener` until `shutdown`, then waits up to the grace
 /// period for open requests to finish.
@@ -66,6 +71,7 @@ pub(crate) async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        .max_buf_size(H1_MAX_BUFFER)
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
     // HTTP/2 pings find dead peers; an unanswered one closes the connection.
@@ -145,10 +151,7 @@ pub(crate) async fn serve(
             match tls {
                 None => {
                     let connection = builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(Guarded::new(stream)),
-                            service,
-                        )
+                        .serve_connection_with_upgrades(TokioIo::new(Guarded::new(stream)), service)
                         .into_owned();
                     tokio::select! {
                         () = evicted.cancelled() => {}
@@ -166,10 +169,7 @@ pub(crate) async fn serve(
                         },
                     };
                     let connection = builder
-                        .serve_connection_with_upgrades(
-                            TokioIo::new(Guarded::new(stream)),
-                            service,
-                        )
+                        .serve_connection_with_upgrades(TokioIo::new(Guarded::new(stream)), service)
                         .into_owned();
                     tokio::select! {
                         () = evicted.cancelled() => {}

@@ -267,11 +267,22 @@ fn r18_install_service_writes_absolute_paths_and_checks_the_binary() {
             .output()
             .unwrap()
     };
-    let out = install(std::path::Path::new("/bin/sh"), &cwd, &["--unit-dir", "units"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = install(
+        std::path::Path::new("/bin/sh"),
+        &cwd,
+        &["--unit-dir", "units"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let unit = std::fs::read_to_string(cwd.join("units/hookrelay-agent.service")).unwrap();
     let env_file = cwd.join("env/hookrelay-agent.env");
-    assert!(unit.contains(&format!("EnvironmentFile={}\n", env_file.display())), "{unit}");
+    assert!(
+        unit.contains(&format!("EnvironmentFile={}\n", env_file.display())),
+        "{unit}"
+    );
 
     // A binary, or a CA file, under /tmp: PrivateTmp=yes gives the service
     // another /tmp. A relative CA file is named by its absolute path.
@@ -281,7 +292,10 @@ fn r18_install_service_writes_absolute_paths_and_checks_the_binary() {
     let out = install(&hidden, &cwd, &["--unit-dir", "units-2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{err}");
-    assert!(err.contains("PrivateTmp") && err.contains("hookrelay"), "{err}");
+    assert!(
+        err.contains("PrivateTmp") && err.contains("hookrelay"),
+        "{err}"
+    );
     assert!(!cwd.join("units-2").exists(), "nothing written");
     std::fs::write(tmp.path().join("ca.pem"), "a CA").unwrap();
     let out = install(
@@ -291,7 +305,10 @@ fn r18_install_service_writes_absolute_paths_and_checks_the_binary() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{err}");
-    assert!(err.contains("--ca-file /tmp/") && err.contains("PrivateTmp"), "{err}");
+    assert!(
+        err.contains("--ca-file /tmp/") && err.contains("PrivateTmp"),
+        "{err}"
+    );
 
     // A binary only its owner may run: the unit's dynamic user could not.
     let private = cwd.join("private-hookrelay");

@@ -383,7 +383,10 @@ fn r18_a_node_with_another_master_key_exits_64() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(err.contains("HOOKRELAY_MASTER_KEY"), "{err}");
-    assert!(!err.contains(other_key) && !err.contains(MASTER_KEY), "{err}");
+    assert!(
+        !err.contains(other_key) && !err.contains(MASTER_KEY),
+        "{err}"
+    );
     drop(first);
 }
 

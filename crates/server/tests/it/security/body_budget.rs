@@ -1,7 +1,7 @@
 //! Issue 19: the server-wide budget of webhook bodies being read at once
-//! (DESIGN §7). Over raw TCP against a relay with a 3 MiB budget (a body
-//! counts three times: its buffer, the sealed payload's plaintext and
-//! ciphertext, so 1 MiB of bodies at once): a sender
+//! (DESIGN §7). Over raw TCP against a relay with a 4 MiB budget (a body
+//! counts four times: its buffer, the sealed payload's plaintext and
+//! ciphertext, the store's copy; so 1 MiB of bodies at once): a sender
 //! holding most of it half-way through its body makes a declared body
 //! that does not fit, and a chunked body that outgrows what is left,
 //! answer 503 `unavailable` with `Retry-After` and the JSON error body;
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BUDGET: usize = 3 * 1024 * 1024;
+const BUDGET: usize = 4 * 1024 * 1024;
 const KIB: usize = 1024;
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -55,7 +55,11 @@ async fn answer(stream: &mut TcpStream) -> (u16, Option<String>, Value) {
         .lines()
         .map(str::to_ascii_lowercase)
         .find_map(|l| l.strip_prefix("retry-after:").map(|v| v.trim().to_owned()));
-    (status, retry_after, serde_json::from_str(body).unwrap_or(Value::Null))
+    (
+        status,
+        retry_after,
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
 }
 
 fn head(addr: &str, path: &str, framing: &str) -> String {
@@ -150,7 +154,10 @@ async fn r19_bodies_being_read_share_one_budget() {
         chunk.extend(b"\r\n");
         chunked.write_all(&chunk).await.expect("write a chunk");
     }
-    assert_busy("chunked body outgrowing the budget", &answer(&mut chunked).await);
+    assert_busy(
+        "chunked body outgrowing the budget",
+        &answer(&mut chunked).await,
+    );
 
     // The holder finishes: stored, and the whole budget is back.
     holder

@@ -264,7 +264,11 @@ async fn r19_chunk_sizes_with_long_runs_of_leading_zeros_are_refused() {
             + &format!("{size}\r\nsmuggled\r\n0\r\n\r\n")
     };
     let cases = [
-        ("a million leading zeros", "0".repeat(1_000_000) + "8", false),
+        (
+            "a million leading zeros",
+            "0".repeat(1_000_000) + "8",
+            false,
+        ),
         ("17 digits", "0".repeat(16) + "8", false),
         ("16 digits", "0".repeat(15) + "8", true),
         ("one digit", "8".to_owned(), true),
