@@ -60,16 +60,15 @@ async fn send_one(
     let mut request = http
         .post(url)
         .header("content-type", "application/octet-stream");
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         request = request.header("content-length", BODY.to_string());
     }
-    let answer = match request
+    let Ok(answer) = request
         .body(reqwest::Body::wrap_stream(stream))
         .send()
         .await
-    {
-        Ok(answer) => answer,
-        Err(_) => return Ok(Outcome::Cut),
+    else {
+        return Ok(Outcome::Cut);
     };
     let status = answer.status();
     let retry_after = answer.headers().get("retry-after").cloned();
