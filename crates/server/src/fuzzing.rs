@@ -10,6 +10,7 @@
 //! - [`http1_framing`]: the HTTP/1 framing guard in front of hyper.
 //! - [`tunnel_route`]: which tunnel a public request names (Host, absolute
 //!   target, `/t/{name}`), as the tunnel routes decide it.
+//! - [`invoke_body`]: the sample request of a function's `invoke`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -269,6 +270,7 @@ pub fn tunnel_route(
     Some((t.name, t.path_and_query.as_str().to_owned(), false))
 }
 
+<<<<<<< HEAD
 /// The HTTP/1 framing guard (`framing`) fed `bytes` in pieces of `piece`
 /// bytes, as socket reads would: how many bytes reach hyper, and whether
 /// the connection goes on (`"go"`), waits or stops (`"stop"`) or fails
@@ -281,4 +283,13 @@ pub fn http1_framing(bytes: &[u8], piece: usize) -> (usize, &'static str) {
         crate::framing::Verdict::Refuse => "refuse",
     };
     (passed, verdict)
+=======
+/// The body of `POST /v1/functions/{id}/invoke`, parsed and checked as
+/// the route does before it runs anything: the request the function would
+/// see, and whether it runs as an output function.
+pub fn invoke_body(body: &[u8]) -> Result<(functions::Request, bool), Refused> {
+    parse::<bodies::InvokeBody>(body)?
+        .into_request()
+        .map_err(Refused::from)
+>>>>>>> main
 }

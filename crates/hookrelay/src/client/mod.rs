@@ -11,6 +11,7 @@
 mod admin;
 mod bucket;
 mod events;
+mod function;
 mod http;
 mod input;
 mod output;

@@ -31,6 +31,7 @@
 mod buckets;
 mod deliveries;
 mod events;
+mod functions;
 mod keys;
 mod reader;
 mod retention;
