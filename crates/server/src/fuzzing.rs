@@ -270,7 +270,6 @@ pub fn tunnel_route(
     Some((t.name, t.path_and_query.as_str().to_owned(), false))
 }
 
-<<<<<<< HEAD
 /// The HTTP/1 framing guard (`framing`) fed `bytes` in pieces of `piece`
 /// bytes, as socket reads would: how many bytes reach hyper, and whether
 /// the connection goes on (`"go"`), waits or stops (`"stop"`) or fails
@@ -283,7 +282,8 @@ pub fn http1_framing(bytes: &[u8], piece: usize) -> (usize, &'static str) {
         crate::framing::Verdict::Refuse => "refuse",
     };
     (passed, verdict)
-=======
+}
+
 /// The body of `POST /v1/functions/{id}/invoke`, parsed and checked as
 /// the route does before it runs anything: the request the function would
 /// see, and whether it runs as an output function.
@@ -291,5 +291,4 @@ pub fn invoke_body(body: &[u8]) -> Result<(functions::Request, bool), Refused> {
     parse::<bodies::InvokeBody>(body)?
         .into_request()
         .map_err(Refused::from)
->>>>>>> main
 }

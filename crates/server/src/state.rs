@@ -27,13 +27,10 @@ pub(crate) struct Shared {
     pub(crate) preauth: Doorway,
     /// Tunnel agents connected to this node, and the request logs.
     pub(crate) tunnels: crate::tunnel::Registry,
-<<<<<<< HEAD
     /// Bytes of ingest bodies being read or checked at once (DESIGN §7).
     pub(crate) body_budget: crate::ingest::BodyBudget,
-=======
     /// Functions (DESIGN §9): the function threads and compiled scripts.
     pub(crate) scripts: crate::scripts::Scripts,
->>>>>>> main
     /// Addresses whose refused requests filled their input's window.
     pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
