@@ -9,6 +9,7 @@
 //!   bucket auth, the query and headers it stores, the client address).
 //! - [`tunnel_route`]: which tunnel a public request names (Host, absolute
 //!   target, `/t/{name}`), as the tunnel routes decide it.
+//! - [`invoke_body`]: the sample request of a function's `invoke`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -266,4 +267,13 @@ pub fn tunnel_route(
     }
     let t = route::by_path(target)?;
     Some((t.name, t.path_and_query.as_str().to_owned(), false))
+}
+
+/// The body of `POST /v1/functions/{id}/invoke`, parsed and checked as
+/// the route does before it runs anything: the request the function would
+/// see, and whether it runs as an output function.
+pub fn invoke_body(body: &[u8]) -> Result<(functions::Request, bool), Refused> {
+    parse::<bodies::InvokeBody>(body)?
+        .into_request()
+        .map_err(Refused::from)
 }

@@ -2,10 +2,12 @@
 //! recording destination, over both transports (DESIGN §5 guarantees):
 //! byte-exact delivery, nothing missed while the agent is away, groups
 //! sharing work and groups each getting everything, retries, TLS, and
-//! concurrency, order and isolation between outputs (`concurrency`).
+//! concurrency, order and isolation between outputs (`concurrency`), and
+//! input and output functions (`functions`).
 //!
 //! - `delivery`: the DESIGN §5 guarantees over both transports;
 //! - `concurrency`: in-flight limits, order and isolation between outputs;
+//! - `functions`: input and output functions with a real agent;
 //! - `tls`: HTTPS, gRPC and WSS with a CA made at test time.
 //!
 //! Every module runs once per store (`sqlite::…`, `redis::…`, see
@@ -17,6 +19,7 @@
 testkit::store_suites! {
     mod concurrency;
     mod delivery;
+    mod functions;
     mod tls;
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{validate_slug, GenericHmac, IntegrationKind, ValidationError};
-use crate::ids::{BucketId, InputId, TenantId};
+use crate::ids::{BucketId, FunctionId, InputId, TenantId};
 use crate::limits::{self, InputRateLimit, Provisioning};
 use crate::Secret;
 
@@ -30,6 +30,9 @@ pub enum ResponsePolicy {
         #[serde(default)]
         headers: Vec<String>,
     },
+    /// The input's function (DESIGN §9) decides the answer; `default`
+    /// when it sets none. Needs the input's `functionId`.
+    Function,
 }
 
 impl ResponsePolicy {
@@ -84,7 +87,7 @@ impl ResponsePolicy {
                 }
                 Ok(())
             }
-            ResponsePolicy::Default => Ok(()),
+            ResponsePolicy::Default | ResponsePolicy::Function => Ok(()),
         }
     }
 }
@@ -143,6 +146,9 @@ pub struct Input {
     /// Answer the provider's URL-verification handshake (DESIGN §13).
     #[serde(default = "crate::objects::yes")]
     pub handshakes: bool,
+    /// The function run on each verified request (DESIGN §9).
+    #[serde(default)]
+    pub function_id: Option<FunctionId>,
     pub created_at: i64,
 }
 
@@ -211,6 +217,12 @@ impl Input {
         if let Some(rate) = &self.rate_limit {
             rate.validate()?;
         }
+        if self.response == ResponsePolicy::Function && self.function_id.is_none() {
+            return Err(ValidationError::new(
+                "functionId",
+                "required with the response policy function",
+            ));
+        }
         self.response.validate()
     }
 
@@ -252,6 +264,7 @@ mod tests {
             rate_limit: None,
             timestamp_tolerance_seconds: 300,
             handshakes: true,
+            function_id: None,
             created_at: 0,
         }
     }

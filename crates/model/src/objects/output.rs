@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ValidationError;
-use crate::ids::{BucketId, OutputId, TenantId};
+use crate::ids::{BucketId, FunctionId, OutputId, TenantId};
 
 /// How often a failed delivery is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -56,6 +56,9 @@ pub struct Output {
     /// order; a retry waiting out its backoff holds nothing back.
     #[serde(default)]
     pub ordered: bool,
+    /// The function run per (event, output) when a delivery is built.
+    #[serde(default)]
+    pub function_id: Option<FunctionId>,
     pub created_at: i64,
 }
 

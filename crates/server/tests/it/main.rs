@@ -11,6 +11,8 @@
 //! - `protection`: encryption at rest as the API shows it (tampered
 //!   records), retention reclaiming space, token rotation;
 //! - `filters`: event filters on `GET /v1/events` and the bulk resend;
+//! - `functions`: function objects, `invoke`, input and output functions
+//!   and their failure rules (issue 16);
 //! - `openapi`: `GET /openapi.json` parses and describes every route;
 //! - `security`: cross-tenant probing of every route, SSRF on public
 //!   outputs, request smuggling on ingest (issue 7);
@@ -28,6 +30,7 @@ testkit::store_suites! {
     mod agents;
     mod defaults;
     mod filters;
+    mod functions;
     mod handshakes;
     mod ingest;
     mod integrations;

@@ -35,6 +35,7 @@
 mod buckets;
 mod deliveries;
 mod events;
+mod functions;
 mod keys;
 mod reader;
 mod retention;
