@@ -10,8 +10,10 @@
 //!
 //! # Layout
 //! - `lib.rs`: [`AgentConfig`], [`run`] (the reconnect loop) and backoff.
-//! - `link`: the two transports as one [`link::ServerLink`] each.
-//! - `session`: hello, welcome, the message loop, heartbeats, clean stop.
+//! - `link`: the two transports as one [`link::ServerLink`] each, split
+//!   into a reader and a writer once welcomed.
+//! - `session`: hello, welcome, the reader (deliveries, heartbeats) and
+//!   the writer task (acks), clean stop.
 //! - `forwarding`: the requests, concurrently within `--max-in-flight`.
 
 mod forwarding;

@@ -1,7 +1,9 @@
 //! The hookrelay server: an axum application on a hyper accept loop.
 //!
-//! Depends on `model`, `verify`, `functions` and `store` (through
-//! `Arc<dyn Store>` only).
+//! Depends on `model`, `verify`, `functions`, `store` (through
+//! `Arc<dyn Store>` only), `proto` (the agent wire), `forward` (public
+//! outputs) and `tunnel`; only the binary, `testkit` and `fuzz/` depend
+//! on it.
 //! The binary builds a [`Config`], opens a store, binds a listener and calls
 //! [`run`]; tests do the same on `127.0.0.1:0`.
 //!

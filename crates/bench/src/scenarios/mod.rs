@@ -5,6 +5,9 @@
 //! Every scenario starts its own relay (fresh data directory) on
 //! `127.0.0.1:0`, so one cannot skew the next, and every loop is bounded
 //! in count and in time.
+//!
+//! Uses `relay`, `sender` and `destination` of this binary; only
+//! `main.rs` calls into it.
 
 pub(crate) mod catchup;
 pub(crate) mod deliver;

@@ -7,6 +7,7 @@
 //! its answers, and one module per object builds request bodies from flags as
 //! pure functions (unit-tested without a server). Nothing here reads the
 //! environment directly: clap does, through the `env` names on the flags.
+//! Speaks HTTP only (no server or store import); only `main.rs` calls it.
 
 mod admin;
 mod bucket;

@@ -6,6 +6,10 @@
 //! checks lives in [`pipeline`], bucket authentication in [`bucket_auth`], the
 //! rate limit of step 5 in [`rate`], the server-wide budget of bodies being
 //! read in [`budget`].
+//!
+//! Uses `catalog`, `client`, `verify` and the store's `EventLog` and
+//! `Limiter`; `tunnel::proxy` shares its body limits. Nothing here may
+//! depend on `api` or `deliver` (ingest stores; delivery reads the store).
 
 pub(crate) mod bucket_auth;
 mod budget;
