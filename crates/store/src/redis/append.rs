@@ -11,6 +11,13 @@
 //! tenant, and an event committed at Redis time `t` has `receivedAt >= t -
 //! SKEW_MS`: what `visible_before` builds on (`cluster::Clock`).
 //!
+//! An event whose sealing and sending take longer than [`SKEW_MS`] (a
+//! 900 KB body in a debug build on a loaded machine took ~0.7 s) would be
+//! refused for its age on every round, and re-sealed each time: its retry
+//! is minted ahead of Redis time by what the refused round lagged
+//! ([`lead_after`]), so it lands. A lead only makes `receivedAt` later than
+//! the commit, never earlier, so the bound above still holds.
+//!
 //! Within one pipeline a tenant's events are minted in pipeline order, and
 //! Redis runs a connection's commands in order, so a node's own appends
 //! never refuse each other; only another node's commit can force a retry.
@@ -52,6 +59,24 @@ pub(super) struct Job {
 struct Try {
     job: Job,
     rounds: u32,
+    /// How far ahead of Redis time this append's next id is minted.
+    lead_ms: i64,
+}
+
+/// The most an id is minted ahead of Redis time: far above any seal and
+/// send of a body within the largest body limit.
+const MAX_LEAD_MS: i64 = 30_000;
+
+/// The lead of the next round of an append minted at `minted_ms` and
+/// refused when Redis time was `redis_now`: twice what it lagged when it
+/// lagged beyond half the skew bound (age refusals), else unchanged.
+fn lead_after(lead_ms: i64, minted_ms: i64, redis_now: i64) -> i64 {
+    let lag = redis_now - minted_ms;
+    if lag > SKEW_MS / 2 {
+        (lead_ms + lag * 2).min(MAX_LEAD_MS)
+    } else {
+        lead_ms
+    }
 }
 
 /// The writer task: runs until the store is dropped or closed.
@@ -61,10 +86,15 @@ pub(super) async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Job>) {
         let mut batch = vec![Try {
             job: first,
             rounds: 0,
+            lead_ms: 0,
         }];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(Try { job, rounds: 0 }),
+                Ok(job) => batch.push(Try {
+                    job,
+                    rounds: 0,
+                    lead_ms: 0,
+                }),
                 Err(_) => break,
             }
         }
@@ -121,7 +151,7 @@ async fn round(
     let mut minted = Vec::with_capacity(batch.len());
     let mut sent = Vec::with_capacity(batch.len());
     for t in batch {
-        let ulid = mint(last, &t.job.event.tenant, inner.clock.redis_now());
+        let ulid = mint(last, &t.job.event.tenant, inner.clock.redis_now() + t.lead_ms);
         let id = EventId::from_ulid(ulid);
         match command(inner, &t.job, &id, ulid.timestamp_ms() as i64) {
             Ok(args) => {
@@ -179,6 +209,7 @@ async fn round(
                 }
                 if let Some(now) = now {
                     inner.clock.observe(now);
+                    t.lead_ms = lead_after(t.lead_ms, id.ulid().timestamp_ms() as i64, now);
                 }
                 t.rounds += 1;
                 if t.rounds >= MAX_ROUNDS {
@@ -273,4 +304,18 @@ fn command(inner: &Inner, job: &Job, id: &EventId, ms: i64) -> Result<redis::Cmd
 /// The longest dedup window honoured (as in SQLite).
 const MAX_DEDUP_WINDOW_MS: i64 = 3_600_000;
 
-impl Inner {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_refused_for_its_age_is_minted_ahead_by_its_lag() {
+        // Refused 700 ms behind: the next round is minted 1.4 s ahead.
+        assert_eq!(lead_after(0, 10_000, 10_700), 1_400);
+        // Refused for another node's id, not its age: no lead.
+        assert_eq!(lead_after(0, 10_000, 10_010), 0);
+        // Leads add up, within the cap.
+        assert_eq!(lead_after(1_400, 11_400, 12_100), 2_800);
+        assert_eq!(lead_after(0, 0, 100_000), MAX_LEAD_MS);
+    }
+}

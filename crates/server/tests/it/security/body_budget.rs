@@ -93,10 +93,6 @@ fn assert_busy(case: &str, (status, retry_after, body): &(u16, Option<String>, V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r19_bodies_being_read_share_one_budget() {
-    testkit::not_on_redis!(
-        "the budget is the server's, whatever the store; on a loaded machine a 900 KB \
-         event appended to Redis was seen to take tens of seconds"
-    );
     let relay = testkit::Relay::builder()
         .config(|c| c.ingest_body_budget = BUDGET)
         .spawn()
