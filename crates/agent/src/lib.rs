@@ -74,6 +74,15 @@ pub enum AgentError {
     Tls(String),
 }
 
+/// What to tell a user whose relay's certificate is a CA: one made the
+/// usual `openssl req -x509` way has `basicConstraints CA:TRUE`, and rustls
+/// refuses a CA as a server's own certificate (`CaUsedAsEndEntity`).
+pub const CA_AS_LEAF: &str = "the relay's TLS certificate is a CA certificate \
+     (basicConstraints CA:TRUE), which TLS clients refuse as a server's own certificate \
+     (CaUsedAsEndEntity): make one with `-addext basicConstraints=critical,CA:FALSE` \
+     (see the README, \"TLS\"), or sign a server certificate with your CA and give the CA \
+     to --ca-file";
+
 /// What a session ended with, deciding whether to reconnect.
 #[derive(Debug)]
 pub(crate) enum SessionEnd {

@@ -48,6 +48,9 @@ pub(crate) async fn run(
     let mut link = match connecting {
         Ok(link) => link,
         // An untrusted certificate or a bad CA file will not fix itself.
+        Err(reason) if reason.contains("CaUsedAsEndEntity") => {
+            return SessionEnd::Fatal(AgentError::Tls(format!("{reason}: {}", crate::CA_AS_LEAF)))
+        }
         Err(reason) if reason.contains("certificate") || reason.starts_with("TLS") => {
             return SessionEnd::Fatal(AgentError::Tls(reason))
         }

@@ -11,6 +11,8 @@
 //! - [`config`]: the typed configuration the binary hands over.
 //! - `listener`: the accept loop (connection limit, header read timeout,
 //!   graceful drain).
+//! - `framing`: HTTP/1 framing refused at the edge before hyper reads it
+//!   (chunk sizes with long runs of leading zeros).
 //! - `state`: `AppState`, shared by every handler.
 //! - `error`: `ApiError`, the one error answer, and extractor wrappers that
 //!   turn axum's own rejections into it.
@@ -49,6 +51,7 @@ pub mod config;
 mod dashboard;
 mod deliver;
 mod error;
+mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ingest;

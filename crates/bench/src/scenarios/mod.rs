@@ -1,4 +1,4 @@
-//! The six scenarios of issue 7, one file each, and what they share: the
+//! The six scenarios of issue 7 and `deliver` of issue 13, one file each, and what they share: the
 //! agents (the real `hookrelay agent` process, or the agent library in this
 //! process where many are needed) and a pool of senders.
 //!
@@ -10,6 +10,7 @@
 //! `main.rs` calls into it.
 
 pub(crate) mod catchup;
+pub(crate) mod deliver;
 pub(crate) mod e2e;
 pub(crate) mod fanout;
 pub(crate) mod functions;
