@@ -85,7 +85,10 @@ macro_rules! store_suites {
         /// The suite with every relay on SQLite.
         // `path = "."`: the listed files sit beside `main.rs`, not in a
         // `sqlite/` directory.
+        // Compiling each file twice is the point (clippy's `duplicate_mod`
+        // guards against doing it by mistake).
         #[path = "."]
+        #[allow(clippy::duplicate_mod)]
         mod sqlite {
             #[allow(unused_imports)]
             use super::*;
@@ -99,6 +102,7 @@ macro_rules! store_suites {
         /// The same suite with every relay on Redis (issue 6), which must
         /// be answering.
         #[path = "."]
+        #[allow(clippy::duplicate_mod)]
         mod redis {
             #[allow(unused_imports)]
             use super::*;
