@@ -80,9 +80,33 @@ enum Command {
     Catchup(CatchupArgs),
     /// Poll API throughput (`/api/events`, `/v1/events`).
     Poll(PollArgs),
+    /// Delivery rate to a slow destination, live and from a backlog,
+    /// beside the destination's own rate.
+    Deliver(DeliverArgs),
     /// Ingest rate with an input function that sets a header vs none, and
     /// the per-call cost.
     Functions(FunctionsArgs),
+}
+
+#[derive(Args)]
+struct DeliverArgs {
+    /// Event counts to try (each at most 1000000).
+    #[arg(long, value_delimiter = ',')]
+    events: Option<Vec<u64>>,
+    /// The destination's time per request, in ms (at most 10000).
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// The output's concurrency and the agent's --max-in-flight.
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Rounds per count, reference, live and backlog alternating.
+    #[arg(long)]
+    rounds: Option<usize>,
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
+    /// Events through an `ordered` output (0 leaves it out).
+    #[arg(long)]
+    ordered_events: Option<u64>,
 }
 
 #[derive(Args)]
@@ -286,6 +310,30 @@ fn catchup(cli: &Cli, a: Option<&CatchupArgs>) -> anyhow::Result<scenarios::catc
     Ok(p)
 }
 
+fn deliver(cli: &Cli, a: Option<&DeliverArgs>) -> anyhow::Result<scenarios::deliver::Params> {
+    let q = cli.quick;
+    let p = scenarios::deliver::Params {
+        events: a
+            .and_then(|a| a.events.clone())
+            .unwrap_or_else(|| pick(q, vec![2000], vec![2000, 10_000])),
+        latency: std::time::Duration::from_millis(a.and_then(|a| a.latency_ms).unwrap_or(20)),
+        concurrency: a.and_then(|a| a.concurrency).unwrap_or(64),
+        rounds: a.and_then(|a| a.rounds).unwrap_or(pick(q, 1, 3)),
+        transport: a.and_then(|a| a.transport).unwrap_or(Transport::Grpc),
+        body_size: cli.body_size,
+        ordered_events: a.and_then(|a| a.ordered_events).unwrap_or(pick(q, 50, 200)),
+    };
+    anyhow::ensure!(
+        p.events.iter().all(|&e| (1..=1_000_000).contains(&e))
+            && p.latency <= std::time::Duration::from_secs(10)
+            && (1..=1024).contains(&p.concurrency)
+            && (1..=20).contains(&p.rounds)
+            && p.ordered_events <= 10_000,
+        "--events 1 to 1000000, --latency-ms at most 10000, --concurrency 1 to 1024, --rounds 1 to 20, --ordered-events at most 10000"
+    );
+    Ok(p)
+}
+
 /// `hookrelay agent`'s own default `--max-in-flight`.
 const AGENT_DEFAULT_IN_FLIGHT: u32 = 16;
 
@@ -427,6 +475,7 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?)?;
             out.push(scenarios::poll::run(spec, &poll(cli, None)?).await?)?;
             out.push(scenarios::functions::run(spec, &functions(cli, None)?).await?)?;
+            out.push(scenarios::deliver::run(spec, &deliver(cli, None)?).await?)?;
         }
         Command::Ingest(a) => {
             out.push(scenarios::ingest::run(spec, &ingest(cli, Some(a))?).await?)?
@@ -440,6 +489,9 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::catchup::run(spec, &catchup(cli, Some(a))?).await?)?
         }
         Command::Poll(a) => out.push(scenarios::poll::run(spec, &poll(cli, Some(a))?).await?)?,
+        Command::Deliver(a) => {
+            out.push(scenarios::deliver::run(spec, &deliver(cli, Some(a))?).await?)?
+        }
         Command::Functions(a) => {
             out.push(scenarios::functions::run(spec, &functions(cli, Some(a))?).await?)?
         }

@@ -1,7 +1,9 @@
 //! The hookrelay server: an axum application on a hyper accept loop.
 //!
-//! Depends on `model`, `verify`, `functions` and `store` (through
-//! `Arc<dyn Store>` only).
+//! Depends on `model`, `verify`, `functions`, `store` (through
+//! `Arc<dyn Store>` only), `proto` (the agent wire), `forward` (public
+//! outputs) and `tunnel`; only the binary, `testkit` and `fuzz/` depend
+//! on it.
 //! The binary builds a [`Config`], opens a store, binds a listener and calls
 //! [`run`]; tests do the same on `127.0.0.1:0`.
 //!
@@ -9,6 +11,8 @@
 //! - [`config`]: the typed configuration the binary hands over.
 //! - `listener`: the accept loop (connection limit, header read timeout,
 //!   graceful drain).
+//! - `framing`: HTTP/1 framing refused at the edge before hyper reads it
+//!   (chunk sizes with long runs of leading zeros).
 //! - `state`: `AppState`, shared by every handler.
 //! - `error`: `ApiError`, the one error answer, and extractor wrappers that
 //!   turn axum's own rejections into it.
@@ -47,6 +51,7 @@ pub mod config;
 mod dashboard;
 mod deliver;
 mod error;
+mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ingest;

@@ -1,12 +1,16 @@
-//! The six scenarios of issue 7, one file each, and what they share: the
+//! The six scenarios of issue 7 and `deliver` of issue 13, one file each, and what they share: the
 //! agents (the real `hookrelay agent` process, or the agent library in this
 //! process where many are needed) and a pool of senders.
 //!
 //! Every scenario starts its own relay (fresh data directory) on
 //! `127.0.0.1:0`, so one cannot skew the next, and every loop is bounded
 //! in count and in time.
+//!
+//! Uses `relay`, `sender` and `destination` of this binary; only
+//! `main.rs` calls into it.
 
 pub(crate) mod catchup;
+pub(crate) mod deliver;
 pub(crate) mod e2e;
 pub(crate) mod fanout;
 pub(crate) mod functions;

@@ -5,6 +5,10 @@
 //!
 //! Every handler narrows to the caller's tenant before touching the store;
 //! anything outside it answers 404.
+//!
+//! Uses `auth`, `lookup`, `error` and the store's seams; `openapi` reads
+//! its request types and views, `tunnel::api` and `bootstrap` borrow its
+//! helpers. Nothing in `ingest` or `deliver` may depend on it.
 
 mod agents;
 mod buckets;

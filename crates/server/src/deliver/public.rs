@@ -149,6 +149,7 @@ impl Worker {
             return Some(Instant::now() + rules::STORE_RETRY);
         }
         for (due, payload) in sends {
+            self.state.metrics.output_in_flight(&due.output.id, true);
             self.held.insert(due.key.clone());
             let span =
                 tracing::info_span!("deliver", event = %due.key.event, output = %due.output.id);
@@ -208,6 +209,7 @@ impl Worker {
     fn done(&mut self, key: &DeliveryKey, sent: bool) {
         self.held.remove(key);
         if sent {
+            self.state.metrics.output_in_flight(&key.output, false);
             self.gate.finished(&key.output);
             self.slots.give_back(&key.output);
         }

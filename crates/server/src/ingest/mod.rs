@@ -4,12 +4,19 @@
 //!
 //! Handlers here only find the input and shape the answer; the pipeline of
 //! checks lives in [`pipeline`], bucket authentication in [`bucket_auth`], the
-//! rate limit of step 5 in [`rate`].
+//! rate limit of step 5 in [`rate`], the server-wide budget of bodies being
+//! read in [`budget`].
+//!
+//! Uses `catalog`, `client`, `verify` and the store's `EventLog` and
+//! `Limiter`; `tunnel::proxy` shares its body limits. Nothing here may
+//! depend on `api` or `deliver` (ingest stores; delivery reads the store).
 
 pub(crate) mod bucket_auth;
+mod budget;
 mod pipeline;
 mod rate;
 
+pub(crate) use budget::BodyBudget;
 pub(crate) use pipeline::stored_headers;
 pub(crate) use rate::RefusalBlocks;
 

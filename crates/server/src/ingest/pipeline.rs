@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use model::{EventBody, NewEvent};
 use verify::Rejection;
 
+use super::budget::{BodyBudget, Held};
 use super::{bucket_auth, rate};
 use crate::catalog::Route;
 use crate::error::ApiError;
@@ -50,11 +51,14 @@ pub(super) async fn run(
     let input = &route.input;
     check_enabled(state, route)?;
     let (parts, body) = request.into_parts();
-    let mut body = read_body(
+    // Held until this function returns: the body's bytes count against the
+    // server-wide budget while they are read, checked and stored.
+    let (mut body, _held) = read_body(
         body,
         &parts.headers,
         input.effective_body_limit(),
         state.config.body_read_timeout,
+        &state.body_budget,
     )
     .await?;
     let content_type = parts
@@ -330,13 +334,15 @@ fn check_enabled(state: &AppState, route: &Route) -> Result<(), ApiError> {
 }
 
 /// Step 3: reads at most `limit` bytes, within the read timeout, into one
-/// buffer that the later steps borrow and the stored event takes over.
+/// buffer that the later steps borrow and the stored event takes over; the
+/// bytes are counted against the server-wide `budget` as they arrive.
 async fn read_body(
     body: Body,
     headers: &http::HeaderMap,
     limit: u64,
     timeout: Duration,
-) -> Result<Vec<u8>, ApiError> {
+    budget: &BodyBudget,
+) -> Result<(Vec<u8>, Held), ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -351,39 +357,56 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    match tokio::time::timeout(timeout, collect(body, declared, limit)).await {
+    let mut held = budget.admit(declared)?;
+    match tokio::time::timeout(timeout, collect(body, declared, limit, &mut held)).await {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "the body was not received in time",
         )),
-        Ok(Ok(Some(buf))) => Ok(buf),
-        Ok(Ok(None)) => Err(too_large()),
+        Ok(Ok(Collected::Whole(buf))) => Ok((buf, held)),
+        Ok(Ok(Collected::TooLarge)) => Err(too_large()),
+        Ok(Ok(Collected::OverBudget(e))) => Err(e),
         Ok(Err(_)) => Err(ApiError::invalid_request(
             "the request body could not be read",
         )),
     }
 }
 
+/// How reading a body ended, when the connection did not fail.
+enum Collected {
+    Whole(Vec<u8>),
+    /// More than the input's limit arrived.
+    TooLarge,
+    /// The server-wide budget had no room for the next bytes.
+    OverBudget(ApiError),
+}
+
 /// Appends the body's frames to one buffer: sized from `Content-Length`
 /// when declared (within `limit`), so the bytes are copied once, from the
-/// connection's buffer into this one. `None` when more than `limit` bytes
-/// arrive.
+/// connection's buffer into this one. The capacity reserved for a declared
+/// length is only address space until bytes land in it, which is why the
+/// budget counts arrivals, not the declaration.
 async fn collect(
     mut body: Body,
     declared: Option<u64>,
     limit: u64,
-) -> Result<Option<Vec<u8>>, axum::Error> {
+    held: &mut Held,
+) -> Result<Collected, axum::Error> {
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
-            if (buf.len() + data.len()) as u64 > limit {
-                return Ok(None);
+            let len = buf.len() + data.len();
+            if len as u64 > limit {
+                return Ok(Collected::TooLarge);
+            }
+            if let Err(e) = held.cover(len, limit as usize) {
+                return Ok(Collected::OverBudget(e));
             }
             buf.extend_from_slice(&data);
         }
     }
-    Ok(Some(buf))
+    Ok(Collected::Whole(buf))
 }
 
 /// Headers as stored with the event: names lower-case (hyper's), values as

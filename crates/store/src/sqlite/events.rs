@@ -291,8 +291,9 @@ pub(super) fn reset_deliveries(
         .map_err(db_err)?;
     exists.ok_or(Error::NotFound)?;
     conn.prepare_cached(
+        // Due again at once, never 0: see `deliveries::DUE_AGAIN_AT_ONCE`.
         "UPDATE deliveries SET state = 'pending', updated_at = ?4, pending_since = ?4,
-                               tries = 0, next_attempt_at = 0
+                               tries = 0, next_attempt_at = 1
          WHERE tenant = ?1 AND event_id = ?2 AND (?3 IS NULL OR output_id = ?3)
            AND state != 'in_flight'",
     )

@@ -10,9 +10,12 @@
 //!   headers, each refused 400 naming the field;
 //! - `token_oracle` (issue 19): a wrong secret costs the same for a known
 //!   and an unknown token key (a decoy bcrypt check);
+//! - `body_budget` (issue 19): webhook bodies being read share one
+//!   server-wide budget; over it, 503 with `Retry-After`;
 //! - `smuggling`: ambiguous request framing on the ingest route is refused
 //!   or read one safe way, and never yields a second, hidden request.
 
+mod body_budget;
 mod caps;
 mod poll_oracle;
 mod probing;
