@@ -568,3 +568,72 @@ async fn a_failing_output_function_fails_its_delivery_only() {
     );
     assert_eq!(w.destination.received().len(), 1);
 }
+
+#[tokio::test]
+async fn another_tenants_function_cannot_be_attached_or_seen() {
+    let w = world().await;
+    let other = w
+        .relay
+        .admin(
+            Method::POST,
+            "/api/tenants",
+            Some(json!({"label": "Other"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let other = other["tenant"]["id"].as_str().unwrap().to_owned();
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/functions", w.relay.url))
+        .bearer_auth(&w.relay.admin)
+        .header("x-hookrelay-tenant", &other)
+        .json(&json!({"name": "theirs", "source": "r:StopForwarding()", "config": {"K": "their-secret"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let theirs: Value = response.json().await.unwrap();
+    let theirs = theirs["id"].as_str().unwrap();
+    for (path, body) in [
+        (
+            format!("/v1/buckets/{}/inputs", w.bucket),
+            json!({"functionId": theirs}),
+        ),
+        (
+            format!("/v1/buckets/{}/outputs", w.bucket),
+            json!({"url": w.destination.url, "functionId": theirs}),
+        ),
+    ] {
+        let (status, answer) = w
+            .relay
+            .call(Method::POST, &path, &w.relay.admin, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert!(answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("functionId"));
+    }
+    for method in [Method::GET, Method::DELETE] {
+        w.relay
+            .admin(
+                method,
+                &format!("/v1/functions/{theirs}"),
+                None,
+                StatusCode::NOT_FOUND,
+            )
+            .await;
+    }
+    w.relay
+        .admin(
+            Method::POST,
+            &format!("/v1/functions/{theirs}/invoke"),
+            Some(json!({})),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    let mine = w
+        .relay
+        .admin(Method::GET, "/v1/functions", None, StatusCode::OK)
+        .await;
+    assert_eq!(mine["functions"], json!([]));
+}
