@@ -102,6 +102,10 @@ prefixed_id!(
     TunnelId, "tun_", "tunnel"
 );
 prefixed_id!(
+    /// A channel (smee and gosmee clients): `chn_` + 20 random characters.
+    ChannelId, "chn_", "channel"
+);
+prefixed_id!(
     /// A token's public key: `tok_` + 20 random characters.
     TokenKey, "tok_", "token"
 );

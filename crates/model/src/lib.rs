@@ -6,9 +6,10 @@
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
 //! what ingest produces; [`caps`] bounds the lists a tenant can grow;
-//! [`tunnel`] is for HTTP tunnels.
+//! [`tunnel`] is for HTTP tunnels, [`channel`] for smee and gosmee clients.
 
 pub mod caps;
+pub mod channel;
 pub mod event;
 pub mod ids;
 pub mod limits;
@@ -17,7 +18,8 @@ pub mod secret;
 pub mod tunnel;
 
 pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
-pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId};
+pub use channel::{Channel, MAX_CHANNELS_PER_BUCKET};
+pub use ids::{BucketId, ChannelId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId};
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,

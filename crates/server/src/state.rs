@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) preauth: Doorway,
     /// Tunnel agents connected to this node, and the request logs.
     pub(crate) tunnels: crate::tunnel::Registry,
+    /// Channel streams open on this node (DESIGN §12).
+    pub(crate) channels: crate::channels::Registry,
     /// Addresses whose refused requests filled their input's window.
     pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
@@ -70,6 +72,7 @@ impl AppState {
                 message_budget: config.agent_message_budget,
             }),
             tunnels: crate::tunnel::Registry::new(),
+            channels: Default::default(),
             ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,

@@ -15,6 +15,7 @@
 //! - [`Tenants`]: tenants and their tokens (`objects`).
 //! - [`Buckets`]: buckets and what hangs off them, inputs and outputs
 //!   (`objects`).
+//! - [`Channels`]: smee and gosmee channels of a bucket (`channels`).
 //! - [`EventLog`]: accepted events, dedup, reads, visibility, commit ticks,
 //!   resends and retention (`event_log`).
 //! - [`DeliveryQueue`]: what is due to whom: agent groups, due queries,
@@ -30,6 +31,7 @@
 //! the server, which tests pause and move forward.
 
 pub mod bus;
+mod channels;
 pub mod clock;
 #[cfg(feature = "test-suite")]
 pub mod conformance;
@@ -52,6 +54,7 @@ mod tunnels;
 use async_trait::async_trait;
 
 pub use bus::{ClusterBus, Signal};
+pub use channels::Channels;
 pub use dedup::DedupSet;
 pub use event_log::{Appended, Cursor, EventLog, EventQuery};
 pub use limiter::{Limiter, RateDecision, SlidingWindow};
@@ -100,12 +103,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// - Each method is one transaction.
 /// - After [`Lifecycle::close`], every call fails [`Error::Unavailable`].
 pub trait Store:
-    Tenants + Buckets + Tunnels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    Tenants + Buckets + Tunnels + Channels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
 {
 }
 
 impl<T> Store for T where
-    T: Tenants + Buckets + Tunnels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    T: Tenants + Buckets + Tunnels + Channels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
 {
 }
 
@@ -125,6 +128,7 @@ pub trait Lifecycle: Send + Sync + 'static {
 /// with nothing.
 pub mod prelude {
     pub use crate::Buckets as _;
+    pub use crate::Channels as _;
     pub use crate::ClusterBus as _;
     pub use crate::DeliveryQueue as _;
     pub use crate::EventLog as _;

@@ -10,6 +10,7 @@
 
 mod admin;
 mod bucket;
+mod channel;
 mod events;
 mod http;
 mod input;

@@ -40,6 +40,11 @@ pub(crate) trait AgentLink: Send {
     /// The agent's `Hello` was verified: lift the pre-authentication
     /// limits (`preauth`) off its stream.
     fn authenticated(&mut self);
+    /// The agent group the transport imposes, whatever the `Hello` asks
+    /// (Webhook Relay's sockets: one group per token key).
+    fn group(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A refusal sent as `Error` before closing.
@@ -148,7 +153,9 @@ async fn hello_and_accept(
         Err(_) => return Err(Some(Refusal::new("too_slow", "no Hello in time"))),
     };
     admission.verifying();
-    let accepted = accept(state, &hello, client).await.map_err(Some)?;
+    let accepted = accept(state, &hello, link.group(), client)
+        .await
+        .map_err(Some)?;
     Ok((hello, accepted))
 }
 
@@ -234,7 +241,12 @@ struct Accepted {
     buckets: Vec<Bucket>,
 }
 
-async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<Accepted, Refusal> {
+async fn accept(
+    state: &AppState,
+    hello: &pb::Hello,
+    imposed_group: Option<String>,
+    client: IpAddr,
+) -> Result<Accepted, Refusal> {
     let token =
         crate::auth::authenticate_agent(state, &hello.token_key, &hello.token_secret, client)
             .await
@@ -245,7 +257,9 @@ async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<A
             "a tunnel token opens tunnels (`hookrelay tunnel`) and never receives webhooks",
         ));
     }
-    let group = if hello.group.is_empty() {
+    let group = if let Some(group) = imposed_group {
+        group
+    } else if hello.group.is_empty() {
         token.key.to_string()
     } else {
         model::validate_slug("group", &hello.group)

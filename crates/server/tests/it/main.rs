@@ -5,18 +5,21 @@
 //! - `admin`: the administration API's shapes and error answers;
 //! - `defaults`: input limits as made and shown, and what they let through;
 //! - `agents`: the agent protocol from a raw WebSocket client;
+//! - `channels`: smee and gosmee clients (the real smee-client from npm);
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
 //! - `lifecycle`: operations routes, restart persistence, shutdown;
 //! - `protection`: encryption at rest as the API shows it (tampered
 //!   records), retention reclaiming space, token rotation;
 //! - `filters`: event filters on `GET /v1/events` and the bulk resend;
+//! - `socket`: Webhook Relay's socket server from a client of its format;
 //! - `openapi`: `GET /openapi.json` parses and describes every route;
 //! - `security`: cross-tenant probing of every route, SSRF on public
 //!   outputs, request smuggling on ingest (issue 7).
 
 mod admin;
 mod agents;
+mod channels;
 mod defaults;
 mod filters;
 mod handshakes;
@@ -28,6 +31,7 @@ mod openapi;
 mod protection;
 mod reading;
 mod security;
+mod socket;
 
 /// The same suite with every relay on Redis (issue 6), so `cargo test`
 /// covers both stores; Redis must be answering.

@@ -29,6 +29,7 @@
 //!   suite.
 
 mod buckets;
+mod channels;
 mod deliveries;
 mod events;
 mod keys;
