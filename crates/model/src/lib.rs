@@ -17,9 +17,11 @@ pub mod objects;
 pub mod secret;
 pub mod tunnel;
 
-pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
 pub use channel::{Channel, MAX_CHANNELS_PER_BUCKET};
-pub use ids::{BucketId, ChannelId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId};
+pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
+pub use ids::{
+    BucketId, ChannelId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId,
+};
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,

@@ -274,7 +274,10 @@ pub fn tunnel_route(
 /// A Webhook Relay socket client's frame, as `GET /v1/socket` parses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SocketAction {
-    Auth { key: String, secret: String },
+    Auth {
+        key: String,
+        secret: String,
+    },
     /// `None`: every bucket the token may read.
     Subscribe(Option<Vec<String>>),
     Pong,

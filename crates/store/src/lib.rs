@@ -108,7 +108,15 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: Tenants + Buckets + Tunnels + Channels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    T: Tenants
+        + Buckets
+        + Tunnels
+        + Channels
+        + EventLog
+        + DeliveryQueue
+        + ClusterBus
+        + Limiter
+        + Lifecycle
 {
 }
 

@@ -81,7 +81,10 @@ async fn create(
     Path(bucket): Path<String>,
 ) -> Result<(StatusCode, Json<ChannelCreated>), ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
-    let existing = state.store.list_channels(&caller.tenant, &bucket.id).await?;
+    let existing = state
+        .store
+        .list_channels(&caller.tenant, &bucket.id)
+        .await?;
     if existing.len() >= MAX_CHANNELS_PER_BUCKET {
         return Err(ApiError::invalid_request(format!(
             "channels: a bucket has at most {MAX_CHANNELS_PER_BUCKET}; revoke one first"
@@ -123,7 +126,10 @@ async fn list(
     Path(bucket): Path<String>,
 ) -> Result<Json<ChannelList>, ApiError> {
     let bucket = resolve_bucket(&state, &caller.tenant, &bucket).await?;
-    let channels = state.store.list_channels(&caller.tenant, &bucket.id).await?;
+    let channels = state
+        .store
+        .list_channels(&caller.tenant, &bucket.id)
+        .await?;
     Ok(Json(ChannelList {
         channels: channels.iter().map(|c| view(&state, c)).collect(),
     }))

@@ -123,15 +123,13 @@ fn form_decode(text: &str) -> String {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -233,7 +231,10 @@ mod tests {
             br#"{"n":1.0,"s":"\u00e9"}"#,
         );
         let data = smee(&e);
-        assert!(data.ends_with(r#","body":{"n":1.0,"s":"\u00e9"}}"#), "{data}");
+        assert!(
+            data.ends_with(r#","body":{"n":1.0,"s":"\u00e9"}}"#),
+            "{data}"
+        );
         let v: Value = serde_json::from_str(&data).unwrap();
         assert_eq!(v["x-a"], "1, 2");
         assert_eq!(v["query"]["b"], "x y");
@@ -258,7 +259,11 @@ mod tests {
 
     #[test]
     fn gosmee_carries_exact_bytes_and_a_string_timestamp() {
-        let data = gosmee(&event(&[("X-GitHub-Event", "push")], "a=1", &[0, 159, 146, 150]));
+        let data = gosmee(&event(
+            &[("X-GitHub-Event", "push")],
+            "a=1",
+            &[0, 159, 146, 150],
+        ));
         let v: Value = serde_json::from_str(&data).unwrap();
         assert_eq!(v["bodyB"], "AJ+Slg==");
         assert_eq!(v["timestamp"], "1700000000123");
@@ -273,7 +278,16 @@ mod tests {
         assert_eq!(text, format!("{}-{}", (1_u64 << 48) - 1, u64::MAX));
         let parsed = parse_gosmee_id(&text).unwrap();
         assert!(names(id, parsed));
-        for bad in ["", "1", "1-", "-1", "a-1", "1-1-1", "1-+1", "99999999999999999999999-1"] {
+        for bad in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "a-1",
+            "1-1-1",
+            "1-+1",
+            "99999999999999999999999-1",
+        ] {
             assert_eq!(parse_gosmee_id(bad), None, "{bad}");
         }
     }

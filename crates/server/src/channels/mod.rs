@@ -91,11 +91,14 @@ impl Registry {
         }
         open.total += 1;
         *open.per_ip.entry(ip).or_default() += 1;
-        let live = open.channels.entry(channel.clone()).or_insert_with(|| Live {
-            clients: 0,
-            cursor: None,
-            revoked: CancellationToken::new(),
-        });
+        let live = open
+            .channels
+            .entry(channel.clone())
+            .or_insert_with(|| Live {
+                clients: 0,
+                cursor: None,
+                revoked: CancellationToken::new(),
+            });
         let alone = live.clients == 0;
         live.clients += 1;
         Ok(Client {

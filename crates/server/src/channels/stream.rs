@@ -82,7 +82,9 @@ async fn gosmee(
 /// not one (answered 404 without a store read).
 pub(super) fn digest_of(cap: &str) -> Option<String> {
     let well_formed = cap.len() == CAPABILITY_HEX
-        && cap.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && cap
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     well_formed.then(|| {
         Sha256::digest(cap.as_bytes())
             .iter()
@@ -184,9 +186,17 @@ async fn open(
         // A named event: smee-client forwards only unnamed ones.
         Format::Smee => opening.push(SseEvent::default().event("ready").data("{}").retry(RETRY)),
         Format::Gosmee => {
-            opening.push(SseEvent::default().data(r#"{"message":"ready"}"#).retry(RETRY));
+            opening.push(
+                SseEvent::default()
+                    .data(r#"{"message":"ready"}"#)
+                    .retry(RETRY),
+            );
             if let Some(gap) = gap {
-                opening.push(SseEvent::default().event("gosmee-gap").data(gap.to_string()));
+                opening.push(
+                    SseEvent::default()
+                        .event("gosmee-gap")
+                        .data(gap.to_string()),
+                );
             }
         }
     }

@@ -100,7 +100,10 @@ async fn clients(relay: &Relay, channel: &Value) -> u64 {
     let list = relay
         .admin(
             Method::GET,
-            &format!("/v1/buckets/{}/channels", channel["bucket"].as_str().unwrap()),
+            &format!(
+                "/v1/buckets/{}/channels",
+                channel["bucket"].as_str().unwrap()
+            ),
             None,
             StatusCode::OK,
         )
@@ -114,9 +117,11 @@ async fn clients(relay: &Relay, channel: &Value) -> u64 {
 }
 
 async fn wait_clients(relay: &Relay, channel: &Value, n: u64) {
-    testkit::wait_until(DEADLINE, &format!("the channel has {n} clients"), || async {
-        clients(relay, channel).await == n
-    })
+    testkit::wait_until(
+        DEADLINE,
+        &format!("the channel has {n} clients"),
+        || async { clients(relay, channel).await == n },
+    )
     .await;
 }
 
@@ -139,9 +144,13 @@ async fn smee_client_forwards_every_event_and_catches_up_after_a_restart() {
     let client = Smee::start(&smee_url, &target);
     wait_clients(&relay, &channel, 1).await;
 
-    let json_ct = [("content-type", "application/json"), ("x-github-event", "push")];
+    let json_ct = [
+        ("content-type", "application/json"),
+        ("x-github-event", "push"),
+    ];
     // Compact JSON that JavaScript round-trips: byte for byte.
-    let compact = br#"{"action":"opened","number":7,"ok":true,"list":[1,"two",null],"nested":{"k":"v"}}"#;
+    let compact =
+        br#"{"action":"opened","number":7,"ok":true,"list":[1,"two",null],"nested":{"k":"v"}}"#;
     send(&relay, &input, &json_ct, compact).await;
     let got = destination.wait_for(1, DEADLINE).await;
     assert_eq!(got[0].method, "POST");
@@ -149,7 +158,10 @@ async fn smee_client_forwards_every_event_and_catches_up_after_a_restart() {
     assert_eq!(&got[0].body[..], compact);
     assert_eq!(got[0].header("x-github-event"), Some("push"));
     assert_eq!(got[0].header("content-type"), Some("application/json"));
-    assert!(got[0].header("timestamp").is_some(), "smee.io's timestamp key is a header too");
+    assert!(
+        got[0].header("timestamp").is_some(),
+        "smee.io's timestamp key is a header too"
+    );
     assert!(got[0].header("authorization").is_none());
 
     // Pretty JSON: smee-client re-serialises it (documented drift).
@@ -205,8 +217,12 @@ struct SseEvent {
 /// lines split on `\n`, `:` comments skipped, `data` lines joined.
 async fn read_events(response: reqwest::Response, count: usize) -> (Vec<SseEvent>, bool) {
     let mut stream = response.bytes_stream();
-    let (mut buffer, mut events, mut current, mut data) =
-        (String::new(), Vec::new(), SseEvent::default(), Vec::<String>::new());
+    let (mut buffer, mut events, mut current, mut data) = (
+        String::new(),
+        Vec::new(),
+        SseEvent::default(),
+        Vec::<String>::new(),
+    );
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while events.len() < count {
         let Some(chunk) = tokio::time::timeout_at(deadline, stream.next())
@@ -265,13 +281,25 @@ async fn the_gosmee_stream_parses_as_gosmee_does_and_resumes_by_its_ids() {
     let second = open(&relay, &url, None).await;
     wait_clients(&relay, &channel, 2).await;
     let binary = [0_u8, 159, 146, 150, b'\r', b'\n'];
-    send(&relay, &input, &[("x-github-event", "push"), ("content-type", "application/octet-stream")], &binary).await;
+    send(
+        &relay,
+        &input,
+        &[
+            ("x-github-event", "push"),
+            ("content-type", "application/octet-stream"),
+        ],
+        &binary,
+    )
+    .await;
 
     for stream in [first, second] {
         let (events, _) = read_events(stream, 2).await;
         // The opening control event: {"message":"ready"}, unnamed.
         assert_eq!(events[0].event, "");
-        assert_eq!(serde_json::from_str::<Value>(&events[0].data).unwrap(), json!({"message": "ready"}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&events[0].data).unwrap(),
+            json!({"message": "ready"})
+        );
         let event = &events[1];
         assert!(gosmee_stream_id(&event.id), "{:?}", event.id);
         let payload: Value = serde_json::from_str(&event.data).unwrap();
@@ -313,13 +341,28 @@ async fn smee_streams_resume_by_last_event_id_and_fan_out() {
     let a = open(&relay, &url, None).await;
     let b = open(&relay, &url, None).await;
     wait_clients(&relay, &channel, 2).await;
-    send(&relay, &input, &[("content-type", "application/json")], br#"{"n":1}"#).await;
-    send(&relay, &input, &[("content-type", "application/json")], br#"{"n":2}"#).await;
+    send(
+        &relay,
+        &input,
+        &[("content-type", "application/json")],
+        br#"{"n":1}"#,
+    )
+    .await;
+    send(
+        &relay,
+        &input,
+        &[("content-type", "application/json")],
+        br#"{"n":2}"#,
+    )
+    .await;
     let mut ids = Vec::new();
     for stream in [a, b] {
         let (events, _) = read_events(stream, 3).await;
         assert_eq!(events[0].event, "ready", "named, so smee-client ignores it");
-        let data: Vec<Value> = events[1..].iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect();
+        let data: Vec<Value> = events[1..]
+            .iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap())
+            .collect();
         assert_eq!(data[0]["body"], json!({"n": 1}));
         assert_eq!(data[1]["body"], json!({"n": 2}));
         assert!(data[0]["timestamp"].is_i64());
@@ -337,7 +380,12 @@ async fn smee_streams_resume_by_last_event_id_and_fan_out() {
     let post = relay.http.post(&url).body("x").send().await.unwrap();
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
     for bad in ["0123456789abcdef0123456789abcdef", "nope", "events"] {
-        let answer = relay.http.get(format!("{}/smee/{bad}", relay.url)).send().await.unwrap();
+        let answer = relay
+            .http
+            .get(format!("{}/smee/{bad}", relay.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{bad}");
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["error"], "not_found");
@@ -350,12 +398,16 @@ async fn smee_streams_resume_by_last_event_id_and_fan_out() {
         channel["bucket"].as_str().unwrap(),
         channel["id"].as_str().unwrap()
     );
-    relay.admin(Method::DELETE, &path, None, StatusCode::NO_CONTENT).await;
+    relay
+        .admin(Method::DELETE, &path, None, StatusCode::NO_CONTENT)
+        .await;
     let (_, ended) = read_events(open_stream, 100).await;
     assert!(ended, "the stream ended");
     let gone = relay.http.get(&url).send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    relay.admin(Method::DELETE, &path, None, StatusCode::NOT_FOUND).await;
+    relay
+        .admin(Method::DELETE, &path, None, StatusCode::NOT_FOUND)
+        .await;
 }
 
 #[tokio::test]
@@ -367,23 +419,46 @@ async fn channels_are_listed_without_urls_and_capped() {
     let smee = channel["smeeUrl"].as_str().unwrap();
     let cap = smee.rsplit('/').next().unwrap();
     assert_eq!(cap.len(), 32);
-    assert_eq!(channel["gosmeeUrl"], format!("{}/smee/events/{cap}", relay.url));
+    assert_eq!(
+        channel["gosmeeUrl"],
+        format!("{}/smee/events/{cap}", relay.url)
+    );
     let list = relay
         .admin(Method::GET, "/v1/buckets/b/channels", None, StatusCode::OK)
         .await;
     assert_eq!(list["channels"][0]["id"], channel["id"]);
-    assert!(!list.to_string().contains(cap), "the capability is shown once");
+    assert!(
+        !list.to_string().contains(cap),
+        "the capability is shown once"
+    );
     for _ in 1..model::MAX_CHANNELS_PER_BUCKET {
         relay
-            .admin(Method::POST, &format!("/v1/buckets/{bucket}/channels"), None, StatusCode::CREATED)
+            .admin(
+                Method::POST,
+                &format!("/v1/buckets/{bucket}/channels"),
+                None,
+                StatusCode::CREATED,
+            )
             .await;
     }
     let full = relay
-        .admin(Method::POST, &format!("/v1/buckets/{bucket}/channels"), None, StatusCode::BAD_REQUEST)
+        .admin(
+            Method::POST,
+            &format!("/v1/buckets/{bucket}/channels"),
+            None,
+            StatusCode::BAD_REQUEST,
+        )
         .await;
     assert_eq!(full["error"], "invalid_request");
     // Deleting the bucket takes its channels with it.
-    relay.admin(Method::DELETE, &format!("/v1/buckets/{bucket}"), None, StatusCode::NO_CONTENT).await;
+    relay
+        .admin(
+            Method::DELETE,
+            &format!("/v1/buckets/{bucket}"),
+            None,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
     let gone = relay.http.get(smee).send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }

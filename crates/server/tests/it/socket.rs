@@ -90,11 +90,35 @@ async fn hear(socket: &mut Socket) -> Option<Value> {
     }
 }
 
+/// Returns once the server has read every frame sent before: it answers
+/// a WebSocket ping only after reading what came ahead of it (the clock
+/// must not jump while a `pong` still waits to be read).
+async fn heard(socket: &mut Socket) {
+    socket
+        .send(Message::Ping(b"sync".to_vec().into()))
+        .await
+        .expect("send a ping");
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("a pong in time")
+            .expect("open")
+            .expect("a frame");
+        if matches!(&frame, Message::Pong(p) if &p[..] == b"sync") {
+            return;
+        }
+    }
+}
+
 /// Authenticates and subscribes; returns the socket and the `subscribed`
 /// status.
 async fn subscribe(w: &World, buckets: Option<Vec<&str>>) -> (Socket, Value) {
     let mut socket = open(&w.relay).await;
-    say(&mut socket, json!({"action": "auth", "key": w.key, "secret": w.secret})).await;
+    say(
+        &mut socket,
+        json!({"action": "auth", "key": w.key, "secret": w.secret}),
+    )
+    .await;
     let authenticated = hear(&mut socket).await.expect("an answer to auth");
     assert_eq!(authenticated["type"], "status");
     assert_eq!(authenticated["status"], "authenticated", "{authenticated}");
@@ -135,7 +159,10 @@ async fn a_webhook_relay_client_receives_webhooks_and_reports_results() {
     assert_eq!(frame["query"], "a=1");
     assert_eq!(frame["body"], r#"{"hi":"there"}"#);
     assert!(frame.get("bodyEncoding").is_none());
-    assert_eq!(frame["headers"]["Content-Type"], json!(["application/json"]));
+    assert_eq!(
+        frame["headers"]["Content-Type"],
+        json!(["application/json"])
+    );
     assert_eq!(frame["headers"]["X-Multi"], json!(["one", "two"]));
     let meta = &frame["meta"];
     assert_eq!(meta["event_id"], event["id"]);
@@ -163,7 +190,12 @@ async fn a_webhook_relay_client_receives_webhooks_and_reports_results() {
     assert_eq!(report.status(), StatusCode::OK);
     let shown = w
         .relay
-        .admin(Method::GET, &format!("/v1/events/{}", event["id"].as_str().unwrap()), None, StatusCode::OK)
+        .admin(
+            Method::GET,
+            &format!("/v1/events/{}", event["id"].as_str().unwrap()),
+            None,
+            StatusCode::OK,
+        )
         .await;
     let deliveries = shown["deliveries"].as_array().unwrap();
     assert_eq!(deliveries.len(), 1);
@@ -210,7 +242,10 @@ async fn a_webhook_relay_client_receives_webhooks_and_reports_results() {
     // the catch-up window, comes first.
     drop(socket);
     testkit::wait_until(PATIENCE, "the socket is gone", || async {
-        let agents = w.relay.admin(Method::GET, "/v1/agents", None, StatusCode::OK).await;
+        let agents = w
+            .relay
+            .admin(Method::GET, "/v1/agents", None, StatusCode::OK)
+            .await;
         agents["agents"].as_array().unwrap().is_empty()
     })
     .await;
@@ -238,23 +273,40 @@ async fn wrong_secrets_tunnel_tokens_and_other_tenants_buckets_are_refused() {
         assert_eq!(frame["status"], "unauthorized", "{frame}");
     };
     let mut socket = open(&w.relay).await;
-    say(&mut socket, json!({"action": "auth", "key": w.key, "secret": "wrong"})).await;
+    say(
+        &mut socket,
+        json!({"action": "auth", "key": w.key, "secret": "wrong"}),
+    )
+    .await;
     unauthorized(hear(&mut socket).await);
     assert!(hear(&mut socket).await.is_none(), "closed");
 
     let tunnel = token(&w.relay, "tunnel").await;
     let mut socket = open(&w.relay).await;
-    say(&mut socket, json!({"action": "auth", "key": tunnel["key"], "secret": tunnel["secret"]})).await;
+    say(
+        &mut socket,
+        json!({"action": "auth", "key": tunnel["key"], "secret": tunnel["secret"]}),
+    )
+    .await;
     unauthorized(hear(&mut socket).await);
 
     let mut socket = open(&w.relay).await;
-    say(&mut socket, json!({"action": "subscribe", "buckets": ["b"]})).await;
+    say(
+        &mut socket,
+        json!({"action": "subscribe", "buckets": ["b"]}),
+    )
+    .await;
     unauthorized(hear(&mut socket).await);
 
     // Another tenant's bucket, by name and by id: refused.
     let created = w
         .relay
-        .admin(Method::POST, "/api/tenants", Some(json!({"label": "Other"})), StatusCode::CREATED)
+        .admin(
+            Method::POST,
+            "/api/tenants",
+            Some(json!({"label": "Other"})),
+            StatusCode::CREATED,
+        )
         .await;
     let other = created["tenant"]["id"].as_str().unwrap();
     let theirs: Value = w
@@ -291,15 +343,26 @@ async fn the_client_is_pinged_every_30_seconds_and_pongs_keep_it() {
         .await;
     let w = world(relay).await;
     let (mut socket, _) = subscribe(&w, Some(vec!["b"])).await;
+    // The session's heartbeat starts once it has joined its group, just
+    // after `subscribed` is sent; it reads the socket only from then on,
+    // so an answered WebSocket ping says the heartbeat runs.
+    heard(&mut socket).await;
     for _ in 0..3 {
         testkit::advance_clock(Duration::from_secs(31)).await;
         let ping = hear(&mut socket).await.expect("a ping, the socket open");
         assert_eq!(ping, json!({"type": "status", "status": "ping"}));
         say(&mut socket, json!({"action": "pong"})).await;
+        heard(&mut socket).await;
     }
-    // Silent past the limit: closed.
-    testkit::advance_clock(Duration::from_secs(31)).await;
-    let _ = hear(&mut socket).await;
-    testkit::advance_clock(Duration::from_secs(31)).await;
+    // Silent past the limit (45 s, three heartbeats): closed.
+    testkit::advance_clock(Duration::from_secs(100)).await;
+    testkit::wait_until(PATIENCE, "the silent socket left", || async {
+        let agents = w
+            .relay
+            .admin(Method::GET, "/v1/agents", None, StatusCode::OK)
+            .await;
+        agents["agents"].as_array().unwrap().is_empty()
+    })
+    .await;
     assert!(hear(&mut socket).await.is_none(), "closed after silence");
 }

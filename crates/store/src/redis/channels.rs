@@ -123,9 +123,7 @@ impl Channels for RedisStore {
                 cursor.to_string(),
             );
         }
-        pipe.query_async::<()>(&mut con)
-            .await
-            .map_err(unavailable)
+        pipe.query_async::<()>(&mut con).await.map_err(unavailable)
     }
 
     async fn list_channels(&self, tenant: &TenantId, bucket: &BucketId) -> Result<Vec<Channel>> {
@@ -209,7 +207,10 @@ impl Channels for RedisStore {
             .await
             .map_err(unavailable)?;
         let _: () = con
-            .hdel(inner.keys.channel_capabilities(), &current.capability_sha256)
+            .hdel(
+                inner.keys.channel_capabilities(),
+                &current.capability_sha256,
+            )
             .await
             .map_err(unavailable)?;
         Ok(())

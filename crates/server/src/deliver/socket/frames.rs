@@ -19,7 +19,10 @@ const MAX_BUCKET_NAME: usize = 256;
 /// A client frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
-    Auth { key: String, secret: String },
+    Auth {
+        key: String,
+        secret: String,
+    },
     /// `None`: every bucket the token may read.
     Subscribe(Option<Vec<String>>),
     Pong,
@@ -52,8 +55,7 @@ struct ActionRequest {
 
 /// Parses one client text frame.
 pub(crate) fn parse(text: &str) -> Result<Action, FrameError> {
-    let request: ActionRequest =
-        serde_json::from_str(text).map_err(|_| FrameError::NotAnAction)?;
+    let request: ActionRequest = serde_json::from_str(text).map_err(|_| FrameError::NotAnAction)?;
     Ok(match request.action.as_str() {
         "auth" => {
             let key = request.key.unwrap_or_default();
@@ -175,12 +177,16 @@ mod tests {
             parse(r#"{"action":"subscribe","buckets":["a","bkt_1"]}"#),
             Ok(Action::Subscribe(Some(vec!["a".into(), "bkt_1".into()])))
         );
-        assert_eq!(parse(r#"{"action":"subscribe"}"#), Ok(Action::Subscribe(None)));
+        assert_eq!(
+            parse(r#"{"action":"subscribe"}"#),
+            Ok(Action::Subscribe(None))
+        );
         assert_eq!(parse(r#"{"action":"pong"}"#), Ok(Action::Pong));
         assert_eq!(parse(r#"{"action":"dance"}"#), Ok(Action::Other));
         assert_eq!(parse("[]"), Err(FrameError::NotAnAction));
         assert_eq!(parse(r#"{"key":"k"}"#), Err(FrameError::NotAnAction));
-        let many = serde_json::json!({"action": "subscribe", "buckets": vec!["b"; MAX_BUCKETS + 1]});
+        let many =
+            serde_json::json!({"action": "subscribe", "buckets": vec!["b"; MAX_BUCKETS + 1]});
         assert_eq!(parse(&many.to_string()), Err(FrameError::TooManyBuckets));
         let long = serde_json::json!({"action": "auth", "key": "k".repeat(300)});
         assert_eq!(parse(&long.to_string()), Err(FrameError::TooLong("key")));
@@ -207,7 +213,10 @@ mod tests {
         let frame: Value =
             serde_json::from_str(&webhook(meta, &headers, "a=b", b"{\"hi\":1}", "PUT")).unwrap();
         assert_eq!(frame["meta"]["bucked_id"], "b");
-        assert_eq!(frame["headers"]["Content-Type"], serde_json::json!(["application/json"]));
+        assert_eq!(
+            frame["headers"]["Content-Type"],
+            serde_json::json!(["application/json"])
+        );
         assert_eq!(frame["headers"]["X-Multi"], serde_json::json!(["1", "2"]));
         assert_eq!(frame["body"], "{\"hi\":1}");
         assert!(frame.get("bodyEncoding").is_none());

@@ -91,7 +91,11 @@ async fn record(
     if token.mode == Some(AgentMode::Tunnel) {
         return Err(ApiError::not_found("delivery"));
     }
-    if body.response_body.as_ref().is_some_and(|b| b.len() > MAX_REPORTED_BODY) {
+    if body
+        .response_body
+        .as_ref()
+        .is_some_and(|b| b.len() > MAX_REPORTED_BODY)
+    {
         return Err(ApiError::invalid_request(
             "response_body: at most 65536 bytes",
         ));
@@ -131,7 +135,11 @@ async fn record(
         output,
         group: Some(group),
     };
-    let next = if ok { Settle::Delivered } else { Settle::Failed };
+    let next = if ok {
+        Settle::Delivered
+    } else {
+        Settle::Failed
+    };
     state
         .store
         .settle(&key, Some(attempt), next)
