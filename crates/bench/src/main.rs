@@ -80,6 +80,25 @@ enum Command {
     Catchup(CatchupArgs),
     /// Poll API throughput (`/api/events`, `/v1/events`).
     Poll(PollArgs),
+    /// Ingest rate with an input function that sets a header vs none, and
+    /// the per-call cost.
+    Functions(FunctionsArgs),
+}
+
+#[derive(Args)]
+struct FunctionsArgs {
+    /// Concurrent connections.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Seconds per round and input (at most 600).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Rounds, the two inputs alternating (medians reported).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// `invoke` calls measured for the per-call cost (at most 100000).
+    #[arg(long)]
+    calls: Option<usize>,
 }
 
 #[derive(Args)]
@@ -270,6 +289,25 @@ fn catchup(cli: &Cli, a: Option<&CatchupArgs>) -> anyhow::Result<scenarios::catc
 /// `hookrelay agent`'s own default `--max-in-flight`.
 const AGENT_DEFAULT_IN_FLIGHT: u32 = 16;
 
+fn functions(cli: &Cli, a: Option<&FunctionsArgs>) -> anyhow::Result<scenarios::functions::Params> {
+    let q = cli.quick;
+    let p = scenarios::functions::Params {
+        connections: a.and_then(|a| a.connections).unwrap_or(32),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 6)),
+        body_size: cli.body_size,
+        rounds: a.and_then(|a| a.rounds).unwrap_or(pick(q, 2, 5)),
+        calls: a.and_then(|a| a.calls).unwrap_or(pick(q, 200, 2000)),
+    };
+    anyhow::ensure!(
+        p.seconds <= 600
+            && (1..=20).contains(&p.rounds)
+            && (1..=4096).contains(&p.connections)
+            && (1..=100_000).contains(&p.calls),
+        "--seconds at most 600, --rounds 1 to 20, --connections 1 to 4096, --calls 1 to 100000"
+    );
+    Ok(p)
+}
+
 fn poll(cli: &Cli, a: Option<&PollArgs>) -> anyhow::Result<scenarios::poll::Params> {
     let q = cli.quick;
     let p = scenarios::poll::Params {
@@ -388,6 +426,7 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::idle::run(spec, &idle(cli, None)?).await?)?;
             out.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?)?;
             out.push(scenarios::poll::run(spec, &poll(cli, None)?).await?)?;
+            out.push(scenarios::functions::run(spec, &functions(cli, None)?).await?)?;
         }
         Command::Ingest(a) => {
             out.push(scenarios::ingest::run(spec, &ingest(cli, Some(a))?).await?)?
@@ -401,6 +440,9 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::catchup::run(spec, &catchup(cli, Some(a))?).await?)?
         }
         Command::Poll(a) => out.push(scenarios::poll::run(spec, &poll(cli, Some(a))?).await?)?,
+        Command::Functions(a) => {
+            out.push(scenarios::functions::run(spec, &functions(cli, Some(a))?).await?)?
+        }
     }
     Ok(())
 }

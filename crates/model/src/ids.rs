@@ -106,6 +106,10 @@ prefixed_id!(
     ChannelId, "chn_", "channel"
 );
 prefixed_id!(
+    /// A function (DESIGN §9): `fn_` + 20 random characters.
+    FunctionId, "fn_", "function"
+);
+prefixed_id!(
     /// A token's public key: `tok_` + 20 random characters.
     TokenKey, "tok_", "token"
 );

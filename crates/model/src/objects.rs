@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::ids::{BucketId, InputId, OutputId, TenantId, TokenKey};
+use crate::ids::{BucketId, FunctionId, InputId, OutputId, TenantId, TokenKey};
 use crate::limits::{self, InputRateLimit, Provisioning};
 use crate::Secret;
 
@@ -291,6 +291,9 @@ pub enum ResponsePolicy {
         #[serde(default)]
         headers: Vec<String>,
     },
+    /// The input's function (DESIGN §9) decides the answer; `default`
+    /// when it sets none. Needs the input's `functionId`.
+    Function,
 }
 
 impl ResponsePolicy {
@@ -345,7 +348,7 @@ impl ResponsePolicy {
                 }
                 Ok(())
             }
-            ResponsePolicy::Default => Ok(()),
+            ResponsePolicy::Default | ResponsePolicy::Function => Ok(()),
         }
     }
 }
@@ -404,6 +407,9 @@ pub struct Input {
     /// Answer the provider's URL-verification handshake (DESIGN §13).
     #[serde(default = "crate::objects::yes")]
     pub handshakes: bool,
+    /// The function run on each verified request (DESIGN §9).
+    #[serde(default)]
+    pub function_id: Option<FunctionId>,
     pub created_at: i64,
 }
 
@@ -475,6 +481,12 @@ impl Input {
         }
         if let Some(rate) = &self.rate_limit {
             rate.validate()?;
+        }
+        if self.response == ResponsePolicy::Function && self.function_id.is_none() {
+            return Err(ValidationError::new(
+                "functionId",
+                "required with the response policy function",
+            ));
         }
         self.response.validate()
     }
@@ -563,6 +575,9 @@ pub struct Output {
     /// order; a retry waiting out its backoff holds nothing back.
     #[serde(default)]
     pub ordered: bool,
+    /// The function run per (event, output) when a delivery is built.
+    #[serde(default)]
+    pub function_id: Option<FunctionId>,
     pub created_at: i64,
 }
 
@@ -707,6 +722,7 @@ mod tests {
             rate_limit: None,
             timestamp_tolerance_seconds: 300,
             handshakes: true,
+            function_id: None,
             created_at: 0,
         }
     }

@@ -12,6 +12,7 @@
 //! - [`socket_frame`]: a Webhook Relay socket client's frame (`/v1/socket`);
 //!   [`channel_messages`]: an event in the smee and gosmee formats, and a
 //!   gosmee `Last-Event-ID`.
+//! - [`invoke_body`]: the sample request of a function's `invoke`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -327,6 +328,7 @@ pub fn channel_messages(
         event_count: 1,
         verified: false,
         marks: Default::default(),
+        forwarded: None,
     };
     (
         format::smee(&event),
@@ -334,4 +336,13 @@ pub fn channel_messages(
         format::gosmee_id(event.id),
         format::parse_gosmee_id(last_event_id),
     )
+}
+
+/// The body of `POST /v1/functions/{id}/invoke`, parsed and checked as
+/// the route does before it runs anything: the request the function would
+/// see, and whether it runs as an output function.
+pub fn invoke_body(body: &[u8]) -> Result<(functions::Request, bool), Refused> {
+    parse::<bodies::InvokeBody>(body)?
+        .into_request()
+        .map_err(Refused::from)
 }

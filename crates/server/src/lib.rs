@@ -1,6 +1,7 @@
 //! The hookrelay server: an axum application on a hyper accept loop.
 //!
-//! Depends on `model`, `verify` and `store` (through `Arc<dyn Store>` only).
+//! Depends on `model`, `verify`, `functions` and `store` (through
+//! `Arc<dyn Store>` only).
 //! The binary builds a [`Config`], opens a store, binds a listener and calls
 //! [`run`]; tests do the same on `127.0.0.1:0`.
 //!
@@ -28,6 +29,9 @@
 //!   bucket and their public streams `/smee/{cap}`, `/smee/events/{cap}`.
 //! - `tunnel/`: HTTP tunnels: the agents' tunnel connections, the public
 //!   routes through them (`/t/{name}/`, `--tunnel-domain`), `/v1/tunnels`.
+//! - `scripts`: functions (DESIGN §9) as the server runs them: the pool,
+//!   the compiled-script cache, attachment checks; `api/functions` is
+//!   their admin API and `invoke`.
 //! - `ops`: health, readiness and Prometheus metrics.
 //! - `openapi`: `GET /openapi.json`, the description of every route.
 //! - `bootstrap`: first start (default tenant, admin token) and the
@@ -55,6 +59,7 @@ mod lookup;
 mod metrics;
 mod openapi;
 mod ops;
+mod scripts;
 mod secrets;
 mod state;
 mod tunnel;

@@ -35,7 +35,14 @@ pub(crate) struct Metrics {
 }
 
 /// The `result` label of `hookrelay_deliveries_total`.
-const DELIVERY_RESULTS: [&str; 5] = ["delivered", "failed", "retry", "released", "expired"];
+const DELIVERY_RESULTS: [&str; 6] = [
+    "delivered",
+    "failed",
+    "retry",
+    "released",
+    "expired",
+    "skipped",
+];
 
 /// Counts one parked long-poll while it lives.
 pub(crate) struct Waiting<'a>(&'a AtomicU64);
@@ -67,6 +74,7 @@ impl Metrics {
             store::Settle::RetryAt(_) => 2,
             store::Settle::Released => 3,
             store::Settle::Expired => 4,
+            store::Settle::Skipped => 5,
         };
         self.deliveries[at].fetch_add(1, Ordering::Relaxed);
     }

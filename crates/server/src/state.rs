@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) tunnels: crate::tunnel::Registry,
     /// Channel streams open on this node (DESIGN §12).
     pub(crate) channels: crate::channels::Registry,
+    /// Functions (DESIGN §9): the function threads and compiled scripts.
+    pub(crate) scripts: crate::scripts::Scripts,
     /// Addresses whose refused requests filled their input's window.
     pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
@@ -73,6 +75,7 @@ impl AppState {
             }),
             tunnels: crate::tunnel::Registry::new(),
             channels: Default::default(),
+            scripts: crate::scripts::Scripts::new(functions::Limits::default()),
             ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,

@@ -16,6 +16,7 @@
 //! - [`Buckets`]: buckets and what hangs off them, inputs and outputs
 //!   (`objects`).
 //! - [`Channels`]: smee and gosmee channels of a bucket (`channels`).
+//! - [`Functions`]: functions (DESIGN §9) (`functions`).
 //! - [`EventLog`]: accepted events, dedup, reads, visibility, commit ticks,
 //!   resends and retention (`event_log`).
 //! - [`DeliveryQueue`]: what is due to whom: agent groups, due queries,
@@ -39,6 +40,7 @@ pub mod conformance;
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 mod dedup;
 mod event_log;
+mod functions;
 mod limiter;
 mod objects;
 mod queue;
@@ -57,6 +59,7 @@ pub use bus::{ClusterBus, Signal};
 pub use channels::Channels;
 pub use dedup::DedupSet;
 pub use event_log::{Appended, Cursor, EventLog, EventQuery};
+pub use functions::Functions;
 pub use limiter::{Limiter, RateDecision, SlidingWindow};
 pub use objects::{Buckets, TenantRecord, Tenants};
 pub use queue::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Settle};
@@ -103,7 +106,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// - Each method is one transaction.
 /// - After [`Lifecycle::close`], every call fails [`Error::Unavailable`].
 pub trait Store:
-    Tenants + Buckets + Tunnels + Channels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    Tenants
+    + Buckets
+    + Tunnels
+    + Functions
+    + Channels
+    + EventLog
+    + DeliveryQueue
+    + ClusterBus
+    + Limiter
+    + Lifecycle
 {
 }
 
@@ -111,6 +123,7 @@ impl<T> Store for T where
     T: Tenants
         + Buckets
         + Tunnels
+        + Functions
         + Channels
         + EventLog
         + DeliveryQueue
@@ -140,6 +153,7 @@ pub mod prelude {
     pub use crate::ClusterBus as _;
     pub use crate::DeliveryQueue as _;
     pub use crate::EventLog as _;
+    pub use crate::Functions as _;
     pub use crate::Lifecycle as _;
     pub use crate::Limiter as _;
     pub use crate::Store;

@@ -52,6 +52,9 @@ pub enum Settle {
     /// Not delivered and no longer pending: older than the catch-up window
     /// when its group came back, or an ephemeral payload no longer held.
     Expired,
+    /// Not delivered and no longer pending: the output's function stopped
+    /// it (DESIGN §9).
+    Skipped,
 }
 
 /// The deliveries of each event, one per output (and agent group), from

@@ -2,9 +2,11 @@
 //! recording destination, over both transports (DESIGN §5 guarantees):
 //! byte-exact delivery, nothing missed while the agent is away, groups
 //! sharing work and groups each getting everything, retries, TLS, and
-//! concurrency, order and isolation between outputs (`concurrency`).
+//! concurrency, order and isolation between outputs (`concurrency`), and
+//! input and output functions (`functions`).
 
 mod concurrency;
+mod functions;
 mod tls;
 
 use std::time::Duration;

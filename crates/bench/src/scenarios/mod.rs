@@ -9,6 +9,7 @@
 pub(crate) mod catchup;
 pub(crate) mod e2e;
 pub(crate) mod fanout;
+pub(crate) mod functions;
 pub(crate) mod idle;
 pub(crate) mod ingest;
 pub(crate) mod poll;

@@ -12,6 +12,7 @@ mod admin;
 mod bucket;
 mod channel;
 mod events;
+mod function;
 mod http;
 mod input;
 mod output;

@@ -214,6 +214,7 @@ mod tests {
             event_count: 1,
             verified: false,
             marks: EventMarks::default(),
+            forwarded: None,
         }
     }
 

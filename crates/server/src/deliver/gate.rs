@@ -150,6 +150,7 @@ mod tests {
             retry: Default::default(),
             concurrency,
             ordered,
+            function_id: None,
             created_at: 0,
         }
     }

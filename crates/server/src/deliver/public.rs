@@ -126,7 +126,9 @@ impl Worker {
                 self.settle_unsent(due.key, None, Settle::Released, shared);
                 continue;
             }
-            match rules::fate(&state.hub.ephemeral, &due, shared, now) {
+            let fate = rules::fate(&state.hub.ephemeral, &due, shared, now);
+            let fate = rules::shaped(&state, &due, fate, now).await;
+            match fate {
                 Fate::Send(payload) => {
                     self.gate.started(&due.output.id);
                     self.slots.take(&due.output.id);
@@ -262,9 +264,9 @@ async fn deliver(
 
 /// The request for this delivery.
 fn outbound(due: &DueDelivery, payload: Payload) -> Result<Outbound, forward::ForwardError> {
-    let url = forward::target_url(&due.output.url, &due.event.path, &payload.query)?;
+    let url = forward::target_url(&due.output.url, &payload.path, &payload.query)?;
     Ok(Outbound {
-        method: due.event.method.clone(),
+        method: payload.method,
         url,
         headers: forward::outbound_headers(&payload.headers, &due.output.headers),
         body: payload.body,

@@ -180,6 +180,10 @@ async fn accept(
     if let Some(handshake) = accepted.handshake {
         return handshake_answer(handshake);
     }
+    // An input function's answer wins over any policy (DESIGN §14).
+    if let Some(answer) = accepted.function_response {
+        return function_answer(answer);
+    }
     if let ResponsePolicy::Wait {
         timeout_ms,
         headers,
@@ -208,6 +212,22 @@ fn handshake_answer(handshake: verify::Handshake) -> Response {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static(content_type),
         );
+    }
+    response
+}
+
+/// Step 11 for an input function that set an answer: its status, headers
+/// and body, checked by the sandbox (status 100..=599, no CR/LF).
+fn function_answer(answer: functions::Response) -> Response {
+    let mut response = Response::new(axum::body::Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers_mut().append(name, value);
+        }
     }
     response
 }

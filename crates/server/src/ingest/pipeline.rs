@@ -26,6 +26,18 @@ pub(super) struct Accepted {
     pub(super) event: model::EventId,
     /// The provider handshake's answer, which replaces the input's policy.
     pub(super) handshake: Option<verify::Handshake>,
+    /// The answer the input's function set, which replaces the policy too.
+    pub(super) function_response: Option<functions::Response>,
+}
+
+/// What the input's function made of a verified request (DESIGN §9).
+#[derive(Default)]
+struct Shaped {
+    /// The changed request; `None` when it changed nothing or failed.
+    forwarded: Option<model::Forwarded>,
+    response: Option<functions::Response>,
+    stopped: bool,
+    error: Option<String>,
 }
 
 pub(super) async fn run(
@@ -65,6 +77,20 @@ pub(super) async fn run(
     let ephemeral = route.bucket.ephemeral;
     let event_count = verdict.as_ref().map_or(1, |p| p.event_count);
     let keeps_auth_header = matches!(route.bucket.auth, model::BucketAuth::None);
+    // Handshakes are answered before the function runs (DESIGN §13).
+    let shaped = match (&input.function_id, &handshake) {
+        (Some(id), None) => {
+            let original = functions::Request {
+                method: parts.method.as_str().to_owned(),
+                path: path.clone(),
+                query: bucket_auth::strip_query_token(raw_query),
+                headers: stored_headers(&parts.headers, keeps_auth_header),
+                body: body.clone(),
+            };
+            shape(state, route, id, original).await
+        }
+        _ => Shaped::default(),
+    };
     let event = NewEvent {
         tenant: input.tenant.clone(),
         bucket: input.bucket.clone(),
@@ -98,7 +124,13 @@ pub(super) async fn run(
         verified: verdict.is_some(),
         marks: model::EventMarks {
             handshake: handshake.is_some(),
-            ..Default::default()
+            stopped: shaped.stopped,
+            function_error: shaped.error.clone(),
+        },
+        forwarded: if ephemeral {
+            None
+        } else {
+            shaped.forwarded.clone()
         },
         dedup_window_ms: state.config.dedup_window.as_millis() as i64,
     };
@@ -116,25 +148,97 @@ pub(super) async fn run(
                 "event stored"
             );
             state.metrics.event_stored();
-            if ephemeral && handshake.is_none() {
-                // In memory only, for the agents connected now (DESIGN §6).
-                state.hub.ephemeral.hold(
-                    appended.id,
-                    crate::deliver::EphemeralPayload {
+            if ephemeral && handshake.is_none() && !shaped.stopped {
+                // In memory only, for the agents connected now (DESIGN §6),
+                // as the input's function left it.
+                let held = match shaped.forwarded {
+                    Some(f) => crate::deliver::EphemeralPayload {
+                        headers: f.headers,
+                        query: f.query,
+                        body: bytes::Bytes::from(f.body),
+                    },
+                    None => crate::deliver::EphemeralPayload {
                         headers: stored_headers(&parts.headers, keeps_auth_header),
                         query: bucket_auth::strip_query_token(raw_query),
                         body: bytes::Bytes::from(body),
                     },
-                );
+                };
+                state.hub.ephemeral.hold(appended.id, held);
             }
             Ok(Accepted {
                 event_count,
                 event: appended.id,
                 handshake,
+                function_response: shaped.response,
             })
         }
         Err(store::Error::Duplicate) => Err(replay()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the input's function on a verified request (DESIGN §9). A
+/// function that fails (gone, error, time or memory) leaves the request
+/// as it was and says why; the event is never lost to it.
+async fn shape(
+    state: &AppState,
+    route: &Route,
+    id: &model::FunctionId,
+    original: functions::Request,
+) -> Shaped {
+    let input = &route.input;
+    let loaded = match state
+        .scripts
+        .load(state.store.as_ref(), &input.tenant, id)
+        .await
+    {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            return Shaped {
+                error: Some(error),
+                ..Default::default()
+            }
+        }
+    };
+    let metadata = vec![
+        ("tenant_id", input.tenant.to_string()),
+        ("bucket_id", input.bucket.to_string()),
+        ("bucket_name", route.bucket.name.clone()),
+        ("input_id", input.id.to_string()),
+        ("input_name", input.name.clone().unwrap_or_default()),
+    ];
+    let outcome = state
+        .scripts
+        .run(
+            &loaded,
+            original.clone(),
+            metadata,
+            functions::Attachment::Input,
+        )
+        .await;
+    if let Some(error) = outcome.error {
+        // Ids only: the message may quote what the script saw.
+        tracing::info!(input = %input.id, function = %id, "input function failed");
+        return Shaped {
+            error: Some(error),
+            ..Default::default()
+        };
+    }
+    let forwarded = (outcome.request != original).then(|| {
+        let r = outcome.request;
+        model::Forwarded {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            headers: r.headers,
+            body: r.body,
+        }
+    });
+    Shaped {
+        forwarded,
+        response: outcome.response,
+        stopped: outcome.stop_forwarding,
+        error: None,
     }
 }
 

@@ -13,6 +13,8 @@
 //!   records), retention reclaiming space, token rotation;
 //! - `filters`: event filters on `GET /v1/events` and the bulk resend;
 //! - `socket`: Webhook Relay's socket server from a client of its format;
+//! - `functions`: function objects, `invoke`, input and output functions
+//!   and their failure rules (issue 16);
 //! - `openapi`: `GET /openapi.json` parses and describes every route;
 //! - `security`: cross-tenant probing of every route, SSRF on public
 //!   outputs, request smuggling on ingest (issue 7).
@@ -22,6 +24,7 @@ mod agents;
 mod channels;
 mod defaults;
 mod filters;
+mod functions;
 mod handshakes;
 mod ingest;
 mod integrations;

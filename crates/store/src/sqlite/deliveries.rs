@@ -281,6 +281,7 @@ pub(super) fn settle(
         Settle::RetryAt(at) => ("pending", at),
         Settle::Released => ("pending", 0),
         Settle::Expired => ("expired", 0),
+        Settle::Skipped => ("skipped", 0),
     };
     let attempt = attempt.map(to_json).transpose()?;
     let changed = conn

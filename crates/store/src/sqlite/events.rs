@@ -304,10 +304,12 @@ pub(super) fn reset_deliveries(
 impl EventLog for SqliteStore {
     async fn append(&self, event: NewEvent) -> Result<Appended> {
         let plaintext = match &event.body {
-            EventBody::Stored(body) => {
-                let headers_json = rows::to_json(&event.headers).map_err(rows::append_error)?;
-                Some(sealed::event_plaintext(&event.query, &headers_json, body)?)
-            }
+            EventBody::Stored(body) => Some(sealed::event_plaintext_with(
+                &event.query,
+                &event.headers,
+                event.forwarded.as_ref(),
+                body,
+            )?),
             EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => None,
         };
         let keys = Arc::clone(&self.keys);

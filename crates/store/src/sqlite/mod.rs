@@ -32,6 +32,7 @@ mod buckets;
 mod channels;
 mod deliveries;
 mod events;
+mod functions;
 mod keys;
 mod reader;
 mod retention;

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V_CHANNELS];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V_FUNCTIONS, V_CHANNELS];
 
 /// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
 const V2: &str = "
@@ -242,6 +242,27 @@ CREATE TABLE channels (
     created_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX channels_by_bucket ON channels (tenant, bucket, created_at);
+";
+
+/// Functions (DESIGN §9): the source in the clear (it is code, shown back
+/// to the tenant), the config sealed like a bucket's auth, bound to the
+/// function id. Inputs and outputs name the function they run.
+const V_FUNCTIONS: &str = "
+CREATE TABLE functions (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    language    TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    config      BLOB NOT NULL,
+    config_key  INTEGER NOT NULL,
+    version     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX functions_by_tenant ON functions (tenant, created_at);
+ALTER TABLE inputs ADD COLUMN function_id TEXT;
+ALTER TABLE outputs ADD COLUMN function_id TEXT;
 ";
 
 /// Opens the single write connection, sets WAL and durable commits, and

@@ -152,7 +152,9 @@ impl Pump {
             return Outcome::Gated(due.key);
         };
         let shared = self.state.store.shared_dispatch();
-        let payload = match rules::fate(&self.state.hub.ephemeral, &due, shared, now) {
+        let fate = rules::fate(&self.state.hub.ephemeral, &due, shared, now);
+        let fate = rules::shaped(&self.state, &due, fate, now).await;
+        let payload = match fate {
             Fate::Send(payload) => payload,
             Fate::Settle(attempt, next) => {
                 self.settle_unsent(due.key, attempt, next);
