@@ -102,6 +102,10 @@ prefixed_id!(
     TunnelId, "tun_", "tunnel"
 );
 prefixed_id!(
+    /// A channel (smee and gosmee clients): `chn_` + 20 random characters.
+    ChannelId, "chn_", "channel"
+);
+prefixed_id!(
     /// A function (DESIGN §9): `fn_` + 20 random characters.
     FunctionId, "fn_", "function"
 );

@@ -6,9 +6,11 @@
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
 //! what ingest produces; [`caps`] bounds the lists a tenant can grow;
-//! [`tunnel`] is for HTTP tunnels, [`function`] for functions.
+//! [`tunnel`] is for HTTP tunnels, [`function`] for functions, [`channel`]
+//! for smee and gosmee clients.
 
 pub mod caps;
+pub mod channel;
 pub mod event;
 pub mod function;
 pub mod ids;
@@ -17,12 +19,14 @@ pub mod objects;
 pub mod secret;
 pub mod tunnel;
 
+pub use channel::{Channel, MAX_CHANNELS_PER_BUCKET};
 pub use event::{
     Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, Forwarded, NewEvent,
 };
 pub use function::Function;
 pub use ids::{
-    BucketId, EventId, FunctionId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId,
+    BucketId, ChannelId, EventId, FunctionId, IdError, InputId, OutputId, TenantId, TokenKey,
+    TunnelId,
 };
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{

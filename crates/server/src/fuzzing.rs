@@ -10,6 +10,9 @@
 //! - [`http1_framing`]: the HTTP/1 framing guard in front of hyper.
 //! - [`tunnel_route`]: which tunnel a public request names (Host, absolute
 //!   target, `/t/{name}`), as the tunnel routes decide it.
+//! - [`socket_frame`]: a Webhook Relay socket client's frame (`/v1/socket`);
+//!   [`channel_messages`]: an event in the smee and gosmee formats, and a
+//!   gosmee `Last-Event-ID`.
 //! - [`invoke_body`]: the sample request of a function's `invoke`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -282,6 +285,72 @@ pub fn http1_framing(bytes: &[u8], piece: usize) -> (usize, &'static str) {
         crate::framing::Verdict::Refuse => "refuse",
     };
     (passed, verdict)
+}
+
+/// A Webhook Relay socket client's frame, as `GET /v1/socket` parses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketAction {
+    Auth {
+        key: String,
+        secret: String,
+    },
+    /// `None`: every bucket the token may read.
+    Subscribe(Option<Vec<String>>),
+    Pong,
+    Other,
+}
+
+/// Parses one text frame as the socket server does; `Err` is the refusal
+/// it would send.
+pub fn socket_frame(text: &str) -> Result<SocketAction, String> {
+    use crate::deliver::socket::frames::{self, Action};
+    Ok(match frames::parse(text).map_err(|e| e.to_string())? {
+        Action::Auth { key, secret } => SocketAction::Auth { key, secret },
+        Action::Subscribe(buckets) => SocketAction::Subscribe(buckets),
+        Action::Pong => SocketAction::Pong,
+        Action::Other => SocketAction::Other,
+    })
+}
+
+/// The bucket names one `subscribe` may carry at most.
+pub const SOCKET_MAX_BUCKETS: usize = crate::deliver::socket::frames::MAX_BUCKETS;
+
+/// A stored event with these headers, query and body in a channel's two
+/// formats: `(smee data, gosmee data, gosmee id)`; and the `Last-Event-ID`
+/// parse of `last_event_id` as the gosmee stream reads it.
+pub fn channel_messages(
+    headers: Vec<(String, String)>,
+    query: &str,
+    body: &[u8],
+    last_event_id: &str,
+) -> (String, String, String, Option<(u64, u64)>) {
+    use crate::channels::format;
+    let event = model::Event {
+        id: model::EventId::floor_at(1_700_000_000_000),
+        tenant: TenantId::default_tenant(),
+        bucket: BucketId::generate(),
+        input: InputId::generate(),
+        integration: None,
+        received_at: 1_700_000_000_000,
+        method: "POST".into(),
+        path: String::new(),
+        query: Some(query.to_owned()),
+        headers: Some(headers),
+        body: model::EventBody::Stored(body.to_vec()),
+        client_ip: "127.0.0.1".into(),
+        delivery_id: None,
+        event_type: None,
+        event_count: 1,
+        verified: false,
+        marks: Default::default(),
+        forwarded: None,
+    };
+    (
+        format::smee(&event),
+        format::gosmee(&event),
+        format::gosmee_id(event.id),
+        format::parse_gosmee_id(last_event_id),
+    )
 }
 
 /// The body of `POST /v1/functions/{id}/invoke`, parsed and checked as

@@ -29,6 +29,8 @@
 //!   same process (sessions, CSRF, server-rendered pages, live tail).
 //! - `deliver/`: push delivery to agents (gRPC and WebSocket sessions, the
 //!   per-group pumps), the `wait` policy and ephemeral payloads.
+//! - `channels/`: smee and gosmee clients (DESIGN §12): the channels of a
+//!   bucket and their public streams `/smee/{cap}`, `/smee/events/{cap}`.
 //! - `tunnel/`: HTTP tunnels: the agents' tunnel connections, the public
 //!   routes through them (`/t/{name}/`, `--tunnel-domain`), `/v1/tunnels`.
 //! - `scripts`: functions (DESIGN §9) as the server runs them: the pool,
@@ -45,6 +47,7 @@ mod api;
 mod auth;
 mod bootstrap;
 mod catalog;
+mod channels;
 mod client;
 mod cluster;
 pub mod config;
@@ -134,6 +137,7 @@ fn router(state: state::AppState) -> axum::Router {
         .merge(deliver::router(&state))
         .merge(ops::router())
         .merge(tunnel::router(&state))
+        .merge(channels::router())
         .merge(openapi::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(error::json_method_not_allowed))

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) tunnels: crate::tunnel::Registry,
     /// Bytes of ingest bodies being read or checked at once (DESIGN §7).
     pub(crate) body_budget: crate::ingest::BodyBudget,
+    /// Channel streams open on this node (DESIGN §12).
+    pub(crate) channels: crate::channels::Registry,
     /// Functions (DESIGN §9): the function threads and compiled scripts.
     pub(crate) scripts: crate::scripts::Scripts,
     /// Addresses whose refused requests filled their input's window.
@@ -74,6 +76,7 @@ impl AppState {
                 message_budget: config.agent_message_budget,
             }),
             tunnels: crate::tunnel::Registry::new(),
+            channels: Default::default(),
             scripts: crate::scripts::Scripts::new(functions::Limits::default()),
             ingest_blocks: Default::default(),
             body_budget: crate::ingest::BodyBudget::new(config.ingest_body_budget),

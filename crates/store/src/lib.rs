@@ -15,6 +15,7 @@
 //! - [`Tenants`]: tenants and their tokens (`objects`).
 //! - [`Buckets`]: buckets and what hangs off them, inputs and outputs
 //!   (`objects`).
+//! - [`Channels`]: smee and gosmee channels of a bucket (`channels`).
 //! - [`Functions`]: functions (DESIGN §9) (`functions`).
 //! - [`EventLog`]: accepted events, dedup, reads, visibility, commit ticks,
 //!   resends and retention (`event_log`).
@@ -31,6 +32,7 @@
 //! the server, which tests pause and move forward.
 
 pub mod bus;
+mod channels;
 pub mod clock;
 #[cfg(feature = "test-suite")]
 pub mod conformance;
@@ -54,6 +56,7 @@ mod tunnels;
 use async_trait::async_trait;
 
 pub use bus::{ClusterBus, Signal};
+pub use channels::Channels;
 pub use dedup::DedupSet;
 pub use event_log::{Appended, Cursor, EventLog, EventQuery};
 pub use functions::Functions;
@@ -107,6 +110,7 @@ pub trait Store:
     + Buckets
     + Tunnels
     + Functions
+    + Channels
     + EventLog
     + DeliveryQueue
     + ClusterBus
@@ -120,6 +124,7 @@ impl<T> Store for T where
         + Buckets
         + Tunnels
         + Functions
+        + Channels
         + EventLog
         + DeliveryQueue
         + ClusterBus
@@ -144,6 +149,7 @@ pub trait Lifecycle: Send + Sync + 'static {
 /// with nothing.
 pub mod prelude {
     pub use crate::Buckets as _;
+    pub use crate::Channels as _;
     pub use crate::ClusterBus as _;
     pub use crate::DeliveryQueue as _;
     pub use crate::EventLog as _;

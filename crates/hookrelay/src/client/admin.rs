@@ -1,11 +1,12 @@
 //! `hookrelay admin <object> <verb>`: the object level of the command tree.
 //! Each object's verbs, flags and request bodies live in its own module
 //! ([`super::tenant`], [`super::bucket`], [`super::input`], [`super::output`],
-//! [`super::token`], [`super::function`]); this file only dispatches.
+//! [`super::token`], [`super::channel`], [`super::function`]); this file
+//! only dispatches.
 
 use super::http::ApiClient;
 use super::table::View;
-use super::{bucket, function, input, output, tenant, token};
+use super::{bucket, channel, function, input, output, tenant, token};
 
 /// The administered objects of DESIGN §1.
 #[derive(clap::Subcommand, Debug)]
@@ -30,6 +31,11 @@ pub(crate) enum AdminCommand {
         #[command(subcommand)]
         verb: output::OutputCommand,
     },
+    /// Channels: a bucket's events for smee and gosmee clients.
+    Channel {
+        #[command(subcommand)]
+        verb: channel::ChannelCommand,
+    },
     /// Tokens: credentials for admins, tenants, agents and pollers.
     Token {
         #[command(subcommand)]
@@ -50,6 +56,7 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: AdminCommand) -> anyho
         AdminCommand::Input { verb } => input::run(api, view, verb).await,
         AdminCommand::Output { verb } => output::run(api, view, verb).await,
         AdminCommand::Token { verb } => token::run(api, view, verb).await,
+        AdminCommand::Channel { verb } => channel::run(api, view, verb).await,
         AdminCommand::Function { verb } => function::run(api, view, verb).await,
     }
 }

@@ -11,6 +11,7 @@
 
 mod admin;
 mod bucket;
+mod channel;
 mod events;
 mod function;
 mod http;

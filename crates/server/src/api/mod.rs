@@ -30,6 +30,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub(crate) use stream::present as present_cursor;
 pub(crate) use tenants::upsert_named_inputs;
 pub(crate) use tokens::issue as issue_token;
 

@@ -81,7 +81,7 @@ async fn stream(
 /// in commit order, so that is exact; on a shared store the visibility
 /// horizon lags the clock (the cluster's skew bound), and the events
 /// between it and now are skipped here rather than replayed as live.
-async fn present(
+pub(crate) async fn present(
     state: &AppState,
     tenant: &TenantId,
     buckets: &[model::BucketId],

@@ -10,7 +10,9 @@
 //! - `session`: the transport-agnostic session (hello, auth, welcome, then
 //!   a reader of acks and heartbeats and a writer task of deliveries)
 //!   written against [`AgentLink`] and its two halves.
-//! - `grpc`, `ws`: the two transports, one [`AgentLink`] each.
+//! - `grpc`, `ws`: the two transports, one [`AgentLink`] each; `socket`:
+//!   Webhook Relay's socket server (DESIGN §15), a third link, and
+//!   `PUT /v1/logs/{id}`.
 //! - `preauth`: what a peer may make the relay hold before its `Hello` is
 //!   verified (and the budget of authenticated agents' large messages).
 //! - `rules`: what a due delivery becomes (send with this payload, settle
@@ -38,6 +40,7 @@ mod pump;
 mod retry;
 mod rules;
 mod session;
+pub(crate) mod socket;
 mod wait;
 mod ws;
 
@@ -57,10 +60,13 @@ pub(crate) use wait::{Answer, Waiters};
 use crate::state::AppState;
 use pump::{GroupCmd, PumpHandle};
 
-/// The agent transports' routes: WebSocket and gRPC on the one port.
+/// The agent transports' routes: WebSocket and gRPC on the one port, and
+/// Webhook Relay's socket server.
 pub(crate) fn router(state: &AppState) -> axum::Router<AppState> {
     axum::Router::new()
         .route("/v1/agent/ws", axum::routing::get(ws::upgrade))
+        .route("/v1/socket", axum::routing::get(socket::upgrade))
+        .merge(socket::logs_router())
         .route_service("/hookrelay.v1.Agent/Connect", grpc::service(state.clone()))
 }
 

@@ -48,6 +48,11 @@ pub(crate) trait AgentLink: Send {
     fn split(self) -> (Box<dyn LinkReader>, Box<dyn LinkWriter>)
     where
         Self: Sized;
+    /// The agent group the transport imposes, whatever the `Hello` asks
+    /// (Webhook Relay's sockets: one group per token key).
+    fn group(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The reading half of an [`AgentLink`].
@@ -183,7 +188,9 @@ async fn hello_and_accept(
         Err(_) => return Err(Some(Refusal::new("too_slow", "no Hello in time"))),
     };
     admission.verifying();
-    let accepted = accept(state, &hello, client).await.map_err(Some)?;
+    let accepted = accept(state, &hello, link.group(), client)
+        .await
+        .map_err(Some)?;
     Ok((hello, accepted))
 }
 
@@ -298,7 +305,12 @@ struct Accepted {
     buckets: Vec<Bucket>,
 }
 
-async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<Accepted, Refusal> {
+async fn accept(
+    state: &AppState,
+    hello: &pb::Hello,
+    imposed_group: Option<String>,
+    client: IpAddr,
+) -> Result<Accepted, Refusal> {
     let token =
         crate::auth::authenticate_agent(state, &hello.token_key, &hello.token_secret, client)
             .await
@@ -309,7 +321,9 @@ async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<A
             "a tunnel token opens tunnels (`hookrelay tunnel`) and never receives webhooks",
         ));
     }
-    let group = if hello.group.is_empty() {
+    let group = if let Some(group) = imposed_group {
+        group
+    } else if hello.group.is_empty() {
         token.key.to_string()
     } else {
         model::validate_slug("group", &hello.group)

@@ -32,9 +32,9 @@ use crate::state::AppState;
 /// pings, a few hundred bytes each; tungstenite's default of 128 KiB was
 /// 85 % of an idle WebSocket agent's memory on the relay (massif), and a
 /// larger message is still read whole, in more reads.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+pub(super) const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-type Socket = WebSocketStream<GatedIo<TokioIo<hyper::upgrade::Upgraded>>>;
+pub(super) type Socket = WebSocketStream<GatedIo<TokioIo<hyper::upgrade::Upgraded>>>;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -78,7 +78,7 @@ pub(crate) async fn upgrade(
 }
 
 /// The `Sec-WebSocket-Accept` answering a valid version-13 upgrade request.
-fn accept_key(headers: &HeaderMap) -> Option<HeaderValue> {
+pub(super) fn accept_key(headers: &HeaderMap) -> Option<HeaderValue> {
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()

@@ -16,6 +16,8 @@ pub(super) fn describe(doc: &mut Doc) {
     admin(doc);
     tenants(doc);
     agents(doc);
+    channels(doc);
+    socket(doc);
     operations(doc);
 }
 
@@ -426,6 +428,80 @@ fn agents(doc: &mut Doc) {
         op("Agent protocol over gRPC")
             .says("The bidirectional stream `hookrelay.v1.Agent/Connect` (HTTP/2, `application/grpc`), described by the repository's `.proto`.")
             .answer_as(200, "application/grpc", "the stream"),
+    );
+}
+
+fn channels(doc: &mut Doc) {
+    use crate::channels::{ChannelCreated, ChannelList};
+    doc.add(
+        &[Post],
+        "/v1/buckets/{bucket}/channels",
+        op("Make a channel for smee and gosmee clients")
+            .says("No body. The answer is the only one that carries the channel's URLs: their random part is a read capability on the bucket's events, stored only as its SHA-256. At most 16 channels per bucket.")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .answer::<ChannelCreated>(201, "the channel, with its URLs")
+            .errors(&[400, 401, 404]),
+    );
+    doc.add(
+        &[Get],
+        "/v1/buckets/{bucket}/channels",
+        op("List a bucket's channels")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .answer::<ChannelList>(200, "the channels, without their URLs")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Delete],
+        "/v1/buckets/{bucket}/channels/{id}",
+        op("Revoke a channel")
+            .says("Its open streams end at once (on the other nodes of a cluster within 10 s) and both URLs answer 404.")
+            .bearer()
+            .path_param("bucket", BUCKET)
+            .path_param("id", "the channel's id (`chn_...`)")
+            .empty(204, "revoked")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        &[Get],
+        "/smee/{cap}",
+        op("A channel's events in smee.io's format (smee-client)")
+            .says("No credentials: the URL is the capability. Unnamed SSE events whose data is one JSON object: the request's lower-cased headers as strings, `body` (a JSON body spliced in as sent; other UTF-8 bodies as a string; `null` otherwise), `query` as an object and a numeric `timestamp`. Ids are event ids; `Last-Event-ID` resumes within the bucket's catch-up window, and a client without one that is the channel's only client resumes after the channel's cursor.")
+            .path_param("cap", "the channel's capability")
+            .answer_as(200, "text/event-stream", "the stream")
+            .errors(&[404, 429, 503]),
+    );
+    doc.add(
+        &[Get],
+        "/smee/events/{cap}",
+        op("A channel's events in gosmee's format")
+            .says("As `/smee/{cap}`, but: a `{\"message\":\"ready\"}` event first, `bodyB` (the exact bytes, base64) and never `body`, a string `timestamp`, no `query`, ids `<ms>-<n>`, and a `gosmee-gap` event when `Last-Event-ID` is older than the catch-up window.")
+            .path_param("cap", "the channel's capability")
+            .answer_as(200, "text/event-stream", "the stream")
+            .errors(&[404, 429, 503]),
+    );
+}
+
+fn socket(doc: &mut Doc) {
+    use crate::deliver::socket::logs::{LogBody, LogRecorded};
+    doc.add(
+        &[Get],
+        "/v1/socket",
+        op("Webhook Relay's socket server")
+            .says("Upgrades to a WebSocket of JSON text frames, as Webhook Relay's socket server: `{\"action\":\"auth\",\"key\",\"secret\"}` (a `forward` agent token), `{\"action\":\"subscribe\",\"buckets\":[...]}`, then `webhook` frames (DESIGN §15) and `{\"type\":\"status\",\"status\":\"ping\"}` every 30 s, answered `{\"action\":\"pong\"}`. The sockets of one token key share the work as the agent group `socket:<key>`.")
+            .empty(101, "switching protocols"),
+    );
+    doc.add(
+        &[Put],
+        "/v1/logs/{id}",
+        op("Record what a socket client's destination answered")
+            .says("`{id}` is a `webhook` frame's `meta.id`. Credentials: `Authorization: Basic base64(key:secret)` (Webhook Relay's form) or `Bearer <key>.<secret>`, the socket's token. The answer becomes an attempt of the delivery: `delivered` for 2xx and 3xx, else `failed` (resendable).")
+            .bearer()
+            .path_param("id", "the frame's `meta.id`")
+            .body::<LogBody>()
+            .answer::<LogRecorded>(200, "the attempt as recorded")
+            .errors(&[400, 401, 404]),
     );
 }
 

@@ -5,12 +5,14 @@
 //! - `admin`: the administration API's shapes and error answers;
 //! - `defaults`: input limits as made and shown, and what they let through;
 //! - `agents`: the agent protocol from a raw WebSocket client;
+//! - `channels`: smee and gosmee clients (the real smee-client from npm);
 //! - `isolation`: one tenant's credentials see nothing of another's;
 //! - `reading`: the Radarboard poll, cursor pagination, long-poll and SSE;
 //! - `lifecycle`: operations routes, restart persistence, shutdown;
 //! - `protection`: encryption at rest as the API shows it (tampered
 //!   records), retention reclaiming space, token rotation;
 //! - `filters`: event filters on `GET /v1/events` and the bulk resend;
+//! - `socket`: Webhook Relay's socket server from a client of its format;
 //! - `functions`: function objects, `invoke`, input and output functions
 //!   and their failure rules (issue 16);
 //! - `openapi`: `GET /openapi.json` parses and describes every route;
@@ -28,6 +30,7 @@
 testkit::store_suites! {
     mod admin;
     mod agents;
+    mod channels;
     mod defaults;
     mod filters;
     mod functions;
@@ -41,6 +44,7 @@ testkit::store_suites! {
     mod reading;
     mod security;
     mod sessions;
+    mod socket;
 }
 
 use reqwest::{Method, StatusCode};

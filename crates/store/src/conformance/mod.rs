@@ -18,8 +18,10 @@
 //! - `dispatch`: agent groups, due queues, settling, expiry.
 //! - `reads`: cursors, retention, visibility, commit ticks, polling.
 //! - `tunnels`: tunnel objects, their server-wide names.
+//! - `channels`: smee and gosmee channels, found by capability digest.
 //! - `functions`: function objects, their sealed config.
 
+mod channels;
 mod dispatch;
 mod events;
 mod feed;
@@ -40,6 +42,7 @@ use model::{
 
 use crate::{Appended, Cursor, Error, EventQuery, Result, Store, TenantRecord};
 
+pub use channels::channels;
 pub use dispatch::{
     expiry_spares_the_catchup_window, groups_share_nothing_and_miss_nothing,
     public_outputs_queue_for_the_server, settle_and_retry,
@@ -73,7 +76,7 @@ macro_rules! conformance_tests {
     (open = $open:path, finish = $finish:path $(,)?) => {
         $crate::conformance_tests!(@each $open, $finish;
             tenants, buckets, inputs, outputs, tokens, object_writes_tick_the_config_feed, tunnels,
-            functions,
+            functions, channels,
             tenant_isolation, delete_tenant_removes_everything,
             delete_bucket_removes_its_children,
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,

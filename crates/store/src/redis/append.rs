@@ -151,7 +151,11 @@ async fn round(
     let mut minted = Vec::with_capacity(batch.len());
     let mut sent = Vec::with_capacity(batch.len());
     for t in batch {
-        let ulid = mint(last, &t.job.event.tenant, inner.clock.redis_now() + t.lead_ms);
+        let ulid = mint(
+            last,
+            &t.job.event.tenant,
+            inner.clock.redis_now() + t.lead_ms,
+        );
         let id = EventId::from_ulid(ulid);
         match command(inner, &t.job, &id, ulid.timestamp_ms() as i64) {
             Ok(args) => {

@@ -48,6 +48,12 @@ impl Keys {
         format!("{}:tname", self.ns)
     }
 
+    /// Channel capability digest → `<tenant> <id>` (public streams know
+    /// only the capability).
+    pub(super) fn channel_capabilities(&self) -> String {
+        format!("{}:chcap", self.ns)
+    }
+
     /// Token key → tenant id: a bearer token names its key first.
     pub(super) fn token_owner(&self, key: &str) -> String {
         format!("{}:token:{key}", self.ns)

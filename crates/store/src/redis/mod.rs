@@ -40,10 +40,12 @@
 //! | `P d:<member>`, `P ed:<event>` | hash, zset | a delivery; an event's deliveries |
 //! | `P q:`, `P qr:`, `P w:`, `P pq` | zset | pending queues (see `deliveries`) |
 //! | `P qc:`, `P qf:`, `P pqc:`, `P pqf:`, `P held:<node>` | zset, set | a node's claims |
+//! | `P chn:<id>`, `P chans:<bucket>` | hash, set | channel JSON and cursor; a bucket's channels |
 //! | `P agents` | hash | agent id → node, JSON |
 //! | `P rl:ingest:...` | hash, PX | an ingest rate-limit window |
 //! | `{ns}:tenants` | set | tenant ids |
 //! | `{ns}:input:<id>`, `{ns}:token:<key>` | string | owner tenant (lookups without a tenant) |
+//! | `{ns}:chcap` | hash | channel capability digest → `<tenant> <id>` |
 //! | `{ns}:admins`, `{ns}:pubt` | set | admin tokens; tenants with public outputs |
 //! | `{ns}:node:<id>` | string, PX | a node's liveness |
 //! | `{ns}:nodes`, `{ns}:nt:<node>` | set | nodes to watch; tenants a node may hold claims in |
@@ -56,6 +58,7 @@
 
 mod append;
 mod bus;
+mod channels;
 mod cluster;
 mod codec;
 mod deliveries;

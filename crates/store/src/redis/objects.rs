@@ -223,6 +223,7 @@ impl Buckets for RedisStore {
             .inner
             .members(format!("{prefix}b:{}:ins", id.as_str()))
             .await?;
+        self.inner.purge_channels(tenant, id.as_str()).await?;
         while self
             .inner
             .purge_bucket(tenant, id.as_str(), "+", super::events::DELETE_BATCH)

@@ -118,6 +118,7 @@ impl Tenants for RedisStore {
         }
         let mut inputs = Vec::new();
         for bucket in self.inner.members(format!("{prefix}buckets")).await? {
+            self.inner.purge_channels(tenant, &bucket).await?;
             inputs.extend(
                 self.inner
                     .members(format!("{prefix}b:{bucket}:ins"))

@@ -17,7 +17,7 @@ use super::tenants::tenant_exists;
 use super::SqliteStore;
 use crate::{sealed, Buckets, Result};
 
-fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<()> {
+pub(super) fn bucket_exists(conn: &Connection, tenant: &TenantId, id: &BucketId) -> Result<()> {
     exists(
         conn,
         "SELECT 1 FROM buckets WHERE tenant = ?1 AND id = ?2",
@@ -35,6 +35,7 @@ fn sealed_auth(b: &Bucket, keys: &Keyring) -> Result<(Vec<u8>, u32)> {
 /// savepoint makes the whole delete atomic anyway. Deleting a large bucket
 /// holds the writer for as long as its events take to delete.
 const BUCKET_CHILDREN: &[&str] = &[
+    "DELETE FROM channels WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM deliveries WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM agent_groups WHERE tenant = ?1 AND bucket = ?2",
     "DELETE FROM events WHERE tenant = ?1 AND bucket = ?2",

@@ -33,6 +33,7 @@
 //!   suite.
 
 mod buckets;
+mod channels;
 mod deliveries;
 mod events;
 mod functions;

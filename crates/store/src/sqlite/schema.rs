@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V_FUNCTIONS, V_DELIVER];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V_FUNCTIONS, V_DELIVER, V_CHANNELS];
 
 /// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
 const V2: &str = "
@@ -242,6 +242,20 @@ CREATE TABLE tunnels (
     created_at  INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX tunnels_by_tenant ON tunnels (tenant, name);
+";
+
+/// Channels (DESIGN §12): found by the digest of their capability, which
+/// is unique across tenants (it is a public address).
+const V_CHANNELS: &str = "
+CREATE TABLE channels (
+    id         TEXT PRIMARY KEY,
+    tenant     TEXT NOT NULL,
+    bucket     TEXT NOT NULL,
+    cap_sha256 TEXT NOT NULL UNIQUE,
+    cursor     TEXT,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX channels_by_bucket ON channels (tenant, bucket, created_at);
 ";
 
 /// Functions (DESIGN §9): the source in the clear (it is code, shown back

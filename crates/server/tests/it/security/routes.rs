@@ -110,6 +110,10 @@ const fn outside(method: &'static str, route: &'static str, why: &'static str) -
 
 const PUBLIC_INGEST: &str =
     "public ingest takes no credentials; unknown ids answer like known ones (ingest tests)";
+const CHANNEL_STREAMS: &str = "a channel's stream takes a capability, not a tenant's \
+    credential: tests/it/channels (unknown and revoked capabilities answer 404)";
+const SOCKET: &str = "Webhook Relay's socket server: JSON frames, not a Hello; a socket \
+    of tenant A subscribing to B's bucket by id or name is refused in tests/it/socket";
 const OPERATIONS: &str = "operations route: no credentials, no tenant data";
 /// Known gap (issue 15): the tunnel routes landed after this sweep; their
 /// isolation is tested in crates/hookrelay/tests/it/tunnels and the store's
@@ -318,6 +322,35 @@ pub(super) const ROUTES: &[Route] = &[
         route: "/hookrelay.v1.Agent/Connect",
         probe: Probe::AgentHello(Transport::Grpc),
     },
+    foreign(
+        "GET",
+        "/v1/buckets/{bucket}/channels",
+        "/v1/buckets/{bucket}/channels",
+    ),
+    foreign(
+        "POST",
+        "/v1/buckets/{bucket}/channels",
+        "/v1/buckets/{bucket}/channels",
+    ),
+    foreign(
+        "DELETE",
+        "/v1/buckets/{bucket}/channels/{id}",
+        "/v1/buckets/{bucket}/channels/chn_probeprobeprobeprobe1",
+    ),
+    // A's socket token reporting on B's delivery: as on a random one.
+    Route {
+        method: "PUT",
+        route: "/v1/logs/{id}",
+        probe: Probe::Foreign {
+            path: "/v1/logs/{event}.out_probeprobeprobeprobe1",
+            body: Some(r#"{"status_code": 200}"#),
+            creds: TOKENS,
+            status: &[401, 404],
+        },
+    },
+    outside("GET", "/v1/socket", SOCKET),
+    outside("GET", "/smee/{cap}", CHANNEL_STREAMS),
+    outside("GET", "/smee/events/{cap}", CHANNEL_STREAMS),
     outside("ANY", "/v1/webhooks/{input_id}", PUBLIC_INGEST),
     outside("ANY", "/v1/webhooks/{input_id}/{*rest}", PUBLIC_INGEST),
     outside("POST", "/api/webhooks/{name}", PUBLIC_INGEST),
