@@ -1,4 +1,5 @@
-//! The six scenarios of issue 7, one file each, and what they share: the
+//! The six scenarios of issue 7 and the tunnel comparison of issue 15,
+//! one module each, and what they share: the
 //! agents (the real `hookrelay agent` process, or the agent library in this
 //! process where many are needed) and a pool of senders.
 //!
@@ -12,6 +13,7 @@ pub(crate) mod fanout;
 pub(crate) mod idle;
 pub(crate) mod ingest;
 pub(crate) mod poll;
+pub(crate) mod tunnel;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,11 +1,11 @@
 //! `hookrelay admin <object> <verb>`: the object level of the command tree.
 //! Each object's verbs, flags and request bodies live in its own module
 //! ([`super::tenant`], [`super::bucket`], [`super::input`], [`super::output`],
-//! [`super::token`]); this file only dispatches.
+//! [`super::token`], [`super::tunnel`]); this file only dispatches.
 
 use super::http::ApiClient;
 use super::table::View;
-use super::{bucket, input, output, tenant, token};
+use super::{bucket, input, output, tenant, token, tunnel};
 
 /// The administered objects of DESIGN §1.
 #[derive(clap::Subcommand, Debug)]
@@ -35,6 +35,11 @@ pub(crate) enum AdminCommand {
         #[command(subcommand)]
         verb: token::TokenCommand,
     },
+    /// Tunnels: local HTTP services published through the relay.
+    Tunnel {
+        #[command(subcommand)]
+        verb: tunnel::TunnelCommand,
+    },
 }
 
 /// Runs one admin command against the relay.
@@ -45,5 +50,6 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: AdminCommand) -> anyho
         AdminCommand::Input { verb } => input::run(api, view, verb).await,
         AdminCommand::Output { verb } => output::run(api, view, verb).await,
         AdminCommand::Token { verb } => token::run(api, view, verb).await,
+        AdminCommand::Tunnel { verb } => tunnel::run(api, view, verb).await,
     }
 }

@@ -18,6 +18,7 @@ mod send;
 mod table;
 mod tenant;
 mod token;
+mod tunnel;
 
 pub(crate) use admin::AdminCommand;
 pub(crate) use events::EventsCommand;

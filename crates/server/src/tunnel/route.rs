@@ -28,7 +28,12 @@ pub(crate) struct Target {
 pub(crate) fn request_host(uri: &Uri, headers: &http::HeaderMap) -> Option<String> {
     let authority: http::uri::Authority = match uri.authority() {
         Some(authority) => authority.clone(),
-        None => headers.get(http::header::HOST)?.to_str().ok()?.parse().ok()?,
+        None => headers
+            .get(http::header::HOST)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()?,
     };
     if authority.as_str().contains('@') {
         return None;
