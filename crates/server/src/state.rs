@@ -69,7 +69,7 @@ impl AppState {
                 per_ip: config.max_unauthenticated_agents_per_ip,
                 message_budget: config.agent_message_budget,
             }),
-            tunnels: crate::tunnel::Registry::new(),
+            tunnels: crate::tunnel::Registry::new(store.config_changes()),
             ingest_blocks: Default::default(),
             admin_secret_hash,
             shutdown,

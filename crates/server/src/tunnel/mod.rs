@@ -16,6 +16,7 @@
 //! - `proxy`: a public request through an agent, upgrades included.
 //! - `log`: the bounded per-tunnel ring of request metadata.
 //! - `metrics`: the tunnel figures of `/metrics`.
+//! - `names`: tunnels by name, cached along the store's configuration feed.
 //! - `api`: `/v1/tunnels` and `/v1/tunnels/{id}/requests`.
 
 mod accept;
@@ -23,6 +24,7 @@ mod api;
 mod body;
 mod log;
 mod metrics;
+mod names;
 mod proxy;
 pub(crate) mod route;
 
@@ -72,11 +74,14 @@ pub(crate) struct Registry {
     next: AtomicU64,
     pub(crate) log: RequestLog,
     metrics: metrics::TunnelMetrics,
+    pub(crate) names: names::Names,
 }
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    /// `changes` is the store's configuration feed.
+    pub(crate) fn new(changes: tokio::sync::watch::Receiver<u64>) -> Self {
         Registry {
+            names: names::Names::new(changes),
             agents: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             log: RequestLog::new(),

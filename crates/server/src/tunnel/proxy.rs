@@ -69,7 +69,12 @@ fn unknown() -> Response {
 }
 
 async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Request) -> Response {
-    let tunnel = match state.store.tunnel_by_name(&target.name).await {
+    let tunnel = match state
+        .tunnels
+        .names
+        .get(state.store.as_ref(), &target.name)
+        .await
+    {
         Ok(tunnel) => tunnel,
         Err(store::Error::NotFound) => return unknown(),
         Err(err) => return ApiError::from(err).into_response(),

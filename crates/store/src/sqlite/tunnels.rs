@@ -78,7 +78,7 @@ fn update(conn: &Connection, t: &Tunnel, keys: &Keyring) -> Result<()> {
 impl Tunnels for SqliteStore {
     async fn create_tunnel(&self, tunnel: &Tunnel) -> Result<()> {
         let (tunnel, keys) = (tunnel.clone(), Arc::clone(&self.keys));
-        self.write(move |c| create(c, &tunnel, &keys)).await
+        self.write_object(move |c| create(c, &tunnel, &keys)).await
     }
 
     async fn tunnel(&self, tenant: &TenantId, id: &TunnelId) -> Result<Tunnel> {
@@ -110,12 +110,12 @@ impl Tunnels for SqliteStore {
 
     async fn update_tunnel(&self, tunnel: &Tunnel) -> Result<()> {
         let (tunnel, keys) = (tunnel.clone(), Arc::clone(&self.keys));
-        self.write(move |c| update(c, &tunnel, &keys)).await
+        self.write_object(move |c| update(c, &tunnel, &keys)).await
     }
 
     async fn delete_tunnel(&self, tenant: &TenantId, id: &TunnelId) -> Result<()> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.write(move |c| {
+        self.write_object(move |c| {
             changed(
                 c,
                 "DELETE FROM tunnels WHERE tenant = ?1 AND id = ?2",

@@ -143,6 +143,18 @@ async fn admin_tunnel_manages_tunnels_from_the_command_line() {
         ok && table.contains("cli-app") && table.contains(&id),
         "{table}"
     );
+    // The relay caches tunnels by name: a change must still apply at once.
+    let visit = || async {
+        relay
+            .http
+            .get(relay.url("cli-app", "/"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(visit().await, 502, "no agent yet: tunnel_offline");
     let updated = crate::cli_json(
         serve,
         ADMIN,
@@ -158,15 +170,19 @@ async fn admin_tunnel_manages_tunnels_from_the_command_line() {
         ],
     );
     assert_eq!(updated["enabled"], false);
+    assert_eq!(visit().await, 503, "disabled at once");
     assert_eq!(updated["hostHeader"], Value::Null);
     let requests = crate::cli_json(
         serve,
         ADMIN,
         &["admin", "--json", "tunnel", "requests", &id],
     );
-    assert_eq!(requests["requests"], json!([]));
+    let logged = requests["requests"].as_array().unwrap();
+    assert_eq!(logged.len(), 1, "{requests}");
+    assert_eq!(logged[0]["status"], 502, "{requests}");
     let (ok, _, _) = crate::cli(serve, ADMIN, &["admin", "tunnel", "delete", &id]);
     assert!(ok);
+    assert_eq!(visit().await, 404, "deleted at once: unknown_tunnel");
     let (ok, _, stderr) = crate::cli(serve, ADMIN, &["admin", "tunnel", "show", &id]);
     assert!(!ok && stderr.contains("not_found"), "{stderr}");
 }
