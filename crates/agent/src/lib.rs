@@ -10,8 +10,10 @@
 //!
 //! # Layout
 //! - `lib.rs`: [`AgentConfig`], [`run`] (the reconnect loop) and backoff.
-//! - `link`: the two transports as one [`link::ServerLink`] each.
-//! - `session`: hello, welcome, the message loop, heartbeats, clean stop.
+//! - `link`: the two transports as one [`link::ServerLink`] each, split
+//!   into a reader and a writer once welcomed.
+//! - `session`: hello, welcome, the reader (deliveries, heartbeats) and
+//!   the writer task (acks), clean stop.
 //! - `forwarding`: the requests, concurrently within `--max-in-flight`.
 
 mod forwarding;
@@ -71,6 +73,15 @@ pub enum AgentError {
     #[error("TLS: {0}")]
     Tls(String),
 }
+
+/// What to tell a user whose relay's certificate is a CA: one made the
+/// usual `openssl req -x509` way has `basicConstraints CA:TRUE`, and rustls
+/// refuses a CA as a server's own certificate (`CaUsedAsEndEntity`).
+pub const CA_AS_LEAF: &str = "the relay's TLS certificate is a CA certificate \
+     (basicConstraints CA:TRUE), which TLS clients refuse as a server's own certificate \
+     (CaUsedAsEndEntity): make one with `-addext basicConstraints=critical,CA:FALSE` \
+     (see the README, \"TLS\"), or sign a server certificate with your CA and give the CA \
+     to --ca-file";
 
 /// What a session ended with, deciding whether to reconnect.
 #[derive(Debug)]

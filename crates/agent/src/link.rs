@@ -1,9 +1,12 @@
 //! The agent's side of the two transports, behind one [`ServerLink`]:
 //! gRPC (`hookrelay.v1.Agent/Connect` over HTTP/2) and WebSocket
-//! (`/v1/agent/ws`, one protobuf message per binary frame).
+//! (`/v1/agent/ws`, one protobuf message per binary frame). Once welcomed,
+//! a session splits its link into a [`LinkReader`] and a [`LinkWriter`],
+//! so that a send waiting on the relay never delays reading from it.
 
 use async_trait::async_trait;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, Stream, StreamExt};
 use proto::pb::agent_client::AgentClient;
 use proto::{server_message, AgentMessage};
 use tokio::net::TcpStream;
@@ -23,9 +26,32 @@ pub(crate) trait ServerLink: Send {
     /// Cancel safe.
     async fn recv(&mut self) -> Option<Result<server_message::Kind, String>>;
     async fn send(&mut self, message: AgentMessage) -> Result<(), String>;
-    /// Ends the stream from this side and waits (briefly) for the relay to
-    /// end it too, so what was sent before — the last acks — arrives.
+    /// The two directions apart, so that each can wait without the other.
+    fn split(self: Box<Self>) -> (Box<dyn LinkReader>, Box<dyn LinkWriter>);
+}
+
+/// The reading half of a [`ServerLink`].
+#[async_trait]
+pub(crate) trait LinkReader: Send {
+    /// As [`ServerLink::recv`]; cancel safe.
+    async fn recv(&mut self) -> Option<Result<server_message::Kind, String>>;
+}
+
+/// The writing half of a [`ServerLink`].
+#[async_trait]
+pub(crate) trait LinkWriter: Send {
+    async fn send(&mut self, message: AgentMessage) -> Result<(), String>;
+    /// Ends the stream from this side. The relay then ends it too, which
+    /// the reader sees: what was sent before — the last acks — arrived.
     async fn close(&mut self);
+}
+
+/// Reads until the relay ends the stream, within [`CLOSE_WAIT`].
+pub(crate) async fn wait_for_end(reader: &mut dyn LinkReader) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(_)) = reader.recv().await {}
+    })
+    .await;
 }
 
 /// How long a closing link waits for the relay's end of the stream.
@@ -131,39 +157,74 @@ impl GrpcLink {
     }
 }
 
+async fn grpc_next(
+    inbound: &mut tonic::Streaming<proto::ServerMessage>,
+) -> Option<Result<server_message::Kind, String>> {
+    match inbound.message().await {
+        Ok(Some(message)) => Some(
+            message
+                .kind
+                .ok_or_else(|| "a message without a kind".to_owned()),
+        ),
+        Ok(None) => None,
+        Err(status) => Some(Err(status.message().to_owned())),
+    }
+}
+
+async fn grpc_send(
+    outbound: Option<&mpsc::Sender<AgentMessage>>,
+    message: AgentMessage,
+) -> Result<(), String> {
+    let outbound = outbound.ok_or("the stream is closed")?;
+    outbound
+        .send(message)
+        .await
+        .map_err(|_| "the stream is closed".to_owned())
+}
+
 #[async_trait]
 impl ServerLink for GrpcLink {
     async fn recv(&mut self) -> Option<Result<server_message::Kind, String>> {
-        match self.inbound.message().await {
-            Ok(Some(message)) => Some(
-                message
-                    .kind
-                    .ok_or_else(|| "a message without a kind".to_owned()),
-            ),
-            Ok(None) => None,
-            Err(status) => Some(Err(status.message().to_owned())),
-        }
+        grpc_next(&mut self.inbound).await
     }
 
     async fn send(&mut self, message: AgentMessage) -> Result<(), String> {
-        let outbound = self.outbound.as_ref().ok_or("the stream is closed")?;
-        outbound
-            .send(message)
-            .await
-            .map_err(|_| "the stream is closed".to_owned())
+        grpc_send(self.outbound.as_ref(), message).await
+    }
+
+    fn split(self: Box<Self>) -> (Box<dyn LinkReader>, Box<dyn LinkWriter>) {
+        (
+            Box::new(GrpcReader(self.inbound)),
+            Box::new(GrpcWriter(self.outbound)),
+        )
+    }
+}
+
+struct GrpcReader(tonic::Streaming<proto::ServerMessage>);
+
+#[async_trait]
+impl LinkReader for GrpcReader {
+    async fn recv(&mut self) -> Option<Result<server_message::Kind, String>> {
+        grpc_next(&mut self.0).await
+    }
+}
+
+/// `None` once closed: dropping the sender ends the request stream.
+struct GrpcWriter(Option<mpsc::Sender<AgentMessage>>);
+
+#[async_trait]
+impl LinkWriter for GrpcWriter {
+    async fn send(&mut self, message: AgentMessage) -> Result<(), String> {
+        grpc_send(self.0.as_ref(), message).await
     }
 
     async fn close(&mut self) {
-        self.outbound = None;
-        let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            while let Ok(Some(_)) = self.inbound.message().await {}
-        })
-        .await;
+        self.0 = None;
     }
 }
 
 struct WsLink {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    socket: WsSocket,
 }
 
 impl WsLink {
@@ -209,38 +270,73 @@ pub(crate) fn ws_url(server: &str) -> Result<String, String> {
     ))
 }
 
+type WsSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn ws_next<S>(frames: &mut S) -> Option<Result<server_message::Kind, String>>
+where
+    S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin + Send,
+{
+    loop {
+        let frame = match frames.next().await? {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        return match frame {
+            Message::Binary(bytes) => Some(proto::decode_server(&bytes).map_err(|e| e.to_string())),
+            Message::Close(_) => None,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            Message::Text(_) => Some(Err("the relay sent a text frame".to_owned())),
+        };
+    }
+}
+
+fn ws_frame(message: &AgentMessage) -> Message {
+    Message::Binary(proto::encode(message).into())
+}
+
 #[async_trait]
 impl ServerLink for WsLink {
     async fn recv(&mut self) -> Option<Result<server_message::Kind, String>> {
-        loop {
-            let frame = match self.socket.next().await? {
-                Ok(frame) => frame,
-                Err(e) => return Some(Err(e.to_string())),
-            };
-            return match frame {
-                Message::Binary(bytes) => {
-                    Some(proto::decode_server(&bytes).map_err(|e| e.to_string()))
-                }
-                Message::Close(_) => None,
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                Message::Text(_) => Some(Err("the relay sent a text frame".to_owned())),
-            };
-        }
+        ws_next(&mut self.socket).await
     }
 
     async fn send(&mut self, message: AgentMessage) -> Result<(), String> {
         self.socket
-            .send(Message::Binary(proto::encode(&message).into()))
+            .send(ws_frame(&message))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn split(self: Box<Self>) -> (Box<dyn LinkReader>, Box<dyn LinkWriter>) {
+        // The halves share the socket through a lock held for one poll at
+        // a time; tungstenite keeps reading while its writes would block.
+        let (sink, frames) = self.socket.split();
+        (Box::new(WsReader(frames)), Box::new(WsWriter(sink)))
+    }
+}
+
+struct WsReader(SplitStream<WsSocket>);
+
+#[async_trait]
+impl LinkReader for WsReader {
+    async fn recv(&mut self) -> Option<Result<server_message::Kind, String>> {
+        ws_next(&mut self.0).await
+    }
+}
+
+struct WsWriter(SplitSink<WsSocket, Message>);
+
+#[async_trait]
+impl LinkWriter for WsWriter {
+    async fn send(&mut self, message: AgentMessage) -> Result<(), String> {
+        self.0
+            .send(ws_frame(&message))
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn close(&mut self) {
-        let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            let _ = self.socket.close(None).await;
-            while let Some(Ok(_)) = self.socket.next().await {}
-        })
-        .await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.0.close()).await;
     }
 }
 

@@ -1,7 +1,9 @@
-//! One connection to the relay: `Hello`, `Welcome` (or `Error`), then the
-//! loop that hands deliveries to the forwarding workers and their acks back,
-//! and keeps the heartbeat (a `Ping` every [`proto::HEARTBEAT`]; silence
-//! for [`proto::SILENCE_LIMIT`] ends the session).
+//! One connection to the relay: `Hello`, `Welcome` (or `Error`), then two
+//! halves: the reader hands deliveries to the forwarding workers and keeps
+//! the heartbeat (a `Ping` every [`proto::HEARTBEAT`]; silence for
+//! [`proto::SILENCE_LIMIT`] ends the session); the writer, a task of its
+//! own, sends their acks, pings and pongs. A send waiting on a relay that
+//! reads slowly therefore never delays reading its deliveries.
 
 use std::sync::Arc;
 
@@ -12,8 +14,13 @@ use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::forwarding::{Forwarded, Forwarding};
-use crate::link::{self, ServerLink};
+use crate::link::{self, LinkReader, LinkWriter};
 use crate::{AgentConfig, AgentError, SessionEnd};
+
+/// Pings, pongs and refusals queued for the writer beside the acks. A
+/// writer this far behind is stuck on a relay that the heartbeat gives up
+/// on, so what does not fit is dropped rather than waited for.
+const CONTROL_BUFFER: usize = 8;
 
 /// Errors from the relay that reconnecting cannot fix.
 const FATAL_CODES: &[&str] = &["unauthorized", "forbidden", "not_found", "bad_request"];
@@ -41,6 +48,9 @@ pub(crate) async fn run(
     let mut link = match connecting {
         Ok(link) => link,
         // An untrusted certificate or a bad CA file will not fix itself.
+        Err(reason) if reason.contains("CaUsedAsEndEntity") => {
+            return SessionEnd::Fatal(AgentError::Tls(format!("{reason}: {}", crate::CA_AS_LEAF)))
+        }
         Err(reason) if reason.contains("certificate") || reason.starts_with("TLS") => {
             return SessionEnd::Fatal(AgentError::Tls(reason))
         }
@@ -69,16 +79,77 @@ pub(crate) async fn run(
         acks_tx,
         config.max_in_flight,
     );
-    relay(config, link.as_mut(), forwarding, acks, shutdown).await
+    let (reader, writer) = link.split();
+    let (control, queued) = mpsc::channel(CONTROL_BUFFER);
+    let writer_ended = CancellationToken::new();
+    let writing = tokio::spawn(write_loop(writer, acks, queued, writer_ended.clone()));
+    let halves = Halves {
+        reader,
+        control,
+        writer_ended,
+        writing,
+    };
+    relay(config, halves, forwarding, shutdown).await
+}
+
+/// The session's link once split: the reader (here) and what it shares
+/// with the writer task.
+struct Halves {
+    reader: Box<dyn LinkReader>,
+    /// Pings, pongs and refusals for the writer.
+    control: mpsc::Sender<proto::AgentMessage>,
+    /// Cancelled when the writer stops (its send failed, or it closed).
+    writer_ended: CancellationToken,
+    writing: tokio::task::JoinHandle<()>,
+}
+
+/// The writing half: acks as the forwarding workers make them, and the
+/// reader's pings and pongs. Stops when a send fails, or once both the
+/// reader and every worker are done, after closing the stream from this
+/// side; `ended` tells the reader.
+async fn write_loop(
+    mut link: Box<dyn LinkWriter>,
+    mut acks: mpsc::Receiver<pb::Ack>,
+    mut control: mpsc::Receiver<proto::AgentMessage>,
+    ended: CancellationToken,
+) {
+    let _ended = ended.drop_guard();
+    let mut reader_gone = false;
+    loop {
+        let message = tokio::select! {
+            biased;
+            queued = control.recv(), if !reader_gone => match queued {
+                Some(message) => message,
+                None => {
+                    reader_gone = true;
+                    continue;
+                }
+            },
+            ack = acks.recv() => match ack {
+                Some(ack) => ToRelay::Ack(ack).into(),
+                // Every worker is done: the forwarding stopped.
+                None => break,
+            },
+        };
+        if link.send(message).await.is_err() {
+            return;
+        }
+    }
+    link.close().await;
 }
 
 async fn relay(
     config: &AgentConfig,
-    link: &mut dyn ServerLink,
+    halves: Halves,
     mut forwarding: Forwarding,
-    mut acks: mpsc::Receiver<pb::Ack>,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
+    let Halves {
+        mut reader,
+        control,
+        writer_ended,
+        writing,
+    } = halves;
     let mut heartbeat = interval(proto::HEARTBEAT);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     heartbeat.tick().await;
@@ -86,7 +157,8 @@ async fn relay(
     let end = loop {
         tokio::select! {
             () = shutdown.cancelled() => break SessionEnd::Stopped,
-            message = link.recv() => {
+            () = writer_ended.cancelled() => break lost("the stream closed"),
+            message = reader.recv() => {
                 let kind = match message {
                     None => break lost("the relay closed the stream"),
                     Some(Err(e)) => break lost(&e),
@@ -96,24 +168,19 @@ async fn relay(
                 match kind {
                     FromRelay::Deliver(deliver) => {
                         if let Err(ack) = forwarding.submit(deliver) {
-                            if link.send(ToRelay::Ack(ack).into()).await.is_err() {
-                                break lost("the stream closed");
-                            }
+                            // Only a relay past the in-flight limit it was
+                            // given gets here; if even this ack finds no
+                            // room, its own ack timeout takes the delivery
+                            // back.
+                            let _ = control.try_send(ToRelay::Ack(ack).into());
                         }
                     }
                     FromRelay::Ping(ping) => {
                         let pong = ToRelay::Pong(pb::Pong { sent_at_ms: ping.sent_at_ms });
-                        if link.send(pong.into()).await.is_err() {
-                            break lost("the stream closed");
-                        }
+                        let _ = control.try_send(pong.into());
                     }
                     FromRelay::Pong(_) | FromRelay::Welcome(_) => {}
                     FromRelay::Error(e) => break refused(e),
-                }
-            }
-            Some(ack) = acks.recv() => {
-                if link.send(ToRelay::Ack(ack).into()).await.is_err() {
-                    break lost("the stream closed");
                 }
             }
             _ = heartbeat.tick() => {
@@ -121,30 +188,24 @@ async fn relay(
                     break lost("the relay was silent for three heartbeats");
                 }
                 let ping = ToRelay::Ping(pb::Ping { sent_at_ms: now_ms() });
-                if link.send(ping.into()).await.is_err() {
-                    break lost("the stream closed");
-                }
+                let _ = control.try_send(ping.into());
             }
         }
     };
+    drop(control);
     if matches!(end, SessionEnd::Stopped) {
-        // Finish what is under way and ack it; the rest is released by
-        // the relay when the stream closes.
-        let stopping = forwarding.stop(config.stop_grace);
-        tokio::pin!(stopping);
-        loop {
-            tokio::select! {
-                () = &mut stopping => break,
-                Some(ack) = acks.recv() => {
-                    let _ = link.send(ToRelay::Ack(ack).into()).await;
-                }
-            }
+        // Finish what is under way; the writer sends each ack as it comes,
+        // then closes the stream once the last worker is done. What is
+        // not acked is released by the relay when the stream closes.
+        forwarding.stop(config.stop_grace).await;
+        let mut writing = writing;
+        if timeout(config.stop_grace, &mut writing).await.is_err() {
+            // The relay stopped reading: the acks left wait with it.
+            writing.abort();
         }
-        while let Ok(ack) = acks.try_recv() {
-            let _ = link.send(ToRelay::Ack(ack).into()).await;
-        }
-        link.close().await;
+        link::wait_for_end(reader.as_mut()).await;
     } else {
+        writing.abort();
         forwarding.stop(std::time::Duration::ZERO).await;
     }
     end

@@ -1,5 +1,5 @@
 //! [`Destination`]: the service behind the agents, an HTTP/1.1 server on
-//! `127.0.0.1:0` that answers 200 at once and records when each delivery
+//! `127.0.0.1:0` that answers 200 (at once, or after a set latency) and records when each delivery
 //! arrived. Requests come as `/g<group>/<seq>`: each agent's
 //! `--destination` is `<url>/g<group>` and each webhook is posted to
 //! `<input>/<seq>` (the relay keeps the path suffix).
@@ -20,6 +20,8 @@ struct Arrivals {
     seen: HashSet<(u32, u64)>,
     /// seq -> (groups that have it, first and last arrival).
     by_seq: HashMap<u64, (u32, Instant, Instant)>,
+    /// group -> (distinct deliveries, first and last arrival).
+    by_group: HashMap<u32, (u64, Instant, Instant)>,
     duplicates: u64,
     unparsed: u64,
 }
@@ -41,6 +43,12 @@ impl Drop for Destination {
 
 impl Destination {
     pub(crate) async fn spawn() -> anyhow::Result<Destination> {
+        Self::spawn_with_latency(Duration::ZERO).await
+    }
+
+    /// A destination that takes `latency` to answer each request (a timer,
+    /// not work: any number of requests wait at once).
+    pub(crate) async fn spawn_with_latency(latency: Duration) -> anyhow::Result<Destination> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let arrivals = Arc::new(Mutex::new(Arrivals::default()));
@@ -60,6 +68,9 @@ impl Destination {
                                 let path = req.uri().path().to_owned();
                                 let _ = req.into_body().collect().await;
                                 note(&record, &count, &path, at);
+                                if !latency.is_zero() {
+                                    tokio::time::sleep(latency).await;
+                                }
                                 Ok::<_, Infallible>(hyper::Response::new(Full::new(
                                     bytes::Bytes::from_static(b"ok"),
                                 )))
@@ -90,6 +101,11 @@ impl Destination {
         *self.distinct.borrow()
     }
 
+    /// Ticks at every new distinct delivery.
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.distinct.clone()
+    }
+
     /// Waits until at least `n` distinct deliveries have arrived.
     pub(crate) async fn wait_for(&self, n: u64, patience: Duration) -> anyhow::Result<Instant> {
         let mut rx = self.distinct.clone();
@@ -103,6 +119,12 @@ impl Destination {
                 self.count()
             ),
         }
+    }
+
+    /// (distinct deliveries, first arrival, last arrival) of group `g`.
+    pub(crate) fn group_span(&self, g: u32) -> Option<(u64, Instant, Instant)> {
+        let a = self.arrivals.lock().ok()?;
+        a.by_group.get(&g).copied()
     }
 
     /// When the last of `groups` groups received `seq` (None if not all did).
@@ -140,6 +162,9 @@ fn note(record: &Mutex<Arrivals>, count: &watch::Sender<u64>, path: &str, at: In
     let entry = a.by_seq.entry(seq).or_insert((0, at, at));
     entry.0 += 1;
     entry.2 = at;
+    let group = a.by_group.entry(g).or_insert((0, at, at));
+    group.0 += 1;
+    group.2 = at;
     // Sent under the lock so the count never goes backwards.
     count.send_replace(a.seen.len() as u64);
 }

@@ -82,6 +82,49 @@ enum Command {
     Poll(PollArgs),
     /// HTTP tunnels beside the direct path, rathole and bore.
     Tunnel(TunnelArgs),
+    /// Delivery rate to a slow destination, live and from a backlog,
+    /// beside the destination's own rate.
+    Deliver(DeliverArgs),
+    /// Ingest rate with an input function that sets a header vs none, and
+    /// the per-call cost.
+    Functions(FunctionsArgs),
+}
+
+#[derive(Args)]
+struct DeliverArgs {
+    /// Event counts to try (each at most 1000000).
+    #[arg(long, value_delimiter = ',')]
+    events: Option<Vec<u64>>,
+    /// The destination's time per request, in ms (at most 10000).
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// The output's concurrency and the agent's --max-in-flight.
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Rounds per count, reference, live and backlog alternating.
+    #[arg(long)]
+    rounds: Option<usize>,
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
+    /// Events through an `ordered` output (0 leaves it out).
+    #[arg(long)]
+    ordered_events: Option<u64>,
+}
+
+#[derive(Args)]
+struct FunctionsArgs {
+    /// Concurrent connections.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Seconds per round and input (at most 600).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Rounds, the two inputs alternating (medians reported).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// `invoke` calls measured for the per-call cost (at most 100000).
+    #[arg(long)]
+    calls: Option<usize>,
 }
 
 #[derive(Args)]
@@ -335,8 +378,51 @@ fn tunnel(cli: &Cli, a: Option<&TunnelArgs>) -> anyhow::Result<scenarios::tunnel
     Ok(p)
 }
 
+fn deliver(cli: &Cli, a: Option<&DeliverArgs>) -> anyhow::Result<scenarios::deliver::Params> {
+    let q = cli.quick;
+    let p = scenarios::deliver::Params {
+        events: a
+            .and_then(|a| a.events.clone())
+            .unwrap_or_else(|| pick(q, vec![2000], vec![2000, 10_000])),
+        latency: std::time::Duration::from_millis(a.and_then(|a| a.latency_ms).unwrap_or(20)),
+        concurrency: a.and_then(|a| a.concurrency).unwrap_or(64),
+        rounds: a.and_then(|a| a.rounds).unwrap_or(pick(q, 1, 3)),
+        transport: a.and_then(|a| a.transport).unwrap_or(Transport::Grpc),
+        body_size: cli.body_size,
+        ordered_events: a.and_then(|a| a.ordered_events).unwrap_or(pick(q, 50, 200)),
+    };
+    anyhow::ensure!(
+        p.events.iter().all(|&e| (1..=1_000_000).contains(&e))
+            && p.latency <= std::time::Duration::from_secs(10)
+            && (1..=1024).contains(&p.concurrency)
+            && (1..=20).contains(&p.rounds)
+            && p.ordered_events <= 10_000,
+        "--events 1 to 1000000, --latency-ms at most 10000, --concurrency 1 to 1024, --rounds 1 to 20, --ordered-events at most 10000"
+    );
+    Ok(p)
+}
+
 /// `hookrelay agent`'s own default `--max-in-flight`.
 const AGENT_DEFAULT_IN_FLIGHT: u32 = 16;
+
+fn functions(cli: &Cli, a: Option<&FunctionsArgs>) -> anyhow::Result<scenarios::functions::Params> {
+    let q = cli.quick;
+    let p = scenarios::functions::Params {
+        connections: a.and_then(|a| a.connections).unwrap_or(32),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 6)),
+        body_size: cli.body_size,
+        rounds: a.and_then(|a| a.rounds).unwrap_or(pick(q, 2, 5)),
+        calls: a.and_then(|a| a.calls).unwrap_or(pick(q, 200, 2000)),
+    };
+    anyhow::ensure!(
+        p.seconds <= 600
+            && (1..=20).contains(&p.rounds)
+            && (1..=4096).contains(&p.connections)
+            && (1..=100_000).contains(&p.calls),
+        "--seconds at most 600, --rounds 1 to 20, --connections 1 to 4096, --calls 1 to 100000"
+    );
+    Ok(p)
+}
 
 fn poll(cli: &Cli, a: Option<&PollArgs>) -> anyhow::Result<scenarios::poll::Params> {
     let q = cli.quick;
@@ -457,6 +543,8 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?)?;
             out.push(scenarios::poll::run(spec, &poll(cli, None)?).await?)?;
             out.push(scenarios::tunnel::run(spec, &tunnel(cli, None)?).await?)?;
+            out.push(scenarios::functions::run(spec, &functions(cli, None)?).await?)?;
+            out.push(scenarios::deliver::run(spec, &deliver(cli, None)?).await?)?;
         }
         Command::Ingest(a) => {
             out.push(scenarios::ingest::run(spec, &ingest(cli, Some(a))?).await?)?
@@ -472,6 +560,12 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
         Command::Poll(a) => out.push(scenarios::poll::run(spec, &poll(cli, Some(a))?).await?)?,
         Command::Tunnel(a) => {
             out.push(scenarios::tunnel::run(spec, &tunnel(cli, Some(a))?).await?)?
+        }
+        Command::Deliver(a) => {
+            out.push(scenarios::deliver::run(spec, &deliver(cli, Some(a))?).await?)?
+        }
+        Command::Functions(a) => {
+            out.push(scenarios::functions::run(spec, &functions(cli, Some(a))?).await?)?
         }
     }
     Ok(())

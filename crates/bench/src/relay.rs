@@ -298,6 +298,26 @@ impl Relay {
         Ok(())
     }
 
+    /// An internal output with this `concurrency` and `ordered`.
+    pub(crate) async fn output_with(
+        &self,
+        bucket: &str,
+        url: &str,
+        concurrency: u32,
+        ordered: bool,
+    ) -> anyhow::Result<()> {
+        let body = json!({"url": url, "internal": true, "timeoutMs": 10000,
+                          "concurrency": concurrency, "ordered": ordered});
+        self.admin(
+            reqwest::Method::POST,
+            &format!("/v1/buckets/{bucket}/outputs"),
+            Some(body),
+            201,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// A forward-mode agent token for every bucket: `key.secret`.
     pub(crate) async fn agent_token(&self) -> anyhow::Result<String> {
         let v = self

@@ -50,6 +50,29 @@ impl Sender {
         Ok(status)
     }
 
+    /// Signs in to the dashboard (`POST /ui/signin`) with `credential`:
+    /// the session cookie (`name=value`).
+    pub(crate) async fn sign_in(&mut self, credential: &str) -> anyhow::Result<String> {
+        let origin = format!("http://{}", self.addr);
+        let form = format!("credential={}", credential.replace('+', "%2B"));
+        let request = hyper::Request::post("/ui/signin")
+            .header("host", self.addr.as_str())
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(bytes::Bytes::from(form)))?;
+        self.conn.ready().await?;
+        let response = self.conn.send_request(request).await?;
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
+        let status = response.status().as_u16();
+        response.into_body().collect().await?;
+        cookie.with_context(|| format!("dashboard sign-in answered {status} without a cookie"))
+    }
+
     /// A GET with extra headers; the status and the body's length.
     pub(crate) async fn get(
         &mut self,

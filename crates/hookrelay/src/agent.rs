@@ -142,6 +142,9 @@ impl AgentArgs {
             flag("destination", d.clone());
         }
         if let Some(ca) = &c.ca_file {
+            // systemd runs the unit from `/`: a relative path would name
+            // another file there.
+            let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
             flag("ca-file", ca.display().to_string());
         }
         if c.insecure {

@@ -21,6 +21,12 @@ pub(crate) struct LimitArgs {
     /// server-wide; at least 32 [default: 256].
     #[arg(long, env = "HOOKRELAY_AGENT_MESSAGE_BUDGET_MIB")]
     pub(crate) agent_message_budget_mib: Option<usize>,
+    /// MiB of webhook bodies being read, checked and stored at once,
+    /// server-wide, each counted four times (buffer, sealed plaintext,
+    /// ciphertext, the store's copy); beyond it ingest answers 503 with
+    /// Retry-After; at least 128, four of the largest body [default: 256].
+    #[arg(long, env = "HOOKRELAY_INGEST_BODY_BUDGET_MIB")]
+    pub(crate) ingest_body_budget_mib: Option<usize>,
 }
 
 impl LimitArgs {
@@ -41,6 +47,11 @@ impl LimitArgs {
         }
         if let Some(n) = pick(self.agent_message_budget_mib, file.agent_message_budget_mib) {
             config.agent_message_budget = n.max(32) * MIB;
+        }
+        // At least one largest body (an input's bodyLimit is at most 32 MiB),
+        // counted four times.
+        if let Some(n) = pick(self.ingest_body_budget_mib, file.ingest_body_budget_mib) {
+            config.ingest_body_budget = n.max(128) * MIB;
         }
     }
 }

@@ -19,6 +19,7 @@ mod report;
 mod serve;
 mod service;
 mod signals;
+mod tls;
 mod tunnel;
 
 use std::process::ExitCode;

@@ -2,6 +2,12 @@
 //! launchd plist (macOS) that runs `hookrelay agent` with the given
 //! arguments, keeping the token out of the unit in a 0600 file, and prints
 //! how to enable it. It starts nothing.
+//!
+//! Every path written into a unit is absolute (systemd ignores a relative
+//! `EnvironmentFile=`, and the service would start without its token), and
+//! the files the unit needs are checked to be reachable under its
+//! sandboxing (`DynamicUser`, `ProtectHome`, `PrivateTmp`): a binary under
+//! `~/.cargo/bin` or `/tmp` would be invisible to the service.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -37,6 +43,11 @@ pub(crate) struct InstallArgs {
     /// [default: /etc/hookrelay].
     #[arg(long)]
     env_dir: Option<PathBuf>,
+    /// The hookrelay binary the service runs [default: this one]. Under
+    /// systemd it must be outside /home, /root, /run/user and /tmp, and
+    /// readable by any user (e.g. `install -m 755 hookrelay /usr/local/bin/`).
+    #[arg(long)]
+    exe: Option<PathBuf>,
 }
 
 pub(crate) fn install(args: InstallArgs) -> Result<()> {
@@ -55,18 +66,29 @@ pub(crate) fn install(args: InstallArgs) -> Result<()> {
         );
     }
     let config = args.agent.to_config()?;
-    let exe = std::env::current_exe().context("cannot find this executable's path")?;
+    let exe = match &args.exe {
+        Some(exe) => absolute(exe)?,
+        None => std::env::current_exe().context("cannot find this executable's path")?,
+    };
     let token = format!("{}.{}", config.token_key, config.token_secret);
     let command = agent_arguments(&args.agent);
     match platform {
         Platform::Systemd => {
-            let unit_dir = args
-                .unit_dir
-                .unwrap_or_else(|| PathBuf::from("/etc/systemd/system"));
-            let env_dir = args
-                .env_dir
-                .unwrap_or_else(|| PathBuf::from("/etc/hookrelay"));
+            let unit_dir = absolute(
+                &args
+                    .unit_dir
+                    .unwrap_or_else(|| PathBuf::from("/etc/systemd/system")),
+            )?;
+            let env_dir = absolute(
+                &args
+                    .env_dir
+                    .unwrap_or_else(|| PathBuf::from("/etc/hookrelay")),
+            )?;
             let env_file = env_dir.join(format!("{}.env", args.name));
+            reachable_by_the_service(&exe, "the hookrelay binary", true)?;
+            if let Some(ca) = &config.ca_file {
+                reachable_by_the_service(&absolute(ca)?, "--ca-file", false)?;
+            }
             write_private(&env_file, &format!("HOOKRELAY_TOKEN={token}\n"))?;
             let unit = systemd_unit(&exe, &command, &env_file);
             let unit_file = unit_dir.join(format!("{}.service", args.name));
@@ -95,6 +117,81 @@ pub(crate) fn install(args: InstallArgs) -> Result<()> {
             crate::outln!("wrote {} (mode 0600)", plist_file.display());
             crate::outln!("load and start it with:");
             crate::outln!("  launchctl load -w {}", plist_file.display());
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute against the current directory.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
+}
+
+/// Directories a systemd unit with `ProtectHome=yes` and `PrivateTmp=yes`
+/// cannot see (or sees empty).
+const HIDDEN_FROM_THE_SERVICE: &[(&str, &str)] = &[
+    ("/home", "ProtectHome"),
+    ("/root", "ProtectHome"),
+    ("/run/user", "ProtectHome"),
+    ("/tmp", "PrivateTmp"),
+    ("/var/tmp", "PrivateTmp"),
+];
+
+/// Refuses (exit 64) a file the unit needs that its sandboxing hides, or
+/// that `DynamicUser` (any unprivileged user) cannot read, or run when
+/// `executable`.
+fn reachable_by_the_service(path: &Path, what: &str, executable: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let fix = "install it where every user may read it, e.g. \
+               `sudo install -m 755 hookrelay /usr/local/bin/` (then pass --exe /usr/local/bin/hookrelay)";
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    for (dir, setting) in HIDDEN_FROM_THE_SERVICE {
+        if resolved.starts_with(dir) {
+            let fix = if executable {
+                fix
+            } else {
+                "put it under /etc/hookrelay"
+            };
+            return Err(ConfigError(format!(
+                "{what} {} is under {dir}, which the unit's {setting}=yes hides from the \
+                 service: {fix}",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    let meta = std::fs::metadata(&resolved)
+        .map_err(|e| ConfigError(format!("{what} {}: {e}", path.display())))?;
+    let want = if executable { 0o005 } else { 0o004 };
+    if meta.permissions().mode() & want != want {
+        return Err(ConfigError(format!(
+            "{what} {} is not {} by other users, as the unit's DynamicUser=yes needs: {}",
+            path.display(),
+            if executable {
+                "readable and executable"
+            } else {
+                "readable"
+            },
+            if executable { fix } else { "chmod o+r it" },
+        ))
+        .into());
+    }
+    for dir in resolved.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o001 == 0 {
+            return Err(ConfigError(format!(
+                "{what} {} is in {}, which other users cannot enter (DynamicUser=yes): {}",
+                path.display(),
+                dir.display(),
+                if executable {
+                    fix
+                } else {
+                    "chmod o+x that directory"
+                },
+            ))
+            .into());
         }
     }
     Ok(())

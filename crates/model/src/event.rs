@@ -28,6 +28,9 @@ pub struct NewEvent {
     pub verified: bool,
     /// What ingest decided beyond the request itself.
     pub marks: EventMarks,
+    /// The request as the input's function changed it; `None` when it
+    /// changed nothing (deliveries then carry the original bytes).
+    pub forwarded: Option<Forwarded>,
     /// Dedup window for `delivery_id`, in ms: the store records the id and
     /// refuses a second event with it inside the window.
     pub dedup_window_ms: i64,
@@ -79,6 +82,20 @@ pub struct Event {
     pub event_count: u32,
     pub verified: bool,
     pub marks: EventMarks,
+    /// As [`NewEvent::forwarded`]; `None` too when the payload is not
+    /// stored (ephemeral) or cannot be opened.
+    pub forwarded: Option<Forwarded>,
+}
+
+/// The request an input function made of the original (DESIGN §9, §14):
+/// what deliveries carry instead of it. Sealed with the payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// What ingest decided about an event beyond the request itself (DESIGN
@@ -120,6 +137,8 @@ pub enum DeliveryState {
     Delivered,
     Failed,
     Expired,
+    /// An output function stopped it (DESIGN §9).
+    Skipped,
 }
 
 impl DeliveryState {
@@ -131,6 +150,7 @@ impl DeliveryState {
             DeliveryState::Delivered => "delivered",
             DeliveryState::Failed => "failed",
             DeliveryState::Expired => "expired",
+            DeliveryState::Skipped => "skipped",
         }
     }
 
@@ -142,6 +162,7 @@ impl DeliveryState {
             DeliveryState::Delivered,
             DeliveryState::Failed,
             DeliveryState::Expired,
+            DeliveryState::Skipped,
         ]
         .into_iter()
         .find(|s| s.name() == name)

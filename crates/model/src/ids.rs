@@ -102,6 +102,10 @@ prefixed_id!(
     TunnelId, "tun_", "tunnel"
 );
 prefixed_id!(
+    /// A function (DESIGN §9): `fn_` + 20 random characters.
+    FunctionId, "fn_", "function"
+);
+prefixed_id!(
     /// A token's public key: `tok_` + 20 random characters.
     TokenKey, "tok_", "token"
 );

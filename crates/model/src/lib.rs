@@ -6,18 +6,24 @@
 //! one depends on nothing of ours. Start with [`ids`] for the identifier
 //! newtypes, then [`objects`] for the administered objects and [`event`] for
 //! what ingest produces; [`caps`] bounds the lists a tenant can grow;
-//! [`tunnel`] is for HTTP tunnels.
+//! [`tunnel`] is for HTTP tunnels, [`function`] for functions.
 
 pub mod caps;
 pub mod event;
+pub mod function;
 pub mod ids;
 pub mod limits;
 pub mod objects;
 pub mod secret;
 pub mod tunnel;
 
-pub use event::{Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, NewEvent};
-pub use ids::{BucketId, EventId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId};
+pub use event::{
+    Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, Forwarded, NewEvent,
+};
+pub use function::Function;
+pub use ids::{
+    BucketId, EventId, FunctionId, IdError, InputId, OutputId, TenantId, TokenKey, TunnelId,
+};
 pub use limits::{InputRateLimit, Provisioning, RateCount};
 pub use objects::{
     validate_slug, AgentMode, Bucket, BucketAuth, GenericHmac, HmacAlgorithm, Input,

@@ -32,6 +32,32 @@ pub fn tls_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerCon
     Ok(config)
 }
 
+/// Whether the first certificate of a PEM chain (the server's own) says
+/// `basicConstraints CA:TRUE`, as one made by a plain `openssl req -x509`
+/// does: rustls clients refuse it as an end entity (`CaUsedAsEndEntity`).
+///
+/// Reads the DER directly: the extension's OID (2.5.29.19), an optional
+/// `critical` flag, then an OCTET STRING wrapping `SEQUENCE { BOOLEAN
+/// TRUE, ... }`; a CA:FALSE certificate has an empty sequence there.
+pub fn leaf_is_ca(cert_pem: &[u8]) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    const OID: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x13];
+    let Some(Ok(leaf)) = CertificateDer::pem_slice_iter(cert_pem).next() else {
+        return false;
+    };
+    let der: &[u8] = leaf.as_ref();
+    let Some(at) = der.windows(OID.len()).position(|w| w == OID) else {
+        return false;
+    };
+    let mut rest = &der[at + OID.len()..];
+    if rest.starts_with(&[0x01, 0x01]) {
+        rest = rest.get(3..).unwrap_or_default(); // critical
+    }
+    // OCTET STRING, short length; SEQUENCE, short length; BOOLEAN TRUE.
+    matches!(rest, [0x04, _, 0x30, _, 0x01, 0x01, 0xff, ..])
+}
+
 /// Everything the server needs to know, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,6 +97,12 @@ pub struct Config {
     /// Bytes of large agent messages (64 KiB and up) being received at
     /// once, server-wide; at least one largest message (32 MiB).
     pub agent_message_budget: usize,
+    /// Bytes of ingest bodies being read, checked and stored at once,
+    /// server-wide, each body counted four times (its buffer, the sealed
+    /// payload's plaintext and ciphertext, the store's copy); beyond it
+    /// ingest answers 503 with `Retry-After`. Under four times an input's
+    /// `bodyLimit`, it refuses that input's largest bodies.
+    pub ingest_body_budget: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// How often the retention job runs.
@@ -141,6 +173,7 @@ impl Config {
             max_unauthenticated_agents: 1_024,
             max_unauthenticated_agents_per_ip: 16,
             agent_message_budget: 256 * 1024 * 1024,
+            ingest_body_budget: 256 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             retention_interval: Duration::from_secs(60),
             bcrypt_cost: 12,
@@ -151,5 +184,32 @@ impl Config {
             tunnel_body_limit: None,
             event_scan: ScanBound::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    #[test]
+    fn a_ca_certificate_serving_as_the_leaf_is_recognised() {
+        let key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&key).unwrap();
+        assert!(super::leaf_is_ca(ca.pem().as_bytes()));
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        leaf.is_ca = IsCa::ExplicitNoCa;
+        let leaf = leaf.self_signed(&key).unwrap();
+        assert!(!super::leaf_is_ca(leaf.pem().as_bytes()));
+        let plain = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert!(!super::leaf_is_ca(plain.pem().as_bytes()));
+        // A chain: only the first (the server's own) counts.
+        let chain = format!("{}{}", leaf.pem(), ca.pem());
+        assert!(!super::leaf_is_ca(chain.as_bytes()));
+        assert!(!super::leaf_is_ca(b"not PEM"));
     }
 }

@@ -7,8 +7,10 @@
 //! - [`ingest_request`]: what the ingest pipeline reads from a request's
 //!   path, query and headers besides the provider's scheme (path suffix,
 //!   bucket auth, the query and headers it stores, the client address).
+//! - [`http1_framing`]: the HTTP/1 framing guard in front of hyper.
 //! - [`tunnel_route`]: which tunnel a public request names (Host, absolute
 //!   target, `/t/{name}`), as the tunnel routes decide it.
+//! - [`invoke_body`]: the sample request of a function's `invoke`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -266,4 +268,27 @@ pub fn tunnel_route(
     }
     let t = route::by_path(target)?;
     Some((t.name, t.path_and_query.as_str().to_owned(), false))
+}
+
+/// The HTTP/1 framing guard (`framing`) fed `bytes` in pieces of `piece`
+/// bytes, as socket reads would: how many bytes reach hyper, and whether
+/// the connection goes on (`"go"`), waits or stops (`"stop"`) or fails
+/// (`"refuse"`).
+pub fn http1_framing(bytes: &[u8], piece: usize) -> (usize, &'static str) {
+    let (passed, verdict) = crate::framing::feed_in_pieces(bytes, piece);
+    let verdict = match verdict {
+        crate::framing::Verdict::Go => "go",
+        crate::framing::Verdict::Stop => "stop",
+        crate::framing::Verdict::Refuse => "refuse",
+    };
+    (passed, verdict)
+}
+
+/// The body of `POST /v1/functions/{id}/invoke`, parsed and checked as
+/// the route does before it runs anything: the request the function would
+/// see, and whether it runs as an output function.
+pub fn invoke_body(body: &[u8]) -> Result<(functions::Request, bool), Refused> {
+    parse::<bodies::InvokeBody>(body)?
+        .into_request()
+        .map_err(Refused::from)
 }

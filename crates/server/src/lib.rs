@@ -1,6 +1,9 @@
 //! The hookrelay server: an axum application on a hyper accept loop.
 //!
-//! Depends on `model`, `verify` and `store` (through `Arc<dyn Store>` only).
+//! Depends on `model`, `verify`, `functions`, `store` (through
+//! `Arc<dyn Store>` only), `proto` (the agent wire), `forward` (public
+//! outputs) and `tunnel`; only the binary, `testkit` and `fuzz/` depend
+//! on it.
 //! The binary builds a [`Config`], opens a store, binds a listener and calls
 //! [`run`]; tests do the same on `127.0.0.1:0`.
 //!
@@ -8,6 +11,8 @@
 //! - [`config`]: the typed configuration the binary hands over.
 //! - `listener`: the accept loop (connection limit, header read timeout,
 //!   graceful drain).
+//! - `framing`: HTTP/1 framing refused at the edge before hyper reads it
+//!   (chunk sizes with long runs of leading zeros).
 //! - `state`: `AppState`, shared by every handler.
 //! - `error`: `ApiError`, the one error answer, and extractor wrappers that
 //!   turn axum's own rejections into it.
@@ -26,6 +31,9 @@
 //!   per-group pumps), the `wait` policy and ephemeral payloads.
 //! - `tunnel/`: HTTP tunnels: the agents' tunnel connections, the public
 //!   routes through them (`/t/{name}/`, `--tunnel-domain`), `/v1/tunnels`.
+//! - `scripts`: functions (DESIGN §9) as the server runs them: the pool,
+//!   the compiled-script cache, attachment checks; `api/functions` is
+//!   their admin API and `invoke`.
 //! - `ops`: health, readiness and Prometheus metrics.
 //! - `openapi`: `GET /openapi.json`, the description of every route.
 //! - `bootstrap`: first start (default tenant, admin token) and the
@@ -43,6 +51,7 @@ pub mod config;
 mod dashboard;
 mod deliver;
 mod error;
+mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ingest;
@@ -52,6 +61,7 @@ mod lookup;
 mod metrics;
 mod openapi;
 mod ops;
+mod scripts;
 mod secrets;
 mod state;
 mod tunnel;

@@ -11,6 +11,10 @@
 //! first request has reached the router is never evicted, so no request
 //! is cut.
 //!
+//! Every connection's bytes pass through `framing::Guarded` on their way to
+//! hyper, which refuses HTTP/1 framing hyper alone would accept but a front
+//! proxy may read otherwise.
+//!
 //! axum's `serve` hides hyper's builder, and we need its timeouts; this is
 //! the axum `serve-with-hyper` example with those knobs turned.
 
@@ -32,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::framing::Guarded;
 
 /// HTTP/2 receive window of a connection (all its streams together).
 const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
@@ -42,6 +47,11 @@ const H2_STREAM_WINDOW: u32 = 256 * 1024;
 /// decode buffer, the session's channel); hyper's 200 let 50 connections
 /// hold 10,000 streams and 110 MiB (issue 19). An agent uses one stream.
 const H2_MAX_STREAMS: u32 = 64;
+/// Bytes hyper buffers per HTTP/1 connection (request head and the body
+/// read ahead of the handler). hyper's default lets it grow to ~400 KiB,
+/// which 200 connections sending bodies at once turned into 80 MiB outside
+/// the body budget (issue 19); it also bounds a request head.
+const H1_MAX_BUFFER: usize = 64 * 1024;
 
 /// Serves `app` on `listener` until `shutdown`, then waits up to the grace
 /// period for open requests to finish.
@@ -61,6 +71,7 @@ pub(crate) async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        .max_buf_size(H1_MAX_BUFFER)
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
     // HTTP/2 pings find dead peers; an unanswered one closes the connection.
@@ -140,7 +151,7 @@ pub(crate) async fn serve(
             match tls {
                 None => {
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(Guarded::new(stream)), service)
                         .into_owned();
                     tokio::select! {
                         () = evicted.cancelled() => {}
@@ -158,7 +169,7 @@ pub(crate) async fn serve(
                         },
                     };
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(Guarded::new(stream)), service)
                         .into_owned();
                     tokio::select! {
                         () = evicted.cancelled() => {}

@@ -14,6 +14,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use model::{OutputId, TenantId};
+
 use crate::state::AppState;
 
 /// Upper bounds of the ingest latency histogram, in seconds.
@@ -32,10 +34,23 @@ pub(crate) struct Metrics {
     long_polls_waiting: AtomicU64,
     /// Settled delivery attempts by result, in [`DELIVERY_RESULTS`] order.
     deliveries: [AtomicU64; DELIVERY_RESULTS.len()],
+    /// Deliveries under way per output (agents' and the server's own);
+    /// an output leaves the map at zero, so deleted ones do not linger.
+    in_flight: Mutex<HashMap<OutputId, u64>>,
+    /// Per (tenant, agent group) pumped on this node: when the oldest
+    /// event waiting to be sent was received (ms).
+    backlog: Mutex<HashMap<(TenantId, String), i64>>,
 }
 
 /// The `result` label of `hookrelay_deliveries_total`.
-const DELIVERY_RESULTS: [&str; 5] = ["delivered", "failed", "retry", "released", "expired"];
+const DELIVERY_RESULTS: [&str; 6] = [
+    "delivered",
+    "failed",
+    "retry",
+    "released",
+    "expired",
+    "skipped",
+];
 
 /// Counts one parked long-poll while it lives.
 pub(crate) struct Waiting<'a>(&'a AtomicU64);
@@ -56,6 +71,36 @@ impl Metrics {
             events_stored: AtomicU64::new(0),
             long_polls_waiting: AtomicU64::new(0),
             deliveries: Default::default(),
+            in_flight: Mutex::new(HashMap::new()),
+            backlog: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One more (`started`) or one fewer delivery of `output` under way.
+    pub(crate) fn output_in_flight(&self, output: &OutputId, started: bool) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if started {
+            *map.entry(output.clone()).or_insert(0) += 1;
+        } else if let Some(n) = map.get_mut(output) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(output);
+            }
+        }
+    }
+
+    /// When the oldest event a group's pump has waiting was received
+    /// (`None`: nothing waits, or the pump stopped).
+    pub(crate) fn backlog_oldest(&self, tenant: &TenantId, group: &str, oldest_ms: Option<i64>) {
+        let mut map = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (tenant.clone(), group.to_owned());
+        match oldest_ms {
+            Some(at) => {
+                map.insert(key, at);
+            }
+            None => {
+                map.remove(&key);
+            }
         }
     }
 
@@ -67,6 +112,7 @@ impl Metrics {
             store::Settle::RetryAt(_) => 2,
             store::Settle::Released => 3,
             store::Settle::Expired => 4,
+            store::Settle::Skipped => 5,
         };
         self.deliveries[at].fetch_add(1, Ordering::Relaxed);
     }
@@ -172,11 +218,59 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
+        out.push_str(
+            "# HELP hookrelay_deliveries_in_flight Deliveries under way per output on this node.\n",
+        );
+        out.push_str("# TYPE hookrelay_deliveries_in_flight gauge\n");
+        {
+            let map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let mut rows: Vec<_> = map.iter().map(|(o, n)| (o.as_str(), *n)).collect();
+            rows.sort_unstable();
+            for (output, n) in rows {
+                let _ = writeln!(
+                    out,
+                    "hookrelay_deliveries_in_flight{{output=\"{output}\"}} {n}"
+                );
+            }
+        }
+        out.push_str(
+            "# HELP hookrelay_backlog_age_seconds Age of the oldest event waiting to be sent, per agent group pumped on this node.\n",
+        );
+        out.push_str("# TYPE hookrelay_backlog_age_seconds gauge\n");
+        {
+            let now = store::clock::now_ms();
+            let map = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+            let mut rows: Vec<_> = map.iter().collect();
+            rows.sort_unstable();
+            for ((tenant, group), oldest) in rows {
+                let age = now.saturating_sub(*oldest).max(0) as f64 / 1000.0;
+                let _ = writeln!(
+                    out,
+                    "hookrelay_backlog_age_seconds{{tenant=\"{}\",group=\"{}\"}} {age}",
+                    label(tenant.as_str()),
+                    label(group)
+                );
+            }
+        }
         out.push_str("# HELP hookrelay_agents_connected Agents connected to this node.\n");
         out.push_str("# TYPE hookrelay_agents_connected gauge\n");
         let _ = writeln!(out, "hookrelay_agents_connected {agents}");
         out
     }
+}
+
+/// A Prometheus label value: a group name is the tenant's choice.
+fn label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Middleware: counts every request by route and status, and times ingest.

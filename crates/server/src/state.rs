@@ -27,6 +27,10 @@ pub(crate) struct Shared {
     pub(crate) preauth: Doorway,
     /// Tunnel agents connected to this node, and the request logs.
     pub(crate) tunnels: crate::tunnel::Registry,
+    /// Bytes of ingest bodies being read or checked at once (DESIGN §7).
+    pub(crate) body_budget: crate::ingest::BodyBudget,
+    /// Functions (DESIGN §9): the function threads and compiled scripts.
+    pub(crate) scripts: crate::scripts::Scripts,
     /// Addresses whose refused requests filled their input's window.
     pub(crate) ingest_blocks: crate::ingest::RefusalBlocks,
     /// bcrypt hash of the configured admin secret, made once at start so
@@ -70,7 +74,9 @@ impl AppState {
                 message_budget: config.agent_message_budget,
             }),
             tunnels: crate::tunnel::Registry::new(store.config_changes()),
+            scripts: crate::scripts::Scripts::new(functions::Limits::default()),
             ingest_blocks: Default::default(),
+            body_budget: crate::ingest::BodyBudget::new(config.ingest_body_budget),
             admin_secret_hash,
             shutdown,
             config,

@@ -20,8 +20,8 @@ pub enum Signal {
     /// caller held by whichever node accepted the event. The bytes are the
     /// server's own encoding; the store only carries them.
     Answer { event: EventId, answer: Vec<u8> },
-    /// An admin write on another node changed inputs, buckets, tenants or
-    /// tokens: drop cached configuration now rather than at its expiry.
+    /// An admin write on another node changed inputs, buckets, tenants,
+    /// tokens or tunnels: drop cached configuration now rather than at its expiry.
     /// The store sends it itself, when it hears of the write (after ticking
     /// [`ClusterBus::config_changes`]); nobody needs to broadcast it.
     ConfigChanged,
@@ -45,8 +45,8 @@ pub trait ClusterBus: Send + Sync + 'static {
         false
     }
     /// The configuration feed: ticks after every committed write of a
-    /// tenant, token, bucket, input or output ([`crate::Tenants`],
-    /// [`crate::Buckets`]) made through this store, before the write
+    /// tenant, token, bucket, input, output or tunnel ([`crate::Tenants`],
+    /// [`crate::Buckets`], [`crate::Tunnels`]) made through this store, before the write
     /// returns; on a shared store also after those of the other nodes, as
     /// soon as the bus brings them. Configuration cached from reads made
     /// before a tick is stale, so a cache that compares the feed's value

@@ -15,6 +15,7 @@
 //! - [`Tenants`]: tenants and their tokens (`objects`).
 //! - [`Buckets`]: buckets and what hangs off them, inputs and outputs
 //!   (`objects`).
+//! - [`Functions`]: functions (DESIGN §9) (`functions`).
 //! - [`EventLog`]: accepted events, dedup, reads, visibility, commit ticks,
 //!   resends and retention (`event_log`).
 //! - [`DeliveryQueue`]: what is due to whom: agent groups, due queries,
@@ -37,6 +38,7 @@ pub mod conformance;
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 mod dedup;
 mod event_log;
+mod functions;
 mod limiter;
 mod objects;
 mod queue;
@@ -54,9 +56,10 @@ use async_trait::async_trait;
 pub use bus::{ClusterBus, Signal};
 pub use dedup::DedupSet;
 pub use event_log::{Appended, Cursor, EventLog, EventQuery};
+pub use functions::Functions;
 pub use limiter::{Limiter, RateDecision, SlidingWindow};
 pub use objects::{Buckets, TenantRecord, Tenants};
-pub use queue::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Settle};
+pub use queue::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, LaneBatch, LaneRead, Settle};
 pub use tunnels::Tunnels;
 
 /// What went wrong in a store operation, in domain terms the server maps to
@@ -100,12 +103,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// - Each method is one transaction.
 /// - After [`Lifecycle::close`], every call fails [`Error::Unavailable`].
 pub trait Store:
-    Tenants + Buckets + Tunnels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    Tenants
+    + Buckets
+    + Tunnels
+    + Functions
+    + EventLog
+    + DeliveryQueue
+    + ClusterBus
+    + Limiter
+    + Lifecycle
 {
 }
 
 impl<T> Store for T where
-    T: Tenants + Buckets + Tunnels + EventLog + DeliveryQueue + ClusterBus + Limiter + Lifecycle
+    T: Tenants
+        + Buckets
+        + Tunnels
+        + Functions
+        + EventLog
+        + DeliveryQueue
+        + ClusterBus
+        + Limiter
+        + Lifecycle
 {
 }
 
@@ -128,6 +147,7 @@ pub mod prelude {
     pub use crate::ClusterBus as _;
     pub use crate::DeliveryQueue as _;
     pub use crate::EventLog as _;
+    pub use crate::Functions as _;
     pub use crate::Lifecycle as _;
     pub use crate::Limiter as _;
     pub use crate::Store;

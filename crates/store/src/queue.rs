@@ -39,6 +39,36 @@ pub struct DueBatch {
     pub next_at: Option<i64>,
 }
 
+/// What [`DeliveryQueue::due_lanes`] reads of one output's lane.
+#[derive(Debug, Clone)]
+pub struct LaneRead {
+    pub output: OutputId,
+    /// Fresh rows (never tried in this round, never released) are read
+    /// after this event only: the reader's cursor.
+    pub after: Option<EventId>,
+    /// Whether to read rows due again as well (false while the reader
+    /// still holds some it read before, which would come back first).
+    pub again: bool,
+    pub limit: usize,
+}
+
+/// One lane's read.
+#[derive(Debug, Clone, Default)]
+pub struct LaneBatch {
+    /// Rows due again (released, or a retry whose backoff ended), earliest
+    /// due first, then fresh rows in event order.
+    pub due: Vec<DueDelivery>,
+    /// How many of `due` (its first ones) were due again.
+    pub again: usize,
+    /// The last fresh row read (even one skipped because its output or
+    /// event is gone): where the next read starts.
+    pub cursor: Option<EventId>,
+    /// Fewer rows than asked for: nothing more is due in the lane now.
+    pub exhausted: bool,
+    /// When the lane's earliest row in retry backoff becomes due.
+    pub next_at: Option<i64>,
+}
+
 /// Where a delivery goes after an attempt (or instead of one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
@@ -52,6 +82,9 @@ pub enum Settle {
     /// Not delivered and no longer pending: older than the catch-up window
     /// when its group came back, or an ephemeral payload no longer held.
     Expired,
+    /// Not delivered and no longer pending: the output's function stopped
+    /// it (DESIGN §9).
+    Skipped,
 }
 
 /// The deliveries of each event, one per output (and agent group), from
@@ -106,6 +139,26 @@ pub trait DeliveryQueue: Send + Sync + 'static {
         now_ms: i64,
         limit: usize,
     ) -> Result<DueBatch>;
+    /// Reads agent group `group`'s due deliveries of the bucket per output
+    /// (a lane each), without claiming them: rows due again first, then
+    /// fresh ones after each lane's cursor. A read costs what it returns,
+    /// whatever the backlog. Only stores whose dispatch is not shared read
+    /// lanes (a reader's cursor cannot see another node's claims); the
+    /// others answer `Unavailable` and are read with
+    /// [`DeliveryQueue::due_deliveries`].
+    async fn due_lanes(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        now_ms: i64,
+        lanes: &[LaneRead],
+    ) -> Result<Vec<LaneBatch>> {
+        let _ = (tenant, bucket, group, now_ms, lanes);
+        Err(crate::Error::Unavailable(
+            "this store's dispatch is shared: it claims, it has no lanes".into(),
+        ))
+    }
     /// Up to `limit` due deliveries to public outputs (the server's own),
     /// across tenants: the server's delivery worker is tenant-blind. Claimed
     /// like [`DeliveryQueue::due_deliveries`] when dispatch is shared.

@@ -73,6 +73,32 @@ pub(crate) fn open_tunnel_auth(keys: &Keyring, tunnel_id: &str, sealed: &[u8]) -
         .map_err(|e| Error::Corrupt(format!("auth of tunnel {tunnel_id}: {e}")))
 }
 
+fn function_aad(function_id: &str) -> Vec<u8> {
+    [b"function\0".as_slice(), function_id.as_bytes()].concat()
+}
+
+/// Seals a function's config (a JSON object of its values).
+pub(crate) fn seal_function_config(
+    keys: &Keyring,
+    function_id: &str,
+    config_json: &str,
+) -> Result<(Vec<u8>, KeyId)> {
+    let sealed = keys
+        .seal(&function_aad(function_id), config_json.as_bytes())
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok((sealed, keys.active()))
+}
+
+/// Opens a function's config; a failure is `Corrupt`.
+pub(crate) fn open_function_config(
+    keys: &Keyring,
+    function_id: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    keys.open(&function_aad(function_id), sealed)
+        .map_err(|e| Error::Corrupt(format!("config of function {function_id}: {e}")))
+}
+
 /// The plaintext of an event's payload, before sealing:
 /// `[u32 LE query length][query][u32 LE headers length][headers JSON][body]`.
 /// Built off the writer thread (it copies the body), sealed on it, where the
@@ -90,6 +116,49 @@ pub(crate) fn event_plaintext(query: &str, headers_json: &str, body: &[u8]) -> R
     out.extend_from_slice(headers_json.as_bytes());
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// The plaintext of an event's payload with what an input function made
+/// of it. Without `forwarded` it is [`event_plaintext`] of the headers as a
+/// JSON list. With it, the headers slot holds the object
+/// `{"h": <headers>, "f": {"method", "path", "query", "headers", "bodyLen"}}`
+/// and the forwarded body follows the original one: `bodyLen` bytes at
+/// the end, binary-safe.
+pub(crate) fn event_plaintext_with(
+    query: &str,
+    headers: &[(String, String)],
+    forwarded: Option<&model::Forwarded>,
+    body: &[u8],
+) -> Result<Vec<u8>> {
+    let Some(f) = forwarded else {
+        let headers = serde_json::to_string(headers)
+            .map_err(|e| Error::Unavailable(format!("headers: {e}")))?;
+        return event_plaintext(query, &headers, body);
+    };
+    let slot = serde_json::json!({
+        "h": headers,
+        "f": {"method": f.method, "path": f.path, "query": f.query,
+              "headers": f.headers, "bodyLen": f.body.len()},
+    });
+    let mut plain = event_plaintext(query, &slot.to_string(), body)?;
+    plain.extend_from_slice(&f.body);
+    Ok(plain)
+}
+
+#[derive(serde::Deserialize)]
+struct Slot {
+    h: Vec<(String, String)>,
+    f: ForwardedMeta,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ForwardedMeta {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body_len: usize,
 }
 
 /// Seals an event's payload plaintext; returns the sealed bytes and the key
@@ -111,6 +180,7 @@ pub(crate) struct EventPayload {
     pub(crate) query: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    pub(crate) forwarded: Option<model::Forwarded>,
 }
 
 /// Why a payload could not be read: the cipher refused it, or it opened
@@ -133,12 +203,34 @@ pub(crate) fn open_event(
     let mut rest = plain.as_slice();
     let query = take_str(&mut rest)?;
     let headers_json = take_str(&mut rest)?;
-    let headers = serde_json::from_str(&headers_json)
-        .map_err(|_| PayloadError::Layout("headers are not a JSON list of pairs"))?;
+    if !headers_json.starts_with('{') {
+        let headers = serde_json::from_str(&headers_json)
+            .map_err(|_| PayloadError::Layout("headers are not a JSON list of pairs"))?;
+        return Ok(EventPayload {
+            query,
+            headers,
+            body: rest.to_vec(),
+            forwarded: None,
+        });
+    }
+    let slot: Slot = serde_json::from_str(&headers_json)
+        .map_err(|_| PayloadError::Layout("headers and forwarded request malformed"))?;
+    let at = rest
+        .len()
+        .checked_sub(slot.f.body_len)
+        .ok_or(PayloadError::Layout("forwarded body truncated"))?;
+    let (body, forwarded_body) = rest.split_at(at);
     Ok(EventPayload {
         query,
-        headers,
-        body: rest.to_vec(),
+        headers: slot.h,
+        body: body.to_vec(),
+        forwarded: Some(model::Forwarded {
+            method: slot.f.method,
+            path: slot.f.path,
+            query: slot.f.query,
+            headers: slot.f.headers,
+            body: forwarded_body.to_vec(),
+        }),
     })
 }
 
@@ -230,6 +322,7 @@ mod tests {
                 query: "a=1&b=2".into(),
                 headers,
                 body: b"\x00\xffbody".to_vec(),
+                forwarded: None,
             }
         );
         assert!(matches!(
@@ -238,6 +331,30 @@ mod tests {
         ));
         let (secrets, _) = seal_secrets(&keys, "evt_1", "[]").unwrap();
         assert!(open_event(&keys, "evt_1", &secrets).is_err());
+    }
+
+    #[test]
+    fn a_forwarded_request_rides_with_the_payload_byte_exact() {
+        let keys = Keyring::new(&[Key::generate()]).unwrap();
+        let headers = vec![("x-a".to_owned(), "1".to_owned())];
+        let forwarded = model::Forwarded {
+            method: "PUT".into(),
+            path: "/p".into(),
+            query: "q=1".into(),
+            headers: vec![("x-b".into(), "2".into())],
+            body: b"\x00{changed}\xff".to_vec(),
+        };
+        for original in [&b""[..], b"\x00\xffbody"] {
+            let plain = event_plaintext_with("a=1", &headers, Some(&forwarded), original).unwrap();
+            let (sealed, _) = seal_event(&keys, "evt_1", &plain).unwrap();
+            let open = open_event(&keys, "evt_1", &sealed).unwrap();
+            assert_eq!(open.body, original);
+            assert_eq!(open.headers, headers);
+            assert_eq!(open.forwarded.as_ref(), Some(&forwarded));
+        }
+        let plain = event_plaintext_with("", &headers, None, b"x").unwrap();
+        let (sealed, _) = seal_event(&keys, "evt_1", &plain).unwrap();
+        assert_eq!(open_event(&keys, "evt_1", &sealed).unwrap().forwarded, None);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::Result;
 ///   only the name). Deleting a tenant deletes its tunnels.
 /// - **Secrets sealed**: the tunnel's auth is stored sealed, bound to its
 ///   id; one that does not open fails the read [`crate::Error::Corrupt`].
+/// - **Writes tick the configuration feed**
+///   ([`crate::ClusterBus::config_changes`]) before they return, like
+///   every other admin write, so nothing caching a tunnel needs telling.
 #[async_trait]
 pub trait Tunnels: Send + Sync + 'static {
     /// [`crate::Error::Conflict`] if the name is taken,

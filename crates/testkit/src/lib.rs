@@ -1,6 +1,7 @@
 //! Test fixtures for hookrelay (dev-only): [`Relay`] runs the real server on
 //! `127.0.0.1:0` over a real SQLite file, or a real Redis (`stores`), and
 //! talks to it over real HTTP;
+//! [`store_suites!`] compiles a suite's test modules once per store;
 //! [`wait_until`] replaces sleeps with a condition and a deadline;
 //! [`Destination`] is a recording HTTP server standing in for an internal
 //! service.
@@ -12,10 +13,7 @@ mod destination;
 mod stores;
 
 pub use destination::{Answer, Destination, Received};
-pub use stores::{
-    delete_redis_namespace, namespace_for, redis_url, rerun_suite_on_redis, store_under_test,
-    StoreKind,
-};
+pub use stores::{delete_redis_namespace, namespace_for, redis_url, suite_store, StoreKind};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -62,6 +60,90 @@ pub async fn advance_clock(by: Duration) {
     tokio::time::resume();
 }
 
+/// Compiles a suite's test modules once per store: `sqlite::x` and
+/// `redis::x` for each `mod x;` listed, and every relay a test starts
+/// (without naming a store) runs on its module's store (see
+/// [`suite_store`]). Use it in `tests/it/main.rs` in place of the `mod`
+/// lines; helpers in `main.rs` stay where they are, since each store
+/// module sees them (`use super::*`, `super::helper`, `crate::helper`).
+/// Each store module also gets a test that checks its relays really run
+/// on its store, so the choice cannot silently fall back to SQLite.
+///
+/// A test that cannot run on Redis says so in its first line, with
+/// [`not_on_redis!`]; one that needs a given store whatever its module
+/// names it (`Relay::builder().store(..)`).
+///
+/// ```ignore
+/// testkit::store_suites! {
+///     mod admin;
+///     mod agents;
+/// }
+/// ```
+#[macro_export]
+macro_rules! store_suites {
+    ($($(#[$attr:meta])* $vis:vis mod $module:ident;)*) => {
+        /// The suite with every relay on SQLite.
+        // `path = "."`: the listed files sit beside `main.rs`, not in a
+        // `sqlite/` directory.
+        #[path = "."]
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $($(#[$attr])* $vis mod $module;)*
+
+            #[test]
+            fn the_relays_of_this_module_run_on_sqlite() {
+                $crate::assert_suite_store($crate::StoreKind::Sqlite);
+            }
+        }
+        /// The same suite with every relay on Redis (issue 6), which must
+        /// be answering.
+        #[path = "."]
+        mod redis {
+            #[allow(unused_imports)]
+            use super::*;
+            $($(#[$attr])* $vis mod $module;)*
+
+            #[test]
+            fn the_relays_of_this_module_run_on_redis() {
+                $crate::assert_suite_store($crate::StoreKind::Redis);
+            }
+        }
+    };
+}
+
+/// Ends the calling test at once, passing, when it runs in the Redis half
+/// of a [`store_suites!`] suite, and says why: `not_on_redis!("measures the
+/// SQLite file's size")`. The test keeps running on SQLite.
+#[macro_export]
+macro_rules! not_on_redis {
+    ($why:expr) => {
+        if $crate::suite_store() == $crate::StoreKind::Redis {
+            println!("not on Redis: {} ({})", module_path!(), $why);
+            return;
+        }
+    };
+}
+
+/// The check [`store_suites!`] adds to each store module: a relay started
+/// from a test of the module runs on `expected`.
+pub fn assert_suite_store(expected: StoreKind) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a test runtime");
+    runtime.block_on(async {
+        let relay = Relay::spawn().await;
+        assert_eq!(
+            relay.store_kind, expected,
+            "a relay started in this suite's {expected:?} module runs on {:?}",
+            relay.store_kind
+        );
+        let (status, _) = relay.call(Method::GET, "/readyz", "", None).await;
+        assert_eq!(status, StatusCode::OK, "the relay on {expected:?} is ready");
+    });
+}
+
 /// A change to the server configuration, applied before start.
 type Configure = Box<dyn FnOnce(&mut server::Config) + Send>;
 
@@ -100,7 +182,8 @@ impl RelayBuilder {
         self.store(StoreKind::Redis)
     }
 
-    /// Runs on this store whatever `HOOKRELAY_TEST_STORE` says.
+    /// Runs on this store whatever the test's module or
+    /// `HOOKRELAY_TEST_STORE` says.
     pub fn store(mut self, kind: StoreKind) -> Self {
         self.store = Some(kind);
         self
@@ -143,7 +226,7 @@ impl RelayBuilder {
         for f in self.configure {
             f(&mut config);
         }
-        let kind = self.store.unwrap_or_else(store_under_test);
+        let kind = self.store.unwrap_or_else(suite_store);
         let redis_namespace =
             (kind == StoreKind::Redis && self.node_of.is_none()).then(|| namespace_for(&data_dir));
         let store = stores::open(kind, self.node_of.as_deref().unwrap_or(&data_dir)).await;
@@ -157,6 +240,7 @@ impl RelayBuilder {
         ));
         Relay {
             store,
+            store_kind: kind,
             url,
             admin: ADMIN_SECRET.to_owned(),
             first_start_token: bootstrapped.admin_token,
@@ -175,6 +259,8 @@ impl RelayBuilder {
 pub struct Relay {
     /// The relay's store, for tests that break it on purpose.
     pub store: Arc<dyn store::Store>,
+    /// Which store that is.
+    pub store_kind: StoreKind,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     /// The admin bearer credential.

@@ -1,25 +1,27 @@
 //! Which store a test relay runs on, so one behavioural suite covers both.
 //!
-//! `HOOKRELAY_TEST_STORE` picks it: `sqlite` (the default) or `redis`, at
-//! `HOOKRELAY_TEST_REDIS` (default `redis://127.0.0.1:6379/0`). A suite
-//! runs itself a second time on Redis through [`rerun_suite_on_redis`], so
-//! a plain `cargo test` exercises both stores and fails (never skips) when
-//! Redis is not answering.
+//! A suite lists its test modules once in [`crate::store_suites!`], which
+//! compiles them twice, as `sqlite::…` and `redis::…`; a relay started by
+//! a test of either module runs on that store ([`suite_store`] reads it off
+//! the test's name, which libtest gives the thread running it), so a plain
+//! `cargo test` exercises both stores and fails, never skips, when Redis is
+//! not answering. Elsewhere `HOOKRELAY_TEST_STORE` picks it: `sqlite` (the
+//! default) or `redis`. Redis is at `HOOKRELAY_TEST_REDIS` (default
+//! `redis://127.0.0.1:6379/0`).
 //!
 //! On Redis each relay gets its own key namespace, derived from its data
-//! directory so that a restart on the same directory finds its data again;
-//! the rerun deletes every namespace of its run when it ends.
+//! directory so that a restart on the same directory finds its data again.
+//! A relay that made its own directory deletes its namespace when dropped;
+//! the first relay on Redis in a test process deletes the namespaces left
+//! by test processes that have exited (restarts on a test's own directory).
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 const STORE_VAR: &str = "HOOKRELAY_TEST_STORE";
 const REDIS_VAR: &str = "HOOKRELAY_TEST_REDIS";
-/// Names the rerun whose namespaces are deleted together at its end.
-const RUN_VAR: &str = "HOOKRELAY_TEST_RUN";
 
 /// The stores a test relay can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,12 +30,25 @@ pub enum StoreKind {
     Redis,
 }
 
-/// The store this test process runs its relays on.
-pub fn store_under_test() -> StoreKind {
-    match std::env::var(STORE_VAR).as_deref() {
-        Ok("redis") => StoreKind::Redis,
-        Ok("sqlite") | Err(_) => StoreKind::Sqlite,
-        Ok(other) => panic!("{STORE_VAR}={other}: expected sqlite or redis"),
+/// The store a relay started on this thread runs on: the one of the
+/// [`crate::store_suites!`] module whose test runs here (libtest names a
+/// test's thread after its path, `redis::agents::…`); elsewhere (a test
+/// outside those modules, a task on a runtime's worker thread, a benchmark)
+/// the one `HOOKRELAY_TEST_STORE` names, SQLite by default.
+pub fn suite_store() -> StoreKind {
+    let thread = std::thread::current();
+    match thread
+        .name()
+        .and_then(|n| n.split_once("::"))
+        .map(|(m, _)| m)
+    {
+        Some("sqlite") => StoreKind::Sqlite,
+        Some("redis") => StoreKind::Redis,
+        _ => match std::env::var(STORE_VAR).as_deref() {
+            Ok("redis") => StoreKind::Redis,
+            Ok("sqlite") | Err(_) => StoreKind::Sqlite,
+            Ok(other) => panic!("{STORE_VAR}={other}: expected sqlite or redis"),
+        },
     }
 }
 
@@ -42,8 +57,10 @@ pub fn redis_url() -> String {
     std::env::var(REDIS_VAR).unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
+/// Namespaces are named after the test process, so that one whose
+/// process has exited can be told apart from one in use.
 fn run_id() -> String {
-    std::env::var(RUN_VAR).unwrap_or_else(|_| format!("p{}", std::process::id()))
+    format!("p{}", std::process::id())
 }
 
 /// The Redis namespace of the relay whose data directory is `data_dir`.
@@ -63,6 +80,7 @@ pub(crate) async fn open(kind: StoreKind, data_dir: &Path) -> Arc<dyn store::Sto
             store::sqlite::SqliteStore::open_with(data_dir, keys).expect("open the SQLite store"),
         ),
         StoreKind::Redis => {
+            sweep_exited_runs();
             let options = store::redis::RedisOptions {
                 namespace: namespace_for(data_dir),
                 // A node that stops without closing hands its claims on
@@ -79,45 +97,40 @@ pub(crate) async fn open(kind: StoreKind, data_dir: &Path) -> Arc<dyn store::Sto
     }
 }
 
-/// Runs this test binary again with every relay on Redis (all its tests but
-/// `this_test` and the `skipped` ones, each with the reason it cannot run
-/// there), and fails if any test fails there. On the rerun itself it does
-/// nothing.
-pub fn rerun_suite_on_redis(this_test: &str, skipped: &[(&str, &str)]) {
-    if store_under_test() == StoreKind::Redis {
-        return;
-    }
-    let run = format!("r{}", std::process::id());
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(exe);
-    command
-        .env(STORE_VAR, "redis")
-        .env(RUN_VAR, &run)
-        .args(["--exact", "--skip", this_test]);
-    for (test, why) in skipped {
-        println!("not on Redis: {test} ({why})");
-        command.args(["--skip", test]);
-    }
-    let output = command.output().expect("the test binary runs again");
-    delete_namespaces(&format!("hrtest-{run}-*"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary = stdout
-        .lines()
-        .filter(|l| l.starts_with("test result:"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    println!("on Redis: {summary}");
-    assert!(
-        output.status.success(),
-        "the suite failed on Redis:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let passed: usize = summary
-        .split(';')
-        .filter_map(|part| part.trim().strip_suffix(" passed"))
-        .filter_map(|n| n.rsplit(' ').next()?.parse::<usize>().ok())
-        .sum();
-    assert!(passed > 0, "the rerun on Redis ran no test: {summary}");
+/// Deletes, once per process, the namespaces of test processes that are
+/// no longer running: what restart tests on their own data directory
+/// leave behind. Namespaces of running processes are never touched.
+fn sweep_exited_runs() {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| {
+        // Only where a process's liveness can be read cheaply.
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        let Some(mut con) = connect() else { return };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("hrtest-p*")
+            .query(&mut con)
+            .unwrap_or_default();
+        let mut exited = std::collections::BTreeSet::new();
+        for key in &keys {
+            let pid = key["hrtest-p".len()..].split('-').next().unwrap_or("");
+            if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+                exited.insert(pid.to_owned());
+            }
+        }
+        for pid in exited {
+            delete_namespaces(&format!("hrtest-p{pid}-*"));
+        }
+    });
+}
+
+fn connect() -> Option<redis::Connection> {
+    // Best effort: a leftover namespace costs memory, not correctness.
+    let client = redis::Client::open(redis_url().as_str()).ok()?;
+    client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .ok()
 }
 
 /// Deletes every key of a Redis namespace a test made.
@@ -127,14 +140,7 @@ pub fn delete_redis_namespace(namespace: &str) {
 
 /// Deletes every key matching `pattern` (one test run's namespaces).
 pub(crate) fn delete_namespaces(pattern: &str) {
-    let url = redis_url();
-    // Best effort: a leftover namespace costs memory, not correctness.
-    let Ok(client) = redis::Client::open(url.as_str()) else {
-        return;
-    };
-    let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(5)) else {
-        return;
-    };
+    let Some(mut con) = connect() else { return };
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)
         .query(&mut con)

@@ -32,11 +32,11 @@ pub(crate) struct Params {
 }
 
 /// One timed load against one target.
-struct Round {
-    rate: f64,
-    samples: Vec<Duration>,
-    errors: u64,
-    cpu_per_event_us: f64,
+pub(crate) struct Round {
+    pub(crate) rate: f64,
+    pub(crate) samples: Vec<Duration>,
+    pub(crate) errors: u64,
+    pub(crate) cpu_per_event_us: f64,
 }
 
 pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
@@ -134,7 +134,7 @@ fn level_row(connections: usize, ours: &[Round], theirs: &[Round]) -> Vec<serde_
     ]
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.collect();
     if v.is_empty() {
         return 0.0;
@@ -145,7 +145,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 
 /// `connections` keep-alive senders spread over `targets` for `seconds`;
 /// the targets' CPU time is read before and after.
-async fn load(
+pub(crate) async fn load(
     targets: &[Relay],
     input: &str,
     signed: &Signed,

@@ -1,15 +1,20 @@
-//! The six scenarios of issue 7 and the tunnel comparison of issue 15,
-//! one module each, and what they share: the
+//! The six scenarios of issue 7, `deliver` of issue 13 and the tunnel
+//! comparison of issue 15, one module each, and what they share: the
 //! agents (the real `hookrelay agent` process, or the agent library in this
 //! process where many are needed) and a pool of senders.
 //!
 //! Every scenario starts its own relay (fresh data directory) on
 //! `127.0.0.1:0`, so one cannot skew the next, and every loop is bounded
 //! in count and in time.
+//!
+//! Uses `relay`, `sender` and `destination` of this binary; only
+//! `main.rs` calls into it.
 
 pub(crate) mod catchup;
+pub(crate) mod deliver;
 pub(crate) mod e2e;
 pub(crate) mod fanout;
+pub(crate) mod functions;
 pub(crate) mod idle;
 pub(crate) mod ingest;
 pub(crate) mod poll;

@@ -1,11 +1,11 @@
 //! `hookrelay admin <object> <verb>`: the object level of the command tree.
 //! Each object's verbs, flags and request bodies live in its own module
 //! ([`super::tenant`], [`super::bucket`], [`super::input`], [`super::output`],
-//! [`super::token`], [`super::tunnel`]); this file only dispatches.
+//! [`super::token`], [`super::function`], [`super::tunnel`]); this file only dispatches.
 
 use super::http::ApiClient;
 use super::table::View;
-use super::{bucket, input, output, tenant, token, tunnel};
+use super::{bucket, function, input, output, tenant, token, tunnel};
 
 /// The administered objects of DESIGN §1.
 #[derive(clap::Subcommand, Debug)]
@@ -40,6 +40,11 @@ pub(crate) enum AdminCommand {
         #[command(subcommand)]
         verb: tunnel::TunnelCommand,
     },
+    /// Functions: Lua scripts inputs and outputs run (DESIGN §9).
+    Function {
+        #[command(subcommand)]
+        verb: function::FunctionCommand,
+    },
 }
 
 /// Runs one admin command against the relay.
@@ -51,5 +56,6 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: AdminCommand) -> anyho
         AdminCommand::Output { verb } => output::run(api, view, verb).await,
         AdminCommand::Token { verb } => token::run(api, view, verb).await,
         AdminCommand::Tunnel { verb } => tunnel::run(api, view, verb).await,
+        AdminCommand::Function { verb } => function::run(api, view, verb).await,
     }
 }

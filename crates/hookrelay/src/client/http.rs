@@ -94,11 +94,15 @@ impl ApiClient {
                 args.server
             );
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("hookrelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot set up the HTTP client")?;
+            .user_agent(concat!("hookrelay/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &args.ca_file {
+            for cert in crate::tls::ca_certificates(ca)? {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build().context("cannot set up the HTTP client")?;
         Ok(Self {
             http,
             base,
@@ -208,7 +212,9 @@ impl ApiClient {
 
 /// A transport failure, worded for the person who typed `--server`.
 fn unreachable_error(base: &Url, err: reqwest::Error, timeout: Duration) -> anyhow::Error {
-    let what = if err.is_timeout() {
+    let what = if let Some(hint) = crate::tls::hint(&err) {
+        format!("cannot connect to the relay at {base}: {hint}")
+    } else if err.is_timeout() {
         format!(
             "the relay at {base} did not answer within {} s",
             timeout.as_secs()
@@ -232,6 +238,7 @@ mod tests {
             server: server.to_owned(),
             token: None,
             tenant: None,
+            ca_file: None,
             json: false,
         })
     }

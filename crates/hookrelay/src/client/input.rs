@@ -139,6 +139,10 @@ pub(crate) struct InputSettings {
     /// Tolerance of a signed timestamp, either way (default 300).
     #[arg(long)]
     timestamp_tolerance_seconds: Option<u64>,
+    /// The function run on each verified request (`fn_...`); `none`
+    /// detaches it.
+    #[arg(long)]
+    function: Option<String>,
 }
 
 impl InputSettings {
@@ -178,6 +182,9 @@ impl InputSettings {
         }
         if let Some(seconds) = self.timestamp_tolerance_seconds {
             body.insert("timestampToleranceSeconds".into(), json!(seconds));
+        }
+        if let Some(function) = &self.function {
+            body.insert("functionId".into(), super::function::id_or_null(function));
         }
         Ok(())
     }

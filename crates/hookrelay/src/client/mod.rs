@@ -7,10 +7,12 @@
 //! its answers, and one module per object builds request bodies from flags as
 //! pure functions (unit-tested without a server). Nothing here reads the
 //! environment directly: clap does, through the `env` names on the flags.
+//! Speaks HTTP only (no server or store import); only `main.rs` calls it.
 
 mod admin;
 mod bucket;
 mod events;
+mod function;
 mod http;
 mod input;
 mod output;
@@ -55,6 +57,10 @@ pub(crate) struct ClientArgs {
     /// Tenant to act on as admin (sent as X-Hookrelay-Tenant).
     #[arg(long, env = "HOOKRELAY_TENANT", global = true, help_heading = CONNECTION)]
     pub(crate) tenant: Option<String>,
+    /// PEM file of the CA (or self-signed certificate) the relay's TLS
+    /// certificate is trusted by, besides the system's.
+    #[arg(long, env = "HOOKRELAY_CA_FILE", global = true, help_heading = CONNECTION)]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, global = true, help_heading = CONNECTION)]
     pub(crate) json: bool,
@@ -67,6 +73,7 @@ impl std::fmt::Debug for ClientArgs {
             .field("server", &self.server)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("tenant", &self.tenant)
+            .field("ca_file", &self.ca_file)
             .field("json", &self.json)
             .finish()
     }

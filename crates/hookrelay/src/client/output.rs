@@ -79,6 +79,9 @@ pub(crate) struct OutputOptions {
     /// update, replaces all extra headers.
     #[arg(long = "header", value_name = "NAME:VALUE", value_parser = super::parse_header)]
     headers: Vec<(String, String)>,
+    /// The function run per delivery (`fn_...`); `none` detaches it.
+    #[arg(long)]
+    function: Option<String>,
 }
 
 impl OutputOptions {
@@ -96,6 +99,9 @@ impl OutputOptions {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             body.insert("headers".into(), json!(headers));
+        }
+        if let Some(function) = &self.function {
+            body.insert("functionId".into(), super::function::id_or_null(function));
         }
     }
 }
@@ -130,7 +136,7 @@ pub(crate) fn output_update_body(args: &OutputUpdate) -> anyhow::Result<Value> {
     let body = Value::Object(body);
     super::require_changes(
         &body,
-        "--url, --public, --timeout-ms, --max-attempts, --header",
+        "--url, --public, --timeout-ms, --max-attempts, --header, --function",
     )?;
     Ok(body)
 }
@@ -196,6 +202,7 @@ mod tests {
                 timeout_ms: Some(5000),
                 max_attempts: Some(3),
                 headers: vec![("X-Env".into(), "prod".into())],
+                function: None,
             },
         };
         assert_eq!(

@@ -52,6 +52,61 @@ pub(crate) struct SendArgs {
     pub(crate) content_type: String,
     #[command(flatten)]
     pub(crate) generic: GenericHmacArgs,
+    /// A token that may read the input: `send` then checks first that a
+    /// `/v1/webhooks/<id>` URL names an input (the relay answers 200 to an
+    /// unknown input by design, so a mistyped URL would look delivered).
+    #[arg(long, env = "HOOKRELAY_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Tenant of the input, when the token is the admin's.
+    #[arg(long, env = "HOOKRELAY_TENANT")]
+    pub(crate) tenant: Option<String>,
+    /// PEM file of the CA the relay's TLS certificate is trusted by.
+    #[arg(long, env = "HOOKRELAY_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+/// The input id of a `/v1/webhooks/<id>[/...]` URL and the relay's base
+/// URL before it; `None` for any other URL.
+fn input_of(url: &str) -> Option<(String, String)> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let path = parsed.path();
+    let at = path.find("/v1/webhooks/")?;
+    let id = path[at + "/v1/webhooks/".len()..].split('/').next()?;
+    if id.is_empty() {
+        return None;
+    }
+    let mut base = parsed.clone();
+    base.set_path(&path[..at]);
+    base.set_query(None);
+    Some((base.to_string(), id.to_owned()))
+}
+
+/// With a token, checks that the input of a `/v1/webhooks` URL exists.
+async fn check_input(args: &SendArgs) -> anyhow::Result<()> {
+    let Some(token) = args.token.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let Some((base, id)) = input_of(&args.url) else {
+        return Ok(());
+    };
+    let client = super::http::ApiClient::new(&super::ClientArgs {
+        server: base,
+        token: Some(token.to_owned()),
+        tenant: args.tenant.clone(),
+        ca_file: args.ca_file.clone(),
+        json: false,
+    })?;
+    match client.get(&["v1", "inputs", &id], &[], None).await {
+        Ok(_) => Ok(()),
+        Err(err) => match err.downcast_ref::<super::http::ApiError>() {
+            Some(api) if api.status == 404 => anyhow::bail!(
+                "no input {} on this relay for this token: check --url (the relay answers \
+                 200 to an unknown input by design, so inputs cannot be probed; nothing was sent)",
+                clean(&id)
+            ),
+            _ => Err(err.context("cannot check the input before sending")),
+        },
+    }
 }
 
 /// The test request: URL (Twilio adds `bodySHA256` to it for JSON), body
@@ -148,6 +203,7 @@ async fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
 /// Sends the webhook and prints the answer; fails unless it is 2xx.
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
     let body = read_payload(args.file.as_ref()).await?;
+    check_input(&args).await?;
     let now_secs = store::clock::now_ms() / 1000;
     let prepared = prepare(&args, &body, now_secs)?;
     let mut header_map = HeaderMap::new();
@@ -158,11 +214,15 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
             .with_context(|| format!("invalid value for header {name}"))?;
         header_map.insert(header, value);
     }
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder()
         .timeout(SEND_TIMEOUT)
-        .user_agent(concat!("hookrelay/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot set up the HTTP client")?;
+        .user_agent(concat!("hookrelay/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &args.ca_file {
+        for cert in crate::tls::ca_certificates(ca)? {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    let http = http.build().context("cannot set up the HTTP client")?;
     let response = http
         .post(&prepared.url)
         .headers(header_map)
@@ -199,7 +259,24 @@ mod tests {
             headers: Vec::new(),
             content_type: "application/json".into(),
             generic: GenericHmacArgs::default(),
+            token: None,
+            tenant: None,
+            ca_file: None,
         }
+    }
+
+    #[test]
+    fn the_input_of_a_webhook_url() {
+        assert_eq!(
+            input_of("https://relay.example/base/v1/webhooks/abc/x/y?q=1"),
+            Some(("https://relay.example/base".to_owned(), "abc".to_owned()))
+        );
+        assert_eq!(
+            input_of("http://127.0.0.1:8080/v1/webhooks/abc"),
+            Some(("http://127.0.0.1:8080/".to_owned(), "abc".to_owned()))
+        );
+        assert_eq!(input_of("http://127.0.0.1:8080/api/webhooks/github"), None);
+        assert_eq!(input_of("http://127.0.0.1:8080/v1/webhooks/"), None);
     }
 
     fn names(headers: &[(String, String)]) -> Vec<String> {

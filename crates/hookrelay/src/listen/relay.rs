@@ -53,10 +53,9 @@ impl Relay {
             .connect_timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("hookrelay-listen/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = ca_file {
-            let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .with_context(|| format!("{}: not a PEM certificate", ca.display()))?;
-            http = http.add_root_certificate(cert);
+            for cert in crate::tls::ca_certificates(ca)? {
+                http = http.add_root_certificate(cert);
+            }
         }
         Ok(Self {
             http: http.build().context("cannot set up the HTTP client")?,
@@ -81,7 +80,13 @@ impl Relay {
             .timeout(REQUEST_TIMEOUT + wait)
             .send()
             .await
-            .with_context(|| format!("cannot reach the relay at {}", self.base))?;
+            .map_err(|e| {
+                let what = match crate::tls::hint(&e) {
+                    Some(hint) => format!("cannot reach the relay at {}: {hint}", self.base),
+                    None => format!("cannot reach the relay at {}", self.base),
+                };
+                anyhow::Error::new(e).context(what)
+            })?;
         let status = response.status();
         let body = response.json().await.unwrap_or(Value::Null);
         Ok((status, body))

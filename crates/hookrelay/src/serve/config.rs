@@ -112,6 +112,7 @@ struct FileConfig {
     max_unauthenticated_agents: Option<usize>,
     max_unauthenticated_agents_per_ip: Option<usize>,
     agent_message_budget_mib: Option<usize>,
+    ingest_body_budget_mib: Option<usize>,
     tunnel_domain: Option<String>,
     tunnel_body_limit: Option<String>,
 }
@@ -240,6 +241,7 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
         max_unauthenticated_agents: file.max_unauthenticated_agents,
         max_unauthenticated_agents_per_ip: file.max_unauthenticated_agents_per_ip,
         agent_message_budget_mib: file.agent_message_budget_mib,
+        ingest_body_budget_mib: file.ingest_body_budget_mib,
     };
     args.limits.apply(&file_limits, &mut config);
     config.tunnel_domain = match args.tunnel_domain.or(file.tunnel_domain) {
@@ -378,7 +380,18 @@ fn load_tls(
         std::fs::read(path)
             .map_err(|e| config_error(format!("cannot read {}: {e}", path.display())))
     };
-    let config = server::config::tls_from_pem(&read(cert)?, &read(key)?)
+    let cert_pem = read(cert)?;
+    if server::config::leaf_is_ca(&cert_pem) {
+        // Browsers and curl may take it; rustls (our agents and CLI) does
+        // not, so say so now rather than at the first agent (issue 18).
+        tracing::warn!(
+            certificate = %cert.display(),
+            "the TLS certificate is a CA certificate (basicConstraints CA:TRUE): hookrelay's \
+             agents and CLI refuse it as the server's own (CaUsedAsEndEntity); make it with \
+             -addext basicConstraints=critical,CA:FALSE (README, \"TLS\")"
+        );
+    }
+    let config = server::config::tls_from_pem(&cert_pem, &read(key)?)
         .map_err(|e| config_error(format!("TLS: {e}")))?;
     Ok(std::sync::Arc::new(config))
 }

@@ -5,6 +5,7 @@
 //!
 //! [`config`] turns flags, file and environment into a validated
 //! configuration; this module opens the store, binds and runs.
+//! Depends on `server` and `store`; only `main.rs` calls it.
 
 mod config;
 

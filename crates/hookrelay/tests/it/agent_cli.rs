@@ -173,6 +173,9 @@ fn install_service_writes_a_unit_and_keeps_the_token_in_a_private_file() {
             "--transport",
             "ws",
         ])
+        // A binary every user can run wherever the test tree is (under
+        // /home on CI, which the unit's ProtectHome would hide).
+        .args(["--exe", "/bin/sh"])
         .arg("--unit-dir")
         .arg(&units)
         .arg("--env-dir")
@@ -239,4 +242,82 @@ fn install_service_writes_a_unit_and_keeps_the_token_in_a_private_file() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(64));
     assert!(!dir.path().join("never").exists());
+}
+
+/// Issue 18: install-service writes absolute paths only (systemd ignores a
+/// relative `EnvironmentFile=`, and the service would start without its
+/// token), and refuses a binary the unit's sandboxing hides or its
+/// dynamic user cannot run.
+#[test]
+fn r18_install_service_writes_absolute_paths_and_checks_the_binary() {
+    use std::os::unix::fs::PermissionsExt;
+    // Not under /tmp, which the unit's PrivateTmp hides.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let install = |exe: &std::path::Path, cwd: &std::path::Path, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["agent", "install-service", "--platform", "systemd"])
+            .args(["--server", "https://relay.example", "--token", "tok_a.b"])
+            .args(["--env-dir", "env"])
+            .args(extra)
+            .arg("--exe")
+            .arg(exe)
+            .current_dir(cwd)
+            .env_remove("HOOKRELAY_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = install(
+        std::path::Path::new("/bin/sh"),
+        &cwd,
+        &["--unit-dir", "units"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = std::fs::read_to_string(cwd.join("units/hookrelay-agent.service")).unwrap();
+    let env_file = cwd.join("env/hookrelay-agent.env");
+    assert!(
+        unit.contains(&format!("EnvironmentFile={}\n", env_file.display())),
+        "{unit}"
+    );
+
+    // A binary, or a CA file, under /tmp: PrivateTmp=yes gives the service
+    // another /tmp. A relative CA file is named by its absolute path.
+    let tmp = tempfile::Builder::new().tempdir_in("/tmp").unwrap();
+    let hidden = tmp.path().join("hookrelay");
+    std::fs::copy("/bin/sh", &hidden).unwrap();
+    let out = install(&hidden, &cwd, &["--unit-dir", "units-2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("PrivateTmp") && err.contains("hookrelay"),
+        "{err}"
+    );
+    assert!(!cwd.join("units-2").exists(), "nothing written");
+    std::fs::write(tmp.path().join("ca.pem"), "a CA").unwrap();
+    let out = install(
+        std::path::Path::new("/bin/sh"),
+        tmp.path(),
+        &["--unit-dir", "units-3", "--ca-file", "ca.pem"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--ca-file /tmp/") && err.contains("PrivateTmp"),
+        "{err}"
+    );
+
+    // A binary only its owner may run: the unit's dynamic user could not.
+    let private = cwd.join("private-hookrelay");
+    std::fs::copy("/bin/sh", &private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if !cwd.starts_with("/home") && !cwd.starts_with("/root") {
+        let out = install(&private, &cwd, &["--unit-dir", "units-4"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(err.contains("DynamicUser"), "{err}");
+    }
 }

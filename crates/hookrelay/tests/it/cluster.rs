@@ -357,6 +357,39 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// Issue 18: a node whose master key is not the cluster's refuses to start
+/// with exit code 64, as the README promises for configuration mistakes
+/// (it exited 1), naming the variable and never printing a key.
+#[test]
+fn r18_a_node_with_another_master_key_exits_64() {
+    let mut cluster = Cluster::new();
+    let first = cluster.node();
+    let dir = tempfile::tempdir().unwrap();
+    let other_key = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .envs(
+            cluster
+                .env()
+                .into_iter()
+                .filter(|(k, _)| *k != "HOOKRELAY_MASTER_KEY"),
+        )
+        .env("HOOKRELAY_MASTER_KEY", other_key)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("HOOKRELAY_MASTER_KEY"), "{err}");
+    assert!(
+        !err.contains(other_key) && !err.contains(MASTER_KEY),
+        "{err}"
+    );
+    drop(first);
+}
+
 async fn status_of(http: &reqwest::Client, url: &str) -> Option<u16> {
     http.get(url).send().await.ok().map(|r| r.status().as_u16())
 }

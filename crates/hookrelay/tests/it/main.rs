@@ -7,6 +7,8 @@
 //! a full disk, slow-loris and 10,000 idle connections (issue 7).
 //! `sentry`: error reports to a stand-in Sentry, scrubbed (issue 20).
 //! `tunnels`: HTTP tunnels through real relay and agent processes (issue 15).
+//! `tls_cli`: the CLI's `--ca-file`, and a CA certificate serving as the
+//! relay's own named as such (issue 18).
 
 mod protection;
 
@@ -19,6 +21,8 @@ mod faults;
 mod sentry;
 
 mod tunnels;
+
+mod tls_cli;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use model::{
-    BucketAuth, BucketId, GenericHmac, Input, InputId, InputRateLimit, IntegrationKind,
+    BucketAuth, BucketId, FunctionId, GenericHmac, Input, InputId, InputRateLimit, IntegrationKind,
     Provisioning, ResponsePolicy, Secret, TenantId,
 };
 use serde::Deserialize;
@@ -55,6 +55,10 @@ pub(crate) struct InputBody {
     /// Answer provider handshakes (DESIGN §13).
     #[serde(default = "enabled")]
     pub(crate) handshakes: bool,
+    /// A function of the tenant, run on each verified request (DESIGN §9).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub(crate) function_id: Option<FunctionId>,
 }
 
 /// A PATCH of an input: any field of the create body; `null` clears the
@@ -87,6 +91,10 @@ pub(crate) struct InputPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false)]
     handshakes: Option<bool>,
+    /// `null` detaches the function.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    function_id: Option<Option<FunctionId>>,
 }
 
 impl InputPatch {
@@ -112,6 +120,7 @@ impl InputPatch {
             self.timestamp_tolerance_seconds,
         );
         set(&mut i.handshakes, self.handshakes);
+        set(&mut i.function_id, self.function_id);
         if i.body_limit.is_none() || i.rate_limit.is_none() {
             i.fill_default_limits(Provisioning::V1 {
                 bucket_auth: !matches!(bucket_auth, BucketAuth::None),
@@ -159,6 +168,7 @@ impl InputBody {
             rate_limit: self.rate_limit,
             timestamp_tolerance_seconds: self.timestamp_tolerance_seconds,
             handshakes: self.handshakes,
+            function_id: self.function_id,
             created_at,
         };
         input.fill_default_limits(Provisioning::V1 {
@@ -201,6 +211,7 @@ async fn create(
         (bucket.id, &bucket.auth),
         store::clock::now_ms(),
     )?;
+    crate::scripts::check_attached(&state, &input.tenant, input.function_id.as_ref()).await?;
     state.store.create_input(&input).await?;
     let view = InputCreated::new(&input, &state.config.public_url);
     Ok((StatusCode::CREATED, Json(view)))
@@ -253,6 +264,7 @@ async fn update(
         .await
         .map_err(or_not_found("input"))?;
     let updated = patch.apply(&current, &bucket.auth)?;
+    crate::scripts::check_attached(&state, &updated.tenant, updated.function_id.as_ref()).await?;
     state
         .store
         .update_input(&updated)

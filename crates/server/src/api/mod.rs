@@ -1,14 +1,19 @@
 //! Authenticated HTTP API: administration of buckets, inputs, outputs and
-//! tokens (`/v1/...`, DESIGN §3.4), Radarboard tenant provisioning
+//! tokens (`/v1/...`, DESIGN §3.4), functions (§9), Radarboard tenant provisioning
 //! (`/api/tenants`), event reads (cursor with filters and long-poll,
 //! Radarboard poll, the live SSE stream, §3.2 and §11) and resends.
 //!
 //! Every handler narrows to the caller's tenant before touching the store;
 //! anything outside it answers 404.
+//!
+//! Uses `auth`, `lookup`, `error` and the store's seams; `openapi` reads
+//! its request types and views, `tunnel::api` and `bootstrap` borrow its
+//! helpers. Nothing in `ingest` or `deliver` may depend on it.
 
 mod agents;
 mod buckets;
 mod events;
+mod functions;
 mod inputs;
 mod outputs;
 mod patch;
@@ -33,6 +38,9 @@ pub(crate) use tokens::issue as issue_token;
 pub(crate) mod bodies {
     pub(crate) use super::buckets::{BucketBody, BucketPatch};
     pub(crate) use super::events::EventListQuery;
+    pub(crate) use super::functions::{
+        FunctionBody, FunctionList, FunctionOut, FunctionPatch, InvokeBody, InvokeOut,
+    };
     pub(crate) use super::inputs::{InputBody, InputPatch};
     pub(crate) use super::outputs::{OutputBody, OutputPatch};
     pub(crate) use super::poll::PollQuery;
@@ -53,6 +61,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(inputs::router())
         .merge(outputs::router())
         .merge(tokens::router())
+        .merge(functions::router())
         .merge(tenants::router())
         .merge(events::router())
         .merge(resend::router())

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use model::{BucketId, Output, OutputId, RetryPolicy, TenantId};
+use model::{BucketId, FunctionId, Output, OutputId, RetryPolicy, TenantId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -46,6 +46,10 @@ pub(crate) struct OutputBody {
     concurrency: u32,
     #[serde(default)]
     ordered: bool,
+    /// A function of the tenant, run per delivery (DESIGN §9).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    function_id: Option<FunctionId>,
 }
 
 /// A PATCH of an output: any field of the create body.
@@ -71,6 +75,10 @@ pub(crate) struct OutputPatch {
     concurrency: Option<u32>,
     #[serde(default, deserialize_with = "present")]
     ordered: Option<bool>,
+    /// `null` detaches the function.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    function_id: Option<Option<FunctionId>>,
 }
 
 impl OutputPatch {
@@ -84,6 +92,7 @@ impl OutputPatch {
         set(&mut o.retry, self.retry);
         set(&mut o.concurrency, self.concurrency);
         set(&mut o.ordered, self.ordered);
+        set(&mut o.function_id, self.function_id);
         o.validate()?;
         Ok(o)
     }
@@ -118,6 +127,7 @@ impl OutputBody {
             retry: self.retry,
             concurrency: self.concurrency,
             ordered: self.ordered,
+            function_id: self.function_id,
             created_at,
         };
         output.validate()?;
@@ -138,6 +148,7 @@ async fn create(
         bucket.id,
         store::clock::now_ms(),
     )?;
+    crate::scripts::check_attached(&state, &output.tenant, output.function_id.as_ref()).await?;
     state.store.create_output(&output).await?;
     Ok((StatusCode::CREATED, Json(OutputOut::from(&output))))
 }
@@ -181,6 +192,7 @@ async fn update(
 ) -> Result<Json<OutputOut>, ApiError> {
     let current = find(&state, &caller.tenant, &output).await?;
     let updated = patch.apply(&current)?;
+    crate::scripts::check_attached(&state, &updated.tenant, updated.function_id.as_ref()).await?;
     state
         .store
         .update_output(&updated)

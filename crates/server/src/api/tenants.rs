@@ -245,6 +245,7 @@ pub(crate) async fn upsert_named_inputs(
                     rate_limit: None,
                     timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
                     handshakes: true,
+                    function_id: None,
                     created_at: store::clock::now_ms(),
                 };
                 input.fill_default_limits(model::Provisioning::Radarboard);

@@ -28,6 +28,10 @@ const PAGE: usize = 50;
 const BULK_MAX: usize = 10_000;
 /// A page read while counting or resending a filter (the API's cap).
 const BULK_READ: usize = 500;
+/// The most API reads one count takes: each examines at most 5,000
+/// events, so a rare filter is followed through 1,000,000 before the page
+/// says "run it again for the rest".
+const BULK_CALLS: usize = 200;
 
 pub(super) fn router() -> Router<Ui> {
     Router::new()
@@ -35,11 +39,21 @@ pub(super) fn router() -> Router<Ui> {
         .route("/ui/events/resend", get(confirm).post(resend_all))
 }
 
-/// The filters of the page, as the form and the query string carry them.
+/// The filters of the page, as the form and the query string carry them:
+/// the API's own filters (DESIGN §3.2, README "Event filters") plus a time
+/// range typed in UTC, which the page turns into the API's cursor bounds.
 #[derive(Deserialize, Default, Clone)]
 pub(super) struct Filters {
     #[serde(default)]
     pub(super) bucket: String,
+    #[serde(default)]
+    pub(super) input: String,
+    #[serde(default)]
+    pub(super) status: String,
+    #[serde(default, rename = "type")]
+    pub(super) event_type: String,
+    #[serde(default)]
+    pub(super) search: String,
     #[serde(default)]
     pub(super) from: String,
     #[serde(default)]
@@ -48,15 +62,52 @@ pub(super) struct Filters {
     pub(super) before: String,
 }
 
+/// The delivery states the status filter offers (the API's names).
+const STATES: [&str; 5] = ["pending", "in_flight", "delivered", "failed", "expired"];
+
 impl Filters {
-    /// The API query of the filters the API answers (`&bucket=…`).
-    fn api_query(&self) -> String {
-        let mut q = String::new();
-        if !self.bucket.trim().is_empty() {
-            q.push_str("&bucket=");
-            q.push_str(&urlencoding(self.bucket.trim()));
+    /// The filters a form posted (the bulk resend's confirmation).
+    fn from_fields(fields: &super::guard::Fields) -> Self {
+        let get = |name: &str| fields.get(name).unwrap_or_default().to_owned();
+        Filters {
+            bucket: get("bucket"),
+            input: get("input"),
+            status: get("status"),
+            event_type: get("type"),
+            search: get("search"),
+            from: get("from"),
+            to: get("to"),
+            before: String::new(),
         }
-        q
+    }
+
+    /// The page's fields by their names in the page's own query string.
+    fn pairs(&self) -> [(&'static str, &String); 7] {
+        [
+            ("bucket", &self.bucket),
+            ("input", &self.input),
+            ("status", &self.status),
+            ("type", &self.event_type),
+            ("search", &self.search),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+    }
+
+    /// The API query of the filters the API answers (`&bucket=…`); the
+    /// time range is the caller's cursor bounds, not part of it.
+    pub(super) fn api_query(&self) -> String {
+        let api = [
+            ("bucket", &self.bucket),
+            ("input", &self.input),
+            ("status", &self.status),
+            ("eventType", &self.event_type),
+            ("search", &self.search),
+        ];
+        api.iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, v)| format!("&{k}={}", urlencoding(v.trim())))
+            .collect()
     }
 
     fn start_ms(&self) -> Result<i64, String> {
@@ -77,17 +128,21 @@ impl Filters {
 
     /// This page's filters as a query string (without the cursor).
     fn link(&self) -> String {
-        let pairs = [
-            ("bucket", &self.bucket),
-            ("from", &self.from),
-            ("to", &self.to),
-        ];
-        pairs
+        self.pairs()
             .iter()
             .filter(|(_, v)| !v.trim().is_empty())
             .map(|(k, v)| format!("{k}={}", urlencoding(v.trim())))
             .collect::<Vec<_>>()
             .join("&")
+    }
+
+    /// The filters as hidden fields of a form that acts on them.
+    fn hidden(&self) -> Markup {
+        html! {
+            @for (name, value) in self.pairs() {
+                input type="hidden" name=(name) value=(value);
+            }
+        }
     }
 }
 
@@ -123,7 +178,7 @@ async fn list(State(ui): State<Ui>, signed: Signed, Query(filters): Query<Filter
         (filter_form(&filters, &names))
         div.toolbar {
             @if live {
-                div #tail data-src={ "/ui/tail?" (api_query.trim_start_matches('&')) } data-after=(after) {
+                div #tail data-src={ "/ui/tail?" (filters.link()) } data-after=(after) {
                     span #live-state .live data-state="off" role="status" aria-live="polite" {
                         "Live tail needs JavaScript: reload for new events"
                     }
@@ -207,6 +262,27 @@ fn filter_form(filters: &Filters, names: &HashMap<String, String>) -> Markup {
                 }
             }
             div {
+                label for="f-input" { "Input" }
+                input #f-input name="input" value=(filters.input) placeholder="input id";
+            }
+            div {
+                label for="f-status" { "Delivery" }
+                select #f-status name="status" {
+                    option value="" { "Any state" }
+                    @for state in STATES {
+                        option value=(state) selected[filters.status == state] { (state.replace('_', " ")) }
+                    }
+                }
+            }
+            div {
+                label for="f-type" { "Type" }
+                input #f-type name="type" value=(filters.event_type) placeholder="push";
+            }
+            div {
+                label for="f-search" { "Body contains" }
+                input #f-search type="search" name="search" value=(filters.search) maxlength="256";
+            }
+            div {
                 label for="f-from" { "From (UTC)" }
                 input #f-from type="datetime-local" name="from" value=(filters.from);
             }
@@ -262,22 +338,25 @@ async fn matching(
     let mut cursor = EventId::floor_at(from_ms).to_string();
     let mut ids = Vec::new();
     let query = filters.api_query();
-    while ids.len() < BULK_MAX {
+    for _ in 0..BULK_CALLS {
         let path = format!("/v1/events?after={cursor}&limit={BULK_READ}{query}");
         let answer = ui.api.get(caller, &path).await?;
-        let events = answer["events"].as_array().cloned().unwrap_or_default();
-        let last = events
-            .last()
-            .and_then(|e| e["id"].as_str())
-            .map(str::to_owned);
-        for id in events.iter().filter_map(|e| e["id"].as_str()) {
-            if *id >= *upper.as_str() || ids.len() == BULK_MAX {
-                return Ok((ids, *id < *upper.as_str()));
+        let found = answer["events"].as_array().into_iter().flatten();
+        for id in found.filter_map(|e| e["id"].as_str()) {
+            if *id >= *upper.as_str() {
+                return Ok((ids, false));
+            }
+            if ids.len() == BULK_MAX {
+                return Ok((ids, true));
             }
             ids.push(id.to_owned());
         }
-        match last {
-            Some(last) if events.len() == BULK_READ => cursor = last,
+        // A filtered read's `next` is the last event it examined, past
+        // the matches: follow it, not the last match.
+        match answer["next"].as_str() {
+            Some(next) if next > cursor.as_str() && next < upper.as_str() => {
+                cursor = next.to_owned()
+            }
             _ => return Ok((ids, false)),
         }
     }
@@ -299,9 +378,7 @@ async fn confirm(State(ui): State<Ui>, signed: Signed, Query(filters): Query<Fil
         }
         form.stack method="post" action="/ui/events/resend" {
             (page::csrf(&signed))
-            input type="hidden" name="bucket" value=(filters.bucket);
-            input type="hidden" name="from" value=(filters.from);
-            input type="hidden" name="to" value=(filters.to);
+            (filters.hidden())
             input type="hidden" name="expected" value=(ids.len());
             div.toolbar {
                 button #bulk-confirm type="submit" disabled[ids.is_empty()] { "Resend " (ids.len()) " events" }
@@ -318,12 +395,7 @@ async fn confirm(State(ui): State<Ui>, signed: Signed, Query(filters): Query<Fil
 async fn resend_all(State(ui): State<Ui>, checked: Checked) -> Response {
     let signed = &checked.signed;
     let fields = &checked.fields;
-    let filters = Filters {
-        bucket: fields.get("bucket").unwrap_or_default().to_owned(),
-        from: fields.get("from").unwrap_or_default().to_owned(),
-        to: fields.get("to").unwrap_or_default().to_owned(),
-        before: String::new(),
-    };
+    let filters = Filters::from_fields(fields);
     let caller = signed.caller();
     let ids = match matching(&ui, &caller, &filters).await {
         Ok((ids, _)) => ids,

@@ -19,6 +19,9 @@ const READ: usize = 200;
 /// halves or multiplies the window: 40 covers ms to centuries).
 const FIRST_WINDOW_MS: i64 = 60_000;
 const MAX_READS: usize = 40;
+/// API calls one read may take following a filtered scan's `next` (each
+/// examines at most 5,000 events).
+const SCAN_CALLS: usize = 20;
 
 /// What to read: the API query (filters), the exclusive upper bound and
 /// the lower bound (ms), and how many events a page shows.
@@ -53,13 +56,7 @@ pub(super) async fn page(ui: &Ui, caller: &Caller<'_>, want: &Window<'_>) -> Res
     let mut best: Vec<Value> = Vec::new();
     for _ in 0..MAX_READS {
         let start = (top_ms - window).max(want.from_ms);
-        let read = read_after(ui, caller, want.filters, start).await?;
-        let full = read.len() == READ;
-        let below: Vec<Value> = read
-            .into_iter()
-            .filter(|e| e["id"].as_str().is_some_and(|id| *id < *upper.as_str()))
-            .collect();
-        let reached = !full || below.len() < READ;
+        let Read { below, reached } = read_after(ui, caller, want.filters, start, &upper).await?;
         let at_floor = start <= want.from_ms;
         if reached {
             if below.len() >= want.page || at_floor {
@@ -97,21 +94,63 @@ fn newest(mut oldest_first: Vec<Value>, n: usize, older_below: bool) -> Page {
     Page { events, older }
 }
 
+/// What one forward read from a window's start found: the events below
+/// the upper bound, and whether it got all of them (it reached the bound
+/// or the log's end) or stopped at `READ` events or `SCAN_CALLS` calls.
+struct Read {
+    below: Vec<Value>,
+    reached: bool,
+}
+
+/// Reads forward from `start_ms` towards `upper`. A filtered API read
+/// examines at most 5,000 events and answers the matches with `next`, the
+/// last event examined: following `next` is what makes a rare filter's
+/// page the newest matches, not the first 5,000 events' ones.
 async fn read_after(
     ui: &Ui,
     caller: &Caller<'_>,
     filters: &str,
     start_ms: i64,
-) -> Result<Vec<Value>, Refusal> {
-    let after = EventId::floor_at(start_ms.max(0));
-    let path = format!("/v1/events?after={after}&limit={READ}{filters}");
-    let answer = ui.api.get(caller, &path).await?;
-    Ok(match answer {
-        Value::Object(mut map) => match map.remove("events") {
+    upper: &str,
+) -> Result<Read, Refusal> {
+    let mut cursor = EventId::floor_at(start_ms.max(0)).to_string();
+    let mut below = Vec::new();
+    for _ in 0..SCAN_CALLS {
+        let path = format!("/v1/events?after={cursor}&limit={READ}{filters}");
+        let mut answer = ui.api.get(caller, &path).await?;
+        let next = answer["next"].as_str().map(str::to_owned);
+        let events = match answer.get_mut("events").map(Value::take) {
             Some(Value::Array(events)) => events,
             _ => Vec::new(),
-        },
-        _ => Vec::new(),
+        };
+        for event in events {
+            if event["id"].as_str().is_none_or(|id| id >= upper) {
+                return Ok(Read {
+                    below,
+                    reached: true,
+                });
+            }
+            below.push(event);
+            if below.len() == READ {
+                return Ok(Read {
+                    below,
+                    reached: false,
+                });
+            }
+        }
+        match next {
+            Some(next) if next > cursor && next.as_str() < upper => cursor = next,
+            _ => {
+                return Ok(Read {
+                    below,
+                    reached: true,
+                })
+            }
+        }
+    }
+    Ok(Read {
+        below,
+        reached: false,
     })
 }
 

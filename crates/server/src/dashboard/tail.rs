@@ -18,9 +18,8 @@ use model::EventId;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::events::{bucket_names, row};
+use super::events::{bucket_names, row, Filters};
 use super::guard::Signed;
-use super::signin::urlencoding;
 use super::Ui;
 
 /// Seconds one long-poll waits; under the API's 60 s cap, and short
@@ -33,10 +32,9 @@ pub(super) fn router() -> Router<Ui> {
     Router::new().route("/ui/tail", get(tail))
 }
 
+/// The resume point; the filters are the events page's ([`Filters`]).
 #[derive(Deserialize)]
 struct TailQuery {
-    #[serde(default)]
-    bucket: String,
     #[serde(default)]
     after: String,
 }
@@ -56,6 +54,7 @@ async fn tail(
     signed: Signed,
     headers: HeaderMap,
     Query(q): Query<TailQuery>,
+    Query(filters): Query<Filters>,
 ) -> Response {
     // The browser's own resume point wins over the page's.
     let resume = headers
@@ -66,10 +65,7 @@ async fn tail(
         Ok(id) => id.to_string(),
         Err(_) => EventId::floor_at(store::clock::now_ms()).to_string(),
     };
-    let filters = match q.bucket.trim() {
-        "" => String::new(),
-        bucket => format!("&bucket={}", urlencoding(bucket)),
-    };
+    let filters = filters.api_query();
     let names = bucket_names(&ui, &signed.caller()).await;
     let follow = Follow {
         ui,
@@ -113,8 +109,17 @@ impl Follow {
                 self.cursor, self.filters
             );
             let answer = self.ui.api.get(&self.signed.caller(), &path).await.ok()?;
-            if let Some(Value::Array(events)) = answer.get("events") {
-                self.buffered.extend(events.iter().cloned());
+            match answer.get("events") {
+                Some(Value::Array(events)) if !events.is_empty() => {
+                    self.buffered.extend(events.iter().cloned());
+                }
+                // A filtered wait that matched nothing still examined the
+                // log up to `next`: resume after it, not before.
+                _ => {
+                    if let Some(next) = answer["next"].as_str() {
+                        self.cursor = next.to_owned();
+                    }
+                }
             }
         }
     }

@@ -48,6 +48,11 @@ impl Gate {
         self.under_way.get(&output.id).copied().unwrap_or(0) < output.in_flight_limit()
     }
 
+    /// How many of the output's deliveries are under way.
+    pub(crate) fn under_way(&self, output: &OutputId) -> usize {
+        self.under_way.get(output).copied().unwrap_or(0)
+    }
+
     pub(crate) fn started(&mut self, output: &OutputId) {
         *self.under_way.entry(output.clone()).or_default() += 1;
     }
@@ -150,6 +155,7 @@ mod tests {
             retry: Default::default(),
             concurrency,
             ordered,
+            function_id: None,
             created_at: 0,
         }
     }

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::preauth::{self, Gate, GatedBody, Meter};
-use super::session::{self, AgentLink, LinkError};
+use super::session::{self, AgentLink, LinkError, LinkReader, LinkWriter};
 use crate::state::AppState;
 
 /// Messages buffered towards a gRPC agent before the session waits: the
@@ -103,25 +103,38 @@ struct GrpcLink {
     gate: Arc<Gate>,
 }
 
+async fn next_message(
+    inbound: &mut Streaming<AgentMessage>,
+) -> Option<Result<agent_message::Kind, LinkError>> {
+    match inbound.message().await {
+        Ok(Some(message)) => Some(
+            message
+                .kind
+                .ok_or_else(|| LinkError::Protocol("a message without a kind".into())),
+        ),
+        Ok(None) => None,
+        Err(status) => Some(Err(LinkError::Transport(status.message().to_owned()))),
+    }
+}
+
+async fn send_on(
+    outbound: &mpsc::Sender<Result<ServerMessage, Status>>,
+    message: ServerMessage,
+) -> Result<(), LinkError> {
+    outbound
+        .send(Ok(message))
+        .await
+        .map_err(|_| LinkError::Transport("the agent's stream is closed".into()))
+}
+
 #[async_trait]
 impl AgentLink for GrpcLink {
     async fn recv(&mut self) -> Option<Result<agent_message::Kind, LinkError>> {
-        match self.inbound.message().await {
-            Ok(Some(message)) => Some(
-                message
-                    .kind
-                    .ok_or_else(|| LinkError::Protocol("a message without a kind".into())),
-            ),
-            Ok(None) => None,
-            Err(status) => Some(Err(LinkError::Transport(status.message().to_owned()))),
-        }
+        next_message(&mut self.inbound).await
     }
 
     async fn send(&mut self, message: ServerMessage) -> Result<(), LinkError> {
-        self.outbound
-            .send(Ok(message))
-            .await
-            .map_err(|_| LinkError::Transport("the agent's stream is closed".into()))
+        send_on(&self.outbound, message).await
     }
 
     fn transport(&self) -> &'static str {
@@ -130,5 +143,30 @@ impl AgentLink for GrpcLink {
 
     fn authenticated(&mut self) {
         self.gate.open();
+    }
+
+    fn split(self) -> (Box<dyn LinkReader>, Box<dyn LinkWriter>) {
+        (
+            Box::new(GrpcReader(self.inbound)),
+            Box::new(GrpcWriter(self.outbound)),
+        )
+    }
+}
+
+struct GrpcReader(Streaming<AgentMessage>);
+
+#[async_trait]
+impl LinkReader for GrpcReader {
+    async fn recv(&mut self) -> Option<Result<agent_message::Kind, LinkError>> {
+        next_message(&mut self.0).await
+    }
+}
+
+struct GrpcWriter(mpsc::Sender<Result<ServerMessage, Status>>);
+
+#[async_trait]
+impl LinkWriter for GrpcWriter {
+    async fn send(&mut self, message: ServerMessage) -> Result<(), LinkError> {
+        send_on(&self.0, message).await
     }
 }

@@ -30,8 +30,8 @@ pub(super) fn deliver(
         delivery_id: delivery_id.to_owned(),
         event: Some(pb::Event {
             id: event.id.to_string(),
-            method: event.method.clone(),
-            path: event.path.clone(),
+            method: payload.method,
+            path: payload.path,
             query: payload.query,
             headers: headers(payload.headers),
             body: payload.body.into(),

@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //! - `mod.rs`: [`Hub`], the registry of connected agents by (tenant, group).
-//! - `session`: the transport-agnostic session (hello, auth, welcome, the
-//!   message loop, heartbeats) written against [`AgentLink`].
+//! - `session`: the transport-agnostic session (hello, auth, welcome, then
+//!   a reader of acks and heartbeats and a writer task of deliveries)
+//!   written against [`AgentLink`] and its two halves.
 //! - `grpc`, `ws`: the two transports, one [`AgentLink`] each.
 //! - `preauth`: what a peer may make the relay hold before its `Hello` is
 //!   verified (and the budget of authenticated agents' large messages).

@@ -126,7 +126,9 @@ impl Worker {
                 self.settle_unsent(due.key, None, Settle::Released, shared);
                 continue;
             }
-            match rules::fate(&state.hub.ephemeral, &due, shared, now) {
+            let fate = rules::fate(&state.hub.ephemeral, &due, shared, now);
+            let fate = rules::shaped(&state, &due, fate, now).await;
+            match fate {
                 Fate::Send(payload) => {
                     self.gate.started(&due.output.id);
                     self.slots.take(&due.output.id);
@@ -147,6 +149,7 @@ impl Worker {
             return Some(Instant::now() + rules::STORE_RETRY);
         }
         for (due, payload) in sends {
+            self.state.metrics.output_in_flight(&due.output.id, true);
             self.held.insert(due.key.clone());
             let span =
                 tracing::info_span!("deliver", event = %due.key.event, output = %due.output.id);
@@ -206,6 +209,7 @@ impl Worker {
     fn done(&mut self, key: &DeliveryKey, sent: bool) {
         self.held.remove(key);
         if sent {
+            self.state.metrics.output_in_flight(&key.output, false);
             self.gate.finished(&key.output);
             self.slots.give_back(&key.output);
         }
@@ -262,9 +266,9 @@ async fn deliver(
 
 /// The request for this delivery.
 fn outbound(due: &DueDelivery, payload: Payload) -> Result<Outbound, forward::ForwardError> {
-    let url = forward::target_url(&due.output.url, &due.event.path, &payload.query)?;
+    let url = forward::target_url(&due.output.url, &payload.path, &payload.query)?;
     Ok(Outbound {
-        method: due.event.method.clone(),
+        method: payload.method,
         url,
         headers: forward::outbound_headers(&payload.headers, &due.output.headers),
         body: payload.body,

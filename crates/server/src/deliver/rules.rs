@@ -7,8 +7,8 @@
 //! writes it. How many may be under way at once, per output and per
 //! agent, is `gate`'s rule.
 //!
-//! Output functions (DESIGN §9) plug in at [`fate`], once the payload is
-//! known: a function's changed request becomes the [`Payload`], a stop
+//! Output functions (DESIGN §9) plug in at [`shaped`], once [`fate`] has
+//! chosen the payload: a function's changed request becomes the [`Payload`], a stop
 //! becomes a settlement (`skipped`), a failure settles `failed`.
 
 use std::time::Duration;
@@ -44,8 +44,12 @@ pub(crate) const STORE_RETRY: Duration = Duration::from_secs(1);
 /// Errors kept per attempt, in bytes: an agent's error text is untrusted.
 const MAX_ERROR_LEN: usize = 512;
 
-/// The parts of an event the store may not have: headers, query, body.
+/// The request a delivery sends: the parts of an event the store may not
+/// have (headers, query, body), and the method and path suffix, which an
+/// input or output function may have changed.
 pub(crate) struct Payload {
+    pub(crate) method: String,
+    pub(crate) path: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) query: String,
     pub(crate) body: Bytes,
@@ -76,13 +80,28 @@ pub(crate) fn fate(
     let event = &due.event;
     match &event.body {
         EventBody::Undecryptable { .. } => Fate::Settle(Some(undecryptable(now)), Settle::Failed),
+        // What the input's function made of the request, when it changed it.
+        EventBody::Stored(_) if event.forwarded.is_some() => {
+            let f = event.forwarded.clone().unwrap_or_default();
+            Fate::Send(Payload {
+                method: f.method,
+                path: f.path,
+                headers: f.headers,
+                query: f.query,
+                body: Bytes::from(f.body),
+            })
+        }
         EventBody::Stored(body) => Fate::Send(Payload {
+            method: event.method.clone(),
+            path: event.path.clone(),
             headers: event.headers.clone().unwrap_or_default(),
             query: event.query.clone().unwrap_or_default(),
             body: Bytes::from(body.clone()),
         }),
         EventBody::Omitted { .. } => match ephemeral.get(&event.id) {
             Some(held) => Fate::Send(Payload {
+                method: event.method.clone(),
+                path: event.path.clone(),
                 headers: held.headers.clone(),
                 query: held.query.clone(),
                 body: held.body.clone(),
@@ -100,6 +119,71 @@ pub(crate) fn fate(
             }
         },
     }
+}
+
+/// The output's function (DESIGN §9), applied to a payload [`fate`] chose
+/// to send: a changed request becomes the payload, a stop settles the
+/// delivery `skipped`, a failure settles it `failed` with
+/// `function_error` (resendable). Without a function, `fate` as it was.
+pub(crate) async fn shaped(state: &AppState, due: &DueDelivery, fate: Fate, now: i64) -> Fate {
+    let Some(id) = &due.output.function_id else {
+        return fate;
+    };
+    let payload = match fate {
+        Fate::Send(payload) => payload,
+        other => return other,
+    };
+    let failed = |error: String| {
+        let attempt = Attempt {
+            at: now,
+            status: None,
+            latency_ms: 0,
+            error: Some(format!("function_error: {error}")),
+        };
+        Fate::Settle(Some(attempt), Settle::Failed)
+    };
+    let loaded = match state
+        .scripts
+        .load(state.store.as_ref(), &due.output.tenant, id)
+        .await
+    {
+        Ok(loaded) => loaded,
+        Err(error) => return failed(error),
+    };
+    let event = &due.event;
+    let request = functions::Request {
+        method: payload.method,
+        path: payload.path,
+        query: payload.query,
+        headers: payload.headers,
+        body: payload.body.to_vec(),
+    };
+    let metadata = vec![
+        ("tenant_id", event.tenant.to_string()),
+        ("bucket_id", event.bucket.to_string()),
+        ("input_id", event.input.to_string()),
+        ("output_id", due.output.id.to_string()),
+        ("output_url", due.output.url.clone()),
+        ("event_id", event.id.to_string()),
+    ];
+    let outcome = state
+        .scripts
+        .run(&loaded, request, metadata, functions::Attachment::Output)
+        .await;
+    if let Some(error) = outcome.error {
+        return failed(error);
+    }
+    if outcome.stop_forwarding {
+        return Fate::Settle(None, Settle::Skipped);
+    }
+    let r = outcome.request;
+    Fate::Send(Payload {
+        method: r.method,
+        path: r.path,
+        headers: r.headers,
+        query: r.query,
+        body: Bytes::from(r.body),
+    })
 }
 
 /// The attempt recorded for a payload that no key opens (tampered, or its
@@ -261,6 +345,7 @@ mod tests {
             event_count: 1,
             verified: false,
             marks: Default::default(),
+            forwarded: None,
         };
         let output = Output {
             id: OutputId::generate(),
@@ -273,6 +358,7 @@ mod tests {
             retry: RetryPolicy::default(),
             concurrency: Output::DEFAULT_CONCURRENCY,
             ordered: false,
+            function_id: None,
             created_at: 0,
         };
         DueDelivery {

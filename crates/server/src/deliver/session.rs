@@ -1,8 +1,11 @@
 //! One agent's session, whatever its transport: `Hello` within
 //! [`proto::HELLO_TIMEOUT`], authentication and subscription, `Welcome`,
-//! then the loop that forwards deliveries from the group's pump, acks to
-//! it, and heartbeats both ways; on any end, the pump takes back what the
-//! agent held.
+//! then two halves until either ends: the reader hands acks to the group's
+//! pump and watches the heartbeat; the writer, a task of its own, sends
+//! the pump's deliveries, pings and pongs. A send that waits on a slow
+//! agent (its socket full) therefore never delays reading its acks, which
+//! are what frees room for the next deliveries. On any end, the pump takes
+//! back what the agent held.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicUsize;
@@ -13,6 +16,7 @@ use model::{AgentMode, Bucket, Token};
 use proto::{agent_message::Kind as FromAgent, pb, server_message::Kind as ToAgent};
 use tokio::sync::mpsc;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::pump::GroupCmd;
@@ -40,7 +44,29 @@ pub(crate) trait AgentLink: Send {
     /// The agent's `Hello` was verified: lift the pre-authentication
     /// limits (`preauth`) off its stream.
     fn authenticated(&mut self);
+    /// The two directions apart, so that each can wait without the other.
+    fn split(self) -> (Box<dyn LinkReader>, Box<dyn LinkWriter>)
+    where
+        Self: Sized;
 }
+
+/// The reading half of an [`AgentLink`].
+#[async_trait]
+pub(crate) trait LinkReader: Send {
+    /// As [`AgentLink::recv`]; cancel safe.
+    async fn recv(&mut self) -> Option<Result<FromAgent, LinkError>>;
+}
+
+/// The writing half of an [`AgentLink`].
+#[async_trait]
+pub(crate) trait LinkWriter: Send {
+    async fn send(&mut self, message: proto::ServerMessage) -> Result<(), LinkError>;
+}
+
+/// Pings, pongs and the closing `Error` queued for the writer. A writer
+/// this far behind is stuck in a send that [`proto::SILENCE_LIMIT`] ends,
+/// so what does not fit is dropped rather than waited for.
+const CONTROL_BUFFER: usize = 8;
 
 /// A refusal sent as `Error` before closing.
 struct Refusal {
@@ -119,10 +145,19 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
         tx,
     };
     let cmds = state.hub.join(&state, slot).await;
-    let end = message_loop(&state, &mut link, number, &cmds, rx).await;
+    let (reader, writer) = link.split();
+    let (control, queued) = mpsc::channel(CONTROL_BUFFER);
+    let writer_ended = CancellationToken::new();
+    let writing = tokio::spawn(
+        write_loop(writer, rx, queued, writer_ended.clone()).instrument(tracing::Span::current()),
+    );
+    let end = read_loop(&state, reader, number, &cmds, &control, &writer_ended).await;
     if let Some(refusal) = end {
-        let _ = send_bounded(&mut link, error(refusal)).await;
+        let _ = control.try_send(error(refusal));
     }
+    // The writer sends what is queued (the refusal last) and stops.
+    drop(control);
+    let _ = writing.await;
     state.hub.leave(state.store.as_ref(), number, &cmds).await;
     tracing::info!(agent = %info.id, "agent disconnected");
 }
@@ -161,13 +196,16 @@ async fn send_bounded(link: &mut impl AgentLink, message: proto::ServerMessage) 
     }
 }
 
-/// Relays until the stream ends; returns the `Error` to send, if any.
-async fn message_loop(
+/// The reading half: acks to the pump, pongs to pings, the heartbeat.
+/// Returns, when the stream ends or breaks the protocol, the `Error` to
+/// send, if any; also returns once the writer has stopped.
+async fn read_loop(
     state: &AppState,
-    link: &mut impl AgentLink,
+    mut link: Box<dyn LinkReader>,
     number: u64,
     cmds: &mpsc::Sender<GroupCmd>,
-    mut deliveries: mpsc::Receiver<proto::ServerMessage>,
+    control: &mpsc::Sender<proto::ServerMessage>,
+    writer_ended: &CancellationToken,
 ) -> Option<Refusal> {
     let mut heartbeat = interval(proto::HEARTBEAT);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -178,6 +216,7 @@ async fn message_loop(
             () = state.shutdown.cancelled() => {
                 return Some(Refusal::new("shutting_down", "the server is shutting down"));
             }
+            () = writer_ended.cancelled() => return None,
             message = link.recv() => {
                 let kind = match message {
                     None => return None,
@@ -193,9 +232,7 @@ async fn message_loop(
                     }
                     FromAgent::Ping(ping) => {
                         let pong = ToAgent::Pong(pb::Pong { sent_at_ms: ping.sent_at_ms });
-                        if send_bounded(link, pong.into()).await.is_err() {
-                            return None;
-                        }
+                        let _ = control.try_send(pong.into());
                     }
                     FromAgent::Pong(_) => {}
                     FromAgent::Hello(_) => {
@@ -203,27 +240,54 @@ async fn message_loop(
                     }
                 }
             }
-            delivery = deliveries.recv() => match delivery {
-                Some(message) => {
-                    if send_bounded(link, message).await.is_err() {
-                        return None;
-                    }
-                }
-                // The pump let go of this agent: it sat on a delivery too long.
-                None => {
-                    return Some(Refusal::new("too_slow", "a delivery was not acknowledged in time"));
-                }
-            },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > proto::SILENCE_LIMIT {
                     tracing::info!("agent silent for three heartbeats; closing");
                     return None;
                 }
                 let ping = ToAgent::Ping(pb::Ping { sent_at_ms: store::clock::now_ms() });
-                if send_bounded(link, ping.into()).await.is_err() {
-                    return None;
-                }
+                let _ = control.try_send(ping.into());
             }
+        }
+    }
+}
+
+/// The writing half: the pump's deliveries and the reader's pings, pongs
+/// and closing `Error`, each within [`proto::SILENCE_LIMIT`]. Ends when a
+/// send fails or times out, when the pump lets go of the agent (after
+/// telling it why), or once the reader is done and what it queued is sent;
+/// `ended` tells the reader.
+async fn write_loop(
+    mut link: Box<dyn LinkWriter>,
+    mut deliveries: mpsc::Receiver<proto::ServerMessage>,
+    mut control: mpsc::Receiver<proto::ServerMessage>,
+    ended: CancellationToken,
+) {
+    let _ended = ended.drop_guard();
+    loop {
+        let message = tokio::select! {
+            biased;
+            queued = control.recv() => match queued {
+                Some(message) => message,
+                None => return,
+            },
+            delivery = deliveries.recv() => match delivery {
+                Some(message) => message,
+                // The pump let go of this agent: it sat on a delivery too long.
+                None => {
+                    let refusal = Refusal::new("too_slow", "a delivery was not acknowledged in time");
+                    let _ = timeout(proto::SILENCE_LIMIT, link.send(error(refusal))).await;
+                    return;
+                }
+            },
+        };
+        // A peer that stops reading must not pin the session (and its
+        // shutdown) in a send.
+        if !matches!(
+            timeout(proto::SILENCE_LIMIT, link.send(message)).await,
+            Ok(Ok(()))
+        ) {
+            return;
         }
     }
 }

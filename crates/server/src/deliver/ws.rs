@@ -14,7 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, Stream, StreamExt};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hyper_util::rt::TokioIo;
 use proto::{agent_message, ServerMessage};
@@ -23,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::preauth::{self, Gate, GatedIo, Meter};
-use super::session::{self, AgentLink, LinkError};
+use super::session::{self, AgentLink, LinkError, LinkReader, LinkWriter};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -100,30 +101,43 @@ struct WsLink {
     gate: Arc<Gate>,
 }
 
+/// The next protocol message on `frames`, skipping WebSocket control
+/// frames; `None` once the socket is closed.
+async fn next_message<S>(frames: &mut S) -> Option<Result<agent_message::Kind, LinkError>>
+where
+    S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin + Send,
+{
+    loop {
+        let frame = match frames.next().await? {
+            Ok(frame) => frame,
+            Err(err) => return Some(Err(LinkError::Transport(err.to_string()))),
+        };
+        return match frame {
+            Message::Binary(bytes) => {
+                Some(proto::decode_agent(&bytes).map_err(|e| LinkError::Protocol(e.to_string())))
+            }
+            Message::Text(_) => Some(Err(LinkError::Protocol(
+                "text frames are not part of the protocol".into(),
+            ))),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            Message::Close(_) => None,
+        };
+    }
+}
+
+fn frame(message: &ServerMessage) -> Message {
+    Message::Binary(proto::encode(message).into())
+}
+
 #[async_trait]
 impl AgentLink for WsLink {
     async fn recv(&mut self) -> Option<Result<agent_message::Kind, LinkError>> {
-        loop {
-            let frame = match self.socket.next().await? {
-                Ok(frame) => frame,
-                Err(err) => return Some(Err(LinkError::Transport(err.to_string()))),
-            };
-            return match frame {
-                Message::Binary(bytes) => Some(
-                    proto::decode_agent(&bytes).map_err(|e| LinkError::Protocol(e.to_string())),
-                ),
-                Message::Text(_) => Some(Err(LinkError::Protocol(
-                    "text frames are not part of the protocol".into(),
-                ))),
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                Message::Close(_) => None,
-            };
-        }
+        next_message(&mut self.socket).await
     }
 
     async fn send(&mut self, message: ServerMessage) -> Result<(), LinkError> {
         self.socket
-            .send(Message::Binary(proto::encode(&message).into()))
+            .send(frame(&message))
             .await
             .map_err(|e| LinkError::Transport(e.to_string()))
     }
@@ -134,5 +148,37 @@ impl AgentLink for WsLink {
 
     fn authenticated(&mut self) {
         self.gate.open();
+    }
+
+    fn split(self) -> (Box<dyn LinkReader>, Box<dyn LinkWriter>) {
+        // The halves share the socket through a lock held for one poll at
+        // a time; tungstenite keeps reading while its writes would block.
+        let (sink, frames) = self.socket.split();
+        (Box::new(WsReader { frames }), Box::new(WsWriter { sink }))
+    }
+}
+
+struct WsReader {
+    frames: SplitStream<Socket>,
+}
+
+#[async_trait]
+impl LinkReader for WsReader {
+    async fn recv(&mut self) -> Option<Result<agent_message::Kind, LinkError>> {
+        next_message(&mut self.frames).await
+    }
+}
+
+struct WsWriter {
+    sink: SplitSink<Socket, Message>,
+}
+
+#[async_trait]
+impl LinkWriter for WsWriter {
+    async fn send(&mut self, message: ServerMessage) -> Result<(), LinkError> {
+        self.sink
+            .send(frame(&message))
+            .await
+            .map_err(|e| LinkError::Transport(e.to_string()))
     }
 }

@@ -4,12 +4,19 @@
 //!
 //! Handlers here only find the input and shape the answer; the pipeline of
 //! checks lives in [`pipeline`], bucket authentication in [`bucket_auth`], the
-//! rate limit of step 5 in [`rate`].
+//! rate limit of step 5 in [`rate`], the server-wide budget of bodies being
+//! read in [`budget`].
+//!
+//! Uses `catalog`, `client`, `verify` and the store's `EventLog` and
+//! `Limiter`; `tunnel::proxy` shares its body limits. Nothing here may
+//! depend on `api` or `deliver` (ingest stores; delivery reads the store).
 
 pub(crate) mod bucket_auth;
+mod budget;
 mod pipeline;
 mod rate;
 
+pub(crate) use budget::BodyBudget;
 pub(crate) use pipeline::stored_headers;
 pub(crate) use rate::RefusalBlocks;
 
@@ -180,6 +187,10 @@ async fn accept(
     if let Some(handshake) = accepted.handshake {
         return handshake_answer(handshake);
     }
+    // An input function's answer wins over any policy (DESIGN §14).
+    if let Some(answer) = accepted.function_response {
+        return function_answer(answer);
+    }
     if let ResponsePolicy::Wait {
         timeout_ms,
         headers,
@@ -208,6 +219,22 @@ fn handshake_answer(handshake: verify::Handshake) -> Response {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static(content_type),
         );
+    }
+    response
+}
+
+/// Step 11 for an input function that set an answer: its status, headers
+/// and body, checked by the sandbox (status 100..=599, no CR/LF).
+fn function_answer(answer: functions::Response) -> Response {
+    let mut response = Response::new(axum::body::Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers_mut().append(name, value);
+        }
     }
     response
 }

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use model::{EventBody, NewEvent};
 use verify::Rejection;
 
+use super::budget::{BodyBudget, Held};
 use super::{bucket_auth, rate};
 use crate::catalog::Route;
 use crate::error::ApiError;
@@ -26,6 +27,18 @@ pub(super) struct Accepted {
     pub(super) event: model::EventId,
     /// The provider handshake's answer, which replaces the input's policy.
     pub(super) handshake: Option<verify::Handshake>,
+    /// The answer the input's function set, which replaces the policy too.
+    pub(super) function_response: Option<functions::Response>,
+}
+
+/// What the input's function made of a verified request (DESIGN §9).
+#[derive(Default)]
+struct Shaped {
+    /// The changed request; `None` when it changed nothing or failed.
+    forwarded: Option<model::Forwarded>,
+    response: Option<functions::Response>,
+    stopped: bool,
+    error: Option<String>,
 }
 
 pub(super) async fn run(
@@ -38,11 +51,14 @@ pub(super) async fn run(
     let input = &route.input;
     check_enabled(state, route)?;
     let (parts, body) = request.into_parts();
-    let mut body = read_body(
+    // Held until this function returns: the body's bytes count against the
+    // server-wide budget while they are read, checked and stored.
+    let (mut body, _held) = read_body(
         body,
         &parts.headers,
         input.effective_body_limit(),
         state.config.body_read_timeout,
+        &state.body_budget,
     )
     .await?;
     let content_type = parts
@@ -65,6 +81,20 @@ pub(super) async fn run(
     let ephemeral = route.bucket.ephemeral;
     let event_count = verdict.as_ref().map_or(1, |p| p.event_count);
     let keeps_auth_header = matches!(route.bucket.auth, model::BucketAuth::None);
+    // Handshakes are answered before the function runs (DESIGN §13).
+    let shaped = match (&input.function_id, &handshake) {
+        (Some(id), None) => {
+            let original = functions::Request {
+                method: parts.method.as_str().to_owned(),
+                path: path.clone(),
+                query: bucket_auth::strip_query_token(raw_query),
+                headers: stored_headers(&parts.headers, keeps_auth_header),
+                body: body.clone(),
+            };
+            shape(state, route, id, original).await
+        }
+        _ => Shaped::default(),
+    };
     let event = NewEvent {
         tenant: input.tenant.clone(),
         bucket: input.bucket.clone(),
@@ -98,7 +128,13 @@ pub(super) async fn run(
         verified: verdict.is_some(),
         marks: model::EventMarks {
             handshake: handshake.is_some(),
-            ..Default::default()
+            stopped: shaped.stopped,
+            function_error: shaped.error.clone(),
+        },
+        forwarded: if ephemeral {
+            None
+        } else {
+            shaped.forwarded.clone()
         },
         dedup_window_ms: state.config.dedup_window.as_millis() as i64,
     };
@@ -116,25 +152,97 @@ pub(super) async fn run(
                 "event stored"
             );
             state.metrics.event_stored();
-            if ephemeral && handshake.is_none() {
-                // In memory only, for the agents connected now (DESIGN §6).
-                state.hub.ephemeral.hold(
-                    appended.id,
-                    crate::deliver::EphemeralPayload {
+            if ephemeral && handshake.is_none() && !shaped.stopped {
+                // In memory only, for the agents connected now (DESIGN §6),
+                // as the input's function left it.
+                let held = match shaped.forwarded {
+                    Some(f) => crate::deliver::EphemeralPayload {
+                        headers: f.headers,
+                        query: f.query,
+                        body: bytes::Bytes::from(f.body),
+                    },
+                    None => crate::deliver::EphemeralPayload {
                         headers: stored_headers(&parts.headers, keeps_auth_header),
                         query: bucket_auth::strip_query_token(raw_query),
                         body: bytes::Bytes::from(body),
                     },
-                );
+                };
+                state.hub.ephemeral.hold(appended.id, held);
             }
             Ok(Accepted {
                 event_count,
                 event: appended.id,
                 handshake,
+                function_response: shaped.response,
             })
         }
         Err(store::Error::Duplicate) => Err(replay()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the input's function on a verified request (DESIGN §9). A
+/// function that fails (gone, error, time or memory) leaves the request
+/// as it was and says why; the event is never lost to it.
+async fn shape(
+    state: &AppState,
+    route: &Route,
+    id: &model::FunctionId,
+    original: functions::Request,
+) -> Shaped {
+    let input = &route.input;
+    let loaded = match state
+        .scripts
+        .load(state.store.as_ref(), &input.tenant, id)
+        .await
+    {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            return Shaped {
+                error: Some(error),
+                ..Default::default()
+            }
+        }
+    };
+    let metadata = vec![
+        ("tenant_id", input.tenant.to_string()),
+        ("bucket_id", input.bucket.to_string()),
+        ("bucket_name", route.bucket.name.clone()),
+        ("input_id", input.id.to_string()),
+        ("input_name", input.name.clone().unwrap_or_default()),
+    ];
+    let outcome = state
+        .scripts
+        .run(
+            &loaded,
+            original.clone(),
+            metadata,
+            functions::Attachment::Input,
+        )
+        .await;
+    if let Some(error) = outcome.error {
+        // Ids only: the message may quote what the script saw.
+        tracing::info!(input = %input.id, function = %id, "input function failed");
+        return Shaped {
+            error: Some(error),
+            ..Default::default()
+        };
+    }
+    let forwarded = (outcome.request != original).then(|| {
+        let r = outcome.request;
+        model::Forwarded {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            headers: r.headers,
+            body: r.body,
+        }
+    });
+    Shaped {
+        forwarded,
+        response: outcome.response,
+        stopped: outcome.stop_forwarding,
+        error: None,
     }
 }
 
@@ -226,13 +334,15 @@ fn check_enabled(state: &AppState, route: &Route) -> Result<(), ApiError> {
 }
 
 /// Step 3: reads at most `limit` bytes, within the read timeout, into one
-/// buffer that the later steps borrow and the stored event takes over.
+/// buffer that the later steps borrow and the stored event takes over; the
+/// bytes are counted against the server-wide `budget` as they arrive.
 async fn read_body(
     body: Body,
     headers: &http::HeaderMap,
     limit: u64,
     timeout: Duration,
-) -> Result<Vec<u8>, ApiError> {
+    budget: &BodyBudget,
+) -> Result<(Vec<u8>, Held), ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -247,39 +357,56 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    match tokio::time::timeout(timeout, collect(body, declared, limit)).await {
+    let mut held = budget.admit(declared)?;
+    match tokio::time::timeout(timeout, collect(body, declared, limit, &mut held)).await {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "the body was not received in time",
         )),
-        Ok(Ok(Some(buf))) => Ok(buf),
-        Ok(Ok(None)) => Err(too_large()),
+        Ok(Ok(Collected::Whole(buf))) => Ok((buf, held)),
+        Ok(Ok(Collected::TooLarge)) => Err(too_large()),
+        Ok(Ok(Collected::OverBudget(e))) => Err(e),
         Ok(Err(_)) => Err(ApiError::invalid_request(
             "the request body could not be read",
         )),
     }
 }
 
+/// How reading a body ended, when the connection did not fail.
+enum Collected {
+    Whole(Vec<u8>),
+    /// More than the input's limit arrived.
+    TooLarge,
+    /// The server-wide budget had no room for the next bytes.
+    OverBudget(ApiError),
+}
+
 /// Appends the body's frames to one buffer: sized from `Content-Length`
 /// when declared (within `limit`), so the bytes are copied once, from the
-/// connection's buffer into this one. `None` when more than `limit` bytes
-/// arrive.
+/// connection's buffer into this one. The capacity reserved for a declared
+/// length is only address space until bytes land in it, which is why the
+/// budget counts arrivals, not the declaration.
 async fn collect(
     mut body: Body,
     declared: Option<u64>,
     limit: u64,
-) -> Result<Option<Vec<u8>>, axum::Error> {
+    held: &mut Held,
+) -> Result<Collected, axum::Error> {
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
-            if (buf.len() + data.len()) as u64 > limit {
-                return Ok(None);
+            let len = buf.len() + data.len();
+            if len as u64 > limit {
+                return Ok(Collected::TooLarge);
+            }
+            if let Err(e) = held.cover(len, limit as usize) {
+                return Ok(Collected::OverBudget(e));
             }
             buf.extend_from_slice(&data);
         }
     }
-    Ok(Some(buf))
+    Ok(Collected::Whole(buf))
 }
 
 /// Headers as stored with the event: names lower-case (hyper's), values as

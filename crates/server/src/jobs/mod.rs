@@ -2,6 +2,7 @@
 //! deletes events older than their bucket's retention in small batches.
 //!
 //! [`spawn`] returns a handle; [`Jobs::stop`] cancels and waits.
+//! Uses the store's `EventLog` only; `run` in `lib.rs` owns the handle.
 
 use std::time::Duration;
 

@@ -8,6 +8,9 @@
 //!
 //! - here: the route, and `Op`, a small builder over utoipa's.
 //! - `routes`: the table.
+//!
+//! Reads `api`'s and `ingest`'s request and view types; nothing depends on
+//! it but the router that serves it.
 
 mod routes;
 

@@ -235,6 +235,7 @@ fn admin(doc: &mut Doc) {
             .errors(&[400, 401, 404]),
     );
     one_object::<b::TokenPatch, v::TokenOut>(doc, "/v1/tokens/{key}", "token", "the token's key");
+    functions(doc);
     doc.add(
         &[Post],
         "/v1/tokens/{key}/rotate",
@@ -244,6 +245,54 @@ fn admin(doc: &mut Doc) {
             .path_param("key", "the token's key")
             .answer::<v::TokenIssued>(200, "the token and its new secret")
             .errors(&[401, 404]),
+    );
+}
+
+/// Functions (DESIGN §9).
+fn functions(doc: &mut Doc) {
+    const FUNCTION: &str = "the function's id (`fn_...`)";
+    doc.add(
+        &[Get],
+        "/v1/functions",
+        op("List functions")
+            .bearer()
+            .answer::<b::FunctionList>(200, "the tenant's functions")
+            .errors(&[401]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/functions",
+        op("Create a function")
+            .says(
+                "A Luau script (≤ 64 KiB) that inputs and outputs name by `functionId`. A source \
+                 that does not compile is refused naming the line. Config values are secrets: \
+                 sealed at rest, never shown (only their keys). At most 100 per tenant \
+                 (409 `limit_reached`).",
+            )
+            .bearer()
+            .body::<b::FunctionBody>()
+            .answer::<b::FunctionOut>(201, "the function")
+            .errors(&[400, 401, 409]),
+    );
+    one_object::<b::FunctionPatch, b::FunctionOut>(
+        doc,
+        "/v1/functions/{function}",
+        "function",
+        FUNCTION,
+    );
+    doc.add(
+        &[Post],
+        "/v1/functions/{function}/invoke",
+        op("Run a function on a sample request")
+            .says(
+                "Runs it as an input function (or, with `output: true`, an output function) \
+                 on the request given and answers what it did; nothing is stored or sent.",
+            )
+            .bearer()
+            .path_param("function", FUNCTION)
+            .body::<b::InvokeBody>()
+            .answer::<b::InvokeOut>(200, "the outcome")
+            .errors(&[400, 401, 404]),
     );
 }
 

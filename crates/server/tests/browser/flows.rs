@@ -185,10 +185,41 @@ async fn a_token_holder_does_the_quick_start_in_the_browser() {
     assert!(done.contains("Resent 1 events"), "{done}");
     destination.wait_for(3, WAIT).await;
 
+    // Filters through the form: type, body text and delivery state keep
+    // the event; a body text it lacks empties the page.
+    b.goto(&format!("{}/ui/?bucket={bucket}", relay.url)).await;
+    b.fill("#f-type", "ping").await;
+    b.fill("#f-search", "DESIGN FOR").await;
+    b.click("form.filters button[type=submit]").await;
+    b.wait_for(&format!("#event-rows a[href='/ui/events/{id}']"))
+        .await;
+    b.screenshot("08-filtered").await;
+    b.assert_clean_console("filtered").await;
+    b.goto(&format!(
+        "{}/ui/?bucket={bucket}&status=delivered&type=ping",
+        relay.url
+    ))
+    .await;
+    b.wait_for(&format!("#event-rows a[href='/ui/events/{id}']"))
+        .await;
+    b.goto(&format!(
+        "{}/ui/?bucket={bucket}&search=not-in-any-body",
+        relay.url
+    ))
+    .await;
+    b.wait_for("#no-events").await;
+    b.goto(&format!(
+        "{}/ui/events/resend?bucket={bucket}&type=push",
+        relay.url
+    ))
+    .await;
+    let count = b.text_of("#bulk-count").await;
+    assert!(count.contains("matches 0 events."), "{count}");
+
     for (page, name) in [
-        ("tokens", "08-tokens"),
-        ("agents", "09-agents"),
-        ("buckets", "10-buckets"),
+        ("tokens", "09-tokens"),
+        ("agents", "10-agents"),
+        ("buckets", "11-buckets"),
     ] {
         b.goto(&format!("{}/ui/{page}", relay.url)).await;
         b.wait_for("h1").await;

@@ -184,9 +184,15 @@ async fn an_agent_receives_the_body_byte_exact_and_its_ack_is_recorded() {
         .any(|h| h.name == "x-custom" && h.value == "kept"));
     assert_eq!(d.url, "http://10.0.0.7:3000/hook");
     assert_eq!(d.attempt, 1);
+    let relay = &s.relay;
+    let in_flight = format!(
+        "hookrelay_deliveries_in_flight{{output=\"{}\"}}",
+        d.output_id
+    );
+    let metrics = metrics_text(relay).await;
+    assert!(metrics.contains(&format!("{in_flight} 1")), "{metrics}");
     send(&mut socket, ack(&d, 204)).await;
 
-    let relay = &s.relay;
     testkit::wait_until(
         PATIENCE,
         "the delivery is recorded as delivered",
@@ -198,17 +204,14 @@ async fn an_agent_receives_the_body_byte_exact_and_its_ack_is_recorded() {
     .await;
     let ds = deliveries(relay, &event.id).await;
     assert_eq!(ds[0]["attempts"][0]["status"], 204);
-    let metrics = relay
-        .http
-        .get(format!("{}/metrics", relay.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(relay).await;
     assert!(
         metrics.contains("hookrelay_deliveries_total{result=\"delivered\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&in_flight), "none under way: {metrics}");
+    assert!(
+        metrics.contains("# TYPE hookrelay_backlog_age_seconds gauge"),
         "{metrics}"
     );
     assert!(
@@ -631,4 +634,16 @@ async fn r12_a_bucket_patched_to_stored_delivers_to_agents_already_connected() {
         deliveries(relay, &event).await[0]["state"] == "delivered"
     })
     .await;
+}
+
+async fn metrics_text(relay: &Relay) -> String {
+    relay
+        .http
+        .get(format!("{}/metrics", relay.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }

@@ -382,3 +382,55 @@ async fn a_scan_stops_at_its_bound_and_continues_from_next() {
     let (found, next) = page(&relay, "search=hello").await;
     assert_eq!((found, next), (vec![ids[0].clone()], json!(ids[1])));
 }
+
+/// Signs in to the dashboard with the admin token: the session cookie.
+async fn dashboard_cookie(relay: &Relay) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http
+        .post(format!("{}/ui/signin", relay.url))
+        .header("origin", &relay.url)
+        .form(&[("credential", relay.admin.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn dashboard_page(relay: &Relay, cookie: &str, path: &str) -> String {
+    let answer = relay
+        .http
+        .get(format!("{}{path}", relay.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "{path}");
+    answer.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_dashboard_follows_a_bounded_scan_to_every_match() {
+    // Two events per scan: the first read of `hello` matches only the
+    // first event and answers `next`; the page and the bulk count must
+    // follow it to the fourth.
+    let (relay, ids) = bounded(ScanBound {
+        events: 2,
+        body_bytes: u64::MAX,
+    })
+    .await;
+    let cookie = dashboard_cookie(&relay).await;
+    let html = dashboard_page(&relay, &cookie, "/ui/?search=hello").await;
+    let shown: Vec<bool> = ids.iter().map(|id| html.contains(id.as_str())).collect();
+    assert_eq!(
+        shown,
+        [true, false, false, true],
+        "the matches, all of them"
+    );
+    let html = dashboard_page(&relay, &cookie, "/ui/events/resend?search=HELLO").await;
+    assert!(html.contains("matches <strong>2</strong> events"), "{html}");
+}

@@ -11,41 +11,36 @@
 //! - `protection`: encryption at rest as the API shows it (tampered
 //!   records), retention reclaiming space, token rotation;
 //! - `filters`: event filters on `GET /v1/events` and the bulk resend;
+//! - `functions`: function objects, `invoke`, input and output functions
+//!   and their failure rules (issue 16);
 //! - `openapi`: `GET /openapi.json` parses and describes every route;
 //! - `security`: cross-tenant probing of every route, SSRF on public
-//!   outputs, request smuggling on ingest (issue 7).
+//!   outputs, request smuggling on ingest (issue 7);
+//! - `sessions`: an agent's acks are read while a send to it waits.
+//!
+//! Every module runs once per store (`sqlite::…`, `redis::…`, see
+//! `testkit::store_suites!`); the helpers below are shared by both.
 
-mod admin;
-mod agents;
-mod defaults;
-mod filters;
-mod handshakes;
-mod ingest;
-mod integrations;
-mod isolation;
-mod lifecycle;
-mod openapi;
-mod protection;
-mod reading;
-mod security;
-
-/// The same suite with every relay on Redis (issue 6), so `cargo test`
-/// covers both stores; Redis must be answering.
-#[test]
-fn the_whole_suite_on_redis() {
-    testkit::rerun_suite_on_redis(
-        "the_whole_suite_on_redis",
-        &[
-            (
-                "protection::a_tampered_payload_is_listed_with_an_error_and_never_as_garbage",
-                "alters a row of the SQLite file; the store crate's Redis tests tamper with Redis",
-            ),
-            (
-                "protection::retention_purges_and_hands_the_space_back",
-                "measures the SQLite file's size",
-            ),
-        ],
-    );
+// Each module twice, `sqlite::…` and `redis::…`, its relays on that store
+// (issue 12): a plain `cargo test` covers both, and fails when Redis is not
+// answering. A test that cannot run on Redis starts with
+// `testkit::not_on_redis!("why")`.
+testkit::store_suites! {
+    mod admin;
+    mod agents;
+    mod defaults;
+    mod filters;
+    mod functions;
+    mod handshakes;
+    mod ingest;
+    mod integrations;
+    mod isolation;
+    mod lifecycle;
+    mod openapi;
+    mod protection;
+    mod reading;
+    mod security;
+    mod sessions;
 }
 
 use reqwest::{Method, StatusCode};

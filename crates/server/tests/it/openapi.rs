@@ -216,6 +216,23 @@ async fn real_answers_carry_exactly_the_described_fields() {
             StatusCode::CREATED,
         )
         .await;
+    let function = relay
+        .admin(
+            Method::POST,
+            "/v1/functions",
+            Some(json!({"name": "f", "source": "r:SetResponseBody('ok')", "config": {"K": "v"}})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let function_id = function["id"].as_str().unwrap().to_owned();
+    let invoked = relay
+        .admin(
+            Method::POST,
+            &format!("/v1/functions/{function_id}/invoke"),
+            Some(json!({"body": "x"})),
+            StatusCode::OK,
+        )
+        .await;
     super::post_signed(&relay, input["url"].as_str().unwrap(), br#"{"a":1}"#).await;
     let event = relay.events().await.pop().expect("the event");
 
@@ -239,6 +256,11 @@ async fn real_answers_carry_exactly_the_described_fields() {
         .await;
     answers.insert(("POST", "/v1/tunnels".into(), 201), tunnel.clone());
     let tunnel_id = tunnel["id"].as_str().unwrap();
+    answers.insert(("POST", "/v1/functions".into(), 201), function);
+    answers.insert(
+        ("POST", "/v1/functions/{function}/invoke".into(), 200),
+        invoked,
+    );
     for (path, route) in [
         (format!("/v1/tunnels/{tunnel_id}"), "/v1/tunnels/{id}"),
         (
@@ -264,6 +286,11 @@ async fn real_answers_carry_exactly_the_described_fields() {
             "/v1/events/{event}",
         ),
         ("/v1/events".to_owned(), "/v1/events"),
+        (
+            format!("/v1/functions/{function_id}"),
+            "/v1/functions/{function}",
+        ),
+        ("/v1/functions".to_owned(), "/v1/functions"),
         ("/v1/buckets".to_owned(), "/v1/buckets"),
         ("/v1/agents".to_owned(), "/v1/agents"),
         ("/api/tenants/default".to_owned(), "/api/tenants/{tenant}"),

@@ -1,5 +1,5 @@
 //! Conformance of the configuration feed ([`crate::ClusterBus::config_changes`]):
-//! every object write ticks it before returning, so that a cache checking
+//! every object write (tunnels included) ticks it before returning, so that a cache checking
 //! it on each use is never stale after a write; reads, refused writes and
 //! event traffic leave it alone, so that ingest keeps its cache.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use model::TokenScope;
 use tokio::sync::watch;
 
+use super::tunnels::{fresh_name, tunnel_in};
 use super::{bucket_in, input_in, output_in, tenant_record, token_in, unique, World};
 use crate::{Error, Store};
 
@@ -67,10 +68,20 @@ pub async fn object_writes_tick_the_config_feed(store: &Arc<dyn Store>) {
         .await
         .expect("rotate");
     ticked(&mut feed, "rotate_token_secret");
+    let mut tunnel = tunnel_in(&id, &fresh_name("feed"));
+    store.create_tunnel(&tunnel).await.expect("tunnel");
+    ticked(&mut feed, "create_tunnel");
+    tunnel.enabled = false;
+    store.update_tunnel(&tunnel).await.expect("update tunnel");
+    ticked(&mut feed, "update_tunnel");
 
     store.input_by_id(&input.id).await.expect("read input");
     store.list_buckets(&id).await.expect("list buckets");
     store.token_by_key(&token.key).await.expect("read token");
+    store
+        .tunnel_by_name(&tunnel.name)
+        .await
+        .expect("read tunnel");
     still(&feed, "a read");
     let missing = bucket_in(&unique("feed-none"), "b");
     assert!(matches!(
@@ -88,6 +99,11 @@ pub async fn object_writes_tick_the_config_feed(store: &Arc<dyn Store>) {
         .await
         .expect("delete token");
     ticked(&mut feed, "delete_token");
+    store
+        .delete_tunnel(&id, &tunnel.id)
+        .await
+        .expect("delete tunnel");
+    ticked(&mut feed, "delete_tunnel");
     store
         .delete_output(&id, &output.id)
         .await

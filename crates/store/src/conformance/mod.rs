@@ -18,10 +18,12 @@
 //! - `dispatch`: agent groups, due queues, settling, expiry.
 //! - `reads`: cursors, retention, visibility, commit ticks, polling.
 //! - `tunnels`: tunnel objects, their server-wide names.
+//! - `functions`: function objects, their sealed config.
 
 mod dispatch;
 mod events;
 mod feed;
+mod functions;
 mod isolation;
 mod objects;
 mod reads;
@@ -47,6 +49,7 @@ pub use events::{
     ephemeral_events, marked_events_have_no_deliveries, sequential_order,
 };
 pub use feed::object_writes_tick_the_config_feed;
+pub use functions::functions;
 pub use isolation::{
     delete_bucket_removes_its_children, delete_tenant_removes_everything, tenant_isolation,
 };
@@ -70,6 +73,7 @@ macro_rules! conformance_tests {
     (open = $open:path, finish = $finish:path $(,)?) => {
         $crate::conformance_tests!(@each $open, $finish;
             tenants, buckets, inputs, outputs, tokens, object_writes_tick_the_config_feed, tunnels,
+            functions,
             tenant_isolation, delete_tenant_removes_everything,
             delete_bucket_removes_its_children,
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,
@@ -160,6 +164,7 @@ pub fn input_in(bucket: &Bucket, name: Option<&str>) -> Input {
         rate_limit: None,
         timestamp_tolerance_seconds: Input::DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
         handshakes: true,
+        function_id: None,
         created_at: now(),
     }
 }
@@ -176,6 +181,7 @@ pub fn output_in(bucket: &Bucket) -> Output {
         retry: RetryPolicy::default(),
         concurrency: Output::DEFAULT_CONCURRENCY,
         ordered: false,
+        function_id: None,
         created_at: now(),
     }
 }
@@ -215,6 +221,7 @@ pub fn event_for(input: &Input) -> NewEvent {
         event_count: 1,
         verified: false,
         marks: Default::default(),
+        forwarded: None,
         dedup_window_ms: 300_000,
     }
 }

@@ -9,7 +9,7 @@ use model::{BucketAuth, Secret, TenantId, Tunnel, TunnelId};
 use super::{now, tenant_record, unique};
 use crate::{Error, Store};
 
-fn tunnel_in(tenant: &TenantId, name: &str) -> Tunnel {
+pub(super) fn tunnel_in(tenant: &TenantId, name: &str) -> Tunnel {
     Tunnel {
         id: TunnelId::generate(),
         tenant: tenant.clone(),
@@ -25,7 +25,7 @@ fn tunnel_in(tenant: &TenantId, name: &str) -> Tunnel {
 }
 
 /// A DNS label no other check uses.
-fn fresh_name(label: &str) -> String {
+pub(super) fn fresh_name(label: &str) -> String {
     format!("{label}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 

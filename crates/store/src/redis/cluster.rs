@@ -79,7 +79,9 @@ impl Inner {
         let stored: Vec<u8> = con.get(&key).await.map_err(unavailable)?;
         match self.crypto.open(aad, &stored) {
             Ok(plain) if plain == CANARY => Ok(()),
-            _ => Err(crate::Error::Unavailable(
+            // Data this node cannot read, not an outage: the binary reports
+            // it as a configuration mistake (exit 64).
+            _ => Err(crate::Error::Corrupt(
                 "this node's master key is not the one the cluster's data is sealed with: \
                  give every node the same HOOKRELAY_MASTER_KEY"
                     .into(),

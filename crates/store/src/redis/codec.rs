@@ -126,14 +126,25 @@ pub(super) struct EventMeta {
 pub(super) fn event(tenant: &TenantId, id: &str, f: &Fields, keys: &Keyring) -> Result<Event> {
     let what = "event";
     let meta: EventMeta = from_json(field(f, "m", what)?, what)?;
-    let (query, headers, body) = match f.get("p").map(|p| sealed::open_event(keys, id, p)) {
-        None => (None, None, EventBody::Omitted { size: meta.size }),
-        Some(Ok(p)) => (Some(p.query), Some(p.headers), EventBody::Stored(p.body)),
-        Some(Err(err)) => {
-            tracing::warn!(event_id = %id, %err, "event payload cannot be decrypted");
-            (None, None, EventBody::Undecryptable { size: meta.size })
-        }
-    };
+    let (query, headers, body, forwarded) =
+        match f.get("p").map(|p| sealed::open_event(keys, id, p)) {
+            None => (None, None, EventBody::Omitted { size: meta.size }, None),
+            Some(Ok(p)) => (
+                Some(p.query),
+                Some(p.headers),
+                EventBody::Stored(p.body),
+                p.forwarded,
+            ),
+            Some(Err(err)) => {
+                tracing::warn!(event_id = %id, %err, "event payload cannot be decrypted");
+                (
+                    None,
+                    None,
+                    EventBody::Undecryptable { size: meta.size },
+                    None,
+                )
+            }
+        };
     Ok(Event {
         id: id
             .parse::<EventId>()
@@ -154,6 +165,7 @@ pub(super) fn event(tenant: &TenantId, id: &str, f: &Fields, keys: &Keyring) -> 
         event_count: meta.event_count,
         verified: meta.verified,
         marks: meta.marks,
+        forwarded,
     })
 }
 

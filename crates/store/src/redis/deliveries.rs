@@ -274,6 +274,7 @@ impl DeliveryQueue for RedisStore {
             Settle::RetryAt(at) => ("retry", at),
             Settle::Released => ("released", 0),
             Settle::Expired => ("expired", 0),
+            Settle::Skipped => ("skipped", 0),
         };
         let attempt = attempt.as_ref().map(to_json).transpose()?;
         let mut con = self.inner.con()?;

@@ -19,7 +19,7 @@ use redis::AsyncCommands;
 use tokio::sync::{oneshot, watch};
 
 use super::append::Job;
-use super::codec::{self, to_json, unavailable, Fields};
+use super::codec::{self, unavailable, Fields};
 use super::keys::{floor_bound, parse_member, MAX_ULID_MS};
 use super::{Inner, RedisStore};
 use crate::{sealed, Appended, Cursor, Error, EventLog, EventQuery, Result};
@@ -54,10 +54,12 @@ impl EventLog for RedisStore {
     /// Queues one append for the writer and waits for its commit.
     async fn append(&self, event: NewEvent) -> Result<Appended> {
         let plaintext = match &event.body {
-            EventBody::Stored(body) => {
-                let headers = to_json(&event.headers)?;
-                Some(sealed::event_plaintext(&event.query, &headers, body)?)
-            }
+            EventBody::Stored(body) => Some(sealed::event_plaintext_with(
+                &event.query,
+                &event.headers,
+                event.forwarded.as_ref(),
+                body,
+            )?),
             EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => None,
         };
         let writer = self.inner.writer()?;

@@ -60,6 +60,7 @@ mod cluster;
 mod codec;
 mod deliveries;
 mod events;
+mod functions;
 mod keys;
 mod limiter;
 mod objects;

@@ -167,6 +167,7 @@ impl Tunnels for RedisStore {
             inner.release_name(&tunnel.name, &holder(tunnel)).await?;
             return Err(err);
         }
+        inner.config_changed().await;
         Ok(())
     }
 
@@ -217,7 +218,11 @@ impl Tunnels for RedisStore {
         if renamed {
             inner.claim_name(&tunnel.name, &holder(tunnel)).await?;
         }
-        match inner.put_tunnel(tunnel, "update").await {
+        let put = inner.put_tunnel(tunnel, "update").await;
+        if put.is_ok() {
+            inner.config_changed().await;
+        }
+        match put {
             Ok(_) if renamed => inner.release_name(&current.name, &holder(tunnel)).await,
             Ok(_) => Ok(()),
             Err(err) => {

@@ -195,8 +195,8 @@ impl Buckets for SqliteStore {
                 "INSERT INTO inputs (id, tenant, bucket, name, integration, generic_hmac, secrets,
                                      response, enabled, body_limit, rate_limit,
                                      timestamp_tolerance_seconds, created_at, secrets_key,
-                                     handshakes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                                     handshakes, function_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -215,6 +215,7 @@ impl Buckets for SqliteStore {
                     i.created_at,
                     j.secrets_key,
                     i.handshakes,
+                    i.function_id.as_ref().map(|f| f.as_str()),
                 ])
             })
             .map_err(db_err)?;
@@ -283,7 +284,8 @@ impl Buckets for SqliteStore {
                 conn,
                 "UPDATE inputs SET name = ?3, integration = ?4, generic_hmac = ?5, secrets = ?6,
                         response = ?7, enabled = ?8, body_limit = ?9, rate_limit = ?10,
-                        timestamp_tolerance_seconds = ?11, secrets_key = ?12, handshakes = ?13
+                        timestamp_tolerance_seconds = ?11, secrets_key = ?12, handshakes = ?13,
+                        function_id = ?14
                  WHERE tenant = ?1 AND id = ?2",
                 params![
                     i.tenant.as_str(),
@@ -299,6 +301,7 @@ impl Buckets for SqliteStore {
                     int(i.timestamp_tolerance_seconds),
                     j.secrets_key,
                     i.handshakes,
+                    i.function_id.as_ref().map(|f| f.as_str()),
                 ],
             )
             .map(drop)
@@ -326,8 +329,8 @@ impl Buckets for SqliteStore {
             let (headers, retry) = (to_json(&o.headers)?, to_json(&o.retry)?);
             conn.prepare_cached(
                 "INSERT INTO outputs (id, tenant, bucket, url, internal, timeout_ms, headers,
-                                      retry, created_at, concurrency, ordered)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                      retry, created_at, concurrency, ordered, function_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -342,6 +345,7 @@ impl Buckets for SqliteStore {
                     o.created_at,
                     o.concurrency,
                     o.ordered,
+                    o.function_id.as_ref().map(|f| f.as_str()),
                 ])
             })
             .map_err(db_err)?;
@@ -382,7 +386,7 @@ impl Buckets for SqliteStore {
             changed(
                 conn,
                 "UPDATE outputs SET url = ?3, internal = ?4, timeout_ms = ?5, headers = ?6,
-                        retry = ?7, concurrency = ?8, ordered = ?9
+                        retry = ?7, concurrency = ?8, ordered = ?9, function_id = ?10
                  WHERE tenant = ?1 AND id = ?2",
                 params![
                     o.tenant.as_str(),
@@ -393,7 +397,8 @@ impl Buckets for SqliteStore {
                     headers,
                     retry,
                     o.concurrency,
-                    o.ordered
+                    o.ordered,
+                    o.function_id.as_ref().map(|f| f.as_str()),
                 ],
             )
             .map(drop)

@@ -14,7 +14,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, db_err, to_json};
 use super::SqliteStore;
-use crate::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, Result, Settle};
+use crate::{
+    DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, LaneBatch, LaneRead, Result, Settle,
+};
 
 pub(super) fn register_group(
     conn: &Connection,
@@ -159,6 +161,92 @@ pub(super) fn due(
     Ok(DueBatch { due, next_at })
 }
 
+/// The due time of a row pending again at once (released, or reset for a
+/// resend): never 0, which marks a row never tried in this round, because
+/// a lane reader's cursor has passed it and only its "due again" read,
+/// which comes first, finds it.
+pub(super) const DUE_AGAIN_AT_ONCE: i64 = 1;
+
+/// A lane's rows due again: released, or a retry whose backoff ended
+/// (`next_attempt_at` is then the time it became pending again, never 0).
+const LANE_AGAIN: &str = "SELECT tenant, event_id, output_id, grp, tries FROM deliveries
+     WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3 AND output_id = ?4 AND state = 'pending'
+       AND next_attempt_at > 0 AND next_attempt_at <= ?5
+     ORDER BY next_attempt_at, event_id LIMIT ?6";
+/// A lane's rows never tried in this round, after the reader's cursor.
+const LANE_FRESH: &str = "SELECT tenant, event_id, output_id, grp, tries FROM deliveries
+     WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3 AND output_id = ?4 AND state = 'pending'
+       AND next_attempt_at = 0 AND event_id > ?5
+     ORDER BY event_id LIMIT ?6";
+const LANE_NEXT: &str = "SELECT min(next_attempt_at) FROM deliveries
+     WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3 AND output_id = ?4 AND state = 'pending'
+       AND next_attempt_at > 0 AND next_attempt_at > ?5";
+
+pub(super) fn due_lanes(
+    conn: &mut Connection,
+    tenant: &TenantId,
+    bucket: &BucketId,
+    group: &str,
+    now_ms: i64,
+    lanes: &[LaneRead],
+    keys: &Keyring,
+) -> Result<Vec<LaneBatch>> {
+    let tx = conn.transaction().map_err(db_err)?;
+    let (tenant_s, bucket_s) = (tenant.as_str(), bucket.as_str());
+    let mut out = Vec::with_capacity(lanes.len());
+    for lane in lanes {
+        let output = lane.output.as_str();
+        let rows_of = |sql: &str, bound: &dyn rusqlite::ToSql, limit: usize| -> Result<Vec<Row>> {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut stmt = tx.prepare_cached(sql).map_err(db_err)?;
+            let rows = stmt
+                .query_map(
+                    params![tenant_s, bucket_s, group, output, bound, limit],
+                    pending_row,
+                )
+                .map_err(db_err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(db_err)
+        };
+        let again_rows = if lane.again {
+            rows_of(LANE_AGAIN, &now_ms, lane.limit)?
+        } else {
+            Vec::new()
+        };
+        let again = again_rows.len();
+        let after = lane.after.map(|e| e.to_string()).unwrap_or_default();
+        let fresh = rows_of(LANE_FRESH, &after, lane.limit - again)?;
+        // Without the rows due again, more of them may wait.
+        let exhausted = lane.again && again + fresh.len() < lane.limit;
+        let cursor = match fresh.last() {
+            Some(row) => Some(row.event.parse().map_err(|_| corrupt_id(&row.event))?),
+            None => lane.after,
+        };
+        let next_at: Option<i64> = tx
+            .prepare_cached(LANE_NEXT)
+            .and_then(|mut s| {
+                s.query_row(params![tenant_s, bucket_s, group, output, now_ms], |r| {
+                    r.get(0)
+                })
+            })
+            .map_err(db_err)?;
+        let mut due = load(&tx, again_rows, keys)?;
+        let again = due.len();
+        due.extend(load(&tx, fresh, keys)?);
+        out.push(LaneBatch {
+            due,
+            again,
+            cursor,
+            exhausted,
+            next_at,
+        });
+    }
+    Ok(out)
+}
+
+fn corrupt_id(id: &str) -> Error {
+    Error::Corrupt(format!("a delivery names the event id {id:?}"))
+}
+
 pub(super) fn due_public(
     conn: &mut Connection,
     now_ms: i64,
@@ -279,8 +367,9 @@ pub(super) fn settle(
         Settle::Delivered => ("delivered", 0),
         Settle::Failed => ("failed", 0),
         Settle::RetryAt(at) => ("pending", at),
-        Settle::Released => ("pending", 0),
+        Settle::Released => ("pending", DUE_AGAIN_AT_ONCE),
         Settle::Expired => ("expired", 0),
+        Settle::Skipped => ("skipped", 0),
     };
     let attempt = attempt.map(to_json).transpose()?;
     let changed = conn
@@ -366,6 +455,21 @@ impl DeliveryQueue for SqliteStore {
         let group = group.map(str::to_owned);
         let keys = Arc::clone(&self.keys);
         self.read(move |c| due(c, &tenant, &bucket, group.as_deref(), now_ms, limit, &keys))
+            .await
+    }
+
+    async fn due_lanes(
+        &self,
+        tenant: &TenantId,
+        bucket: &BucketId,
+        group: &str,
+        now_ms: i64,
+        lanes: &[LaneRead],
+    ) -> Result<Vec<LaneBatch>> {
+        let (tenant, bucket, group) = (tenant.clone(), bucket.clone(), group.to_owned());
+        let lanes = lanes.to_vec();
+        let keys = Arc::clone(&self.keys);
+        self.read(move |c| due_lanes(c, &tenant, &bucket, &group, now_ms, &lanes, &keys))
             .await
     }
 

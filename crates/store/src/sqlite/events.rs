@@ -291,8 +291,9 @@ pub(super) fn reset_deliveries(
         .map_err(db_err)?;
     exists.ok_or(Error::NotFound)?;
     conn.prepare_cached(
+        // Due again at once, never 0: see `deliveries::DUE_AGAIN_AT_ONCE`.
         "UPDATE deliveries SET state = 'pending', updated_at = ?4, pending_since = ?4,
-                               tries = 0, next_attempt_at = 0
+                               tries = 0, next_attempt_at = 1
          WHERE tenant = ?1 AND event_id = ?2 AND (?3 IS NULL OR output_id = ?3)
            AND state != 'in_flight'",
     )
@@ -304,10 +305,12 @@ pub(super) fn reset_deliveries(
 impl EventLog for SqliteStore {
     async fn append(&self, event: NewEvent) -> Result<Appended> {
         let plaintext = match &event.body {
-            EventBody::Stored(body) => {
-                let headers_json = rows::to_json(&event.headers).map_err(rows::append_error)?;
-                Some(sealed::event_plaintext(&event.query, &headers_json, body)?)
-            }
+            EventBody::Stored(body) => Some(sealed::event_plaintext_with(
+                &event.query,
+                &event.headers,
+                event.forwarded.as_ref(),
+                body,
+            )?),
             EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => None,
         };
         let keys = Arc::clone(&self.keys);

@@ -1,6 +1,10 @@
 //! The embedded store: one SQLite file (`hookrelay.db`) in WAL mode in the
 //! data directory, needing no other service.
 //!
+//! Implements every seam of `crate` (feature `sqlite`, the default); the
+//! binary opens it and `hookrelay keys` uses [`KeyMaintenance`]; the server
+//! never names it, it holds an `Arc<dyn Store>`.
+//!
 //! Writes go through one group-commit thread (`writer`), reads through a
 //! small pool of read-only connections on tokio's blocking pool. Start with
 //! [`SqliteStore::open`], then `writer` for how appends are made durable and
@@ -31,6 +35,7 @@
 mod buckets;
 mod deliveries;
 mod events;
+mod functions;
 mod keys;
 mod reader;
 mod retention;

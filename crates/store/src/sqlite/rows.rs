@@ -25,9 +25,10 @@ pub(super) const TENANT_COLS: &str = "id, label, enabled, created_at, poll_secre
 pub(super) const BUCKET_COLS: &str =
     "id, tenant, name, auth, ephemeral, retention_seconds, catchup_seconds, enabled, created_at";
 pub(super) const INPUT_COLS: &str = "id, tenant, bucket, name, integration, generic_hmac, \
-    secrets, response, enabled, body_limit, rate_limit, timestamp_tolerance_seconds, created_at, handshakes";
+    secrets, response, enabled, body_limit, rate_limit, timestamp_tolerance_seconds, created_at, handshakes, function_id";
 pub(super) const OUTPUT_COLS: &str =
-    "id, tenant, bucket, url, internal, timeout_ms, headers, retry, created_at, concurrency, ordered";
+    "id, tenant, bucket, url, internal, timeout_ms, headers, retry, created_at, concurrency, ordered, \
+    function_id";
 pub(super) const TOKEN_COLS: &str =
     "key, tenant, scope, buckets, mode, description, secret_hash, created_at";
 pub(super) const EVENT_COLS: &str = "id, tenant, bucket, input, integration, received_at, \
@@ -101,6 +102,15 @@ where
     let text: String = col(row, i)?;
     text.parse()
         .map_err(|e: T::Err| Error::Corrupt(e.to_string()))
+}
+
+fn parsed_opt<T: FromStr>(row: &Row<'_>, i: usize) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: Option<String> = col(row, i)?;
+    text.map(|t| t.parse().map_err(|e: T::Err| Error::Corrupt(e.to_string())))
+        .transpose()
 }
 
 fn json<T: DeserializeOwned>(row: &Row<'_>, i: usize) -> Result<T> {
@@ -201,6 +211,7 @@ pub(super) fn input(row: &Row<'_>, keys: &Keyring) -> Result<Input> {
         timestamp_tolerance_seconds: col(row, 11)?,
         created_at: col(row, 12)?,
         handshakes: col(row, 13)?,
+        function_id: parsed_opt(row, 14)?,
     })
 }
 
@@ -217,6 +228,7 @@ pub(super) fn output(row: &Row<'_>) -> Result<Output> {
         created_at: col(row, 8)?,
         concurrency: col(row, 9)?,
         ordered: col(row, 10)?,
+        function_id: parsed_opt(row, 11)?,
     })
 }
 
@@ -241,12 +253,18 @@ pub(super) fn event(row: &Row<'_>, keys: &Keyring) -> Result<Event> {
     let id: String = col(row, 0)?;
     let size: u64 = col(row, 9)?;
     let payload: Option<Vec<u8>> = col(row, 8)?;
-    let (query, headers, body) = match payload.map(|p| sealed::open_event(keys, &id, &p)) {
-        None => (None, None, EventBody::Omitted { size }),
-        Some(Ok(p)) => (Some(p.query), Some(p.headers), EventBody::Stored(p.body)),
+    let (query, headers, body, forwarded) = match payload.map(|p| sealed::open_event(keys, &id, &p))
+    {
+        None => (None, None, EventBody::Omitted { size }, None),
+        Some(Ok(p)) => (
+            Some(p.query),
+            Some(p.headers),
+            EventBody::Stored(p.body),
+            p.forwarded,
+        ),
         Some(Err(err)) => {
             tracing::warn!(event_id = %id, %err, "event payload cannot be decrypted");
-            (None, None, EventBody::Undecryptable { size })
+            (None, None, EventBody::Undecryptable { size }, None)
         }
     };
     Ok(Event {
@@ -269,6 +287,7 @@ pub(super) fn event(row: &Row<'_>, keys: &Keyring) -> Result<Event> {
         event_count: col(row, 13)?,
         verified: col(row, 14)?,
         marks: json_opt(row, 15)?.unwrap_or_default(),
+        forwarded,
     })
 }
 

@@ -17,12 +17,26 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V_FUNCTIONS, V_DELIVER];
 
 /// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
 const V2: &str = "
 ALTER TABLE outputs ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 16;
 ALTER TABLE outputs ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0
+";
+
+/// One agent group's queue per output, as the pump reads it (issue 13):
+/// rows never tried in this round in event order from the pump's cursor
+/// (`fresh`), and rows due again (a retry's backoff, a release) by due
+/// time (`again`). Both carry what the due read selects, so a read costs
+/// its batch and never the backlog before or behind it.
+const V_DELIVER: &str = "
+CREATE INDEX deliveries_lane_fresh
+    ON deliveries (tenant, bucket, grp, output_id, event_id, tries)
+    WHERE state = 'pending' AND next_attempt_at = 0;
+CREATE INDEX deliveries_lane_again
+    ON deliveries (tenant, bucket, grp, output_id, next_attempt_at, event_id, tries)
+    WHERE state = 'pending' AND next_attempt_at > 0
 ";
 
 /// How long a connection waits on a lock before failing `Unavailable`. Only
@@ -228,6 +242,27 @@ CREATE TABLE tunnels (
     created_at  INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX tunnels_by_tenant ON tunnels (tenant, name);
+";
+
+/// Functions (DESIGN §9): the source in the clear (it is code, shown back
+/// to the tenant), the config sealed like a bucket's auth, bound to the
+/// function id. Inputs and outputs name the function they run.
+const V_FUNCTIONS: &str = "
+CREATE TABLE functions (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    language    TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    config      BLOB NOT NULL,
+    config_key  INTEGER NOT NULL,
+    version     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX functions_by_tenant ON functions (tenant, created_at);
+ALTER TABLE inputs ADD COLUMN function_id TEXT;
+ALTER TABLE outputs ADD COLUMN function_id TEXT;
 ";
 
 /// Opens the single write connection, sets WAL and durable commits, and

@@ -17,6 +17,7 @@ pub(super) fn tenant_exists(conn: &Connection, id: &TenantId) -> Result<()> {
 /// Every table with a `tenant` column; the tenant row itself goes last.
 const TENANT_TABLES: &[&str] = &[
     "DELETE FROM tunnels WHERE tenant = ?1",
+    "DELETE FROM functions WHERE tenant = ?1",
     "DELETE FROM deliveries WHERE tenant = ?1",
     "DELETE FROM agent_groups WHERE tenant = ?1",
     "DELETE FROM events WHERE tenant = ?1",

@@ -73,6 +73,7 @@ impl Fixture {
             event_count: 1,
             verified: false,
             marks: Default::default(),
+            forwarded: None,
             dedup_window_ms: window_ms,
         }
     }

@@ -12,9 +12,11 @@
 //!   its batch.
 //! - `keys`: encryption at rest in the file, tampering, rotation and
 //!   re-encryption.
+//! - `lanes`: an agent group's queue read per output from a cursor.
 
 mod batches;
 mod keys;
+mod lanes;
 
 use std::sync::Arc;
 

@@ -3,6 +3,9 @@
 //! `--destination`, which only this side chooses: the relay sends a path,
 //! a query, headers and a body, never an address.
 //!
+//! Uses `wire` and the transports of this crate, never the `relay` side;
+//! the binary's `tunnel` subcommand calls [`run`].
+//!
 //! # Layout
 //! - `mod.rs`: [`TunnelConfig`], [`run`] (the reconnect loop).
 //! - `connect`: the two transports (gRPC, WebSocket, both through TLS) as

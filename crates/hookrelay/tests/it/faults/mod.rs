@@ -12,6 +12,8 @@
 //!   starve real senders.
 //! - `bcrypt` (issue 19): a credential flood from one network does not
 //!   starve a caller from another in the bcrypt pool.
+//! - `bodies` (issue 19): 200 senders of 25 MiB bodies at once leave the
+//!   relay's RSS under its body budget plus 100 MiB; every 2xx is stored.
 //! - `preauth` (issue 19): a flood of unauthenticated gRPC streams and
 //!   WebSockets announcing 32 MiB messages leaves the relay's RSS under
 //!   100 MiB while real agents connect and receive.
@@ -22,6 +24,7 @@
 
 mod agents;
 mod bcrypt;
+mod bodies;
 mod disk;
 mod kill;
 mod loris;

@@ -50,6 +50,32 @@ pub(crate) struct EventOut {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     marks: model::EventMarks,
+    /// The request as the input's function changed it (DESIGN §14); the
+    /// fields above stay the original request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forwarded: Option<ForwardedOut>,
+}
+
+/// `forwarded`: the same fields as the event's own request.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ForwardedOut {
+    method: String,
+    path: String,
+    query: String,
+    headers: BTreeMap<String, String>,
+    body: String,
+    body_encoding: BodyEncoding,
+}
+
+fn body_text(bytes: &[u8]) -> (String, BodyEncoding) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), BodyEncoding::Utf8),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            BodyEncoding::Base64,
+        ),
+    }
 }
 
 /// How `body` is written.
@@ -80,6 +106,7 @@ impl From<&Event> for EventOut {
             event_count,
             verified,
             marks,
+            forwarded,
         } = e;
         let (text, encoding) = match body {
             EventBody::Stored(bytes) => match std::str::from_utf8(bytes) {
@@ -111,6 +138,17 @@ impl From<&Event> for EventOut {
             event_count: *event_count,
             verified: *verified,
             marks: marks.clone(),
+            forwarded: forwarded.as_ref().map(|f| {
+                let (body, body_encoding) = body_text(&f.body);
+                ForwardedOut {
+                    method: f.method.clone(),
+                    path: f.path.clone(),
+                    query: f.query.clone(),
+                    headers: joined(&f.headers),
+                    body,
+                    body_encoding,
+                }
+            }),
         }
     }
 }

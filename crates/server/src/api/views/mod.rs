@@ -11,6 +11,8 @@
 //! - `objects`: tenant, bucket, input, output and token views.
 //! - `events`: the event, its deliveries and their attempts.
 //! - here: list envelopes and the small answers.
+//!
+//! Depends on `model` only; `api` handlers and `openapi` use it.
 
 mod events;
 mod objects;

@@ -128,6 +128,8 @@ pub(crate) struct InputOut {
     timestamp_tolerance_seconds: u64,
     /// Whether the relay answers provider handshakes (DESIGN §13).
     handshakes: bool,
+    /// The function run on each verified request (DESIGN §9).
+    function_id: Option<String>,
     created_at: i64,
     /// `<public url>/v1/webhooks/<id>`.
     url: String,
@@ -150,6 +152,7 @@ impl InputOut {
             rate_limit,
             timestamp_tolerance_seconds,
             handshakes,
+            function_id,
             created_at,
         } = i;
         InputOut {
@@ -165,6 +168,7 @@ impl InputOut {
             rate_limit: rate_limit.unwrap_or_else(|| i.effective_rate_limit()),
             timestamp_tolerance_seconds: *timestamp_tolerance_seconds,
             handshakes: *handshakes,
+            function_id: function_id.as_ref().map(ToString::to_string),
             created_at: *created_at,
             url: format!("{public_url}/v1/webhooks/{id}"),
             secret_count: secrets.len(),
@@ -204,6 +208,8 @@ pub(crate) struct OutputOut {
     retry: RetryPolicy,
     concurrency: u32,
     ordered: bool,
+    /// The function run per delivery (DESIGN §9).
+    function_id: Option<String>,
     created_at: i64,
 }
 
@@ -220,6 +226,7 @@ impl From<&Output> for OutputOut {
             retry,
             concurrency,
             ordered,
+            function_id,
             created_at,
         } = o;
         OutputOut {
@@ -233,6 +240,7 @@ impl From<&Output> for OutputOut {
             retry: *retry,
             concurrency: *concurrency,
             ordered: *ordered,
+            function_id: function_id.as_ref().map(ToString::to_string),
             created_at: *created_at,
         }
     }

@@ -2,6 +2,9 @@
 //! connected agents. Each form becomes one API call with the session's
 //! credential, so the API's checks and its validation messages apply as
 //! they are; a refusal comes back as the next page's message.
+//!
+//! Depends on the dashboard's session and page helpers (`super`), never on
+//! `api` or the store directly; only `dashboard`'s router uses it.
 
 mod agents;
 mod buckets;

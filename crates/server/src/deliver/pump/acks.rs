@@ -129,6 +129,9 @@ impl Pump {
     /// place under way is free at once); it stays held until written.
     pub(super) fn settle(&mut self, f: InFlight, attempt: Option<Attempt>, next: Settle) {
         self.gate.finished(&f.sent.key.output);
+        self.state
+            .metrics
+            .output_in_flight(&f.sent.key.output, false);
         self.write_settlement(f, attempt, next);
     }
 

@@ -3,9 +3,10 @@
 //! and one sent goes to the agent of the group with the most room that
 //! serves its bucket and has room for its output.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use model::BucketId;
+use model::{BucketId, OutputId};
 use store::{DeliveryKey, DueDelivery, Settle};
 use tokio::sync::watch;
 
@@ -15,14 +16,17 @@ use crate::deliver::message;
 use crate::deliver::rules::{self, Fate, Sent};
 
 /// What became of one due delivery.
-enum Outcome {
+pub(super) enum Outcome {
     Sent(DeliveryKey),
-    /// No agent has a free slot; handed back for a claim's release.
-    NoRoom(DeliveryKey),
+    /// No agent has a free slot; handed back (a claim is released, a lane
+    /// keeps it).
+    NoRoom(Box<DueDelivery>),
     /// Its output (or its share of the agents) is full: later rows of
     /// other outputs may still go.
-    Gated(DeliveryKey),
-    /// Settled without sending, or left for later.
+    Gated(Box<DueDelivery>),
+    /// Not yet (an ephemeral payload on its way); the pump wakes by then.
+    Later(Box<DueDelivery>),
+    /// Settled without sending.
     Skipped,
 }
 
@@ -37,10 +41,25 @@ impl Pump {
         let (mark_tx, mark_rx) = watch::channel(false);
         let mut marks = Vec::new();
         let buckets: Vec<BucketId> = self.buckets.iter().cloned().collect();
+        let lanes = !self.state.store.shared_dispatch();
+        self.waiting_since = None;
         for bucket in buckets {
-            self.dispatch_bucket(&bucket, now, &mark_rx, &mut marks)
-                .await;
+            if lanes {
+                self.dispatch_lanes(&bucket, now, &mark_rx, &mut marks)
+                    .await;
+            } else {
+                self.dispatch_bucket(&bucket, now, &mark_rx, &mut marks)
+                    .await;
+            }
         }
+        let oldest = if lanes {
+            self.lanes.oldest()
+        } else {
+            self.waiting_since
+        };
+        self.state
+            .metrics
+            .backlog_oldest(&self.tenant, &self.group, oldest);
         if marks.is_empty() {
             return;
         }
@@ -53,8 +72,9 @@ impl Pump {
         });
     }
 
-    /// Sends what is due in one bucket. When every row read was of a full
-    /// output, reads further (up to [`MAX_LOOK`]) so that one output's
+    /// Sends what is due in one bucket, on a store that claims (shared
+    /// dispatch; the embedded store is read by lanes, `lanes`). When every
+    /// row read was of a full output, reads further (up to [`MAX_LOOK`]) so that one output's
     /// backlog never hides another's work.
     async fn dispatch_bucket(
         &mut self,
@@ -71,6 +91,11 @@ impl Pump {
                 .sum()
         };
         let mut room = free(self);
+        // Outputs none of whose later rows may go in this look: one of its
+        // rows was gated, or is still on its way back to the queue (a
+        // release not yet written), so an ordered output's first attempts
+        // stay in event order.
+        let mut blocked: HashSet<OutputId> = HashSet::new();
         while room > 0 {
             let limit = rules::due_limit(self.state.store.as_ref(), room, self.held.len());
             let batch = self
@@ -94,6 +119,15 @@ impl Pump {
             let mut due = batch.due.into_iter();
             for one in due.by_ref() {
                 if self.held.contains(&one.key) {
+                    if one.output.ordered {
+                        blocked.insert(one.key.output);
+                    }
+                    continue;
+                }
+                if blocked.contains(&one.key.output) {
+                    self.note_waiting(&one);
+                    self.release_claim(one.key);
+                    gated += 1;
                     continue;
                 }
                 match self.send(bucket, one, mark_rx, now).await {
@@ -101,18 +135,22 @@ impl Pump {
                         marks.push(key);
                         sent += 1;
                     }
-                    Outcome::NoRoom(key) => {
-                        self.release_claim(key);
+                    Outcome::NoRoom(due) => {
+                        self.note_waiting(&due);
+                        self.release_claim(due.key);
                         break;
                     }
-                    Outcome::Gated(key) => {
-                        self.release_claim(key);
+                    Outcome::Gated(due) => {
+                        self.note_waiting(&due);
+                        blocked.insert(due.key.output.clone());
+                        self.release_claim(due.key);
                         gated += 1;
                     }
-                    Outcome::Skipped => {}
+                    Outcome::Skipped | Outcome::Later(_) => {}
                 }
             }
             for unsent in due {
+                self.note_waiting(&unsent);
                 self.release_claim(unsent.key);
             }
             room = free(self);
@@ -124,7 +162,7 @@ impl Pump {
         }
     }
 
-    async fn send(
+    pub(super) async fn send(
         &mut self,
         bucket: &BucketId,
         due: DueDelivery,
@@ -133,10 +171,10 @@ impl Pump {
     ) -> Outcome {
         self.gate.note_ready(&due.output);
         if !self.agents.iter().any(|a| a.serves(bucket) && a.free() > 0) {
-            return Outcome::NoRoom(due.key);
+            return Outcome::NoRoom(Box::new(due));
         }
         if !self.gate.output_has_room(&due.output) {
-            return Outcome::Gated(due.key);
+            return Outcome::Gated(Box::new(due));
         }
         let gate = &self.gate;
         let Some(at) = self
@@ -149,10 +187,12 @@ impl Pump {
             .max_by_key(|(_, a)| a.free())
             .map(|(i, _)| i)
         else {
-            return Outcome::Gated(due.key);
+            return Outcome::Gated(Box::new(due));
         };
         let shared = self.state.store.shared_dispatch();
-        let payload = match rules::fate(&self.state.hub.ephemeral, &due, shared, now) {
+        let fate = rules::fate(&self.state.hub.ephemeral, &due, shared, now);
+        let fate = rules::shaped(&self.state, &due, fate, now).await;
+        let payload = match fate {
             Fate::Send(payload) => payload,
             Fate::Settle(attempt, next) => {
                 self.settle_unsent(due.key, attempt, next);
@@ -164,7 +204,7 @@ impl Pump {
             }
             Fate::Later(at) => {
                 self.wake_by(at);
-                return Outcome::Skipped;
+                return Outcome::Later(Box::new(due));
             }
         };
         let want_response = rules::wants_response(&self.state, &due).await;
@@ -173,7 +213,7 @@ impl Pump {
         let message = message::deliver(&delivery_id, &due, payload, want_response);
         let agent = &mut self.agents[at];
         if agent.slot.tx.try_send(message).is_err() {
-            return Outcome::NoRoom(due.key);
+            return Outcome::NoRoom(Box::new(due));
         }
         let f = InFlight {
             sent: Sent {
@@ -187,8 +227,15 @@ impl Pump {
         };
         agent.hold(delivery_id, f);
         self.gate.started(&due.output.id);
+        self.state.metrics.output_in_flight(&due.output.id, true);
         self.held.insert(due.key.clone());
         Outcome::Sent(due.key)
+    }
+
+    /// Notes a due delivery read and not sent, for the backlog's age.
+    fn note_waiting(&mut self, due: &DueDelivery) {
+        let at = due.event.received_at;
+        self.waiting_since = Some(self.waiting_since.map_or(at, |w| w.min(at)));
     }
 
     /// Hands back a delivery a shared store claimed for this node and that

@@ -10,11 +10,15 @@
 //!
 //! # Layout
 //! - `mod.rs`: the pump's state, its loop, agents joining and leaving.
-//! - `dispatch`: reading what is due and sending it.
+//! - `dispatch`: reading what is due and sending it (claims, on a shared
+//!   store).
+//! - `lanes`: the embedded store's reads, one cursor per output, each row
+//!   read once.
 //! - `acks`: acks, settlements, and the cut-off of silent agents.
 
 mod acks;
 mod dispatch;
+mod lanes;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,6 +77,8 @@ impl PumpHandle {
             buckets: HashSet::new(),
             held: HashSet::new(),
             gate: Gate::default(),
+            lanes: lanes::Lanes::default(),
+            waiting_since: None,
             next_dispatch: 0,
             settling: JoinSet::new(),
             wake_at: None,
@@ -100,6 +106,10 @@ struct Pump {
     held: HashSet<DeliveryKey>,
     /// Deliveries under way per output, across the group's agents here.
     gate: Gate,
+    /// What the embedded store's lanes read and did not send yet.
+    lanes: lanes::Lanes,
+    /// The oldest event read and left unsent in the last look (claims).
+    waiting_since: Option<i64>,
     next_dispatch: u64,
     settling: JoinSet<DeliveryKey>,
     /// When a retry waiting out its backoff becomes due (store time, ms).
@@ -126,15 +136,20 @@ impl Pump {
                     if changed.is_err() {
                         break;
                     }
+                    self.lanes.touch_all();
                     self.dirty = true;
                 }
                 Some(done) = self.settling.join_next(), if !self.settling.is_empty() => {
                     if let Ok(key) = done {
+                        self.lanes.touch(&key.output);
                         self.held.remove(&key);
                     }
                     self.dirty = true;
                 }
-                () = tokio::time::sleep_until(timer) => self.on_timer(),
+                () = tokio::time::sleep_until(timer) => {
+                    self.lanes.touch_all();
+                    self.on_timer();
+                }
             }
             // Only once every settlement is written, so a successor pump
             // never sees a delivery this one still holds.
@@ -143,6 +158,9 @@ impl Pump {
                 && self.members.load(Ordering::SeqCst) == 0
                 && self.state.hub.retire(&self.tenant, &self.group)
             {
+                self.state
+                    .metrics
+                    .backlog_oldest(&self.tenant, &self.group, None);
                 return;
             }
         }
@@ -152,6 +170,9 @@ impl Pump {
             .hub
             .forget_pump(&self.tenant, &self.group, &self.members);
         self.release_everything();
+        self.state
+            .metrics
+            .backlog_oldest(&self.tenant, &self.group, None);
         while self.settling.join_next().await.is_some() {}
     }
 
@@ -164,9 +185,13 @@ impl Pump {
                         self.settle(f, None, Settle::Released);
                     }
                 }
+                if self.agents.is_empty() {
+                    // What the lanes read may expire before the next agent.
+                    self.lanes.clear();
+                }
             }
             GroupCmd::Ack { agent, ack } => self.on_ack(agent, ack),
-            GroupCmd::Wake => {}
+            GroupCmd::Wake => self.lanes.touch_all(),
         }
         self.dirty = true;
     }
@@ -177,6 +202,9 @@ impl Pump {
     async fn join(&mut self, slot: Slot) {
         let now = store::clock::now_ms();
         let reconnect = self.agents.is_empty();
+        if reconnect {
+            self.lanes.clear();
+        }
         for bucket in &slot.buckets {
             let from = now.saturating_sub(catchup_ms(bucket));
             let new = !self.buckets.contains(&bucket.id);

@@ -97,3 +97,62 @@ async fn r19_output_headers_must_be_few_valid_and_small() {
     let patch = json!({"headers": {"x-a": "v\r\n"}});
     refused(&relay, Method::PATCH, &one, patch, "headers").await;
 }
+
+#[tokio::test]
+async fn functions_are_capped_per_tenant_in_count_source_and_config() {
+    let relay = Relay::spawn().await;
+    let function = |i: usize| json!({"name": format!("f{i}"), "source": "r:StopForwarding()"});
+    for i in 0..100 {
+        relay
+            .admin(
+                Method::POST,
+                "/v1/functions",
+                Some(function(i)),
+                StatusCode::CREATED,
+            )
+            .await;
+    }
+    let (status, answer) = relay
+        .call(
+            Method::POST,
+            "/v1/functions",
+            &relay.admin,
+            Some(function(100)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"], "limit_reached");
+    let config: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("K{i}"), json!("v"))).collect();
+    let listed = relay
+        .admin(Method::GET, "/v1/functions", None, StatusCode::OK)
+        .await;
+    let id = listed["functions"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/functions/{id}");
+    refused(
+        &relay,
+        Method::PATCH,
+        &path,
+        json!({ "config": config }),
+        "config",
+    )
+    .await;
+    let big = json!({"K": "x".repeat(16 * 1024 + 1)});
+    refused(
+        &relay,
+        Method::PATCH,
+        &path,
+        json!({ "config": big }),
+        "config",
+    )
+    .await;
+    let source = "-".repeat(64 * 1024 + 1);
+    refused(
+        &relay,
+        Method::PATCH,
+        &path,
+        json!({ "source": source }),
+        "source",
+    )
+    .await;
+}

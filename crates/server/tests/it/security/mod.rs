@@ -12,9 +12,12 @@
 //!   and an unknown token key (a decoy bcrypt check);
 //! - `tunnel_hello`: a tunnel agent's `Hello` on both transports, for
 //!   `probing`;
+//! - `body_budget` (issue 19): webhook bodies being read share one
+//!   server-wide budget; over it, 503 with `Retry-After`;
 //! - `smuggling`: ambiguous request framing on the ingest route is refused
 //!   or read one safe way, and never yields a second, hidden request.
 
+mod body_budget;
 mod caps;
 mod poll_oracle;
 mod probing;

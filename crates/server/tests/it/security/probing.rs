@@ -138,6 +138,14 @@ async fn world() -> World {
         json!({"scope": "poll"}),
     )
     .await;
+    let function = as_admin(
+        &relay,
+        b,
+        Method::POST,
+        "/v1/functions",
+        json!({"name": "b's", "source": "r:SetRequestBody('b')", "config": {"K": "b-secret"}}),
+    )
+    .await;
     let answer = relay
         .http
         .post(input["url"].as_str().unwrap())
@@ -175,6 +183,7 @@ async fn world() -> World {
         ("{bucket_name}", "prod".to_owned()),
         ("{input}", text(&input, "id")),
         ("{output}", text(&output, "id")),
+        ("{function}", text(&function, "id")),
         ("{key}", text(&b_poll, "key")),
         ("{event}", event),
         ("{tenant}", b.to_owned()),
@@ -208,6 +217,7 @@ fn random_like(placeholder: &str, real: &str) -> String {
         "{input}" => model::InputId::generate().to_string(),
         "{output}" => model::OutputId::generate().to_string(),
         "{tunnel}" => model::TunnelId::generate().to_string(),
+        "{function}" => model::FunctionId::generate().to_string(),
         "{key}" => model::TokenKey::generate().to_string(),
         // Same time part, random rest: an id B could have had.
         "{event}" => {

@@ -166,6 +166,34 @@ pub(super) const ROUTES: &[Route] = &[
         "{}",
     ),
     foreign("DELETE", "/v1/outputs/{output}", "/v1/outputs/{output}"),
+    listing("GET", "/v1/functions", None),
+    listing(
+        "POST",
+        "/v1/functions",
+        Some(r#"{"name": "probe", "source": "r:StopForwarding()"}"#),
+    ),
+    foreign(
+        "GET",
+        "/v1/functions/{function}",
+        "/v1/functions/{function}",
+    ),
+    foreign_with(
+        "PATCH",
+        "/v1/functions/{function}",
+        "/v1/functions/{function}",
+        r#"{"source": "r:StopForwarding()"}"#,
+    ),
+    foreign(
+        "DELETE",
+        "/v1/functions/{function}",
+        "/v1/functions/{function}",
+    ),
+    foreign_with(
+        "POST",
+        "/v1/functions/{function}/invoke",
+        "/v1/functions/{function}/invoke",
+        "{}",
+    ),
     listing("GET", "/v1/tokens", None),
     foreign_with(
         "POST",

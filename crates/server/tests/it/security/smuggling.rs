@@ -220,3 +220,73 @@ async fn ambiguous_framing_is_refused_or_read_safely_and_never_smuggles() {
         }
     }
 }
+
+/// Sends `bytes` (a write the relay cuts short is fine) and reads until
+/// the relay closes; the statuses answered.
+async fn exchange_cut(addr: &str, bytes: &[u8]) -> Vec<u16> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.split();
+    let write = async {
+        let _ = writer.write_all(bytes).await;
+    };
+    let read = async {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    };
+    let (_, got) = tokio::time::timeout(PATIENCE, async { tokio::join!(write, read) })
+        .await
+        .expect("the relay closes the connection");
+    String::from_utf8_lossy(&got)
+        .split("\r\n")
+        .filter_map(|line| line.strip_prefix("HTTP/1.1 "))
+        .filter_map(|rest| rest.get(..3)?.parse().ok())
+        .collect()
+}
+
+/// Issue 19, finding 6: hyper reads a chunk size with any number of
+/// leading zeros; a front proxy may frame it otherwise. The relay cuts the
+/// connection at a size of more than 16 hex digits (every `u64`): no 2xx,
+/// nothing stored. 16 digits, leading zeros included, still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r19_chunk_sizes_with_long_runs_of_leading_zeros_are_refused() {
+    let relay = testkit::Relay::spawn().await;
+    let (_, path) = plain_input(&relay).await;
+    let addr = relay.url.trim_start_matches("http://").to_owned();
+    let request = |size: &str| {
+        head(&path, &["Transfer-Encoding: chunked", "Connection: close"])
+            + &format!("{size}\r\nsmuggled\r\n0\r\n\r\n")
+    };
+    let cases = [
+        (
+            "a million leading zeros",
+            "0".repeat(1_000_000) + "8",
+            false,
+        ),
+        ("17 digits", "0".repeat(16) + "8", false),
+        ("16 digits", "0".repeat(15) + "8", true),
+        ("one digit", "8".to_owned(), true),
+    ];
+    for (case, size, ok) in cases {
+        let before = relay.events().await.len();
+        let answers = exchange_cut(&addr, request(&size).as_bytes()).await;
+        let stored = relay.events().await.len() - before;
+        println!("smuggling: chunk size {case:<25} answers {answers:?}, events stored {stored}");
+        if ok {
+            assert_eq!(answers, vec![200], "{case}");
+            assert_eq!(stored, 1, "{case}");
+        } else {
+            assert!(
+                answers.iter().all(|s| *s >= 400),
+                "{case}: answered {answers:?}"
+            );
+            assert_eq!(stored, 0, "{case}");
+        }
+    }
+}

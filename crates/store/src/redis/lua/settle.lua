@@ -4,7 +4,7 @@
 -- longer holds the delivery (its claim lapsed and another node took it)
 -- changes nothing, and neither does one of a delivery already settled
 -- (a settlement retried after its answer was lost).
--- ARGV: member, kind (delivered|failed|retry|released|expired), at,
+-- ARGV: member, kind (delivered|failed|retry|released|expired|skipped), at,
 --       attempt JSON or '', now_ms, node
 local m, kind, at, attempt, now, node =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
