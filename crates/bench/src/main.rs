@@ -80,6 +80,8 @@ enum Command {
     Catchup(CatchupArgs),
     /// Poll API throughput (`/api/events`, `/v1/events`).
     Poll(PollArgs),
+    /// HTTP tunnels beside the direct path, rathole and bore.
+    Tunnel(TunnelArgs),
     /// Delivery rate to a slow destination, live and from a backlog,
     /// beside the destination's own rate.
     Deliver(DeliverArgs),
@@ -205,6 +207,37 @@ struct PollArgs {
     limit: Option<usize>,
 }
 
+#[derive(Args)]
+struct TunnelArgs {
+    /// Rounds (paths alternate within each; medians reported).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Keep-alive connections of the throughput load.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds of the throughput load per path per round (at most 600).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Round trips with one in flight per path per round.
+    #[arg(long)]
+    sequential: Option<u64>,
+    /// Requests on new connections per path per round.
+    #[arg(long)]
+    fresh: Option<u64>,
+    /// MiB of the bulk download (at most 4096).
+    #[arg(long)]
+    bulk_mib: Option<u64>,
+    #[arg(long, value_delimiter = ',', value_enum)]
+    transport: Option<Vec<Transport>>,
+    /// The directory holding `rathole` and `bore` [default:
+    /// target/bench-tools/bin, where crates/bench/tunnel-bench.sh puts them].
+    #[arg(long)]
+    tools: Option<PathBuf>,
+    /// Leave rathole and bore out (e.g. under a profiler).
+    #[arg(long)]
+    no_peers: bool,
+}
+
 /// Quick or full.
 fn pick<T>(quick: bool, q: T, full: T) -> T {
     if quick {
@@ -306,6 +339,41 @@ fn catchup(cli: &Cli, a: Option<&CatchupArgs>) -> anyhow::Result<scenarios::catc
     anyhow::ensure!(
         (1..=1_000_000).contains(&p.events) && (1..=1024).contains(&p.max_in_flight),
         "--events 1 to 1000000, --max-in-flight 1 to 1024"
+    );
+    Ok(p)
+}
+
+fn tunnel(cli: &Cli, a: Option<&TunnelArgs>) -> anyhow::Result<scenarios::tunnel::Params> {
+    let q = cli.quick;
+    let tools = match a.and_then(|a| a.tools.clone()) {
+        Some(dir) => dir,
+        None => std::env::current_exe()?
+            .parent()
+            .and_then(|release| release.parent())
+            .context("the bench binary sits in target/<profile>/")?
+            .join("bench-tools/bin"),
+    };
+    let p = scenarios::tunnel::Params {
+        rounds: a.and_then(|a| a.rounds).unwrap_or(pick(q, 1, 3)),
+        connections: a.map_or(64, |a| a.connections),
+        seconds: a.and_then(|a| a.seconds).unwrap_or(pick(q, 2, 5)),
+        sequential: a.and_then(|a| a.sequential).unwrap_or(pick(q, 300, 2000)),
+        fresh: a.and_then(|a| a.fresh).unwrap_or(pick(q, 500, 3000)),
+        fresh_concurrency: 8,
+        bulk_bytes: a.and_then(|a| a.bulk_mib).unwrap_or(pick(q, 64, 1024)) << 20,
+        transports: a
+            .and_then(|a| a.transport.clone())
+            .unwrap_or_else(|| vec![Transport::Grpc, Transport::Ws]),
+        tools: (!a.is_some_and(|a| a.no_peers)).then_some(tools),
+    };
+    anyhow::ensure!(
+        (1..=20).contains(&p.rounds)
+            && (1..=1024).contains(&p.connections)
+            && p.seconds <= 600
+            && p.sequential <= 1_000_000
+            && p.fresh <= 100_000
+            && (1..=4096 << 20).contains(&p.bulk_bytes),
+        "--rounds 1 to 20, --connections 1 to 1024, --seconds at most 600, --sequential at most 1000000, --fresh at most 100000, --bulk-mib 1 to 4096"
     );
     Ok(p)
 }
@@ -474,6 +542,7 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::idle::run(spec, &idle(cli, None)?).await?)?;
             out.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?)?;
             out.push(scenarios::poll::run(spec, &poll(cli, None)?).await?)?;
+            out.push(scenarios::tunnel::run(spec, &tunnel(cli, None)?).await?)?;
             out.push(scenarios::functions::run(spec, &functions(cli, None)?).await?)?;
             out.push(scenarios::deliver::run(spec, &deliver(cli, None)?).await?)?;
         }
@@ -489,6 +558,9 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::catchup::run(spec, &catchup(cli, Some(a))?).await?)?
         }
         Command::Poll(a) => out.push(scenarios::poll::run(spec, &poll(cli, Some(a))?).await?)?,
+        Command::Tunnel(a) => {
+            out.push(scenarios::tunnel::run(spec, &tunnel(cli, Some(a))?).await?)?
+        }
         Command::Deliver(a) => {
             out.push(scenarios::deliver::run(spec, &deliver(cli, Some(a))?).await?)?
         }

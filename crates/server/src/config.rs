@@ -120,6 +120,10 @@ pub struct Config {
     /// `--tunnel-domain D`: a request whose `Host` is `{name}.D` goes to
     /// tunnel `name`, whatever its path (lower-case, no leading dot).
     pub tunnel_domain: Option<String>,
+    /// `--tunnel-body-limit`: the most body bytes one tunnel request or
+    /// answer may carry (`None`: unlimited, DESIGN §10). A larger declared
+    /// request answers 413; a stream that passes it is cut.
+    pub tunnel_body_limit: Option<u64>,
     /// The most events, and body bytes, one filtered event read or bulk
     /// resend examines (`GET /v1/events`, `POST /v1/events/resend`).
     pub event_scan: ScanBound,
@@ -177,6 +181,7 @@ impl Config {
             tls: None,
             allow_private_destinations: false,
             tunnel_domain: None,
+            tunnel_body_limit: None,
             event_scan: ScanBound::default(),
         }
     }

@@ -53,10 +53,11 @@ async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = state
             .metrics
-            .render(state.store.pending_writes(), state.hub.agent_count()),
-    )
+            .render(state.store.pending_writes(), state.hub.agent_count());
+        state.tunnels.render_metrics(&mut text);
+        text
+    })
 }

@@ -75,7 +75,7 @@ impl AppState {
                 per_ip: config.max_unauthenticated_agents_per_ip,
                 message_budget: config.agent_message_budget,
             }),
-            tunnels: crate::tunnel::Registry::new(),
+            tunnels: crate::tunnel::Registry::new(store.config_changes()),
             channels: Default::default(),
             scripts: crate::scripts::Scripts::new(functions::Limits::default()),
             ingest_blocks: Default::default(),

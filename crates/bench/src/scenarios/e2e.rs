@@ -130,7 +130,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
 /// Runs `$HOOKRELAY_BENCH_PHASE_HOOK start|stop` around the measured
 /// one-in-flight phase (profile-e2e.sh zeroes and dumps callgrind's
 /// counters with it), waiting at most 5 s for it.
-async fn phase_hook(phase: &str) {
+pub(super) async fn phase_hook(phase: &str) {
     let Some(hook) = std::env::var_os("HOOKRELAY_BENCH_PHASE_HOOK").filter(|h| !h.is_empty())
     else {
         return;

@@ -1,4 +1,5 @@
-//! The six scenarios of issue 7 and `deliver` of issue 13, one file each, and what they share: the
+//! The six scenarios of issue 7, `deliver` of issue 13 and the tunnel
+//! comparison of issue 15, one module each, and what they share: the
 //! agents (the real `hookrelay agent` process, or the agent library in this
 //! process where many are needed) and a pool of senders.
 //!
@@ -17,6 +18,7 @@ pub(crate) mod functions;
 pub(crate) mod idle;
 pub(crate) mod ingest;
 pub(crate) mod poll;
+pub(crate) mod tunnel;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

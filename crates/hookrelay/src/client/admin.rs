@@ -1,12 +1,12 @@
 //! `hookrelay admin <object> <verb>`: the object level of the command tree.
 //! Each object's verbs, flags and request bodies live in its own module
 //! ([`super::tenant`], [`super::bucket`], [`super::input`], [`super::output`],
-//! [`super::token`], [`super::channel`], [`super::function`]); this file
-//! only dispatches.
+//! [`super::token`], [`super::channel`], [`super::function`],
+//! [`super::tunnel`]); this file only dispatches.
 
 use super::http::ApiClient;
 use super::table::View;
-use super::{bucket, channel, function, input, output, tenant, token};
+use super::{bucket, channel, function, input, output, tenant, token, tunnel};
 
 /// The administered objects of DESIGN §1.
 #[derive(clap::Subcommand, Debug)]
@@ -41,6 +41,11 @@ pub(crate) enum AdminCommand {
         #[command(subcommand)]
         verb: token::TokenCommand,
     },
+    /// Tunnels: local HTTP services published through the relay.
+    Tunnel {
+        #[command(subcommand)]
+        verb: tunnel::TunnelCommand,
+    },
     /// Functions: Lua scripts inputs and outputs run (DESIGN §9).
     Function {
         #[command(subcommand)]
@@ -57,6 +62,7 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: AdminCommand) -> anyho
         AdminCommand::Output { verb } => output::run(api, view, verb).await,
         AdminCommand::Token { verb } => token::run(api, view, verb).await,
         AdminCommand::Channel { verb } => channel::run(api, view, verb).await,
+        AdminCommand::Tunnel { verb } => tunnel::run(api, view, verb).await,
         AdminCommand::Function { verb } => function::run(api, view, verb).await,
     }
 }

@@ -47,10 +47,10 @@ impl AuthKind {
     }
 }
 
-/// How callers of the bucket's inputs authenticate.
+/// How callers of the bucket's inputs (or of a tunnel) authenticate.
 #[derive(clap::Args, Debug)]
 pub(crate) struct AuthArgs {
-    /// Auth required of callers of the bucket's inputs.
+    /// Auth required of callers (of the bucket's inputs, or of the tunnel).
     #[arg(long, value_enum)]
     auth: Option<AuthKind>,
     /// User name for `--auth basic`.
@@ -66,7 +66,7 @@ pub(crate) struct AuthArgs {
 
 impl AuthArgs {
     /// The `auth` object, or `None` when no auth flag was given.
-    fn to_json(&self) -> anyhow::Result<Option<Value>> {
+    pub(super) fn to_json(&self) -> anyhow::Result<Option<Value>> {
         let Some(kind) = self.auth else {
             if self.username.is_some() || self.password.is_some() || self.auth_token.is_some() {
                 anyhow::bail!(

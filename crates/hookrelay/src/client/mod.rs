@@ -21,6 +21,7 @@ mod send;
 mod table;
 mod tenant;
 mod token;
+mod tunnel;
 
 pub(crate) use admin::AdminCommand;
 pub(crate) use events::EventsCommand;

@@ -79,6 +79,10 @@ pub(crate) struct ServeArgs {
     /// wildcard DNS record and certificate at the relay).
     #[arg(long, env = "HOOKRELAY_TUNNEL_DOMAIN")]
     tunnel_domain: Option<String>,
+    /// The most body bytes of one tunnel request or answer, as bytes or
+    /// with a KiB/MiB/GiB suffix (e.g. 100MiB) [default: unlimited].
+    #[arg(long, env = "HOOKRELAY_TUNNEL_BODY_LIMIT")]
+    tunnel_body_limit: Option<String>,
     /// A TOML file with the same settings (snake_case keys).
     #[arg(long, env = "HOOKRELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -110,6 +114,7 @@ struct FileConfig {
     agent_message_budget_mib: Option<usize>,
     ingest_body_budget_mib: Option<usize>,
     tunnel_domain: Option<String>,
+    tunnel_body_limit: Option<String>,
 }
 
 /// Where events and configuration live.
@@ -243,6 +248,14 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
         Some(domain) => Some(tunnel_domain(&domain)?),
         None => None,
     };
+    config.tunnel_body_limit = match args.tunnel_body_limit.or(file.tunnel_body_limit) {
+        Some(size) => Some(byte_size(&size).ok_or_else(|| {
+            config_error(
+                "--tunnel-body-limit must be a size such as 1048576, 512KiB, 100MiB or 2GiB",
+            )
+        })?),
+        None => None,
+    };
     config.disabled_inputs = disabled_inputs(env);
     config.webhook_secrets = webhook_secrets(env);
     if let Some(cost) = args.bcrypt_cost.or(file.bcrypt_cost) {
@@ -287,6 +300,28 @@ fn tunnel_domain(domain: &str) -> anyhow::Result<String> {
             "--tunnel-domain must be a DNS name such as tunnels.example.com",
         ))
     }
+}
+
+/// `1048576`, `512KiB`, `100MiB`, `2GiB` (powers of 1024; `K`, `M`, `G`
+/// and `KB`… read the same), above zero.
+fn byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    number
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1 << shift)
+        .filter(|&n| n > 0)
 }
 
 pub(super) fn var_of(env: &[(String, String)], name: &str) -> Option<String> {
@@ -381,6 +416,36 @@ mod tests {
         let resolved = resolve(args, &[]).expect("the sample resolves");
         assert!(matches!(resolved.store, StoreChoice::Sqlite));
         assert_eq!(resolved.config.bcrypt_cost, 12);
+    }
+
+    #[test]
+    fn tunnel_body_limits_read_as_sizes() {
+        assert_eq!(byte_size("1048576"), Some(1 << 20));
+        assert_eq!(byte_size("512KiB"), Some(512 << 10));
+        assert_eq!(byte_size("100 MiB"), Some(100 << 20));
+        assert_eq!(byte_size("2g"), Some(2 << 30));
+        for bad in [
+            "",
+            "0",
+            "MiB",
+            "1.5MiB",
+            "-1",
+            "1TiB",
+            "99999999999999999999",
+        ] {
+            assert_eq!(byte_size(bad), None, "{bad}");
+        }
+        let args = ServeArgs {
+            tunnel_body_limit: Some("1MiB".into()),
+            ..ServeArgs::default()
+        };
+        let resolved = resolve(args, &[]).unwrap();
+        assert_eq!(resolved.config.tunnel_body_limit, Some(1 << 20));
+        let args = ServeArgs {
+            tunnel_body_limit: Some("lots".into()),
+            ..ServeArgs::default()
+        };
+        assert!(resolve(args, &[]).is_err());
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

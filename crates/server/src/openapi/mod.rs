@@ -252,7 +252,9 @@ fn error_meaning(status: u16) -> &'static str {
         413 => "`payload_too_large`",
         415 => "`unsupported_media_type`",
         429 => "`rate_limited`, with `Retry-After` in seconds",
+        502 => "`tunnel_offline` (no agent serves the tunnel), `tunnel_error` (the agent went away) or the agent's `destination_unreachable`",
         503 => "`unavailable` (the store) or `disabled` (a kill switch)",
+        504 => "`destination_timeout`: no answer head within 60 s",
         _ => "an error",
     }
 }

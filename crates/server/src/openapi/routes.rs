@@ -18,6 +18,7 @@ pub(super) fn describe(doc: &mut Doc) {
     agents(doc);
     channels(doc);
     socket(doc);
+    tunnels(doc);
     operations(doc);
 }
 
@@ -502,6 +503,65 @@ fn socket(doc: &mut Doc) {
             .body::<LogBody>()
             .answer::<LogRecorded>(200, "the attempt as recorded")
             .errors(&[400, 401, 404]),
+    );
+}
+
+fn tunnels(doc: &mut Doc) {
+    use crate::tunnel::schemas as t;
+    const TUNNEL: &str = "the tunnel's id (`tun_...`)";
+    doc.add(
+        &[Get],
+        "/v1/tunnels",
+        op("List tunnels")
+            .bearer()
+            .answer::<t::TunnelList>(200, "the tenant's tunnels")
+            .errors(&[401]),
+    );
+    doc.add(
+        &[Post],
+        "/v1/tunnels",
+        op("Create a tunnel")
+            .says("Names are unique on the whole server (they are public addresses): a taken name answers 409 whichever tenant holds it.")
+            .bearer()
+            .body::<t::CreateBody>()
+            .answer::<t::TunnelView>(201, "the tunnel, with its public URLs")
+            .errors(&[400, 401, 409]),
+    );
+    one_object::<t::PatchBody, t::TunnelView>(doc, "/v1/tunnels/{id}", "tunnel", TUNNEL);
+    doc.add(
+        &[Get],
+        "/v1/tunnels/{id}/requests",
+        op("A tunnel's recent requests on this node")
+            .says("Metadata only (time, method, path without the query, status, latency, bytes, client IP), newest first, from a ring of the last 1,000.")
+            .bearer()
+            .path_param("id", TUNNEL)
+            .query::<t::RequestsQuery>()
+            .answer::<t::RequestList>(200, "the requests")
+            .errors(&[401, 404]),
+    );
+    doc.add(
+        ANY,
+        "/t/{rest}",
+        op("A visitor's request through a tunnel (path routing)")
+            .says("`/t/{name}/...`: sent to an agent of tunnel `name` with the prefix stripped (and `X-Forwarded-Prefix: /t/{name}`); the answer is the tunnelled service's own. With `serve --tunnel-domain D`, the same for any path on host `{name}.D`. Bodies stream both ways; upgrades (WebSocket) pass through. The tunnel's auth, if any, is checked first and removed.")
+            .path_param("rest", "the tunnel's name, then the path sent to the service")
+            .raw_body("the request, as the service expects it")
+            .answer_as(200, "*/*", "the service's answer, whatever its status")
+            .errors(&[401, 404, 413, 502, 503, 504]),
+    );
+    doc.add(
+        &[Get],
+        "/v1/tunnel/ws",
+        op("Tunnel agent connection over WebSocket")
+            .says("Upgrades to a WebSocket whose binary frames are one byte stream: a length-prefixed `Hello`/`Welcome` (protobuf, DESIGN §5), then HTTP/2 with the relay as the client (DESIGN §10).")
+            .empty(101, "switching protocols"),
+    );
+    doc.add(
+        &[Post],
+        "/hookrelay.v1.Tunnel/Open",
+        op("Tunnel agent connection over gRPC")
+            .says("The bidirectional stream `hookrelay.v1.Tunnel/Open` of `TunnelChunk`s, one byte stream as over WebSocket; described by the repository's `.proto`.")
+            .answer_as(200, "application/grpc", "the stream"),
     );
 }
 

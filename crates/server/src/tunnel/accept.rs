@@ -159,7 +159,11 @@ async fn run(state: AppState, mut io: BoxIo, peer: Option<SocketAddr>) {
 }
 
 /// Checks the `Hello`, then writes `Welcome`.
-async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<Tunnel, Refusal> {
+async fn accept(
+    state: &AppState,
+    hello: &pb::Hello,
+    client: IpAddr,
+) -> Result<std::sync::Arc<Tunnel>, Refusal> {
     let token =
         crate::auth::authenticate_agent(state, &hello.token_key, &hello.token_secret, client)
             .await
@@ -177,7 +181,12 @@ async fn accept(state: &AppState, hello: &pb::Hello, client: IpAddr) -> Result<T
         ));
     }
     let not_found = || Refusal("not_found", format!("no tunnel {:?}", hello.tunnel));
-    let tunnel = match state.store.tunnel_by_name(&hello.tunnel).await {
+    let tunnel = match state
+        .tunnels
+        .names
+        .get(state.store.as_ref(), &hello.tunnel)
+        .await
+    {
         Ok(tunnel) if tunnel.tenant == token.tenant => tunnel,
         Ok(_) | Err(store::Error::NotFound) => return Err(not_found()),
         Err(err) => return Err(Refusal("unavailable", err.to_string())),

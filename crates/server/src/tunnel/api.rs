@@ -7,10 +7,11 @@ use axum::routing::get;
 use axum::Router;
 use model::{BucketAuth, TenantId, Tunnel, TunnelId};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::log::RequestRecord;
 use crate::api::or_not_found;
+use crate::api::views::BucketAuthOut;
 use crate::auth::Admin;
 use crate::error::{ApiError, Json, Path, Query};
 use crate::state::AppState;
@@ -25,9 +26,11 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/tunnels/{id}/requests", get(requests))
 }
 
-#[derive(Deserialize)]
+/// The create body of DESIGN §10.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct CreateBody {
+    /// A DNS label, unique on the server: the tunnel's public address.
     name: String,
     #[serde(default = "no_auth")]
     auth: BucketAuth,
@@ -38,13 +41,17 @@ pub(crate) struct CreateBody {
 }
 
 /// Every field optional; `"hostHeader": null` clears the rewrite.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PatchBody {
+    #[schema(nullable = false)]
     name: Option<String>,
+    #[schema(nullable = false)]
     auth: Option<BucketAuth>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     host_header: Option<Option<String>>,
+    #[schema(nullable = false)]
     enabled: Option<bool>,
 }
 
@@ -60,13 +67,15 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 }
 
 /// A tunnel as the API shows it: credentials redacted, URLs added.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TunnelView {
+pub(crate) struct TunnelView {
+    #[schema(value_type = String)]
     id: TunnelId,
+    #[schema(value_type = String)]
     tenant: TenantId,
     name: String,
-    auth: Value,
+    auth: BucketAuthOut,
     host_header: Option<String>,
     enabled: bool,
     created_at: i64,
@@ -80,7 +89,7 @@ fn view(state: &AppState, t: &Tunnel) -> TunnelView {
         id: t.id.clone(),
         tenant: t.tenant.clone(),
         name: t.name.clone(),
-        auth: t.auth.redacted(),
+        auth: BucketAuthOut::from(&t.auth),
         host_header: t.host_header.clone(),
         enabled: t.enabled,
         created_at: t.created_at,
@@ -124,8 +133,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &tunnel))))
 }
 
-#[derive(Serialize)]
-struct TunnelList {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TunnelList {
     tunnels: Vec<TunnelView>,
 }
 
@@ -199,13 +208,14 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct RequestsQuery {
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct RequestsQuery {
+    /// At most this many, newest first (1 to 1000, default 100).
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct RequestList {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RequestList {
     requests: Vec<RequestRecord>,
 }
 

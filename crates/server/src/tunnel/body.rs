@@ -15,33 +15,56 @@ use super::log::RequestRecord;
 use super::Busy;
 use crate::state::AppState;
 
-/// A body that adds the bytes it yields to a shared counter.
+/// A body that adds the bytes it yields to a shared counter, and fails
+/// once they pass `limit` (`serve --tunnel-body-limit`): the stream is
+/// then reset, so neither side is sent more than the limit and a frame.
 pub(crate) struct Counted<B> {
     inner: B,
     count: Arc<AtomicU64>,
+    limit: u64,
 }
 
 impl<B> Counted<B> {
-    pub(crate) fn new(inner: B, count: Arc<AtomicU64>) -> Self {
-        Counted { inner, count }
+    pub(crate) fn new(inner: B, count: Arc<AtomicU64>, limit: Option<u64>) -> Self {
+        Counted {
+            inner,
+            count,
+            limit: limit.unwrap_or(u64::MAX),
+        }
     }
 }
 
-impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
+/// The error a body past `--tunnel-body-limit` ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the body exceeds the tunnel body limit of {0} bytes")]
+pub(crate) struct TooLarge(u64);
+
+impl<B> Body for Counted<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<tower::BoxError>,
+{
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = tower::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+    ) -> Poll<Option<Result<Frame<Bytes>, tower::BoxError>>> {
+        let polled = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = polled.data_ref() {
+            let len = data.len() as u64;
+            let total = self.count.fetch_add(len, Ordering::Relaxed) + len;
+            if total > self.limit {
+                return Poll::Ready(Some(Err(TooLarge(self.limit).into())));
             }
         }
-        polled
+        Poll::Ready(Some(Ok(polled)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -69,7 +92,7 @@ impl Drop for Finish {
         let mut record = self.record.clone();
         record.bytes_in = self.bytes_in.load(Ordering::Relaxed);
         record.bytes_out = self.bytes_out.load(Ordering::Relaxed);
-        self.state.tunnels.log.push(&self.tunnel, record);
+        self.state.tunnels.finished(&self.tunnel, record);
     }
 }
 
@@ -79,14 +102,18 @@ pub(crate) struct Logged<B> {
     pub(crate) _finish: Finish,
 }
 
-impl<B: Body<Data = Bytes> + Unpin> Body for Logged<B> {
+impl<B> Body for Logged<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<tower::BoxError>,
+{
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = tower::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, tower::BoxError>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 

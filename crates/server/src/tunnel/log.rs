@@ -13,7 +13,7 @@ use serde::Serialize;
 pub(crate) const CAPACITY: usize = 1000;
 
 /// One request through a tunnel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RequestRecord {
     /// When it arrived, ms since the epoch.
@@ -25,6 +25,10 @@ pub(crate) struct RequestRecord {
     pub(crate) status: u16,
     /// To the response head, in ms.
     pub(crate) latency_ms: u64,
+    /// The same in µs, for the metrics' histogram; `None` when no agent
+    /// was asked. Not part of the log's view.
+    #[serde(skip)]
+    pub(crate) latency_micros: Option<u64>,
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) client_ip: String,
@@ -76,6 +80,7 @@ mod tests {
             path: "/".into(),
             status,
             latency_ms: 1,
+            latency_micros: None,
             bytes_in: 0,
             bytes_out: 0,
             client_ip: "127.0.0.1".into(),

@@ -15,12 +15,16 @@
 //!   `/v1/tunnel/ws`) and the handshake.
 //! - `proxy`: a public request through an agent, upgrades included.
 //! - `log`: the bounded per-tunnel ring of request metadata.
+//! - `metrics`: the tunnel figures of `/metrics`.
+//! - `names`: tunnels by name, cached along the store's configuration feed.
 //! - `api`: `/v1/tunnels` and `/v1/tunnels/{id}/requests`.
 
 mod accept;
 mod api;
 mod body;
 mod log;
+mod metrics;
+mod names;
 mod proxy;
 pub(crate) mod route;
 
@@ -35,6 +39,13 @@ use model::TunnelId;
 use crate::state::AppState;
 
 pub(crate) use log::RequestLog;
+
+/// The bodies and views, for `crate::openapi`.
+pub(crate) mod schemas {
+    pub(crate) use super::api::{
+        CreateBody, PatchBody, RequestList, RequestsQuery, TunnelList, TunnelView,
+    };
+}
 pub(crate) use proxy::by_host;
 
 /// The public, agent and admin routes of tunnels.
@@ -62,15 +73,36 @@ pub(crate) struct Registry {
     agents: Mutex<HashMap<TunnelId, Vec<Arc<Agent>>>>,
     next: AtomicU64,
     pub(crate) log: RequestLog,
+    metrics: metrics::TunnelMetrics,
+    pub(crate) names: names::Names,
 }
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    /// `changes` is the store's configuration feed.
+    pub(crate) fn new(changes: tokio::sync::watch::Receiver<u64>) -> Self {
         Registry {
+            names: names::Names::new(changes),
             agents: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             log: RequestLog::new(),
+            metrics: metrics::TunnelMetrics::default(),
         }
+    }
+
+    /// A public request is over: into the log and the metrics.
+    fn finished(&self, tunnel: &TunnelId, record: log::RequestRecord) {
+        self.metrics.finished(&record);
+        self.log.push(tunnel, record);
+    }
+
+    /// Appends the tunnel metrics to the Prometheus text.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        let mut agents: Vec<(String, usize)> = lock(&self.agents)
+            .iter()
+            .map(|(id, list)| (id.to_string(), list.len()))
+            .collect();
+        agents.sort();
+        self.metrics.render(out, &agents);
     }
 
     fn next_number(&self) -> u64 {

@@ -69,7 +69,12 @@ fn unknown() -> Response {
 }
 
 async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Request) -> Response {
-    let tunnel = match state.store.tunnel_by_name(&target.name).await {
+    let tunnel = match state
+        .tunnels
+        .names
+        .get(state.store.as_ref(), &target.name)
+        .await
+    {
         Ok(tunnel) => tunnel,
         Err(store::Error::NotFound) => return unknown(),
         Err(err) => return ApiError::from(err).into_response(),
@@ -82,6 +87,18 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
     if let Err(err) = crate::ingest::bucket_auth::check(&tunnel.auth, req.headers(), query) {
         return err.into_response();
     }
+    if let Some(limit) = state.config.tunnel_body_limit {
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            let message =
+                format!("the body exceeds this relay's tunnel body limit of {limit} bytes");
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+                .into_response();
+        }
+    }
     let client = crate::client::client_ip(&state.config.trusted_proxies, peer, req.headers());
     let record = RequestRecord {
         at: store::clock::now_ms(),
@@ -89,6 +106,7 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
         path: target.path_and_query.path().to_owned(),
         status: 0,
         latency_ms: 0,
+        latency_micros: None,
         bytes_in: 0,
         bytes_out: 0,
         client_ip: client.to_string(),
@@ -96,7 +114,7 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
     let Some(agent) = state.tunnels.pick(&tunnel.id) else {
         let mut record = record;
         record.status = 502;
-        state.tunnels.log.push(&tunnel.id, record);
+        state.tunnels.finished(&tunnel.id, record);
         let message = "no agent serves this tunnel now";
         return ApiError::new(StatusCode::BAD_GATEWAY, "tunnel_offline", message).into_response();
     };
@@ -126,7 +144,9 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
     let started = Instant::now();
     let answer =
         tokio::time::timeout(tunnel::FIRST_BYTE_TIMEOUT, sender.send_request(outbound)).await;
-    finish.record.latency_ms = started.elapsed().as_millis() as u64;
+    let latency = started.elapsed();
+    finish.record.latency_ms = latency.as_millis() as u64;
+    finish.record.latency_micros = Some(latency.as_micros() as u64);
     let response = match answer {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
@@ -152,7 +172,7 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
     strip_hop_by_hop(&mut parts.headers);
     let count = Arc::clone(&finish.bytes_out);
     let body = Logged {
-        inner: Counted::new(body, count),
+        inner: Counted::new(body, count, state.config.tunnel_body_limit),
         _finish: finish,
     };
     Response::from_parts(parts, Body::new(body))
@@ -220,7 +240,11 @@ fn outbound(
         }
         None => {
             builder = builder.method(parts.method);
-            Body::new(Counted::new(body, Arc::clone(bytes_in)))
+            Body::new(Counted::new(
+                body,
+                Arc::clone(bytes_in),
+                state.config.tunnel_body_limit,
+            ))
         }
     };
     let mut request = builder

@@ -13,16 +13,7 @@ use testkit::Relay;
 use super::security::routes::declared_routes;
 
 /// Routes that are not part of the JSON API, and why.
-const NOT_DESCRIBED: &[(&str, &str)] = &[
-    ("/ui", "the web dashboard's HTML pages"),
-    // Known gap (issue 15): the tunnel routes landed after the table.
-    ("/t/", "tunnel visitors: the tunnelled service's own routes"),
-    ("/v1/tunnel", "tunnels: not described yet (issue 15)"),
-    (
-        "/hookrelay.v1.Tunnel",
-        "the tunnel agent's stream: not described yet (issue 15)",
-    ),
-];
+const NOT_DESCRIBED: &[(&str, &str)] = &[("/ui", "the web dashboard's HTML pages")];
 
 /// The methods an `ANY` route must be described under.
 const ANY: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -119,7 +110,13 @@ async fn the_description_parses_and_describes_every_routed_path() {
         assert!(schemas.contains_key(name), "dangling reference {r}");
     }
     // No schema describes a secret field of an answer.
-    for name in ["BucketOut", "InputOut", "TokenOut", "OutputOut"] {
+    for name in [
+        "BucketOut",
+        "InputOut",
+        "TokenOut",
+        "OutputOut",
+        "TunnelView",
+    ] {
         let (props, _) = properties(
             &raw,
             &json!({"$ref": format!("#/components/schemas/{name}")}),
@@ -249,12 +246,28 @@ async fn real_answers_carry_exactly_the_described_fields() {
         output.clone(),
     );
     answers.insert(("POST", "/v1/tokens".into(), 201), token.clone());
+    let tunnel = relay
+        .admin(
+            Method::POST,
+            "/v1/tunnels",
+            Some(json!({"name": "described", "auth": {"type": "basic", "username": "u", "password": "p"}})),
+            StatusCode::CREATED,
+        )
+        .await;
+    answers.insert(("POST", "/v1/tunnels".into(), 201), tunnel.clone());
+    let tunnel_id = tunnel["id"].as_str().unwrap();
     answers.insert(("POST", "/v1/functions".into(), 201), function);
     answers.insert(
         ("POST", "/v1/functions/{function}/invoke".into(), 200),
         invoked,
     );
     for (path, route) in [
+        (format!("/v1/tunnels/{tunnel_id}"), "/v1/tunnels/{id}"),
+        (
+            format!("/v1/tunnels/{tunnel_id}/requests"),
+            "/v1/tunnels/{id}/requests",
+        ),
+        ("/v1/tunnels".to_owned(), "/v1/tunnels"),
         (format!("/v1/buckets/{bucket}"), "/v1/buckets/{bucket}"),
         (
             format!("/v1/inputs/{}", input["id"].as_str().unwrap()),

@@ -131,7 +131,12 @@ impl Inner {
             .await
             .map_err(unavailable)?;
         match answer.strip_prefix("ok:") {
-            Some(old) => Ok(old.to_owned()),
+            Some(old) => {
+                // Caches of tunnels by name (the relay's public side) drop
+                // what they hold, here and on the other nodes.
+                self.config_changed().await;
+                Ok(old.to_owned())
+            }
             None if answer == "nf" => Err(Error::NotFound),
             None => Err(Error::Conflict("id")),
         }

@@ -6,9 +6,12 @@
 //! routing, forwarded headers, auth, crafted targets, offline and unknown
 //! tunnels, refused tokens. `agents`: two agents sharing a tunnel, one
 //! killed mid-request. `tls`: both transports through TLS with a private CA.
+//! `operations`: `serve --tunnel-body-limit`, the tunnel metrics, and
+//! `hookrelay admin tunnel`.
 
 mod agents;
 mod destination;
+mod operations;
 mod routing;
 mod tls;
 mod traffic;
@@ -32,12 +35,15 @@ pub(super) struct Relay {
 
 impl Relay {
     pub(super) fn start() -> Relay {
+        Self::start_with(&[])
+    }
+
+    /// With extra `serve` flags.
+    pub(super) fn start_with(extra: &[&str]) -> Relay {
         let data = tempfile::tempdir().unwrap();
-        let serve = Serve::start_with(
-            data.path(),
-            &["--tunnel-domain", DOMAIN, "--admin-secret", ADMIN],
-            &[],
-        );
+        let mut args = vec!["--tunnel-domain", DOMAIN, "--admin-secret", ADMIN];
+        args.extend_from_slice(extra);
+        let serve = Serve::start_with(data.path(), &args, &[]);
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         Relay {
             serve,

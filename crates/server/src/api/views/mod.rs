@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 pub(crate) use events::{EventDetail, EventOut};
 pub(crate) use objects::{
-    BucketOut, InputCreated, InputOut, OutputOut, TenantOut, TokenIssued, TokenOut,
+    BucketAuthOut, BucketOut, InputCreated, InputOut, OutputOut, TenantOut, TokenIssued, TokenOut,
 };
 
 /// `GET /v1/buckets`.

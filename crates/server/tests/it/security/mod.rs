@@ -10,6 +10,8 @@
 //!   headers, each refused 400 naming the field;
 //! - `token_oracle` (issue 19): a wrong secret costs the same for a known
 //!   and an unknown token key (a decoy bcrypt check);
+//! - `tunnel_hello`: a tunnel agent's `Hello` on both transports, for
+//!   `probing`;
 //! - `body_budget` (issue 19): webhook bodies being read share one
 //!   server-wide budget; over it, 503 with `Retry-After`;
 //! - `smuggling`: ambiguous request framing on the ingest route is refused
@@ -23,3 +25,4 @@ pub(super) mod routes;
 mod smuggling;
 mod ssrf;
 mod token_oracle;
+mod tunnel_hello;

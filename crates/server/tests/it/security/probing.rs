@@ -31,6 +31,8 @@ struct World {
     b_ids: Vec<String>,
     a_tenant: String,
     a_agent: String,
+    /// A tunnel-mode agent token of A.
+    a_tunnel: String,
     a_poll: String,
     a_poll_key: String,
     a_poll_secret: String,
@@ -154,10 +156,26 @@ async fn world() -> World {
     assert_eq!(answer.status(), StatusCode::OK);
     let events = as_admin(&relay, b, Method::GET, "/v1/events", Value::Null).await;
     let event = events["events"][0]["id"].as_str().unwrap().to_owned();
+    let tunnel = as_admin(
+        &relay,
+        b,
+        Method::POST,
+        "/v1/tunnels",
+        json!({"name": "bravo-app"}),
+    )
+    .await;
 
     let token = |scope: &str| json!({ "scope": scope });
     let a_tenant = as_admin(&relay, "alpha", Method::POST, "/v1/tokens", token("tenant")).await;
     let a_agent = as_admin(&relay, "alpha", Method::POST, "/v1/tokens", token("agent")).await;
+    let a_tunnel = as_admin(
+        &relay,
+        "alpha",
+        Method::POST,
+        "/v1/tokens",
+        json!({"scope": "agent", "mode": "tunnel"}),
+    )
+    .await;
     let a_poll = as_admin(&relay, "alpha", Method::POST, "/v1/tokens", token("poll")).await;
     let text = |v: &Value, field: &str| v[field].as_str().unwrap().to_owned();
     let b_values = vec![
@@ -169,10 +187,12 @@ async fn world() -> World {
         ("{key}", text(&b_poll, "key")),
         ("{event}", event),
         ("{tenant}", b.to_owned()),
+        ("{tunnel}", text(&tunnel, "id")),
+        ("{tunnel_name}", "bravo-app".to_owned()),
     ];
     let mut b_ids: Vec<String> = b_values
         .iter()
-        .filter(|(p, _)| *p != "{bucket_name}")
+        .filter(|(p, _)| !matches!(*p, "{bucket_name}" | "{tunnel_name}"))
         .map(|(_, v)| v.clone())
         .collect();
     b_ids.push(secrets[1].clone());
@@ -182,6 +202,7 @@ async fn world() -> World {
         b_ids,
         a_tenant: text(&a_tenant, "token"),
         a_agent: text(&a_agent, "token"),
+        a_tunnel: text(&a_tunnel, "token"),
         a_poll: text(&a_poll, "token"),
         a_poll_key: text(&a_poll, "key"),
         a_poll_secret: secrets[0].clone(),
@@ -195,6 +216,7 @@ fn random_like(placeholder: &str, real: &str) -> String {
         "{bucket}" => model::BucketId::generate().to_string(),
         "{input}" => model::InputId::generate().to_string(),
         "{output}" => model::OutputId::generate().to_string(),
+        "{tunnel}" => model::TunnelId::generate().to_string(),
         "{function}" => model::FunctionId::generate().to_string(),
         "{key}" => model::TokenKey::generate().to_string(),
         // Same time part, random rest: an id B could have had.
@@ -203,6 +225,8 @@ fn random_like(placeholder: &str, real: &str) -> String {
             format!("{}{}", &real[..14], hex[..16].to_uppercase())
         }
         "{bucket_name}" | "{tenant}" => format!("t{}", noise()),
+        // A DNS label of B's name's length.
+        "{tunnel_name}" => format!("t{}", &noise().to_lowercase()[..real.len() - 1]),
         other => panic!("no random form for {other}"),
     }
 }
@@ -447,6 +471,45 @@ async fn another_tenants_ids_answer_like_random_ones_on_every_route() {
                     );
                 }
             }
+            Probe::TunnelHello(transport) => {
+                let placeholder = "{tunnel_name}";
+                let real = w.b(placeholder).to_owned();
+                let (mut real_times, mut random_times) = (Vec::new(), Vec::new());
+                for i in 0..PAIRS {
+                    let random = random_like(placeholder, &real);
+                    let order = if i % 2 == 0 {
+                        [&real, &random]
+                    } else {
+                        [&random, &real]
+                    };
+                    let mut answers = Vec::new();
+                    for value in order {
+                        let start = Instant::now();
+                        let answer = super::tunnel_hello::tunnel_hello(
+                            &w.relay.url,
+                            *transport,
+                            &w.a_tunnel,
+                            value,
+                        )
+                        .await;
+                        let took = start.elapsed();
+                        if value == &real {
+                            real_times.push(took);
+                        } else {
+                            random_times.push(took);
+                        }
+                        answers.push(answer.replace(value.as_str(), "<probed>"));
+                    }
+                    assert_eq!(answers[0], answers[1], "tunnel Hello for B's tunnel");
+                    assert!(answers[0].contains("not_found"), "{}", answers[0]);
+                }
+                report(
+                    &format!("{transport:?} tunnel Hello {placeholder}"),
+                    real_times,
+                    random_times,
+                    true,
+                );
+            }
             Probe::Outside(_) => {}
         }
     }
@@ -459,6 +522,7 @@ async fn another_tenants_ids_answer_like_random_ones_on_every_route() {
         format!("/v1/outputs/{}", w.b("{output}")),
         format!("/v1/tokens/{}", w.b("{key}")),
         format!("/v1/events/{}", w.b("{event}")),
+        format!("/v1/tunnels/{}", w.b("{tunnel}")),
     ] {
         as_admin(b, "bravo", Method::GET, &path, Value::Null).await;
     }

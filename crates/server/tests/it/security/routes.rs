@@ -22,7 +22,7 @@ const POLLERS: &[Cred] = &[Cred::Tenant, Cred::Agent, Cred::Poll, Cred::PollSecr
 
 pub(super) enum Probe {
     /// The path, query or body names one of B's objects through exactly one
-    /// placeholder (`{bucket}`, `{bucket_name}`, `{input}`, `{output}`,
+    /// placeholder (`{bucket}`, `{bucket_name}`, `{input}`, `{output}`, `{tunnel}`,
     /// `{key}`, `{event}`, `{tenant}`); `{own_key}` is A's poll token. The
     /// answer is one of `status` and equals the answer for a random value.
     Foreign {
@@ -40,6 +40,9 @@ pub(super) enum Probe {
     /// An agent transport: a `Hello` with A's agent token asks for B's
     /// bucket (by id and by name).
     AgentHello(Transport),
+    /// A tunnel agent transport: a `Hello` with A's tunnel-mode token asks
+    /// for B's tunnel by name.
+    TunnelHello(Transport),
     /// Not tenant-scoped: why, and where it is tested.
     Outside(&'static str),
 }
@@ -115,10 +118,9 @@ const CHANNEL_STREAMS: &str = "a channel's stream takes a capability, not a tena
 const SOCKET: &str = "Webhook Relay's socket server: JSON frames, not a Hello; a socket \
     of tenant A subscribing to B's bucket by id or name is refused in tests/it/socket";
 const OPERATIONS: &str = "operations route: no credentials, no tenant data";
-/// Known gap (issue 15): the tunnel routes landed after this sweep; their
-/// isolation is tested in crates/hookrelay/tests/it/tunnels and the store's
-/// conformance checks, not yet probed here byte for byte.
-const TUNNELS: &str = "tunnels: not yet in the cross-tenant sweep (issue 15)";
+const TUNNEL_VISITORS: &str = "tunnel visitors: a tunnel's name is its public address, not a \
+    tenant's secret, and visitors present no tenant credential; routing, auth and crafted \
+    targets in crates/hookrelay/tests/it/tunnels";
 const DASHBOARD: &str = "dashboard: a cookie session that calls the API in-process with its \
     credential (the API's own checks); tenant isolation in tests/browser";
 
@@ -363,15 +365,31 @@ pub(super) const ROUTES: &[Route] = &[
     // Last, as it makes A a bucket named like B's, which the by-name probe
     // above would then find: A may take B's bucket name (no conflict leaks).
     listing("POST", "/v1/buckets", Some(r#"{"name": "prod"}"#)),
-    outside("ANY", "/t/{*rest}", TUNNELS),
-    outside("GET", "/v1/tunnel/ws", TUNNELS),
-    outside("ANY", "/hookrelay.v1.Tunnel/Open", TUNNELS),
-    outside("GET", "/v1/tunnels", TUNNELS),
-    outside("POST", "/v1/tunnels", TUNNELS),
-    outside("GET", "/v1/tunnels/{id}", TUNNELS),
-    outside("PATCH", "/v1/tunnels/{id}", TUNNELS),
-    outside("DELETE", "/v1/tunnels/{id}", TUNNELS),
-    outside("GET", "/v1/tunnels/{id}/requests", TUNNELS),
+    listing("GET", "/v1/tunnels", None),
+    foreign("GET", "/v1/tunnels/{id}", "/v1/tunnels/{tunnel}"),
+    foreign_with("PATCH", "/v1/tunnels/{id}", "/v1/tunnels/{tunnel}", "{}"),
+    foreign("DELETE", "/v1/tunnels/{id}", "/v1/tunnels/{tunnel}"),
+    foreign(
+        "GET",
+        "/v1/tunnels/{id}/requests",
+        "/v1/tunnels/{tunnel}/requests",
+    ),
+    // Tunnel names are unique on the whole server (they are public
+    // addresses, DESIGN §10): A taking B's name gets 409 by design, so the
+    // probe creates a name of A's own and checks the answer holds none of
+    // B's ids.
+    listing("POST", "/v1/tunnels", Some(r#"{"name": "alpha-own"}"#)),
+    Route {
+        method: "GET",
+        route: "/v1/tunnel/ws",
+        probe: Probe::TunnelHello(Transport::WebSocket),
+    },
+    Route {
+        method: "ANY",
+        route: "/hookrelay.v1.Tunnel/Open",
+        probe: Probe::TunnelHello(Transport::Grpc),
+    },
+    outside("ANY", "/t/{*rest}", TUNNEL_VISITORS),
     outside("ANY", "/ui/{*rest}", DASHBOARD),
     outside("GET", "/ui", DASHBOARD),
     outside("GET", "/ui/", DASHBOARD),
