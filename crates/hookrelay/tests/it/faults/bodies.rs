@@ -158,10 +158,14 @@ async fn r19_two_hundred_25_mib_bodies_at_once_stay_within_the_budget() {
     );
     assert!(stored > 0, "some bodies got through");
     assert_eq!(counted, stored, "every 2xx is stored, nothing else");
+    // Bounded against what the relay held before the load: its idle RSS
+    // (a debug binary's, 37-43 MiB seen) is not the budget's to hold.
+    // Measured growth: 181 and 188 MiB against 5,000 MiB offered.
     assert!(
-        peak < (BUDGET_MIB + 100) * 1024,
-        "the relay's peak RSS was {} MiB",
-        peak / 1024
+        peak.saturating_sub(rss_before) < (BUDGET_MIB + 100) * 1024,
+        "the relay's RSS grew by {} MiB (from {} MiB)",
+        peak.saturating_sub(rss_before) / 1024,
+        rss_before / 1024
     );
     drop(serve);
 }
