@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(request.path.len() <= 8 * 1024 && request.query.len() <= 8 * 1024);
             assert!(request.headers.len() <= 100);
             for (name, value) in &request.headers {
-                assert!(http::HeaderName::from_bytes(name.as_bytes()).is_ok(), "{name:?}");
+                assert!(
+                    http::HeaderName::from_bytes(name.as_bytes()).is_ok(),
+                    "{name:?}"
+                );
                 assert_eq!(name, &name.to_ascii_lowercase());
                 assert!(http::HeaderValue::from_str(value).is_ok(), "{value:?}");
             }

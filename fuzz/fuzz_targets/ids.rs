@@ -8,7 +8,10 @@ use model::{BucketId, EventId, InputId, OutputId, TenantId, TokenKey};
 
 fuzz_target!(|text: &str| {
     if let Ok(id) = text.parse::<EventId>() {
-        assert_eq!(id.to_string().to_ascii_uppercase(), text.to_ascii_uppercase());
+        assert_eq!(
+            id.to_string().to_ascii_uppercase(),
+            text.to_ascii_uppercase()
+        );
     }
     if let Ok(id) = text.parse::<InputId>() {
         assert_eq!(id.to_string(), text.to_ascii_lowercase());

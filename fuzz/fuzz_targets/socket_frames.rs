@@ -72,6 +72,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(ms.parse::<u64>().is_ok() && n.parse::<u64>().is_ok());
     if let Some((ms, n)) = parsed {
         let (a, b) = frame.split_once('-').expect("a parsed id has a dash");
-        assert_eq!((a.parse::<u64>().ok(), b.parse::<u64>().ok()), (Some(ms), Some(n)));
+        assert_eq!(
+            (a.parse::<u64>().ok(), b.parse::<u64>().ok()),
+            (Some(ms), Some(n))
+        );
     }
 });
