@@ -156,8 +156,16 @@ async fn r19_two_hundred_25_mib_bodies_at_once_stay_within_the_budget() {
         peak as f64 / 1024.0,
         started.elapsed().as_secs_f64(),
     );
-    assert!(stored > 0, "some bodies got through");
     assert_eq!(counted, stored, "every 2xx is stored, nothing else");
+    // Whether one of the 200 gets through while all of them compete is a
+    // race (half stream without a length and are cut as the budget fills;
+    // 0 and 1 stored were both seen): what must hold is that the flood
+    // leaves nothing held, so the next sender is stored.
+    let after = send_one(http.clone(), url.clone(), shared.clone(), 0).await;
+    assert!(
+        matches!(after, Ok(Outcome::Stored)),
+        "a body after the flood is stored"
+    );
     // Bounded against what the relay held before the load: its idle RSS
     // (a debug binary's, 37-43 MiB seen) is not the budget's to hold.
     // Measured growth: 181 and 188 MiB against 5,000 MiB offered.
