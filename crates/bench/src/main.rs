@@ -539,7 +539,9 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
             out.push(scenarios::ingest::run(spec, &ingest(cli, None)?).await?)?;
             out.push(scenarios::e2e::run(spec, &e2e(cli, None)?).await?)?;
             out.push(scenarios::fanout::run(spec, &fanout(cli, None)?).await?)?;
-            out.push(scenarios::idle::run(spec, &idle(cli, None)?).await?)?;
+            let params = idle(cli, None)?;
+            out.push(scenarios::idle::run(spec, &params).await?)?;
+            out.push(scenarios::idle::agent_process(spec, &params.transports).await?)?;
             out.push(scenarios::catchup::run(spec, &catchup(cli, None)?).await?)?;
             out.push(scenarios::poll::run(spec, &poll(cli, None)?).await?)?;
             out.push(scenarios::tunnel::run(spec, &tunnel(cli, None)?).await?)?;
@@ -553,7 +555,11 @@ async fn run(cli: &Cli, spec: &relay::RelaySpec, out: &mut Outputs<'_>) -> anyho
         Command::Fanout(a) => {
             out.push(scenarios::fanout::run(spec, &fanout(cli, Some(a))?).await?)?
         }
-        Command::Idle(a) => out.push(scenarios::idle::run(spec, &idle(cli, Some(a))?).await?)?,
+        Command::Idle(a) => {
+            let params = idle(cli, Some(a))?;
+            out.push(scenarios::idle::run(spec, &params).await?)?;
+            out.push(scenarios::idle::agent_process(spec, &params.transports).await?)?;
+        }
         Command::Catchup(a) => {
             out.push(scenarios::catchup::run(spec, &catchup(cli, Some(a))?).await?)?
         }

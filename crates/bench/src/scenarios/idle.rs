@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{LibraryAgents, Transport, PATIENCE};
+use super::{AgentProcess, LibraryAgents, Transport, PATIENCE};
 use crate::relay::{rss_kib, Relay, RelaySpec};
 use crate::report::Table;
 
@@ -107,5 +107,53 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         ]);
         relay.stop().await;
     }
+    Ok(table.finish())
+}
+
+/// The idle `hookrelay agent` process itself, per transport (issue 14: at
+/// most 8 MB; bore's client 4.4 MB, rathole's 8.2 MB): connected, nothing
+/// to deliver, RSS read after it settled.
+pub(crate) async fn agent_process(
+    spec: &RelaySpec,
+    transports: &[Transport],
+) -> anyhow::Result<Table> {
+    let mut table = Table::new(
+        "idle agent process",
+        "one idle `hookrelay agent` process, connected; its own RSS (goal <= 8 MB)".into(),
+        vec!["transport", "RSS MiB", "anon MiB"],
+    );
+    table.header();
+    let relay = Relay::start(spec).await?;
+    let bucket = relay.bucket("bench").await?;
+    let _ = relay.github_input(&bucket, "idle").await?;
+    relay
+        .internal_output(&bucket, "http://127.0.0.1:9/unused")
+        .await?;
+    let token = relay.agent_token().await?;
+    for &transport in transports {
+        let agent = AgentProcess::spawn(
+            spec,
+            &relay,
+            &token,
+            "bench",
+            transport,
+            "http://127.0.0.1:9/unused",
+            64,
+        )?;
+        relay.wait_agents(1, PATIENCE).await?;
+        tokio::time::sleep(SETTLE).await;
+        let pid = agent
+            .pid()
+            .ok_or_else(|| anyhow::anyhow!("the agent exited"))?;
+        let (rss, anon) = rss_kib(pid)?;
+        table.row(vec![
+            json!(transport.name()),
+            json!(rss as f64 / 1024.0),
+            json!(anon as f64 / 1024.0),
+        ]);
+        agent.stop().await;
+        relay.wait_agents(0, PATIENCE).await?;
+    }
+    relay.stop().await;
     Ok(table.finish())
 }

@@ -86,6 +86,11 @@ impl AgentProcess {
         Ok(AgentProcess { child })
     }
 
+    /// The process id, while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stops the agent (SIGTERM: a clean stop, then SIGKILL if need be).
     pub(crate) async fn stop(mut self) {
         crate::relay::terminate(&mut self.child).await;
