@@ -345,10 +345,9 @@ impl Tracker {
                         };
                     } else {
                         // Not HTTP/2: replay what matched as HTTP/1.
-                        self.state = State::Head(Head::default());
-                        for &b in &PREFACE[..seen] {
-                            self.head_byte(b);
-                        }
+                        let mut head = Head::default();
+                        head.extend(&PREFACE[..seen]);
+                        self.state = State::Head(head);
                     }
                 }
                 State::Sized(left) => {
@@ -359,9 +358,22 @@ impl Tracker {
                         self.body_done();
                     }
                 }
-                State::Head(_) => {
-                    self.head_byte(bytes[at]);
-                    at += 1;
+                State::Head(head) => {
+                    // A line at a time: the head is most of what an
+                    // ingest request sends, and byte by byte this guard
+                    // was 2.3 % of the relay's CPU under ingest (`perf`).
+                    let rest = &bytes[at..];
+                    match rest.iter().position(|&c| c == b'\n') {
+                        Some(end) => {
+                            head.extend(&rest[..end]);
+                            at += end + 1;
+                            self.line_end();
+                        }
+                        None => {
+                            head.extend(rest);
+                            at = bytes.len();
+                        }
+                    }
                 }
                 State::Chunked(chunk) => {
                     if let Chunk::Body { left } = chunk {
@@ -408,21 +420,11 @@ impl Tracker {
         };
     }
 
-    fn head_byte(&mut self, b: u8) {
+    /// The end of a head line (its `\n` read).
+    fn line_end(&mut self) {
         let State::Head(head) = &mut self.state else {
             return;
         };
-        if b != b'\n' {
-            if head.line.len() < LINE_KEEP {
-                head.line.push(b);
-            }
-            head.line_len += 1;
-            if head.tail.len() == 16 {
-                head.tail.remove(0);
-            }
-            head.tail.push(b);
-            return;
-        }
         let mut line = std::mem::take(&mut head.line);
         let mut tail = std::mem::take(&mut head.tail);
         let truncated = head.line_len > LINE_KEEP;
@@ -486,7 +488,25 @@ impl Tracker {
     }
 }
 
+/// The last bytes of a line kept (the request line's version is in them).
+const TAIL_KEEP: usize = 16;
+
 impl Head {
+    /// More of the current line, without its `\n`.
+    fn extend(&mut self, part: &[u8]) {
+        let keep = LINE_KEEP.saturating_sub(self.line.len()).min(part.len());
+        self.line.extend_from_slice(&part[..keep]);
+        self.line_len += part.len();
+        if part.len() >= TAIL_KEEP {
+            self.tail.clear();
+            self.tail.extend_from_slice(&part[part.len() - TAIL_KEEP..]);
+        } else {
+            let excess = (self.tail.len() + part.len()).saturating_sub(TAIL_KEEP);
+            self.tail.drain(..excess);
+            self.tail.extend_from_slice(part);
+        }
+    }
+
     /// One header line, read as hyper reads the framing headers.
     fn header(&mut self, line: &[u8], truncated: bool) {
         let Some(colon) = line.iter().position(|&c| c == b':') else {
