@@ -397,6 +397,8 @@ pub(crate) fn aad_of(table: Table, id: &str) -> Vec<u8> {
         Table::Events => event_aad(id),
         Table::Inputs => input_aad(id),
         Table::Buckets => bucket_aad(id),
+        Table::Functions => function_aad(id),
+        Table::Tunnels => tunnel_aad(id),
     }
 }
 
@@ -406,6 +408,10 @@ pub(crate) enum Table {
     Events,
     Inputs,
     Buckets,
+    /// A function's config.
+    Functions,
+    /// A tunnel's auth settings.
+    Tunnels,
 }
 
 #[cfg(test)]
