@@ -118,10 +118,11 @@ async fn forward_one(
         .into_iter()
         .map(|h| (h.name, h.value))
         .collect();
-    let pairs: Vec<(String, String)> = event
+    // Byte-exact: `raw_value` when the server sent one (DESIGN §8).
+    let pairs: Vec<(String, Vec<u8>)> = event
         .headers
         .into_iter()
-        .map(|h| (h.name, h.value))
+        .map(pb::Header::into_bytes)
         .collect();
     let outbound = Outbound {
         method: event.method.clone(),
@@ -141,6 +142,7 @@ async fn forward_one(
                 .map(|(name, value)| pb::Header {
                     name: name.clone(),
                     value: value.clone(),
+                    raw_value: Vec::new(),
                 })
                 .collect(),
             body: outcome.body.to_vec(),

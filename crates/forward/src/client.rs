@@ -163,7 +163,7 @@ impl Forwarder {
                 return Err(format!("{INVALID_REQUEST}: header name {name:?}"));
             };
             // The value is never quoted: it may be a credential.
-            let Ok(header_value) = HeaderValue::from_bytes(value.as_bytes()) else {
+            let Ok(header_value) = HeaderValue::from_bytes(value) else {
                 return Err(format!("{INVALID_REQUEST}: value of header {name:?}"));
             };
             header_map.append(header_name, header_value);

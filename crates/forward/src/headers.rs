@@ -32,15 +32,17 @@ pub(crate) fn is_dropped(name: &str) -> bool {
 /// target URL) and `content-length` (it comes from the body); then the
 /// output's `extra` headers, each replacing every event header of the same
 /// name. Names compare case-insensitively; extra headers that are hop-by-hop,
-/// `host` or `content-length` are dropped too.
+/// `host` or `content-length` are dropped too. Values are bytes, sent
+/// exactly as received, UTF-8 or not (DESIGN §8).
 pub fn outbound_headers(
-    event_headers: &[(String, String)],
+    event_headers: &[(String, Vec<u8>)],
     extra: &BTreeMap<String, String>,
-) -> Vec<(String, String)> {
+) -> Vec<(String, Vec<u8>)> {
     let connection_named: Vec<&str> = event_headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, value)| value.split(','))
+        .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+        .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|token| !token.is_empty())
         .collect();
@@ -57,7 +59,7 @@ pub fn outbound_headers(
             extra
                 .iter()
                 .filter(|(name, _)| !is_dropped(name))
-                .map(|(name, value)| (name.clone(), value.clone())),
+                .map(|(name, value)| (name.clone(), value.clone().into_bytes())),
         )
         .collect()
 }
@@ -66,10 +68,10 @@ pub fn outbound_headers(
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
         pairs
             .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
             .collect()
     }
 

@@ -58,8 +58,9 @@ pub struct Outbound {
     /// Absolute `http` or `https` URL.
     pub url: String,
     /// In order; repeated names are sent repeated. `Host`, `Content-Length`
-    /// and hop-by-hop headers are dropped here too.
-    pub headers: Vec<(String, String)>,
+    /// and hop-by-hop headers are dropped here too. Values are sent byte
+    /// for byte, UTF-8 or not.
+    pub headers: Vec<(String, Vec<u8>)>,
     /// Sent byte for byte.
     pub body: Bytes,
     /// For the whole attempt: connect, send, status line and headers, and the

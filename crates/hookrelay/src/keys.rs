@@ -15,13 +15,19 @@
 //!    interrupted run just starts again where records are still old.
 //! 4. `keys retire <id>` removes the old key, and refuses while any record,
 //!    or the running server, still uses it.
+//!
+//! With `--store redis://...` (or `HOOKRELAY_STORE`, as `serve` reads it)
+//! the same commands act on the Redis namespace the nodes share; "restart"
+//! then means every node, and the key usually comes from the variable.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use crypto::{keyfile, Key, KeyId, Keyring};
-use store::sqlite::{KeyMaintenance, KeyUsage};
+use store::maintenance::{KeyUsage, ReencryptStep};
+use store::redis::{RedisKeyMaintenance, RedisOptions};
+use store::sqlite::KeyMaintenance;
 
 use crate::exit::ConfigError;
 
@@ -73,6 +79,16 @@ pub(crate) struct KeysArgs {
     /// The data directory of the store [default: ./hookrelay-data].
     #[arg(long, env = "HOOKRELAY_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// `sqlite` (the data directory's file, the default) or the
+    /// `redis://HOST:PORT/DB` (`rediss://`) the nodes share.
+    #[arg(long, env = "HOOKRELAY_STORE", global = true)]
+    store: Option<String>,
+    /// The nodes' Redis namespace [default: hr].
+    #[arg(long, env = "HOOKRELAY_REDIS_NAMESPACE", global = true)]
+    redis_namespace: Option<String>,
+    /// A private CA (PEM) that signs a `rediss://` server's certificate.
+    #[arg(long, env = "HOOKRELAY_REDIS_CA_FILE", global = true)]
+    redis_ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -96,45 +112,126 @@ pub(crate) enum KeysCommand {
     },
 }
 
+/// Where the sealed records are.
+enum Target {
+    Sqlite(PathBuf),
+    Redis(String, RedisOptions),
+}
+
+impl Target {
+    fn of(args: &KeysArgs, data_dir: &Path) -> anyhow::Result<Self> {
+        match args.store.as_deref() {
+            None | Some("sqlite") => Ok(Target::Sqlite(data_dir.to_path_buf())),
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                let mut options = RedisOptions::default();
+                if let Some(ns) = &args.redis_namespace {
+                    options.namespace.clone_from(ns);
+                }
+                if let Some(path) = &args.redis_ca_file {
+                    options.ca_pem = Some(std::fs::read(path).map_err(|e| {
+                        ConfigError(format!("--redis-ca-file {}: {e}", path.display()))
+                    })?);
+                }
+                Ok(Target::Redis(url.to_owned(), options))
+            }
+            Some(_) => bail!(ConfigError(
+                "--store: expected sqlite, redis://HOST:PORT/DB or rediss://HOST:PORT/DB".into()
+            )),
+        }
+    }
+
+    /// Opens the store for maintenance; `None` when there is none yet.
+    fn open(&self, ring: &Keyring) -> anyhow::Result<Option<Maintenance>> {
+        match self {
+            Target::Sqlite(dir) => match KeyMaintenance::open(dir, ring.clone()) {
+                Ok(store) => Ok(Some(Maintenance::Sqlite(store))),
+                Err(store::Error::NotFound) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Target::Redis(url, options) => {
+                let runtime = tokio::runtime::Handle::current();
+                let store = runtime
+                    .block_on(RedisKeyMaintenance::open(url, ring.clone(), options))
+                    .context("cannot reach the Redis store")?;
+                Ok(Some(Maintenance::Redis(store, runtime)))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Sqlite(dir) => dir.display().to_string(),
+            Target::Redis(_, options) => format!("the Redis namespace {}", options.namespace),
+        }
+    }
+}
+
+/// Key maintenance on either store.
+enum Maintenance {
+    Sqlite(KeyMaintenance),
+    /// Driven from this blocking thread (`keys` runs in `spawn_blocking`).
+    Redis(RedisKeyMaintenance, tokio::runtime::Handle),
+}
+
+impl Maintenance {
+    fn usage(&mut self) -> anyhow::Result<KeyUsage> {
+        Ok(match self {
+            Maintenance::Sqlite(store) => store.usage()?,
+            Maintenance::Redis(store, rt) => rt.block_on(store.usage())?,
+        })
+    }
+
+    fn reencrypt_step(&mut self, batch: usize) -> anyhow::Result<ReencryptStep> {
+        Ok(match self {
+            Maintenance::Sqlite(store) => store.reencrypt_step(batch)?,
+            Maintenance::Redis(store, rt) => rt.block_on(store.reencrypt_step(batch))?,
+        })
+    }
+}
+
 pub(crate) fn run(args: KeysArgs) -> anyhow::Result<()> {
     let data_dir = args
         .data_dir
+        .clone()
         .unwrap_or_else(|| PathBuf::from("hookrelay-data"));
+    let target = Target::of(&args, &data_dir)?;
     let env_value = std::env::var(ENV).ok();
     let (keys, source) = load(&data_dir, env_value.as_deref(), false)?;
     let ring = Keyring::new(&keys).map_err(|e| ConfigError(format!("master key: {e}")))?;
     match args.command {
-        KeysCommand::List => list(&data_dir, &ring, &source),
+        KeysCommand::List => list(&target, &ring, &source),
         KeysCommand::Rotate => rotate(&keys, &source),
-        KeysCommand::Reencrypt { batch } => reencrypt(&data_dir, ring, batch),
-        KeysCommand::Retire { id } => retire(&data_dir, &keys, ring, &source, &id),
+        KeysCommand::Reencrypt { batch } => reencrypt(&target, &ring, batch),
+        KeysCommand::Retire { id } => retire(&target, &keys, &ring, &source, &id),
     }
 }
 
-fn usage(data_dir: &Path, ring: &Keyring) -> anyhow::Result<(KeyMaintenance, KeyUsage)> {
-    let store = KeyMaintenance::open(data_dir, ring.clone())
-        .with_context(|| format!("no store in {}", data_dir.display()))?;
+fn usage(target: &Target, ring: &Keyring) -> anyhow::Result<(Maintenance, KeyUsage)> {
+    let mut store = target
+        .open(ring)?
+        .with_context(|| format!("no store in {}", target.describe()))?;
     let usage = store.usage()?;
     Ok((store, usage))
 }
 
-fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> {
-    let usage = match KeyMaintenance::open(data_dir, ring.clone()) {
-        Ok(store) => store.usage()?,
-        Err(store::Error::NotFound) => KeyUsage::default(),
-        Err(e) => return Err(e.into()),
+fn list(target: &Target, ring: &Keyring, source: &Source) -> anyhow::Result<()> {
+    let usage = match target.open(ring)? {
+        Some(mut store) => store.usage()?,
+        None => KeyUsage::default(),
     };
     match source {
         Source::Env => crate::outln!("keys from {ENV}"),
         Source::File(path) => crate::outln!("keys from {}", path.display()),
     }
     crate::outln!(
-        "{:<10} {:<8} {:>10} {:>8} {:>8}",
+        "{:<10} {:<8} {:>10} {:>8} {:>8} {:>9} {:>8}",
         "KEY",
         "STATE",
         "EVENTS",
         "INPUTS",
-        "BUCKETS"
+        "BUCKETS",
+        "FUNCTIONS",
+        "TUNNELS"
     );
     let mut ids = ring.ids();
     ids.extend(usage.keys().into_iter().filter(|id| !ring.contains(*id)));
@@ -146,11 +243,16 @@ fn list(data_dir: &Path, ring: &Keyring, source: &Source) -> anyhow::Result<()> 
         };
         let n = |m: &std::collections::BTreeMap<KeyId, u64>| m.get(&id).copied().unwrap_or(0);
         crate::outln!(
-            "{id:<10} {state:<8} {:>10} {:>8} {:>8}",
+            "{id:<10} {state:<8} {:>10} {:>8} {:>8} {:>9} {:>8}",
             n(&usage.events),
             n(&usage.inputs),
-            n(&usage.buckets)
+            n(&usage.buckets),
+            n(&usage.functions),
+            n(&usage.tunnels)
         );
+    }
+    if let Some(canary) = usage.canary {
+        crate::outln!("\nthe cluster's key canary is sealed under key {canary}");
     }
     if let Some(server) = usage.server_active.filter(|id| *id != ring.active()) {
         crate::outln!(
@@ -187,9 +289,9 @@ fn rotate(keys: &[Key], source: &Source) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reencrypt(data_dir: &Path, ring: Keyring, batch: usize) -> anyhow::Result<()> {
+fn reencrypt(target: &Target, ring: &Keyring, batch: usize) -> anyhow::Result<()> {
     let active = ring.active();
-    let (mut store, before) = usage(data_dir, &ring)?;
+    let (mut store, before) = usage(target, ring)?;
     if let Some(server) = before.server_active.filter(|id| *id != active) {
         bail!(
             "the server last started with key {server} active, not {active}: restart it with the rotated keys first, \
@@ -218,9 +320,9 @@ fn reencrypt(data_dir: &Path, ring: Keyring, batch: usize) -> anyhow::Result<()>
 }
 
 fn retire(
-    data_dir: &Path,
+    target: &Target,
     keys: &[Key],
-    ring: Keyring,
+    ring: &Keyring,
     source: &Source,
     id: &str,
 ) -> anyhow::Result<()> {
@@ -231,7 +333,7 @@ fn retire(
     if id == ring.active() {
         bail!("key {id} is the active key: rotate first, restart, re-encrypt, then retire it");
     }
-    let (_store, usage) = usage(data_dir, &ring)?;
+    let (_store, usage) = usage(target, ring)?;
     if usage.server_active == Some(id) {
         bail!(
             "the server last started with key {id} active: restart it with the rotated keys first"

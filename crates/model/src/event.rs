@@ -19,7 +19,8 @@ pub struct NewEvent {
     pub path: String,
     pub query: String,
     /// Header names lower-cased, in arrival order; repeated names repeat.
-    pub headers: Vec<(String, String)>,
+    /// Values are the bytes received, UTF-8 or not (DESIGN §8).
+    pub headers: Vec<(String, Vec<u8>)>,
     pub body: EventBody,
     pub client_ip: String,
     pub delivery_id: Option<String>,
@@ -74,7 +75,8 @@ pub struct Event {
     pub path: String,
     /// `None` for ephemeral events.
     pub query: Option<String>,
-    pub headers: Option<Vec<(String, String)>>,
+    /// As [`NewEvent::headers`]: values byte-exact.
+    pub headers: Option<Vec<(String, Vec<u8>)>>,
     pub body: EventBody,
     pub client_ip: String,
     pub delivery_id: Option<String>,
@@ -94,8 +96,40 @@ pub struct Forwarded {
     pub method: String,
     pub path: String,
     pub query: String,
-    pub headers: Vec<(String, String)>,
+    /// Values byte-exact, as [`NewEvent::headers`].
+    pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
+}
+
+/// Header values as text, for what works on text (functions, the smee
+/// and Webhook Relay socket frames): a value that is not UTF-8 has each
+/// invalid sequence replaced by U+FFFD. Delivery, storage and the API keep
+/// the bytes.
+pub fn headers_lossy(headers: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.clone(), String::from_utf8_lossy(value).into_owned()))
+        .collect()
+}
+
+/// Text header values (from a function) as stored values: `original`,
+/// byte-exact, when the text is what [`headers_lossy`] made of it, so a
+/// function that leaves the headers alone never alters a value that is not
+/// UTF-8; else the text's bytes.
+pub fn headers_from_text(
+    text: Vec<(String, String)>,
+    original: &[(String, Vec<u8>)],
+) -> Vec<(String, Vec<u8>)> {
+    let unchanged = text.len() == original.len()
+        && text.iter().zip(original).all(|((tn, tv), (on, ov))| {
+            tn == on && tv.as_bytes() == String::from_utf8_lossy(ov).as_bytes()
+        });
+    if unchanged {
+        return original.to_vec();
+    }
+    text.into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect()
 }
 
 /// What ingest decided about an event beyond the request itself (DESIGN
@@ -190,4 +224,25 @@ pub struct Delivery {
     pub state: DeliveryState,
     pub attempts: Vec<Attempt>,
     pub updated_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_headers_keep_the_original_bytes_unless_changed() {
+        let original = vec![
+            ("x-raw".to_owned(), b"a\xff\xfeb".to_vec()),
+            ("x-a".to_owned(), b"1".to_vec()),
+        ];
+        let text = headers_lossy(&original);
+        assert_eq!(text[0].1, "a\u{fffd}\u{fffd}b");
+        assert_eq!(headers_from_text(text.clone(), &original), original);
+        let mut changed = text;
+        changed[1].1 = "2".into();
+        let back = headers_from_text(changed, &original);
+        assert_eq!(back[1].1, b"2");
+        assert_eq!(back[0].1, "a\u{fffd}\u{fffd}b".as_bytes());
+    }
 }

@@ -21,7 +21,8 @@ pub mod tunnel;
 
 pub use channel::{Channel, MAX_CHANNELS_PER_BUCKET};
 pub use event::{
-    Attempt, Delivery, DeliveryState, Event, EventBody, EventMarks, Forwarded, NewEvent,
+    headers_from_text, headers_lossy, Attempt, Delivery, DeliveryState, Event, EventBody,
+    EventMarks, Forwarded, NewEvent,
 };
 pub use function::Function;
 pub use ids::{

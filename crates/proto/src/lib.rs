@@ -72,6 +72,37 @@ fn check_size(frame: &[u8]) -> Result<(), FrameError> {
     Ok(())
 }
 
+impl pb::Header {
+    /// A header with a value of any bytes: `value` when they are UTF-8,
+    /// else `raw_value` and the lossy text in `value` (for older agents).
+    pub fn from_bytes(name: String, value: Vec<u8>) -> Self {
+        match String::from_utf8(value) {
+            Ok(value) => pb::Header {
+                name,
+                value,
+                raw_value: Vec::new(),
+            },
+            Err(e) => {
+                let raw_value = e.into_bytes();
+                pb::Header {
+                    name,
+                    value: String::from_utf8_lossy(&raw_value).into_owned(),
+                    raw_value,
+                }
+            }
+        }
+    }
+
+    /// The header's name and exact value bytes.
+    pub fn into_bytes(self) -> (String, Vec<u8>) {
+        if self.raw_value.is_empty() {
+            (self.name, self.value.into_bytes())
+        } else {
+            (self.name, self.raw_value)
+        }
+    }
+}
+
 impl From<agent_message::Kind> for AgentMessage {
     fn from(kind: agent_message::Kind) -> Self {
         AgentMessage { kind: Some(kind) }
@@ -98,6 +129,18 @@ mod tests {
         });
         let frame = encode(&AgentMessage::from(hello.clone()));
         assert_eq!(decode_agent(&frame).unwrap(), hello);
+    }
+
+    #[test]
+    fn header_values_travel_byte_exact() {
+        for value in [&b"text \xc3\xa9"[..], b"\xff\xfe", b""] {
+            let header = pb::Header::from_bytes("x-a".into(), value.to_vec());
+            let back = <pb::Header as Message>::decode(header.encode_to_vec().as_slice()).unwrap();
+            assert_eq!(back.into_bytes(), ("x-a".to_owned(), value.to_vec()));
+        }
+        // An agent that predates `raw_value` reads the lossy text.
+        let header = pb::Header::from_bytes("x-a".into(), b"a\xffb".to_vec());
+        assert_eq!(header.value, "a\u{fffd}b");
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub struct Ingested {
     /// The query as stored and forwarded (the bucket's `token` removed).
     pub stored_query: String,
     /// The headers as stored and forwarded.
-    pub stored_headers: Vec<(String, String)>,
+    pub stored_headers: Vec<(String, Vec<u8>)>,
     /// The address rate limits count against.
     pub client_ip: IpAddr,
 }
@@ -335,7 +335,12 @@ pub fn channel_messages(
         method: "POST".into(),
         path: String::new(),
         query: Some(query.to_owned()),
-        headers: Some(headers),
+        headers: Some(
+            headers
+                .into_iter()
+                .map(|(n, v)| (n, v.into_bytes()))
+                .collect(),
+        ),
         body: model::EventBody::Stored(body.to_vec()),
         client_ip: "127.0.0.1".into(),
         delivery_id: None,

@@ -42,12 +42,11 @@ mod dedup;
 mod event_log;
 mod functions;
 mod limiter;
+pub mod maintenance;
 mod objects;
 mod queue;
 #[cfg(feature = "redis")]
 pub mod redis;
-// Re-encryption (`hookrelay keys`) is the embedded store's alone so far.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 mod sealed;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

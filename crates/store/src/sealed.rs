@@ -124,30 +124,135 @@ pub(crate) fn event_plaintext(query: &str, headers_json: &str, body: &[u8]) -> R
 /// `{"h": <headers>, "f": {"method", "path", "query", "headers", "bodyLen"}}`
 /// and the forwarded body follows the original one: `bodyLen` bytes at
 /// the end, binary-safe.
+///
+/// A header list is `[[name, value], ...]`, each value a JSON string when
+/// it is UTF-8 (every record written before byte-exact headers, and nearly
+/// every one since), else `{"b64": "<base64>"}` (DESIGN §8): so records of
+/// earlier versions open unchanged, and no version tag is needed.
 pub(crate) fn event_plaintext_with(
     query: &str,
-    headers: &[(String, String)],
+    headers: &[(String, Vec<u8>)],
     forwarded: Option<&model::Forwarded>,
     body: &[u8],
 ) -> Result<Vec<u8>> {
+    let encode = |e: serde_json::Error| Error::Unavailable(format!("headers: {e}"));
     let Some(f) = forwarded else {
-        let headers = serde_json::to_string(headers)
-            .map_err(|e| Error::Unavailable(format!("headers: {e}")))?;
+        let headers = serde_json::to_string(&HeaderList(headers)).map_err(encode)?;
         return event_plaintext(query, &headers, body);
     };
-    let slot = serde_json::json!({
-        "h": headers,
-        "f": {"method": f.method, "path": f.path, "query": f.query,
-              "headers": f.headers, "bodyLen": f.body.len()},
-    });
-    let mut plain = event_plaintext(query, &slot.to_string(), body)?;
+    let slot = SlotOut {
+        h: HeaderList(headers),
+        f: ForwardedMetaOut {
+            method: &f.method,
+            path: &f.path,
+            query: &f.query,
+            headers: HeaderList(&f.headers),
+            body_len: f.body.len(),
+        },
+    };
+    let mut plain = event_plaintext(query, &serde_json::to_string(&slot).map_err(encode)?, body)?;
     plain.extend_from_slice(&f.body);
     Ok(plain)
 }
 
+#[derive(serde::Serialize)]
+struct SlotOut<'a> {
+    h: HeaderList<'a>,
+    f: ForwardedMetaOut<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ForwardedMetaOut<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    headers: HeaderList<'a>,
+    body_len: usize,
+}
+
+/// Headers as stored: see [`event_plaintext_with`].
+struct HeaderList<'a>(&'a [(String, Vec<u8>)]);
+
+impl serde::Serialize for HeaderList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            match std::str::from_utf8(value) {
+                Ok(text) => seq.serialize_element(&(name, text))?,
+                Err(_) => seq.serialize_element(&(name, B64 { b64: b64(value) }))?,
+            }
+        }
+        seq.end()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct B64<T> {
+    b64: T,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// One stored header value, either form.
+struct StoredValue(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for StoredValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StoredValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or {\"b64\": string}")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<StoredValue, E> {
+                Ok(StoredValue(v.as_bytes().to_vec()))
+            }
+            fn visit_string<E: serde::de::Error>(
+                self,
+                v: String,
+            ) -> std::result::Result<StoredValue, E> {
+                Ok(StoredValue(v.into_bytes()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<StoredValue, A::Error> {
+                use base64::Engine;
+                let B64 { b64 } = <B64<String> as serde::Deserialize>::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map(StoredValue)
+                    .map_err(|_| serde::de::Error::custom("header value: bad base64"))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+fn header_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<(String, Vec<u8>)>, D::Error> {
+    let pairs = <Vec<(String, StoredValue)> as serde::Deserialize>::deserialize(d)?;
+    Ok(pairs.into_iter().map(|(n, v)| (n, v.0)).collect())
+}
+
+#[derive(serde::Deserialize)]
+struct HeadersIn(#[serde(deserialize_with = "header_list")] Vec<(String, Vec<u8>)>);
+
 #[derive(serde::Deserialize)]
 struct Slot {
-    h: Vec<(String, String)>,
+    #[serde(deserialize_with = "header_list")]
+    h: Vec<(String, Vec<u8>)>,
     f: ForwardedMeta,
 }
 
@@ -157,7 +262,8 @@ struct ForwardedMeta {
     method: String,
     path: String,
     query: String,
-    headers: Vec<(String, String)>,
+    #[serde(deserialize_with = "header_list")]
+    headers: Vec<(String, Vec<u8>)>,
     body_len: usize,
 }
 
@@ -178,7 +284,7 @@ pub(crate) fn seal_event(
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct EventPayload {
     pub(crate) query: String,
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
     pub(crate) body: Vec<u8>,
     pub(crate) forwarded: Option<model::Forwarded>,
 }
@@ -204,7 +310,7 @@ pub(crate) fn open_event(
     let query = take_str(&mut rest)?;
     let headers_json = take_str(&mut rest)?;
     if !headers_json.starts_with('{') {
-        let headers = serde_json::from_str(&headers_json)
+        let HeadersIn(headers) = serde_json::from_str(&headers_json)
             .map_err(|_| PayloadError::Layout("headers are not a JSON list of pairs"))?;
         return Ok(EventPayload {
             query,
@@ -291,6 +397,8 @@ pub(crate) fn aad_of(table: Table, id: &str) -> Vec<u8> {
         Table::Events => event_aad(id),
         Table::Inputs => input_aad(id),
         Table::Buckets => bucket_aad(id),
+        Table::Functions => function_aad(id),
+        Table::Tunnels => tunnel_aad(id),
     }
 }
 
@@ -300,6 +408,10 @@ pub(crate) enum Table {
     Events,
     Inputs,
     Buckets,
+    /// A function's config.
+    Functions,
+    /// A tunnel's auth settings.
+    Tunnels,
 }
 
 #[cfg(test)]
@@ -310,9 +422,11 @@ mod tests {
     #[test]
     fn event_payloads_round_trip_and_stay_bound_to_their_id() {
         let keys = Keyring::new(&[Key::generate()]).unwrap();
-        let headers = vec![("x-a".to_owned(), "1".to_owned())];
-        let json = serde_json::to_string(&headers).unwrap();
-        let plain = event_plaintext("a=1&b=2", &json, b"\x00\xffbody").unwrap();
+        let headers = vec![
+            ("x-a".to_owned(), b"1".to_vec()),
+            ("x-raw".to_owned(), b"\xff\xfe".to_vec()),
+        ];
+        let plain = event_plaintext_with("a=1&b=2", &headers, None, b"\x00\xffbody").unwrap();
         let (sealed, key) = seal_event(&keys, "evt_1", &plain).unwrap();
         assert_eq!(key, keys.active());
         let open = open_event(&keys, "evt_1", &sealed).unwrap();
@@ -336,12 +450,15 @@ mod tests {
     #[test]
     fn a_forwarded_request_rides_with_the_payload_byte_exact() {
         let keys = Keyring::new(&[Key::generate()]).unwrap();
-        let headers = vec![("x-a".to_owned(), "1".to_owned())];
+        let headers = vec![("x-a".to_owned(), b"1\xff".to_vec())];
         let forwarded = model::Forwarded {
             method: "PUT".into(),
             path: "/p".into(),
             query: "q=1".into(),
-            headers: vec![("x-b".into(), "2".into())],
+            headers: vec![
+                ("x-b".into(), b"2".to_vec()),
+                ("x-c".into(), b"\xfe".to_vec()),
+            ],
             body: b"\x00{changed}\xff".to_vec(),
         };
         for original in [&b""[..], b"\x00\xffbody"] {
@@ -355,6 +472,47 @@ mod tests {
         let plain = event_plaintext_with("", &headers, None, b"x").unwrap();
         let (sealed, _) = seal_event(&keys, "evt_1", &plain).unwrap();
         assert_eq!(open_event(&keys, "evt_1", &sealed).unwrap().forwarded, None);
+    }
+
+    /// Records written before header values were bytes (values as JSON
+    /// strings, in both layouts) open as they did.
+    #[test]
+    fn records_of_earlier_versions_still_open() {
+        let keys = Keyring::new(&[Key::generate()]).unwrap();
+        let plain = event_plaintext("q=1", r#"[["x-a","1"],["x-a","2 é"]]"#, b"body").unwrap();
+        let (sealed, _) = seal_event(&keys, "evt_1", &plain).unwrap();
+        let open = open_event(&keys, "evt_1", &sealed).unwrap();
+        assert_eq!(
+            open.headers,
+            vec![
+                ("x-a".to_owned(), b"1".to_vec()),
+                ("x-a".to_owned(), "2 é".as_bytes().to_vec())
+            ]
+        );
+        assert_eq!(
+            (open.query.as_str(), open.body.as_slice()),
+            ("q=1", &b"body"[..])
+        );
+        let slot = r#"{"h":[["x-a","1"]],"f":{"method":"PUT","path":"/p","query":"","headers":[["x-b","2"]],"bodyLen":3}}"#;
+        let mut plain = event_plaintext("", slot, b"orig").unwrap();
+        plain.extend_from_slice(b"new");
+        let (sealed, _) = seal_event(&keys, "evt_2", &plain).unwrap();
+        let open = open_event(&keys, "evt_2", &sealed).unwrap();
+        assert_eq!(open.headers, vec![("x-a".to_owned(), b"1".to_vec())]);
+        assert_eq!(open.body, b"orig");
+        let f = open.forwarded.unwrap();
+        assert_eq!(
+            (f.headers, f.body),
+            (vec![("x-b".to_owned(), b"2".to_vec())], b"new".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_stored_as_base64() {
+        let headers = vec![("x-raw".to_owned(), b"\xff\xfe".to_vec())];
+        let plain = event_plaintext_with("", &headers, None, b"").unwrap();
+        let text = String::from_utf8_lossy(&plain);
+        assert!(text.contains(r#"[["x-raw",{"b64":"//4="}]]"#), "{text}");
     }
 
     #[test]

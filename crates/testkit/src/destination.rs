@@ -19,8 +19,10 @@ pub struct Received {
     pub method: String,
     /// Path and query, as on the request line.
     pub target: String,
-    /// Names lower-cased, in arrival order.
+    /// Names lower-cased, in arrival order; values as text (lossy).
     pub headers: Vec<(String, String)>,
+    /// The same headers with their exact value bytes.
+    pub raw_headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
 }
 
@@ -31,6 +33,14 @@ impl Received {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The exact bytes of the first value of header `name`.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.raw_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -148,6 +158,11 @@ async fn record(State(inner): State<Arc<Inner>>, request: Request) -> Response {
                     String::from_utf8_lossy(v.as_bytes()).into_owned(),
                 )
             })
+            .collect(),
+        raw_headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
             .collect(),
         body,
     };

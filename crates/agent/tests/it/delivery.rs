@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use testkit::{post, Destination, Relay};
 
 use super::{
-    agents_connected, all_delivered, bodies, config, new_token, send, world, Running, PATIENCE,
+    agents_connected, all_delivered, bodies, config, new_token, send, world, Running, World,
+    PATIENCE,
     TRANSPORTS,
 };
 
@@ -44,6 +45,74 @@ async fn a_signed_webhook_arrives_byte_identical_with_its_request_line_and_heade
         }
         let host = w.destination.url.trim_start_matches("http://");
         assert_eq!(r.header("host"), Some(host), "Host is rewritten");
+        agent.stop().await;
+    }
+}
+
+/// Issue 18: a header value that is not UTF-8 (bytes 0xff 0xfe, RFC 9110
+/// obs-text) is stored byte-exact, reads back in base64 under
+/// `"headerEncoding": "base64"` (DESIGN §8), and arrives as it came
+/// through an agent (gRPC and WebSocket) and through a public output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r18_a_header_value_that_is_not_utf8_arrives_byte_exact() {
+    let raw = b"a\xff\xfeb";
+    for transport in TRANSPORTS {
+        let relay = Relay::builder()
+            .config(|c| c.allow_private_destinations = true)
+            .spawn()
+            .await;
+        let (destination, public) = (Destination::spawn().await, Destination::spawn().await);
+        let bucket = relay.create_bucket(json!({"name": "prod"})).await;
+        let id = bucket["id"].as_str().unwrap().to_owned();
+        let input = relay.create_input(&id, json!({"name": "in"})).await;
+        for (url, internal) in [(&destination.url, true), (&public.url, false)] {
+            relay
+                .admin(
+                    Method::POST,
+                    &format!("/v1/buckets/{id}/outputs"),
+                    Some(json!({"url": format!("{url}/hook"), "internal": internal})),
+                    StatusCode::CREATED,
+                )
+                .await;
+        }
+        let token = new_token(&relay).await;
+        let w = World {
+            input_url: input["url"].as_str().unwrap().to_owned(),
+            relay,
+            destination,
+            token,
+        };
+        let agent = Running::start(config(&w, transport, ""));
+        agents_connected(&w.relay, 1).await;
+
+        let response = w
+            .relay
+            .http
+            .post(&w.input_url)
+            .header("content-type", "application/json")
+            .header("x-raw", reqwest::header::HeaderValue::from_bytes(raw).unwrap())
+            .body("{}")
+            .send()
+            .await
+            .expect("request reaches the relay");
+        assert_eq!(response.status(), StatusCode::OK);
+
+        for (who, d) in [("agent", &w.destination), ("public output", &public)] {
+            let got = d.wait_for(1, PATIENCE).await;
+            assert_eq!(
+                got[0].header_bytes("x-raw"),
+                Some(&raw[..]),
+                "through the {who} over {transport:?}"
+            );
+            assert_eq!(got[0].header("content-type"), Some("application/json"));
+        }
+        let events = w.relay.events().await;
+        assert_eq!(events[0]["headerEncoding"], "base64", "{events:?}");
+        assert_eq!(events[0]["headers"]["x-raw"], "Yf/+Yg==");
+        assert_eq!(
+            events[0]["headers"]["content-type"], "YXBwbGljYXRpb24vanNvbg==",
+            "every value is base64 then"
+        );
         agent.stop().await;
     }
 }

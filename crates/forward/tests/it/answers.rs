@@ -158,11 +158,11 @@ async fn malformed_requests_fail_without_sending() {
             ..base.clone()
         },
         Outbound {
-            headers: vec![("bad name".to_owned(), "v".to_owned())],
+            headers: vec![("bad name".to_owned(), b"v".to_vec())],
             ..base.clone()
         },
         Outbound {
-            headers: vec![("x-a".to_owned(), "secret\r\nx-b: 1".to_owned())],
+            headers: vec![("x-a".to_owned(), b"secret\r\nx-b: 1".to_vec())],
             ..base.clone()
         },
     ];

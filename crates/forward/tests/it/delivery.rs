@@ -9,13 +9,13 @@ use forward::{outbound_headers, target_url, verdict, EgressPolicy, Forwarder, Ou
 
 use crate::recorder::Recorder;
 
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
     list.iter()
-        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
         .collect()
 }
 
-fn outbound(method: &str, url: String, headers: Vec<(String, String)>, body: Bytes) -> Outbound {
+fn outbound(method: &str, url: String, headers: Vec<(String, Vec<u8>)>, body: Bytes) -> Outbound {
     Outbound {
         method: method.to_owned(),
         url,
@@ -49,6 +49,9 @@ async fn event_arrives_byte_identical() {
         ("Authorization", "Bearer from-provider"),
         ("User-Agent", "GitHub-Hookshot/abc"),
     ]);
+    // A value that is not UTF-8 (obs-text, RFC 9110 §5.5) goes as it came.
+    let mut event_headers = event_headers;
+    event_headers.push(("X-Raw".to_owned(), b"a\xff\xfeb".to_vec()));
     let extra: BTreeMap<String, String> =
         [("authorization", "Bearer from-output"), ("x-added", "1")]
             .into_iter()
@@ -101,6 +104,7 @@ async fn event_arrives_byte_identical() {
     assert_eq!(all("stripe-signature"), [b"t=1,v1=abc,v0=def".as_slice()]);
     assert_eq!(all("x-repeated"), [b"first".as_slice(), b"second"]);
     assert_eq!(all("x-note"), ["café, naïve".as_bytes()]);
+    assert_eq!(all("x-raw"), [b"a\xff\xfeb".as_slice()]);
     assert_eq!(
         all("content-type"),
         [b"application/octet-stream".as_slice()]
@@ -135,6 +139,7 @@ async fn event_arrives_byte_identical() {
             "x-added",
             "x-hub-signature-256",
             "x-note",
+            "x-raw",
             "x-repeated",
         ]
     );

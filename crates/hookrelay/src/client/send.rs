@@ -18,6 +18,23 @@ use super::table::{clean, clean_multiline};
 
 /// Sent when no `--file` is given; GitHub's own ping carries a `zen` line too.
 const DEFAULT_PAYLOAD: &[u8] = br#"{"zen":"hookrelay test"}"#;
+
+/// The payload sent without `--file`: [`DEFAULT_PAYLOAD`], in the shape the
+/// provider's own payloads have where the relay checks it (found by the
+/// end-to-end test of every integration): SendGrid posts a JSON array of
+/// events (`event` is the type), Linear signs `webhookTimestamp` (ms) in
+/// the body.
+fn default_payload(integration: Option<&str>, event: &str, now_secs: i64) -> Vec<u8> {
+    let zen = "hookrelay test";
+    let value = match integration.and_then(IntegrationKind::from_name) {
+        Some(IntegrationKind::Sendgrid) => serde_json::json!([{"zen": zen, "event": event}]),
+        Some(IntegrationKind::Linear) => {
+            serde_json::json!({"zen": zen, "webhookTimestamp": now_secs.saturating_mul(1000)})
+        }
+        _ => return DEFAULT_PAYLOAD.to_vec(),
+    };
+    value.to_string().into_bytes()
+}
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `hookrelay send`.
@@ -182,29 +199,33 @@ fn set(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
     headers.push((name.to_owned(), value.to_owned()));
 }
 
-async fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
+/// The `--file` payload; `None` without one.
+async fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>> {
     use tokio::io::AsyncReadExt as _;
     match file {
-        None => Ok(DEFAULT_PAYLOAD.to_vec()),
+        None => Ok(None),
         Some(path) if path.as_os_str() == "-" => {
             let mut body = Vec::new();
             tokio::io::stdin()
                 .read_to_end(&mut body)
                 .await
                 .context("cannot read the payload from stdin")?;
-            Ok(body)
+            Ok(Some(body))
         }
         Some(path) => tokio::fs::read(path)
             .await
+            .map(Some)
             .with_context(|| format!("cannot read the payload file {}", path.display())),
     }
 }
 
 /// Sends the webhook and prints the answer; fails unless it is 2xx.
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
-    let body = read_payload(args.file.as_ref()).await?;
+    let file = read_payload(args.file.as_ref()).await?;
     check_input(&args).await?;
     let now_secs = store::clock::now_ms() / 1000;
+    let body =
+        file.unwrap_or_else(|| default_payload(args.integration.as_deref(), &args.event, now_secs));
     let prepared = prepare(&args, &body, now_secs)?;
     let mut header_map = HeaderMap::new();
     for (name, value) in &prepared.headers {
@@ -365,7 +386,8 @@ mod tests {
             if kind == IntegrationKind::GenericHmac {
                 a.generic.generic_header = Some("X-Signature".into());
             }
-            let p = prepare(&a, DEFAULT_PAYLOAD, 1_700_000_000).unwrap();
+            let body = default_payload(Some(kind.name()), "ping", 1_700_000_000);
+            let p = prepare(&a, &body, 1_700_000_000).unwrap();
             assert!(
                 p.headers.len() > 1 || kind == IntegrationKind::Mailgun,
                 "{kind:?}"
@@ -373,6 +395,17 @@ mod tests {
         }
         let bad_key = args(Some("discord"), Some("not hex"));
         assert!(prepare(&bad_key, DEFAULT_PAYLOAD, 0).is_err());
+    }
+
+    #[test]
+    fn the_default_payload_has_the_providers_shape() {
+        let json = |kind: &str| -> serde_json::Value {
+            serde_json::from_slice(&default_payload(Some(kind), "ping", 1_700_000_000)).unwrap()
+        };
+        assert_eq!(json("sendgrid")[0]["event"], "ping");
+        assert_eq!(json("linear")["webhookTimestamp"], 1_700_000_000_000_i64);
+        assert_eq!(json("github"), serde_json::json!({"zen": "hookrelay test"}));
+        assert_eq!(default_payload(None, "ping", 0), DEFAULT_PAYLOAD);
     }
 
     #[test]

@@ -172,10 +172,9 @@ fn outbound(forward: &str, event: &Value) -> Result<forward::Outbound, String> {
     for (name, value) in event["headers"].as_object().into_iter().flatten() {
         let value = value.as_str().unwrap_or_default();
         let value = if encoded {
-            let bytes = b64(value).map_err(|_| "headers: bad base64")?;
-            String::from_utf8_lossy(&bytes).into_owned()
+            b64(value).map_err(|_| "headers: bad base64")?
         } else {
-            value.to_owned()
+            value.as_bytes().to_vec()
         };
         headers.push((name.clone(), value));
     }
@@ -204,8 +203,20 @@ mod tests {
         assert_eq!(out.method, "PUT");
         assert_eq!(out.url, "http://localhost:3000/hook/gh/push?a=1");
         assert_eq!(&out.body[..], &[0xff, 0x00, 0xfe]);
-        assert!(out.headers.iter().any(|(k, v)| k == "x-a" && v == "b"));
+        assert!(out.headers.iter().any(|(k, v)| k == "x-a" && v == b"b"));
         assert!(!out.headers.iter().any(|(k, _)| k == "host"));
+
+        let raw = json!({
+            "id": "evt_3", "method": "POST", "path": "", "query": "",
+            "headers": {"x-raw": "//4=", "x-a": "Yg=="}, "headerEncoding": "base64",
+            "body": "", "bodyEncoding": "utf8"
+        });
+        let out = outbound("http://localhost:3000", &raw).unwrap();
+        assert!(out
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-raw" && v == b"\xff\xfe"));
+        assert!(out.headers.iter().any(|(k, v)| k == "x-a" && v == b"b"));
 
         let ephemeral = json!({"id": "evt_2", "method": "POST", "path": "", "query": ""});
         assert!(outbound("http://localhost:3000", &ephemeral).is_err());

@@ -8,9 +8,13 @@
 //! `sentry`: error reports to a stand-in Sentry, scrubbed (issue 20).
 //! `tunnels`: HTTP tunnels through real relay and agent processes (issue 15).
 //! `tls_cli`: the CLI's `--ca-file`, and a CA certificate serving as the
-//! relay's own named as such (issue 18).
+//! relay's own named as such (issue 18). `keys`: `hookrelay keys` on
+//! SQLite and on Redis, every kind of sealed record (issue 18). `send`:
+//! `hookrelay send` signs for every integration as the relay verifies.
 
+mod keys;
 mod protection;
+mod send;
 
 mod agent_cli;
 mod cluster;

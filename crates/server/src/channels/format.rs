@@ -36,10 +36,13 @@ const NOT_COPIED: &[&str] = &[
 ];
 
 /// The request's headers as one string per lower-cased name (repeats
-/// joined with `, `, as RFC 9110 §5.3 allows), in arrival order.
+/// joined with `, `, as RFC 9110 §5.3 allows), in arrival order. smee's
+/// JSON has no way to say bytes: a value that is not UTF-8 is sent lossily.
 fn headers(event: &Event) -> Map<String, Value> {
     let mut out = Map::new();
     for (name, value) in event.headers.iter().flatten() {
+        let value = String::from_utf8_lossy(value);
+        let value = value.as_ref();
         let name = name.to_ascii_lowercase();
         if NOT_COPIED.contains(&name.as_str()) {
             continue;
@@ -50,7 +53,7 @@ fn headers(event: &Event) -> Map<String, Value> {
                 joined.push_str(value);
             }
             _ => {
-                out.insert(name, Value::String(value.clone()));
+                out.insert(name, Value::String(value.to_owned()));
             }
         }
     }
@@ -204,7 +207,7 @@ mod tests {
             headers: Some(
                 headers
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
                     .collect(),
             ),
             body: EventBody::Stored(body.to_vec()),

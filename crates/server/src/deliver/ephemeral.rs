@@ -20,7 +20,7 @@ const MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// The parts of an ephemeral event the store never sees.
 pub(crate) struct EphemeralPayload {
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
     pub(crate) query: String,
     pub(crate) body: Bytes,
 }

@@ -14,17 +14,17 @@ pub(super) fn deliver(
     want_response: bool,
 ) -> proto::ServerMessage {
     let event = &due.event;
-    let headers = |pairs: Vec<(String, String)>| {
+    let headers = |pairs: Vec<(String, Vec<u8>)>| {
         pairs
             .into_iter()
-            .map(|(name, value)| pb::Header { name, value })
+            .map(|(name, value)| pb::Header::from_bytes(name, value))
             .collect()
     };
     let extra = due
         .output
         .headers
         .iter()
-        .map(|(name, value)| (name.clone(), value.clone()))
+        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
         .collect();
     proto::server_message::Kind::Deliver(pb::Deliver {
         delivery_id: delivery_id.to_owned(),

@@ -50,7 +50,8 @@ const MAX_ERROR_LEN: usize = 512;
 pub(crate) struct Payload {
     pub(crate) method: String,
     pub(crate) path: String,
-    pub(crate) headers: Vec<(String, String)>,
+    /// Values byte-exact (DESIGN §8).
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
     pub(crate) query: String,
     pub(crate) body: Bytes,
 }
@@ -151,11 +152,14 @@ pub(crate) async fn shaped(state: &AppState, due: &DueDelivery, fate: Fate, now:
         Err(error) => return failed(error),
     };
     let event = &due.event;
+    // Functions work on text: headers that are not UTF-8 are seen lossily
+    // and stay byte-exact unless the function changes the headers.
+    let original_headers = payload.headers;
     let request = functions::Request {
         method: payload.method,
         path: payload.path,
         query: payload.query,
-        headers: payload.headers,
+        headers: model::headers_lossy(&original_headers),
         body: payload.body.to_vec(),
     };
     let metadata = vec![
@@ -180,7 +184,7 @@ pub(crate) async fn shaped(state: &AppState, due: &DueDelivery, fate: Fate, now:
     Fate::Send(Payload {
         method: r.method,
         path: r.path,
-        headers: r.headers,
+        headers: model::headers_from_text(r.headers, &original_headers),
         query: r.query,
         body: Bytes::from(r.body),
     })

@@ -84,14 +84,18 @@ pub(super) async fn run(
     // Handshakes are answered before the function runs (DESIGN §13).
     let shaped = match (&input.function_id, &handshake) {
         (Some(id), None) => {
+            let headers = stored_headers(&parts.headers, keeps_auth_header);
+            // Functions work on text (DESIGN §9): a value that is not UTF-8
+            // is seen lossily, and kept byte-exact unless the function
+            // changes the headers.
             let original = functions::Request {
                 method: parts.method.as_str().to_owned(),
                 path: path.clone(),
                 query: bucket_auth::strip_query_token(raw_query),
-                headers: stored_headers(&parts.headers, keeps_auth_header),
+                headers: model::headers_lossy(&headers),
                 body: body.clone(),
             };
-            shape(state, route, id, original).await
+            shape(state, route, id, original, &headers).await
         }
         _ => Shaped::default(),
     };
@@ -189,6 +193,7 @@ async fn shape(
     route: &Route,
     id: &model::FunctionId,
     original: functions::Request,
+    original_headers: &[(String, Vec<u8>)],
 ) -> Shaped {
     let input = &route.input;
     let loaded = match state
@@ -234,7 +239,7 @@ async fn shape(
             method: r.method,
             path: r.path,
             query: r.query,
-            headers: r.headers,
+            headers: model::headers_from_text(r.headers, original_headers),
             body: r.body,
         }
     });
@@ -409,21 +414,17 @@ async fn collect(
     Ok(Collected::Whole(buf))
 }
 
-/// Headers as stored with the event: names lower-case (hyper's), values as
-/// text. The bucket's own `Authorization` credential is dropped.
+/// Headers as stored with the event: names lower-case (hyper's), values
+/// the bytes received, UTF-8 or not (DESIGN §8). The bucket's own
+/// `Authorization` credential is dropped.
 pub(crate) fn stored_headers(
     headers: &http::HeaderMap,
     keep_authorization: bool,
-) -> Vec<(String, String)> {
+) -> Vec<(String, Vec<u8>)> {
     headers
         .iter()
         .filter(|(name, _)| keep_authorization || *name != http::header::AUTHORIZATION)
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect()
 }
 

@@ -420,14 +420,17 @@ async fn the_wait_policy_returns_the_destinations_answer() {
                     pb::Header {
                         name: "x-allowed".into(),
                         value: "yes".into(),
+                        ..Default::default()
                     },
                     pb::Header {
                         name: "x-secret".into(),
                         value: "no".into(),
+                        ..Default::default()
                     },
                     pb::Header {
                         name: "content-type".into(),
                         value: "text/plain".into(),
+                        ..Default::default()
                     },
                 ],
                 body: b"made it".to_vec(),

@@ -212,10 +212,12 @@ pub fn event_for(input: &Input) -> NewEvent {
         path: "/extra".into(),
         query: "a=1".into(),
         headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("x-b".into(), "1".into()),
-            ("x-a".into(), "2".into()),
-            ("x-b".into(), "3".into()),
+            ("content-type".into(), b"application/json".to_vec()),
+            ("x-b".into(), b"1".to_vec()),
+            ("x-a".into(), b"2".to_vec()),
+            ("x-b".into(), b"3".to_vec()),
+            // Stored byte-exact, not UTF-8 (DESIGN §8).
+            ("x-raw".into(), b"\xff\xfe".to_vec()),
         ],
         body: EventBody::Stored(b"{\"hello\":\"world\"}".to_vec()),
         client_ip: "203.0.113.7".into(),

@@ -78,7 +78,18 @@ impl Inner {
         let _: bool = con.set_nx(&key, sealed).await.map_err(unavailable)?;
         let stored: Vec<u8> = con.get(&key).await.map_err(unavailable)?;
         match self.crypto.open(aad, &stored) {
-            Ok(plain) if plain == CANARY => Ok(()),
+            Ok(plain) if plain == CANARY => {
+                // For `hookrelay keys`: which key this node seals with.
+                let _: () = con
+                    .hset(
+                        self.keys.node_keys(),
+                        &self.node,
+                        self.crypto.active().to_string(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            }
             // Data this node cannot read, not an outage: the binary reports
             // it as a configuration mistake (exit 64).
             _ => Err(crate::Error::Corrupt(
@@ -163,8 +174,10 @@ impl Inner {
                 continue;
             }
             let n = self.release_node(node, None).await?;
-            let _: () = con
+            let _: () = redis::pipe()
                 .srem(self.keys.nodes(), node)
+                .hdel(self.keys.node_keys(), node)
+                .query_async(&mut con)
                 .await
                 .map_err(unavailable)?;
             tracing::info!(node = %node, released = n, "a node's liveness lapsed; its claims are back");

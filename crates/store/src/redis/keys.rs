@@ -92,6 +92,12 @@ impl Keys {
         format!("{}:canary", self.ns)
     }
 
+    /// Hash of node id → the key id it seals with, written when a node
+    /// opens the store (`hookrelay keys` checks the running nodes).
+    pub(super) fn node_keys(&self) -> String {
+        format!("{}:nodekeys", self.ns)
+    }
+
     /// The pub/sub channel of commits and signals.
     pub(super) fn bus(&self) -> String {
         format!("{}:bus", self.ns)

@@ -20,6 +20,7 @@
 //! - `cluster`: clock, liveness, sweeper.
 //! - `bus`: [`crate::ClusterBus`]: commit ticks, signals, agents.
 //! - `limiter`: [`crate::Limiter`].
+//! - `maintenance`: [`RedisKeyMaintenance`], what `hookrelay keys` does.
 //!
 //! # Keys
 //! `{ns}` is [`RedisOptions::namespace`]; `P` is `{ns}:{<tenant>}:`.
@@ -51,6 +52,7 @@
 //! | `{ns}:nodes`, `{ns}:nt:<node>` | set | nodes to watch; tenants a node may hold claims in |
 //! | `{ns}:rl:<key>` | hash, PX | other rate-limit windows (`poll:<ip>`) |
 //! | `{ns}:canary` | string | sealed under the cluster's key: a node with another key refuses to start |
+//! | `{ns}:nodekeys` | hash | node id → the key id it seals with (`hookrelay keys`) |
 //! | `{ns}:bus` | channel | commit ticks and signals |
 //!
 //! Durability is Redis's: run it with `appendonly yes` (and `appendfsync
@@ -66,6 +68,7 @@ mod events;
 mod functions;
 mod keys;
 mod limiter;
+mod maintenance;
 mod objects;
 mod scripts;
 mod tenants;
@@ -85,6 +88,7 @@ use crate::{Error, Lifecycle, Result, Signal};
 use cluster::Clock;
 use codec::unavailable;
 use keys::Keys;
+pub use maintenance::RedisKeyMaintenance;
 use scripts::Scripts;
 
 /// How a Redis store is opened.
@@ -109,6 +113,29 @@ impl Default for RedisOptions {
             ca_pem: None,
         }
     }
+}
+
+/// A client for `url` and a connection that reconnects by itself.
+async fn connect(url: &str, options: &RedisOptions) -> Result<(redis::Client, ConnectionManager)> {
+    let client = match &options.ca_pem {
+        Some(ca) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        ),
+        None => redis::Client::open(url),
+    }
+    .map_err(unavailable)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(2);
+    let conn = ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(unavailable)?;
+    Ok((client, conn))
 }
 
 /// How long `close` waits for queued appends.
@@ -182,24 +209,7 @@ impl RedisStore {
     /// under `keys`' active key, as the embedded store does (the binary
     /// resolves the keyring the same way for both).
     pub async fn open(url: &str, keys: Keyring, options: RedisOptions) -> Result<RedisStore> {
-        let client = match &options.ca_pem {
-            Some(ca) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            ),
-            None => redis::Client::open(url),
-        }
-        .map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(unavailable)?;
+        let (client, conn) = connect(url, &options).await?;
         let scripts = Scripts::new();
         {
             // The writer pipelines EVALSHA, which needs the script loaded.
@@ -303,6 +313,9 @@ impl Lifecycle for RedisStore {
             .arg(inner.keys.node(&inner.node))
             .cmd("SREM")
             .arg(inner.keys.nodes())
+            .arg(&inner.node)
+            .cmd("HDEL")
+            .arg(inner.keys.node_keys())
             .arg(&inner.node)
             .query_async::<()>(&mut con)
             .await;

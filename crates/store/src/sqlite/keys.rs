@@ -19,61 +19,15 @@ use super::schema;
 use crate::sealed::{self, Table};
 use crate::{Error, Result};
 
-/// Records under each key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyUsage {
-    /// Event payloads per key.
-    pub events: BTreeMap<KeyId, u64>,
-    /// Sealed input secrets per key.
-    pub inputs: BTreeMap<KeyId, u64>,
-    /// Sealed bucket auth settings per key.
-    pub buckets: BTreeMap<KeyId, u64>,
-    /// The key the last server to open this file encrypted with.
-    pub server_active: Option<KeyId>,
-}
-
-impl KeyUsage {
-    /// Every record sealed under `id`.
-    pub fn records(&self, id: KeyId) -> u64 {
-        [&self.events, &self.inputs, &self.buckets]
-            .iter()
-            .map(|m| m.get(&id).copied().unwrap_or(0))
-            .sum()
-    }
-
-    /// Every key some record uses.
-    pub fn keys(&self) -> Vec<KeyId> {
-        let mut ids: Vec<KeyId> = self
-            .events
-            .keys()
-            .chain(self.inputs.keys())
-            .chain(self.buckets.keys())
-            .copied()
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
-    }
-}
-
-/// What one re-encryption batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReencryptStep {
-    /// Records now sealed under the active key.
-    pub rewritten: usize,
-    /// Records that could not be opened (altered, or under a key the ring
-    /// lacks): left as they are, and reported.
-    pub unreadable: usize,
-    /// No record after this batch remains to look at.
-    pub done: bool,
-}
+pub use crate::maintenance::{KeyUsage, ReencryptStep};
 
 /// Key maintenance of one data directory's store.
 pub struct KeyMaintenance {
     conn: Connection,
     keys: Keyring,
-    /// Where the scan of events goes on: the last `seq` looked at. Inputs and
-    /// buckets (a few rows per tenant) are done in the first batch.
+    /// Where the scan of events goes on: the last `seq` looked at. Inputs,
+    /// buckets, functions and tunnels (a few rows per tenant) are done in
+    /// the first batch.
     events_after: Option<i64>,
 }
 
@@ -108,6 +62,9 @@ impl KeyMaintenance {
             )?,
             inputs: count("SELECT secrets_key, count(*) FROM inputs GROUP BY secrets_key")?,
             buckets: count("SELECT auth_key, count(*) FROM buckets GROUP BY auth_key")?,
+            functions: count("SELECT config_key, count(*) FROM functions GROUP BY config_key")?,
+            tunnels: count("SELECT auth_key, count(*) FROM tunnels GROUP BY auth_key")?,
+            canary: None,
             server_active: active(&self.conn)?,
         })
     }
@@ -137,6 +94,22 @@ impl KeyMaintenance {
                         params![active],
                     )?,
                 ),
+                (
+                    Table::Functions,
+                    select(
+                        &tx,
+                        "SELECT rowid, id, config FROM functions WHERE config_key != ?1",
+                        params![active],
+                    )?,
+                ),
+                (
+                    Table::Tunnels,
+                    select(
+                        &tx,
+                        "SELECT rowid, id, auth FROM tunnels WHERE auth_key != ?1",
+                        params![active],
+                    )?,
+                ),
             ],
             Some(after) => {
                 let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
@@ -158,6 +131,10 @@ impl KeyMaintenance {
                     "UPDATE inputs SET secrets = ?2, secrets_key = ?3 WHERE rowid = ?1"
                 }
                 Table::Buckets => "UPDATE buckets SET auth = ?2, auth_key = ?3 WHERE rowid = ?1",
+                Table::Functions => {
+                    "UPDATE functions SET config = ?2, config_key = ?3 WHERE rowid = ?1"
+                }
+                Table::Tunnels => "UPDATE tunnels SET auth = ?2, auth_key = ?3 WHERE rowid = ?1",
                 Table::Events => "UPDATE events SET payload = ?2, key_id = ?3 WHERE seq = ?1",
             };
             for (rowid, id, sealed_bytes) in rows {

@@ -54,7 +54,8 @@ async fn world_with_marker(store: &Arc<dyn Store>, marker: &str) -> World {
     store.update_input(&w.input).await.expect("update input");
     let mut e = w.event();
     e.body = EventBody::Stored(format!("{{\"body\":\"{marker}\"}}").into_bytes());
-    e.headers.push(("x-marker".into(), format!("h-{marker}")));
+    e.headers
+        .push(("x-marker".into(), format!("h-{marker}").into_bytes()));
     e.query = format!("q={marker}");
     store.append(e).await.expect("append");
     w

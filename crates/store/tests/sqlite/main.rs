@@ -140,7 +140,7 @@ async fn an_ephemeral_bucket_never_writes_its_payload() {
     let mut e = event_for(&input);
     e.body = EventBody::Stored(MARKER.as_bytes().to_vec());
     e.query = format!("q={MARKER}");
-    e.headers = vec![("x-marker".into(), MARKER.into())];
+    e.headers = vec![("x-marker".into(), MARKER.as_bytes().to_vec())];
     let a = store.append(e).await.expect("append");
     let (read, _) = store.event(&w.tenant, &a.id).await.expect("read");
     assert_eq!(

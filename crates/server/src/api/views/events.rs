@@ -10,7 +10,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// An event as DESIGN §3.2 shows it. Repeated header names are joined with
-/// `, ` as HTTP allows; an ephemeral event has no headers, query or body.
+/// `, ` as HTTP allows; when any value is not UTF-8, every value is base64
+/// and `headerEncoding` says so (DESIGN §8). An ephemeral event has no
+/// headers, query or body.
 /// An event whose stored payload cannot be decrypted (altered, or under a
 /// key the relay no longer has) has none either, and says so with
 /// `"error": "undecryptable"`: listed with the others, never as garbage.
@@ -32,6 +34,9 @@ pub(crate) struct EventOut {
     query: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     headers: Option<BTreeMap<String, String>>,
+    /// `utf8` or `base64` (every value), beside `headers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header_encoding: Option<BodyEncoding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
     /// `utf8` or `base64`, beside `body`.
@@ -64,6 +69,7 @@ pub(crate) struct ForwardedOut {
     path: String,
     query: String,
     headers: BTreeMap<String, String>,
+    header_encoding: BodyEncoding,
     body: String,
     body_encoding: BodyEncoding,
 }
@@ -78,7 +84,7 @@ fn body_text(bytes: &[u8]) -> (String, BodyEncoding) {
     }
 }
 
-/// How `body` is written.
+/// How `body` (or every value of `headers`) is written.
 #[derive(Serialize, ToSchema, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum BodyEncoding {
@@ -118,6 +124,10 @@ impl From<&Event> for EventOut {
             },
             EventBody::Omitted { .. } | EventBody::Undecryptable { .. } => (None, None),
         };
+        let (headers, header_encoding) = match headers.as_deref().map(joined) {
+            Some((map, encoding)) => (Some(map), Some(encoding)),
+            None => (None, None),
+        };
         EventOut {
             id: id.to_string(),
             tenant: tenant.to_string(),
@@ -128,7 +138,8 @@ impl From<&Event> for EventOut {
             method: method.clone(),
             path: path.clone(),
             query: query.clone(),
-            headers: headers.as_deref().map(joined),
+            headers,
+            header_encoding,
             body: text,
             body_encoding: encoding,
             error: matches!(body, EventBody::Undecryptable { .. }).then_some("undecryptable"),
@@ -140,11 +151,13 @@ impl From<&Event> for EventOut {
             marks: marks.clone(),
             forwarded: forwarded.as_ref().map(|f| {
                 let (body, body_encoding) = body_text(&f.body);
+                let (headers, header_encoding) = joined(&f.headers);
                 ForwardedOut {
                     method: f.method.clone(),
                     path: f.path.clone(),
                     query: f.query.clone(),
-                    headers: joined(&f.headers),
+                    headers,
+                    header_encoding,
                     body,
                     body_encoding,
                 }
@@ -153,18 +166,31 @@ impl From<&Event> for EventOut {
     }
 }
 
-/// Header pairs as one map, repeated names joined with `, `.
-fn joined(headers: &[(String, String)]) -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
+/// Header pairs as one map, repeated names joined with `, `: as text when
+/// every value is UTF-8, else every (joined) value in base64.
+fn joined(headers: &[(String, Vec<u8>)]) -> (BTreeMap<String, String>, BodyEncoding) {
+    let mut map: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
     for (name, value) in headers {
-        map.entry(name.clone())
+        map.entry(name)
             .and_modify(|existing| {
-                existing.push_str(", ");
-                existing.push_str(value);
+                existing.extend_from_slice(b", ");
+                existing.extend_from_slice(value);
             })
             .or_insert_with(|| value.clone());
     }
-    map
+    if map.values().all(|v| std::str::from_utf8(v).is_ok()) {
+        let text = map
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), String::from_utf8(v).unwrap_or_default()))
+            .collect();
+        return (text, BodyEncoding::Utf8);
+    }
+    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    let map = map
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), b64(&v)))
+        .collect();
+    (map, BodyEncoding::Base64)
 }
 
 /// One event with its deliveries (`GET /v1/events/{id}`).

@@ -286,6 +286,8 @@ impl Outgoing {
         let event = d.event.unwrap_or_default();
         let bucket_name = self.buckets.get(&event.bucket).cloned().unwrap_or_default();
         let input_name = self.input_name(&event.input).await;
+        // The socket protocol's JSON has no way to say bytes: a value that
+        // is not UTF-8 goes as its lossy text (`value` of the header).
         let headers: Vec<(String, String)> = event
             .headers
             .into_iter()
