@@ -362,3 +362,87 @@ fn logs_carry_no_colour_off_a_terminal_and_are_json_on_request() {
         }
     }
 }
+
+/// Lines a child writes to stderr, read on a thread.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Waits for a line containing `wanted`; the lines before it are skipped.
+fn wait_for_line(lines: &mpsc::Receiver<String>, wanted: &str, who: &str) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(wanted) => return,
+            Ok(_) => {}
+            Err(_) => panic!("{who} never logged {wanted:?}"),
+        }
+    }
+}
+
+/// Issue 18: `listen` and the agent log their connection state at info,
+/// on the default log level: a relay that goes away and comes back (the
+/// same data directory at the same address) is reported both ways, and
+/// what arrives after is forwarded.
+#[tokio::test]
+async fn r18_listen_and_the_agent_say_when_they_lose_and_regain_the_relay() {
+    let (data, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (serve, admin, input) = relay(data.path());
+    let (a, b) = (Destination::spawn().await, Destination::spawn().await);
+    add_output(&serve, &admin, &format!("{}/agent", b.url));
+    let agent_token = cli_json(
+        &serve,
+        &admin,
+        &["admin", "--json", "token", "create", "--scope", "agent"],
+    )["token"]
+        .as_str()
+        .expect("an agent token")
+        .to_owned();
+    let spawn = |args: &[&str], token: &str| {
+        Command::new(BIN)
+            .args(args)
+            .env("HOOKRELAY_URL", &serve.url)
+            .env("HOOKRELAY_TOKEN", token)
+            .env("HOOKRELAY_STATE_DIR", state.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a client")
+    };
+    let mut listen = spawn(&["listen", "dev", "--forward", &a.url], &admin);
+    let mut agent = spawn(
+        &["agent", "--bucket", "dev", "--destination", &b.url],
+        &agent_token,
+    );
+    let (listen_log, agent_log) = (stderr_lines(&mut listen), stderr_lines(&mut agent));
+    wait_for_line(&agent_log, "connected to the relay", "the agent");
+    warm_up(&input, &[&a, &b]).await;
+
+    let address = serve.url.trim_start_matches("http://").to_owned();
+    serve.kill9();
+    wait_for_line(&listen_log, "disconnected from the relay", "listen");
+    wait_for_line(&agent_log, "connection to the relay lost", "the agent");
+
+    let _serve = Serve::start_with(data.path(), &["--listen", &address], &[]);
+    wait_for_line(&listen_log, "reconnected to the relay", "listen");
+    wait_for_line(&agent_log, "connected to the relay", "the agent");
+    let (na, nb) = (bodies(&a).len(), bodies(&b).len());
+    post(&input, "after-the-restart").await;
+    a.wait_for(na + 1, DEADLINE).await;
+    b.wait_for(nb + 1, DEADLINE).await;
+    for child in [&mut listen, &mut agent] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

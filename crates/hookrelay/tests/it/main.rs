@@ -80,8 +80,15 @@ impl Serve {
         } else {
             &["--bcrypt-cost", "4"][..]
         };
+        // An ephemeral port, unless the test restarts a relay where it was.
+        let listen = if args.contains(&"--listen") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        };
         let child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(listen)
             .args(cost)
             .arg("--data-dir")
             .arg(data_dir)
