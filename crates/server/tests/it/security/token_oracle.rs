@@ -12,7 +12,7 @@ use serde_json::json;
 use testkit::Relay;
 
 /// Samples of each kind, alternating.
-const SAMPLES: usize = 24;
+const SAMPLES: usize = 48;
 /// Requests per source address, under the 20 a minute bcrypt budget.
 const PER_ADDRESS: usize = 12;
 
@@ -66,14 +66,38 @@ async fn r19_known_and_unknown_token_keys_take_the_same_time() {
             unknown_times.push(took);
         }
     }
+    // Each unknown-key request against the known-key one just before it:
+    // the machine's load changes slowly, so a pair shares it.
+    let pairs: Vec<f64> = known_times
+        .iter()
+        .zip(&unknown_times)
+        .map(|(k, u)| u.as_secs_f64() / k.as_secs_f64())
+        .collect();
+    let paired = median_of(pairs);
     let (known, unknown) = (median(known_times), median(unknown_times));
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
-    println!("token oracle: median wrong-secret answer, known key {known:?}, unknown key {unknown:?} (ratio {ratio:.2})");
+    println!(
+        "token oracle: median wrong-secret answer, known key {known:?}, unknown key {unknown:?} \
+         (ratio {ratio:.2}); median ratio of back-to-back pairs {paired:.2}"
+    );
     // Before the decoy the ratio was about 0.002 (0.7 ms against 387 ms).
-    // Measured now on a loaded 2-core machine: 0.82, repeatably; the
-    // remaining gap is not understood yet (issue 19 asks for 10 %).
+    // Server-side, the two paths take the same time (12.6 ms each at cost 6
+    // in a debug build, timed inside `verify_token`); what the client sees
+    // on a loaded 2-core machine is that plus scheduling delays in steps of
+    // ~4 ms, so the ratio of two medians of 48 swings 0.8–1.0 when they
+    // fall on different steps. The median of back-to-back pairs does not:
+    // it is held to the issue's 10 %, the ratio of medians to 25 %.
+    assert!(
+        (0.9..=1.1).contains(&paired),
+        "known key vs unknown key, back to back: ratio {paired:.2}; the key's existence shows"
+    );
     assert!(
         (0.75..=1.25).contains(&ratio),
         "known key {known:?} vs unknown key {unknown:?}: the key's existence shows"
     );
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
