@@ -14,7 +14,6 @@ use axum::extract::ConnectInfo;
 use proto::pb::agent_server::{Agent, AgentServer};
 use proto::{agent_message, AgentMessage, ServerMessage};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::preauth::{self, Gate, GatedBody, Meter};
@@ -69,7 +68,7 @@ impl tower::Service<http::Request<axum::body::Body>> for Metered {
 
 #[async_trait]
 impl Agent for AgentService {
-    type ConnectStream = ReceiverStream<Result<ServerMessage, Status>>;
+    type ConnectStream = Outbound;
 
     async fn connect(
         &self,
@@ -93,13 +92,32 @@ impl Agent for AgentService {
             gate,
         };
         tokio::spawn(session::run(self.state.clone(), link, peer));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Outbound(rx)))
+    }
+}
+
+/// The stream tonic sends to the agent. The channel carries boxed
+/// messages: its first block holds [`OUTBOUND_BUFFER`]-ish slots, and a
+/// `Result<ServerMessage, Status>` is ~480 bytes, most of an idle gRPC
+/// agent's own memory before (massif).
+pub(crate) struct Outbound(mpsc::Receiver<Box<ServerMessage>>);
+
+impl tokio_stream::Stream for Outbound {
+    type Item = Result<ServerMessage, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        self.0
+            .poll_recv(cx)
+            .map(|next| next.map(|message| Ok(*message)))
     }
 }
 
 struct GrpcLink {
     inbound: Streaming<AgentMessage>,
-    outbound: mpsc::Sender<Result<ServerMessage, Status>>,
+    outbound: mpsc::Sender<Box<ServerMessage>>,
     gate: Arc<Gate>,
 }
 
@@ -118,11 +136,11 @@ async fn next_message(
 }
 
 async fn send_on(
-    outbound: &mpsc::Sender<Result<ServerMessage, Status>>,
+    outbound: &mpsc::Sender<Box<ServerMessage>>,
     message: ServerMessage,
 ) -> Result<(), LinkError> {
     outbound
-        .send(Ok(message))
+        .send(Box::new(message))
         .await
         .map_err(|_| LinkError::Transport("the agent's stream is closed".into()))
 }
@@ -162,7 +180,7 @@ impl LinkReader for GrpcReader {
     }
 }
 
-struct GrpcWriter(mpsc::Sender<Result<ServerMessage, Status>>);
+struct GrpcWriter(mpsc::Sender<Box<ServerMessage>>);
 
 #[async_trait]
 impl LinkWriter for GrpcWriter {

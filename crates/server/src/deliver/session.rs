@@ -158,7 +158,7 @@ async fn serve(state: AppState, mut link: impl AgentLink, peer: Option<SocketAdd
     );
     let end = read_loop(&state, reader, number, &cmds, &control, &writer_ended).await;
     if let Some(refusal) = end {
-        let _ = control.try_send(error(refusal));
+        let _ = control.try_send(Box::new(error(refusal)));
     }
     // The writer sends what is queued (the refusal last) and stops.
     drop(control);
@@ -211,7 +211,7 @@ async fn read_loop(
     mut link: Box<dyn LinkReader>,
     number: u64,
     cmds: &mpsc::Sender<GroupCmd>,
-    control: &mpsc::Sender<proto::ServerMessage>,
+    control: &mpsc::Sender<Box<proto::ServerMessage>>,
     writer_ended: &CancellationToken,
 ) -> Option<Refusal> {
     let mut heartbeat = interval(proto::HEARTBEAT);
@@ -239,7 +239,7 @@ async fn read_loop(
                     }
                     FromAgent::Ping(ping) => {
                         let pong = ToAgent::Pong(pb::Pong { sent_at_ms: ping.sent_at_ms });
-                        let _ = control.try_send(pong.into());
+                        let _ = control.try_send(Box::new(pong.into()));
                     }
                     FromAgent::Pong(_) => {}
                     FromAgent::Hello(_) => {
@@ -253,7 +253,7 @@ async fn read_loop(
                     return None;
                 }
                 let ping = ToAgent::Ping(pb::Ping { sent_at_ms: store::clock::now_ms() });
-                let _ = control.try_send(ping.into());
+                let _ = control.try_send(Box::new(ping.into()));
             }
         }
     }
@@ -266,8 +266,8 @@ async fn read_loop(
 /// `ended` tells the reader.
 async fn write_loop(
     mut link: Box<dyn LinkWriter>,
-    mut deliveries: mpsc::Receiver<proto::ServerMessage>,
-    mut control: mpsc::Receiver<proto::ServerMessage>,
+    mut deliveries: mpsc::Receiver<Box<proto::ServerMessage>>,
+    mut control: mpsc::Receiver<Box<proto::ServerMessage>>,
     ended: CancellationToken,
 ) {
     let _ended = ended.drop_guard();
@@ -291,7 +291,7 @@ async fn write_loop(
         // A peer that stops reading must not pin the session (and its
         // shutdown) in a send.
         if !matches!(
-            timeout(proto::SILENCE_LIMIT, link.send(message)).await,
+            timeout(proto::SILENCE_LIMIT, link.send(*message)).await,
             Ok(Ok(()))
         ) {
             return;

@@ -212,7 +212,7 @@ impl Pump {
         let delivery_id = format!("d{}", self.next_dispatch);
         let message = message::deliver(&delivery_id, &due, payload, want_response);
         let agent = &mut self.agents[at];
-        if agent.slot.tx.try_send(message).is_err() {
+        if agent.slot.tx.try_send(Box::new(message)).is_err() {
             return Outcome::NoRoom(Box::new(due));
         }
         let f = InFlight {

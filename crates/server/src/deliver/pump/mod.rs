@@ -220,7 +220,7 @@ impl Pump {
                         code: "unavailable".into(),
                         message: "the relay cannot subscribe this agent now; retry".into(),
                     });
-                    let _ = slot.tx.try_send(refusal.into());
+                    let _ = slot.tx.try_send(Box::new(refusal.into()));
                     // Dropping the slot ends the session.
                     self.members.fetch_sub(1, Ordering::SeqCst);
                     return;
