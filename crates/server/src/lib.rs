@@ -132,7 +132,9 @@ fn router(state: state::AppState) -> axum::Router {
         .merge(api::router())
         .merge(dashboard::router(
             state.clone(),
-            api::router().with_state(state.clone()),
+            api::router()
+                .merge(tunnel::admin_router())
+                .with_state(state.clone()),
         ))
         .merge(deliver::router(&state))
         .merge(ops::router())

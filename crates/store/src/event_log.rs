@@ -7,7 +7,8 @@ use model::{BucketId, Delivery, Event, EventId, InputId, NewEvent, OutputId, Ten
 
 use crate::Result;
 
-/// Where a read of events starts.
+/// Where a read of events starts, and so its direction: the first three
+/// read oldest first, the last two newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
     /// From the oldest retained event.
@@ -16,9 +17,21 @@ pub enum Cursor {
     After(EventId),
     /// Received at or after this time in ms (Radarboard `since`).
     Since(i64),
+    /// From the newest event, newest first (the dashboard's first page).
+    Newest,
+    /// Strictly before this event id, newest first (its older pages).
+    Before(EventId),
 }
 
-/// A read of a tenant's events, oldest first.
+impl Cursor {
+    /// Whether the read returns events newest first.
+    pub fn newest_first(&self) -> bool {
+        matches!(self, Cursor::Newest | Cursor::Before(_))
+    }
+}
+
+/// A read of a tenant's events, in id order from its cursor: oldest first,
+/// or newest first from [`Cursor::Newest`] and [`Cursor::Before`].
 #[derive(Debug, Clone)]
 pub struct EventQuery {
     pub from: Cursor,
@@ -52,7 +65,10 @@ pub struct Appended {
 ///   means a restart forgets the delivery ids of events already purged,
 ///   before their window ends.
 /// - **Order**: event ids are minted at commit, strictly increasing; reads
-///   return events in id order, which is `receivedAt` order.
+///   return events in id order, which is `receivedAt` order (descending
+///   for a newest-first cursor). A newest-first read costs what an
+///   oldest-first one does: `limit` events from an index, whatever the
+///   log's length.
 /// - **Visibility**: every event whose `receivedAt` is below
 ///   [`EventLog::visible_before`] (read before the query) is returned by a
 ///   query that starts after it.

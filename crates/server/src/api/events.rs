@@ -36,12 +36,20 @@ pub(super) fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventListQuery {
-    /// The cursor: events after this event id (the previous page's `next`).
+    /// `asc` (default): oldest first, from `after`; `desc`: newest first,
+    /// from `before`.
+    #[param(inline)]
+    order: Option<Order>,
+    /// The cursor of `asc`: events after this event id (the previous
+    /// page's `next`).
     after: Option<String>,
+    /// The cursor of `desc`: events before this event id (the previous
+    /// page's `next`).
+    before: Option<String>,
     /// Page size: default 100, at most 500.
     limit: Option<usize>,
     /// Seconds to wait for a first matching event when there is none (at
-    /// most 60).
+    /// most 60; `asc` only).
     wait: Option<u64>,
     /// Only this bucket (id or name).
     bucket: Option<String>,
@@ -58,6 +66,17 @@ pub(crate) struct EventListQuery {
     /// Only events whose body contains this text, ASCII case ignored (at
     /// most 256 bytes).
     search: Option<String>,
+}
+
+/// The direction of a page of `GET /v1/events`.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Order {
+    /// Oldest first (`after` cursor, `wait` allowed).
+    #[default]
+    Asc,
+    /// Newest first (`before` cursor): the newest page is one read.
+    Desc,
 }
 
 impl EventListQuery {
@@ -107,14 +126,32 @@ async fn list(
     Reader(caller): Reader,
     Query(q): Query<EventListQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
+    let order = q.order.unwrap_or_default();
+    let refuse = |field: &str, other: &str| {
+        ApiError::invalid_request(format!("{field}: not with order={other}"))
+    };
+    match order {
+        Order::Asc if q.before.is_some() => return Err(refuse("before", "asc")),
+        Order::Desc if q.after.is_some() => return Err(refuse("after", "desc")),
+        Order::Desc if q.wait.is_some() => return Err(refuse("wait", "desc")),
+        _ => {}
+    }
     let after = parse_cursor("after", q.after.as_deref())?;
+    let before = parse_cursor("before", q.before.as_deref())?;
     let checked = q.filter().check(&state, &caller).await?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
-    let scanned = scan_or_wait(&state, &caller, &checked, after, limit, wait).await?;
+    let scanned = match order {
+        Order::Asc => scan_or_wait(&state, &caller, &checked, after, limit, wait).await?,
+        Order::Desc => checked.scan_newest(&state, &caller, before, limit).await?,
+    };
     // The last event examined, so that a filtered read that matched nothing
-    // in its bound still moves on; the `after` sent when nothing was.
-    let next = scanned.last.map(|id| id.to_string()).or(q.after);
+    // in its bound still moves on; the cursor sent when nothing was.
+    let next = scanned
+        .last
+        .map(|id| id.to_string())
+        .or(q.after)
+        .or(q.before);
     Ok(Json(EventPage {
         events: scanned.events.iter().map(EventOut::from).collect(),
         next,

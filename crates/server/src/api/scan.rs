@@ -1,8 +1,8 @@
 //! The event filters of `GET /v1/events` and `POST /v1/events/resend`
 //! (DESIGN §11: bucket, input, delivery status, time range, event type and
 //! a text search in bodies), answered by a bounded scan: the store reads
-//! the tenant's events by cursor, oldest first, already decrypted, and each
-//! is kept or passed over here.
+//! the tenant's events by cursor, oldest first (or newest first for
+//! `order=desc`), already decrypted, and each is kept or passed over here.
 //!
 //! One request examines at most `Config::event_scan` events and body bytes
 //! (5,000 and 64 MiB by default), so a filter that matches little costs a
@@ -21,6 +21,8 @@ use crate::state::AppState;
 const SCAN_PAGE: usize = super::events::MAX_LIMIT;
 /// Longest `search` text: a filter, not a payload.
 const MAX_SEARCH: usize = 256;
+/// The latest time an event id's 48-bit time part holds.
+const MAX_ULID_MS: i64 = (1 << 48) - 1;
 
 /// What an event must be to be listed or resent; every given field must
 /// hold. The list's query and the bulk resend's body carry these fields.
@@ -62,8 +64,9 @@ pub(crate) struct Checked {
     event_type: Option<String>,
     /// Lower-cased.
     search: Option<Vec<u8>>,
-    /// Every event from the cursor on matches: pages hold just what is
-    /// still wanted, so an unfiltered read decrypts no more than it answers.
+    /// Every event from the cursor on matches, up to the time bound that
+    /// ends the scan: pages hold just what is still wanted, so an
+    /// unfiltered read decrypts no more than it answers.
     every: bool,
 }
 
@@ -100,7 +103,6 @@ impl EventFilter {
         };
         let every = input.is_none()
             && self.status.is_none()
-            && self.to.is_none()
             && self.event_type.is_none()
             && search.is_none();
         Ok(Checked {
@@ -118,7 +120,7 @@ impl EventFilter {
 
 impl Checked {
     /// Scans from `after` (else from `from`, else the oldest event) for up
-    /// to `limit` matches, within the bounds.
+    /// to `limit` matches, oldest first, within the bounds.
     pub(crate) async fn scan(
         &self,
         state: &AppState,
@@ -126,11 +128,48 @@ impl Checked {
         after: Option<EventId>,
         limit: usize,
     ) -> Result<Scanned, ApiError> {
-        let mut cursor = match (after, self.from) {
+        let start = match (after, self.from) {
             (Some(id), _) => Cursor::After(id),
             (None, Some(ms)) => Cursor::Since(ms),
             (None, None) => Cursor::Start,
         };
+        self.scan_from(state, caller, start, limit).await
+    }
+
+    /// Scans from `before` (else from `to`, else the newest event) for up
+    /// to `limit` matches, newest first, within the bounds; `exhausted`
+    /// when it reached the oldest event or `from`.
+    pub(crate) async fn scan_newest(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        before: Option<EventId>,
+        limit: usize,
+    ) -> Result<Scanned, ApiError> {
+        // The id floor of the millisecond after `to`: ids below it were
+        // received at or before `to` (beyond the ids' 48-bit time, every
+        // id is).
+        let below_to = self
+            .to
+            .and_then(|to| to.checked_add(1))
+            .filter(|&ms| ms <= MAX_ULID_MS)
+            .map(EventId::floor_at);
+        let start = match (before, below_to) {
+            (Some(id), Some(to)) => Cursor::Before(id.min(to)),
+            (Some(id), None) | (None, Some(id)) => Cursor::Before(id),
+            (None, None) => Cursor::Newest,
+        };
+        self.scan_from(state, caller, start, limit).await
+    }
+
+    async fn scan_from(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        mut cursor: Cursor,
+        limit: usize,
+    ) -> Result<Scanned, ApiError> {
+        let newest_first = cursor.newest_first();
         let mut out = Scanned {
             events: Vec::new(),
             last: None,
@@ -153,14 +192,21 @@ impl Checked {
             let page = state.store.events(&caller.tenant, &query).await?;
             let short = page.len() < asked;
             for event in page {
-                if self.to.is_some_and(|to| event.received_at > to) {
+                let past_bound = match newest_first {
+                    false => self.to.is_some_and(|to| event.received_at > to),
+                    true => self.from.is_some_and(|from| event.received_at < from),
+                };
+                if past_bound {
                     out.exhausted = true;
                     return Ok(out);
                 }
                 examined += 1;
                 bytes += event.body.size();
                 out.last = Some(event.id);
-                cursor = Cursor::After(event.id);
+                cursor = match newest_first {
+                    false => Cursor::After(event.id),
+                    true => Cursor::Before(event.id),
+                };
                 if self.matches(state, caller, &event).await? {
                     out.events.push(event);
                 }
@@ -186,6 +232,7 @@ impl Checked {
     ) -> Result<bool, ApiError> {
         let plain = self.input.is_none_or(|i| i == e.input)
             && self.from.is_none_or(|from| e.received_at >= from)
+            && self.to.is_none_or(|to| e.received_at <= to)
             && self
                 .event_type
                 .as_deref()

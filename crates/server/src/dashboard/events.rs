@@ -110,20 +110,16 @@ impl Filters {
             .collect()
     }
 
-    fn start_ms(&self) -> Result<i64, String> {
-        match self.from.trim() {
-            "" => Ok(0),
-            text => page::parse_local(text).ok_or_else(|| format!("from: not a time: {text}")),
-        }
-    }
-
-    fn until_ms(&self) -> Result<i64, String> {
-        match self.to.trim() {
-            // A minute ahead: an event stamped by a node whose clock is a
-            // little ahead still shows.
-            "" => Ok(store::clock::now_ms() + 60_000),
-            text => page::parse_local(text).ok_or_else(|| format!("to: not a time: {text}")),
-        }
+    /// The time range typed in the form, in ms: `from` inclusive, `to`
+    /// exclusive (a minute's start).
+    fn range(&self) -> Result<(Option<i64>, Option<i64>), String> {
+        let parse = |name: &str, text: &str| match text.trim() {
+            "" => Ok(None),
+            text => page::parse_local(text)
+                .map(Some)
+                .ok_or_else(|| format!("{name}: not a time: {text}")),
+        };
+        Ok((parse("from", &self.from)?, parse("to", &self.to)?))
     }
 
     /// This page's filters as a query string (without the cursor).
@@ -148,17 +144,18 @@ impl Filters {
 
 async fn list(State(ui): State<Ui>, signed: Signed, Query(filters): Query<Filters>) -> Response {
     let caller = signed.caller();
-    let (from_ms, until_ms) = match (filters.start_ms(), filters.until_ms()) {
-        (Ok(from), Ok(until)) => (from, until),
-        (Err(e), _) | (_, Err(e)) => return bad_filter(&signed, &e),
+    let (from_ms, to_ms) = match filters.range() {
+        Ok(range) => range,
+        Err(e) => return bad_filter(&signed, &e),
     };
     let before = filters.before.parse::<EventId>().ok();
     let api_query = filters.api_query();
     let want = Window {
         filters: &api_query,
         before,
-        until_ms,
         from_ms,
+        // The page's `to` is a minute's start, exclusive.
+        to_ms: to_ms.map(|ms| ms - 1),
         page: PAGE,
     };
     let found = match newest::page(&ui, &caller, &want).await {
@@ -206,11 +203,9 @@ async fn list(State(ui): State<Ui>, signed: Signed, Query(filters): Query<Filter
                 }
             }
         }
-        @if found.older {
-            @if let Some(last) = found.events.last().and_then(|e| e["id"].as_str()) {
-                nav.pager aria-label="Pages" {
-                    a href={ "/ui/?" (filters.link()) "&before=" (last) } { "Older events →" }
-                }
+        @if let Some(older) = &found.older {
+            nav.pager aria-label="Pages" {
+                a href={ "/ui/?" (filters.link()) "&before=" (older) } { "Older events →" }
             }
         }
     };
@@ -324,9 +319,14 @@ async fn matching(
     caller: &Caller<'_>,
     filters: &Filters,
 ) -> Result<(Vec<String>, bool), Refusal> {
-    let (from_ms, until_ms) = match (filters.start_ms(), filters.until_ms()) {
-        (Ok(from), Ok(until)) => (from, until),
-        (Err(message), _) | (_, Err(message)) => {
+    let (from_ms, until_ms) = match filters.range() {
+        // A minute ahead when open: an event stamped by a node whose clock
+        // is a little ahead still counts.
+        Ok((from, to)) => (
+            from.unwrap_or(0),
+            to.unwrap_or_else(|| store::clock::now_ms() + 60_000),
+        ),
+        Err(message) => {
             return Err(Refusal {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_request".into(),

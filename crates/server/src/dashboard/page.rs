@@ -15,6 +15,8 @@ pub(super) enum Nav {
     Events,
     Buckets,
     Tokens,
+    Functions,
+    Tunnels,
     Agents,
     None,
 }
@@ -65,6 +67,8 @@ fn navigation(signed: &Signed, current: Nav) -> Markup {
                 @if admin {
                     (item(Nav::Buckets, "/ui/buckets", "Buckets"))
                     (item(Nav::Tokens, "/ui/tokens", "Tokens"))
+                    (item(Nav::Functions, "/ui/functions", "Functions"))
+                    (item(Nav::Tunnels, "/ui/tunnels", "Tunnels"))
                     (item(Nav::Agents, "/ui/agents", "Agents"))
                 }
             }

@@ -98,13 +98,18 @@ fn events(doc: &mut Doc) {
         op("Read events by cursor")
             .says(
                 "Exactly once for a careful client: pass `next` as `after`. `wait` long-polls \
-                 up to 60 s for the first matching event. Filters are answered by a bounded \
+                 up to 60 s for the first matching event. `order=desc` reads newest first \
+                 instead: pass `next` as `before` for older pages (`after` and `wait` are \
+                 refused with it). Filters are answered by a bounded \
                  scan (5,000 events and 64 MiB of bodies per request): `next` is the last \
                  event examined, so a page may be empty with a `next` to continue from.",
             )
             .bearer()
             .query::<b::EventListQuery>()
-            .answer::<v::EventPage>(200, "a page of events, oldest first")
+            .answer::<v::EventPage>(
+                200,
+                "a page of events, oldest first (newest first with order=desc)",
+            )
             .errors(&[400, 401, 404]),
     );
     doc.add(

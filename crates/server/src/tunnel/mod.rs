@@ -57,7 +57,12 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/hookrelay.v1.Tunnel/Open",
             accept::grpc_service(state.clone()),
         )
-        .merge(api::router())
+        .merge(admin_router())
+}
+
+/// `/v1/tunnels`, also called in-process by the dashboard.
+pub(crate) fn admin_router() -> Router<AppState> {
+    api::router()
 }
 
 /// One tunnel agent connected to this node.

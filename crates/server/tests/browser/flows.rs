@@ -257,6 +257,24 @@ async fn a_tenant_token_sees_nothing_of_another_tenant() {
     assert_eq!(status, StatusCode::OK);
     let event = relay.events().await.pop().expect("one event");
     let event_id = event["id"].as_str().expect("id").to_owned();
+    let function = relay
+        .admin(
+            Method::POST,
+            "/v1/functions",
+            Some(json!({"name": "secret-fn", "source": "r:StopForwarding()"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let function_id = function["id"].as_str().expect("id").to_owned();
+    let tunnel = relay
+        .admin(
+            Method::POST,
+            "/v1/tunnels",
+            Some(json!({"name": "secret-tunnel"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let tunnel_id = tunnel["id"].as_str().expect("id").to_owned();
 
     let made = relay
         .admin(
@@ -292,16 +310,21 @@ async fn a_tenant_token_sees_nothing_of_another_tenant() {
         format!("/ui/buckets/{bucket_id}"),
         format!("/ui/inputs/{input_id}"),
         format!("/ui/?bucket={bucket_id}"),
+        format!("/ui/functions/{function_id}"),
+        format!("/ui/tunnels/{tunnel_id}"),
     ] {
         b.goto(&format!("{}{path}", relay.url)).await;
         let heading = b.heading().await;
         assert!(heading.starts_with("404"), "{path} showed {heading}");
     }
-    b.goto(&format!("{}/ui/buckets", relay.url)).await;
-    assert!(!b
-        .client
-        .source()
-        .await
-        .expect("source")
-        .contains("secret-stuff"));
+    for (page, name) in [
+        ("buckets", "secret-stuff"),
+        ("functions", "secret-fn"),
+        ("tunnels", "secret-tunnel"),
+    ] {
+        b.goto(&format!("{}/ui/{page}", relay.url)).await;
+        b.wait_for("h1").await;
+        let source = b.client.source().await.expect("source");
+        assert!(!source.contains(name), "{page} shows {name}");
+    }
 }

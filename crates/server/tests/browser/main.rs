@@ -4,6 +4,7 @@
 
 mod driver;
 mod flows;
+mod manage;
 mod security;
 
 use driver::Browser;

@@ -110,6 +110,8 @@ async fn forged_forms_are_refused_and_every_page_has_a_strict_csp() {
         "/ui/",
         "/ui/signin",
         "/ui/buckets",
+        "/ui/functions",
+        "/ui/tunnels",
         "/ui/assets/ui.js",
         "/ui/nope",
     ] {

@@ -185,10 +185,29 @@ async fn each_filter_answers_what_a_filter_of_the_whole_log_answers() {
         [2, 1, 2, 1, 2, 2, 2, 0, 1, 0],
         "the cases tell events apart"
     );
-    for (query, expected) in cases {
+    for (query, mut expected) in cases {
         let (ids, _) = page(&relay, &query).await;
         assert_eq!(ids, expected, "{query}");
+        // Newest first: the same matches, reversed.
+        let (ids, _) = page(&relay, &format!("order=desc&{query}")).await;
+        expected.reverse();
+        assert_eq!(ids, expected, "order=desc&{query}");
     }
+
+    // Newest first, a page at a time with `before`: each event once.
+    let mut newest_first = Vec::new();
+    let mut query = "order=desc&limit=3".to_owned();
+    for _ in 0..3 {
+        let (ids, next) = page(&relay, &query).await;
+        newest_first.extend(ids);
+        query = format!("order=desc&limit=3&before={}", next.as_str().unwrap());
+    }
+    let mut all = ids_where(&events, |_| true);
+    all.reverse();
+    assert_eq!(newest_first, all);
+    let (ids, next) = page(&relay, &query).await;
+    assert!(ids.is_empty());
+    assert_eq!(next, events[0]["id"], "nothing examined: the cursor sent");
 
     // Paging through a filter meets each match once, then nothing.
     let (first, next) = page(&relay, "search=hello&limit=1").await;
@@ -212,6 +231,11 @@ async fn each_filter_answers_what_a_filter_of_the_whole_log_answers() {
         ("status=lost", "status"),
         ("from=5&to=1", "to"),
         ("colour=red", "colour"),
+        ("order=sideways", "order"),
+        ("before=evt_01JAR0000000000000000000000", "before"),
+        ("order=desc&after=evt_01JAR0000000000000000000000", "after"),
+        ("order=desc&wait=1", "wait"),
+        ("order=desc&before=nope", "before"),
         (&format!("search={}", "a".repeat(257)), "search"),
     ] {
         let (status, body) = relay
@@ -343,6 +367,16 @@ async fn a_scan_stops_at_its_bound_and_continues_from_next() {
     assert_eq!(next, ids[1], "stopped after two events");
     let (found, _) = page(&relay, &format!("search=hello 04&after={}", ids[1])).await;
     assert_eq!(found, vec![ids[3].clone()]);
+    // Newest first, the bound holds the same way.
+    let (found, next) = page(&relay, "order=desc&search=hello 01").await;
+    assert!(found.is_empty());
+    assert_eq!(next, ids[2], "stopped after two events, newest first");
+    let (found, _) = page(
+        &relay,
+        &format!("order=desc&search=hello 01&before={}", ids[2]),
+    )
+    .await;
+    assert_eq!(found, vec![ids[0].clone()]);
     // The bound holds for unfiltered reads too (the default, 5,000 events,
     // is above the largest page, 500).
     assert_eq!(page(&relay, "limit=3").await.0.len(), 2);

@@ -57,7 +57,10 @@ pub use isolation::{
     delete_bucket_removes_its_children, delete_tenant_removes_everything, tenant_isolation,
 };
 pub use objects::{buckets, inputs, outputs, tenants, tokens};
-pub use reads::{cursors, polling_never_misses, purge_respects_retention, visibility_and_commits};
+pub use reads::{
+    cursors, newest_first_cursors, polling_never_misses, purge_respects_retention,
+    visibility_and_commits,
+};
 pub use tunnels::tunnels;
 
 /// Instantiates the whole suite for one backend, one `#[tokio::test]` per
@@ -80,7 +83,8 @@ macro_rules! conformance_tests {
             tenant_isolation, delete_tenant_removes_everything,
             delete_bucket_removes_its_children,
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,
-            ephemeral_events, marked_events_have_no_deliveries, cursors, deliveries_and_reset,
+            ephemeral_events, marked_events_have_no_deliveries, cursors, newest_first_cursors,
+            deliveries_and_reset,
             groups_share_nothing_and_miss_nothing, settle_and_retry,
             expiry_spares_the_catchup_window, public_outputs_queue_for_the_server,
             purge_respects_retention, visibility_and_commits, polling_never_misses,

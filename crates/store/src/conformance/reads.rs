@@ -4,17 +4,21 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use model::EventId;
+use model::{Bucket, EventId};
 
 use super::{
     append_concurrently, assert_not_found, bucket_in, event_for, ids, input_in, now, query, World,
     PATIENCE,
 };
-use crate::{Cursor, EventQuery, Store};
+use crate::{Appended, Cursor, EventQuery, Store};
 
-/// Start, After and Since cursors, bucket filters and limits.
-pub async fn cursors(store: &Arc<dyn Store>) {
-    let w = World::create(store, "cursors").await;
+/// A world with a second bucket and ten events appended alternately to
+/// the world's bucket (even) and the second (odd), oldest first.
+async fn ten_events_in_two_buckets(
+    store: &Arc<dyn Store>,
+    label: &str,
+) -> (World, Bucket, Vec<Appended>) {
+    let w = World::create(store, label).await;
     let second = bucket_in(&w.tenant, "second");
     store.create_bucket(&second).await.expect("create bucket");
     let second_input = input_in(&second, None);
@@ -31,6 +35,12 @@ pub async fn cursors(store: &Arc<dyn Store>) {
         };
         all.push(store.append(e).await.expect("append"));
     }
+    (w, second, all)
+}
+
+/// Start, After and Since cursors, bucket filters and limits.
+pub async fn cursors(store: &Arc<dyn Store>) {
+    let (w, second, all) = ten_events_in_two_buckets(store, "cursors").await;
     let all_ids: Vec<EventId> = all.iter().map(|a| a.id).collect();
     let t = &w.tenant;
 
@@ -132,6 +142,113 @@ pub async fn cursors(store: &Arc<dyn Store>) {
         paged.extend(ids(&page));
     }
     assert_eq!(paged, all_ids);
+}
+
+/// Newest and Before read newest first, with bucket filters and limits;
+/// paging with Before visits every event once; another tenant's read is
+/// empty.
+pub async fn newest_first_cursors(store: &Arc<dyn Store>) {
+    let (w, second, all) = ten_events_in_two_buckets(store, "newest-first").await;
+    let oldest_first: Vec<EventId> = all.iter().map(|a| a.id).collect();
+    let newest: Vec<EventId> = oldest_first.iter().rev().copied().collect();
+    let t = &w.tenant;
+    let read = |from, buckets, limit| EventQuery {
+        from,
+        buckets,
+        limit,
+    };
+
+    let got = store
+        .events(t, &read(Cursor::Newest, vec![], 100))
+        .await
+        .expect("newest");
+    assert_eq!(ids(&got), newest, "Newest reads every event, newest first");
+    let got = store
+        .events(t, &read(Cursor::Newest, vec![], 3))
+        .await
+        .expect("newest 3");
+    assert_eq!(ids(&got), newest[..3], "the limit keeps the newest");
+    assert!(store
+        .events(t, &read(Cursor::Newest, vec![], 0))
+        .await
+        .expect("limit 0")
+        .is_empty());
+    let got = store
+        .events(t, &read(Cursor::Before(oldest_first[6]), vec![], 100))
+        .await
+        .expect("before");
+    assert_eq!(ids(&got), newest[4..], "Before is strictly before");
+    assert!(store
+        .events(t, &read(Cursor::Before(oldest_first[0]), vec![], 100))
+        .await
+        .expect("before the oldest")
+        .is_empty());
+    let above = EventId::floor_at(i64::from(u32::MAX) * 1000);
+    let got = store
+        .events(t, &read(Cursor::Before(above), vec![], 100))
+        .await
+        .expect("before a later id");
+    assert_eq!(ids(&got), newest);
+
+    let got = store
+        .events(t, &read(Cursor::Newest, vec![second.id.clone()], 100))
+        .await
+        .expect("one bucket");
+    let seconds: Vec<EventId> = newest.iter().copied().step_by(2).collect();
+    assert_eq!(
+        ids(&got),
+        seconds,
+        "events 9, 7, ... are the second bucket's"
+    );
+    assert!(got.iter().all(|e| e.bucket == second.id));
+    let both = vec![w.bucket.id.clone(), second.id.clone()];
+    let got = store
+        .events(t, &read(Cursor::Before(oldest_first[9]), both, 4))
+        .await
+        .expect("two buckets");
+    assert_eq!(
+        ids(&got),
+        newest[1..5],
+        "two buckets merge newest first before the limit"
+    );
+    let got = store
+        .events(
+            t,
+            &read(
+                Cursor::Before(oldest_first[9]),
+                vec![w.bucket.id.clone()],
+                2,
+            ),
+        )
+        .await
+        .expect("before + bucket + limit");
+    assert_eq!(ids(&got), [oldest_first[8], oldest_first[6]]);
+
+    // Paging with Before visits every event exactly once, newest first.
+    let mut paged = Vec::new();
+    let mut from = Cursor::Newest;
+    loop {
+        let page = store.events(t, &read(from, vec![], 3)).await.expect("page");
+        let Some(last) = page.last() else { break };
+        from = Cursor::Before(last.id);
+        paged.extend(ids(&page));
+    }
+    assert_eq!(paged, newest);
+
+    let other = World::create(store, "newest-first-other").await;
+    assert!(store
+        .events(&other.tenant, &read(Cursor::Newest, vec![], 100))
+        .await
+        .expect("other tenant")
+        .is_empty());
+    assert!(store
+        .events(
+            &other.tenant,
+            &read(Cursor::Newest, vec![w.bucket.id.clone()], 100)
+        )
+        .await
+        .expect("other tenant, this bucket")
+        .is_empty());
 }
 
 /// Events older than their bucket's retention go, in bounded batches; the

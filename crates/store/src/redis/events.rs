@@ -119,12 +119,17 @@ impl EventLog for RedisStore {
     }
 
     async fn events(&self, tenant: &TenantId, q: &EventQuery) -> Result<Vec<Event>> {
-        let (min, since) = match q.from {
+        // The lexical range of the index from the cursor on: (min, max)
+        // read upwards, or (max, min) downwards for a newest-first cursor.
+        let (bound, since) = match q.from {
             Cursor::Start => ("-".to_owned(), i64::MIN),
             Cursor::After(id) => (format!("({id}"), i64::MIN),
             Cursor::Since(ms) if ms > MAX_ULID_MS => return Ok(Vec::new()),
             Cursor::Since(ms) => (floor_bound(ms), ms),
+            Cursor::Newest => ("+".to_owned(), i64::MIN),
+            Cursor::Before(id) => (format!("({id}"), i64::MIN),
         };
+        let newest_first = q.from.newest_first();
         if q.limit == 0 {
             return Ok(Vec::new());
         }
@@ -141,14 +146,19 @@ impl EventLog for RedisStore {
         let mut con = self.inner.con()?;
         let mut ids: Vec<String> = Vec::new();
         for index in &indexes {
-            let found: Vec<String> = con
-                .zrangebylex_limit(index, &min, "+", 0, limit)
-                .await
-                .map_err(unavailable)?;
+            let found: Vec<String> = if newest_first {
+                con.zrevrangebylex_limit(index, &bound, "-", 0, limit).await
+            } else {
+                con.zrangebylex_limit(index, &bound, "+", 0, limit).await
+            }
+            .map_err(unavailable)?;
             ids.extend(found);
         }
         ids.sort();
         ids.dedup();
+        if newest_first {
+            ids.reverse();
+        }
         ids.truncate(q.limit);
         if ids.is_empty() {
             return Ok(Vec::new());

@@ -252,7 +252,11 @@ pub(super) fn events(
         // The id bound does the work through the index; the received_at
         // term keeps the answer exact for times a ULID cannot hold.
         Cursor::Since(ms) => (">=", floor_text(ms), ms),
+        // '~' sorts after every id ("evt_" and Crockford base32).
+        Cursor::Newest => ("<", "~".to_owned(), i64::MIN),
+        Cursor::Before(id) => ("<", id.to_string(), i64::MIN),
     };
+    let order = if q.from.newest_first() { "DESC" } else { "ASC" };
     let (filter, buckets) = match q.buckets.as_slice() {
         [] => ("", None),
         [one] => ("AND bucket = ?4", Some(one.as_str().to_owned())),
@@ -261,12 +265,13 @@ pub(super) fn events(
             Some(to_json(many)?),
         ),
     };
-    // The id-ordered indexes answer ORDER BY id LIMIT n; the received_at
-    // term only trims the edge, so it is kept out of index choice (`+`).
+    // The id-ordered indexes answer ORDER BY id LIMIT n, walked backwards
+    // for DESC; the received_at term only trims the edge, so it is kept
+    // out of index choice (`+`).
     let sql = format!(
         "SELECT {} FROM events
          WHERE tenant = ?1 AND id {op} ?2 AND +received_at >= ?3 {filter}
-         ORDER BY id LIMIT ?5",
+         ORDER BY id {order} LIMIT ?5",
         rows::EVENT_COLS
     );
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);

@@ -7,10 +7,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{act, body, enabled};
-use crate::dashboard::guard::{Checked, Fields, Signed};
+use super::{act, auth, auth_fields, body, delete, delete_form, enabled, save, state_badge};
+use crate::dashboard::guard::{Checked, Signed};
 use crate::dashboard::page::{self, Nav};
 use crate::dashboard::signin::urlencoding;
 use crate::dashboard::Ui;
@@ -39,7 +39,7 @@ async fn list(State(ui): State<Ui>, signed: Signed) -> Response {
                     @let id = b["id"].as_str().unwrap_or_default();
                     tr {
                         td { a href={ "/ui/buckets/" (id) } { (b["name"].as_str().unwrap_or(id)) } }
-                        td { (state(b)) @if b["ephemeral"].as_bool() == Some(true) { " ephemeral" } }
+                        td { (state_badge(b)) @if b["ephemeral"].as_bool() == Some(true) { " ephemeral" } }
                         td.wide { (b["auth"]["type"].as_str().unwrap_or("none")) }
                         td.wide.num { (b["retentionSeconds"].as_u64().unwrap_or(0)) " s" }
                         td.wide.mono { (id) }
@@ -56,14 +56,6 @@ async fn list(State(ui): State<Ui>, signed: Signed) -> Response {
     )
 }
 
-fn state(object: &Value) -> Markup {
-    page::badge(if object["enabled"].as_bool() == Some(false) {
-        "disabled"
-    } else {
-        "enabled"
-    })
-}
-
 /// The create form, or the edit form of `current`.
 fn form(signed: &Signed, current: Option<&Value>) -> Markup {
     let action = match current {
@@ -77,9 +69,6 @@ fn form(signed: &Signed, current: Option<&Value>) -> Markup {
             v => v.to_string(),
         })
     };
-    let auth = current
-        .and_then(|b| b["auth"]["type"].as_str())
-        .unwrap_or("none");
     html! {
         form.stack method="post" action=(action) {
             (page::csrf(signed))
@@ -87,16 +76,7 @@ fn form(signed: &Signed, current: Option<&Value>) -> Markup {
             input #b-name name="name" required pattern="[a-z0-9][a-z0-9\\-]*" value=[value("name")]
                 aria-describedby="b-name-hint";
             p.hint #b-name-hint { "Lower-case letters, digits and dashes." }
-            label for="b-auth" { "Authentication of its inputs" }
-            select #b-auth name="auth" {
-                @for kind in ["none", "basic", "token"] { option value=(kind) selected[auth == kind] { (kind) } }
-            }
-            fieldset {
-                legend { "Credentials (basic: username and password; token: the token)" }
-                @if current.is_some() { p.hint { "Leave empty to keep the current ones." } }
-                label for="b-user" { "Username" } " " input #b-user name="username" autocomplete="off";
-                " " label for="b-pass" { "Password or token" } " " input #b-pass name="password" type="password" autocomplete="new-password";
-            }
+            (auth_fields(current))
             label for="b-retention" { "Retention (seconds)" }
             input #b-retention name="retentionSeconds" type="number" min="1" value=[value("retentionSeconds")] placeholder="86400";
             label for="b-catchup" { "Catch-up for reconnecting agents (seconds)" }
@@ -109,21 +89,6 @@ fn form(signed: &Signed, current: Option<&Value>) -> Markup {
             }
             button type="submit" { @if current.is_some() { "Save" } @else { "Create bucket" } }
         }
-    }
-}
-
-/// The auth object from the form, when the form sets one.
-fn auth(fields: &Fields, editing: bool) -> Option<Value> {
-    let secret = fields.get("password").unwrap_or_default();
-    match fields.get("auth").unwrap_or("none") {
-        "basic" if !(editing && secret.is_empty()) => Some(json!({
-            "type": "basic", "username": fields.get("username").unwrap_or_default(), "password": secret
-        })),
-        "token" if !(editing && secret.is_empty()) => {
-            Some(json!({"type": "token", "token": secret}))
-        }
-        "none" => Some(json!({"type": "none"})),
-        _ => None,
     }
 }
 
@@ -155,29 +120,18 @@ async fn update(State(ui): State<Ui>, Path(id): Path<String>, checked: Checked) 
     if let Some(enabled) = enabled(fields) {
         map.insert("enabled".into(), enabled);
     }
-    let back = format!("/ui/buckets/{}", urlencoding(&id));
-    let path = format!("/v1/buckets/{}", urlencoding(&id));
-    act(
-        &ui,
-        &checked,
-        (Method::PATCH, &path, Some(Value::Object(map))),
-        "Bucket saved.",
-        &back,
-        |_| None,
-    )
-    .await
+    let body = Value::Object(map);
+    save(&ui, &checked, ("buckets", &id), body, "Bucket saved.").await
 }
 
 async fn remove(State(ui): State<Ui>, Path(id): Path<String>, checked: Checked) -> Response {
-    let back = format!("/ui/buckets/{}", urlencoding(&id));
-    let path = format!("/v1/buckets/{}", urlencoding(&id));
-    act(
+    let object = ("buckets", id.as_str());
+    delete(
         &ui,
         &checked,
-        (Method::DELETE, &path, None),
+        object,
         "Bucket deleted.",
-        &back,
-        |_| Some("/ui/buckets".to_owned()),
+        "/ui/buckets".into(),
     )
     .await
 }
@@ -205,7 +159,7 @@ async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> R
     let name = bucket["name"].as_str().unwrap_or_default().to_owned();
     let main = html! {
         p { a href="/ui/buckets" { "← Buckets" } }
-        h1 { "Bucket " (name) " " (state(&bucket)) }
+        h1 { "Bucket " (name) " " (state_badge(&bucket)) }
         p.mono { (id) }
         p { a href={ "/ui/?bucket=" (id) } { "Events of this bucket" } }
         h2 { "Inputs" }
@@ -217,11 +171,7 @@ async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> R
         h2 { "Settings" }
         (form(&signed, Some(&bucket)))
         h2 { "Delete" }
-        form.inline method="post" action={ "/ui/buckets/" (id) "/delete" } {
-            (page::csrf(&signed))
-            label { input type="checkbox" name="confirm" value="1" required; " Delete bucket " (name) ", its inputs, outputs and events" }
-            button.danger type="submit" { "Delete" }
-        }
+        (delete_form(&signed, &format!("/ui/buckets/{id}/delete"), None, &format!("Delete bucket {name}, its inputs, outputs and events")))
     };
     page::respond(
         StatusCode::OK,

@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use model::IntegrationKind;
 use serde_json::{json, Map, Value};
 
-use super::{act, body, enabled};
+use super::{act, body, delete_form, enabled, remove_from_bucket, save};
 use crate::dashboard::guard::{Checked, Fields, Signed};
 use crate::dashboard::hints;
 use crate::dashboard::page::{self, Nav};
@@ -159,36 +159,12 @@ async fn create(State(ui): State<Ui>, Path(bucket): Path<String>, checked: Check
 }
 
 async fn update(State(ui): State<Ui>, Path(id): Path<String>, checked: Checked) -> Response {
-    let back = format!("/ui/inputs/{}", urlencoding(&id));
     let body = input_body(&checked.fields, true);
-    let path = format!("/v1/inputs/{}", urlencoding(&id));
-    act(
-        &ui,
-        &checked,
-        (Method::PATCH, &path, Some(body)),
-        "Input saved.",
-        &back,
-        |_| None,
-    )
-    .await
+    save(&ui, &checked, ("inputs", &id), body, "Input saved.").await
 }
 
 async fn remove(State(ui): State<Ui>, Path(id): Path<String>, checked: Checked) -> Response {
-    let back = format!("/ui/inputs/{}", urlencoding(&id));
-    let path = format!("/v1/inputs/{}", urlencoding(&id));
-    let bucket = checked
-        .fields
-        .get("bucket")
-        .map(|b| format!("/ui/buckets/{}", urlencoding(b)));
-    act(
-        &ui,
-        &checked,
-        (Method::DELETE, &path, None),
-        "Input deleted.",
-        &back,
-        |_| bucket.or(Some("/ui/buckets".to_owned())),
-    )
-    .await
+    remove_from_bucket(&ui, ("inputs", &id), "Input deleted.", &checked).await
 }
 
 async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> Response {
@@ -243,12 +219,7 @@ async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> R
             button type="submit" { "Save" }
         }
         h2 { "Delete" }
-        form.inline method="post" action={ "/ui/inputs/" (id) "/delete" } {
-            (page::csrf(&signed))
-            input type="hidden" name="bucket" value=(bucket);
-            label { input type="checkbox" name="confirm" value="1" required; " Delete this input (its URL stops working)" }
-            button.danger type="submit" { "Delete" }
-        }
+        (delete_form(&signed, &format!("/ui/inputs/{id}/delete"), Some(&bucket), "Delete this input (its URL stops working)"))
     };
     page::respond(
         StatusCode::OK,

@@ -9,7 +9,7 @@ use axum::Router;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use super::{act, body};
+use super::{act, body, delete_form, remove_from_bucket, save};
 use crate::dashboard::guard::{Checked, Fields, Signed};
 use crate::dashboard::page::{self, Nav};
 use crate::dashboard::signin::urlencoding;
@@ -95,37 +95,14 @@ async fn create(State(ui): State<Ui>, Path(bucket): Path<String>, checked: Check
 }
 
 async fn update(State(ui): State<Ui>, Path(id): Path<String>, checked: Checked) -> Response {
-    let back = format!("/ui/outputs/{}", urlencoding(&id));
     let path = format!("/v1/outputs/{}", urlencoding(&id));
     let current = ui.api.get(&checked.signed.caller(), &path).await.ok();
     let body = output_body(&checked.fields, current.as_ref().map(|o| &o["retry"]));
-    act(
-        &ui,
-        &checked,
-        (Method::PATCH, &path, Some(body)),
-        "Output saved.",
-        &back,
-        |_| None,
-    )
-    .await
+    save(&ui, &checked, ("outputs", &id), body, "Output saved.").await
 }
 
 async fn remove(State(ui): State<Ui>, Path(id): Path<String>, checked: Checked) -> Response {
-    let back = format!("/ui/outputs/{}", urlencoding(&id));
-    let path = format!("/v1/outputs/{}", urlencoding(&id));
-    let bucket = checked
-        .fields
-        .get("bucket")
-        .map(|b| format!("/ui/buckets/{}", urlencoding(b)));
-    act(
-        &ui,
-        &checked,
-        (Method::DELETE, &path, None),
-        "Output deleted.",
-        &back,
-        |_| bucket.or(Some("/ui/buckets".to_owned())),
-    )
-    .await
+    remove_from_bucket(&ui, ("outputs", &id), "Output deleted.", &checked).await
 }
 
 async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> Response {
@@ -141,12 +118,7 @@ async fn show(State(ui): State<Ui>, signed: Signed, Path(id): Path<String>) -> R
         h1 { "Output " code { (id) } }
         (form(&signed, &bucket, Some(&output)))
         h2 { "Delete" }
-        form.inline method="post" action={ "/ui/outputs/" (id) "/delete" } {
-            (page::csrf(&signed))
-            input type="hidden" name="bucket" value=(bucket);
-            label { input type="checkbox" name="confirm" value="1" required; " Delete this output" }
-            button.danger type="submit" { "Delete" }
-        }
+        (delete_form(&signed, &format!("/ui/outputs/{id}/delete"), Some(&bucket), "Delete this output"))
     };
     page::respond(
         StatusCode::OK,
