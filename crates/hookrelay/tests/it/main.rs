@@ -9,6 +9,8 @@
 //! `tunnels`: HTTP tunnels through real relay and agent processes (issue 15).
 //! `tls_cli`: the CLI's `--ca-file`, and a CA certificate serving as the
 //! relay's own named as such (issue 18).
+//! `function_cli`: `hookrelay admin function ...` and the function limit
+//! flags (issue 16).
 
 mod protection;
 
@@ -23,6 +25,8 @@ mod sentry;
 mod tunnels;
 
 mod tls_cli;
+
+mod function_cli;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
