@@ -1,6 +1,6 @@
 //! The dedicated threads functions run on, off the async reactor: one warm
-//! VM each, each fed from its own bounded queue. A call goes to the thread
-//! with the fewest calls queued or running; the caller awaits its outcome
+//! VM each, each fed from its own bounded queue. A call goes to the first
+//! thread not already busy with a few calls; the caller awaits its outcome
 //! on a oneshot channel; a full queue answers at once rather than queueing
 //! without bound.
 //!
@@ -25,6 +25,10 @@ use crate::{Call, Limits, Outcome, Request, Script};
 /// Calls waiting per thread before `run` refuses: at 100 ms a call, a
 /// full queue is at most 3.2 s of work, beyond any sender's patience.
 const QUEUE_PER_THREAD: usize = 32;
+
+/// Calls a thread takes (running and queued) before the next thread gets
+/// one.
+const SPREAD_AT: usize = 4;
 
 struct Job {
     script: Script,
@@ -84,12 +88,17 @@ impl Pool {
         let refused = |job: Box<Job>, why: &str| {
             Outcome::failed(job.call.request, Vec::new(), why.into(), started.elapsed())
         };
-        // The least loaded thread; a tie goes to the first, so a quiet
-        // relay keeps one VM warm.
+        // The first thread with fewer than `SPREAD_AT` calls, else the
+        // least loaded: calls bunch up on the first threads, which then
+        // run them back to back instead of each thread sleeping and being
+        // woken for every call, while a thread stuck in a slow call holds
+        // up at most `SPREAD_AT - 1` others.
+        let load = |w: &&Worker| w.load.load(Ordering::Relaxed);
         let Some(worker) = self
             .workers
             .iter()
-            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+            .find(|w| load(w) < SPREAD_AT)
+            .or_else(|| self.workers.iter().min_by_key(load))
         else {
             return refused(job, "the function pool is stopped");
         };
