@@ -66,7 +66,7 @@ pub(crate) struct Vm {
     deadline: Rc<Cell<Instant>>,
     /// Set by the interrupt when it stopped a call.
     timed_out: Rc<Cell<bool>>,
-    /// Heap size after setup: the base of the per-call memory limit.
+    /// Heap size after setup: what `settle` collects back down to.
     baseline: usize,
     /// `{__index = globals}`, read-only: the metatable of every call's
     /// environment.
@@ -216,7 +216,7 @@ impl Vm {
         env.raw_set("r", &r).map_err(|e| short(&e))?;
         function.set_environment(env).map_err(|e| short(&e))?;
         // The call's allowance counts from what the heap holds now, so
-        // garbage earlier calls left (up to `collect_above`) is not taken
+        // garbage earlier calls left (up to `COLLECT_ABOVE`) is not taken
         // from it.
         let limit = self.lua.used_memory() + self.limits.memory;
         self.lua.set_memory_limit(limit).map_err(|e| short(&e))?;
