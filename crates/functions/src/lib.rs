@@ -167,6 +167,9 @@ pub struct Call {
 pub struct Outcome {
     /// The request after the function; the original when it failed.
     pub request: Request,
+    /// The request differs from the original (never when it failed).
+    #[serde(skip)]
+    pub changed: bool,
     /// The answer it set, if any (never when it failed).
     pub response: Option<Response>,
     /// It called `r:StopForwarding()` (never when it failed).
@@ -181,14 +184,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Whether the function changed the request at all.
-    pub fn changed(&self, original: &Request) -> bool {
-        self.error.is_none() && self.request != *original
-    }
-
     fn failed(request: Request, logs: Vec<String>, error: String, duration: Duration) -> Outcome {
         Outcome {
             request,
+            changed: false,
             response: None,
             stop_forwarding: false,
             logs,

@@ -2,17 +2,24 @@
 //! Webhook Relay names them, its setters, and the checks on everything a
 //! script sets, made when it sets it so the error names the call.
 
+use std::rc::Rc;
+
 use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
-use crate::{Attachment, Call, Request, Response};
+use crate::{Attachment, Request, Response};
 
 /// Registry key of the metatable that makes `r.RequestHeader` lookups
 /// case-insensitive.
 pub(crate) const CASELESS: &str = "hookrelay.caseless";
 
-/// The state of one call, behind `r`.
+/// The state of one call, behind `r`. The request is shared with the
+/// caller and copied only when the script first changes it, so a script
+/// that only reads costs no copy, and a failed call gives the original back
+/// untouched.
 pub(crate) struct Req {
-    pub(crate) request: Request,
+    pub(crate) original: Rc<Request>,
+    /// The request as changed so far; `None` until the first setter.
+    pub(crate) edited: Option<Request>,
     pub(crate) metadata: Vec<(&'static str, String)>,
     pub(crate) attachment: Attachment,
     pub(crate) max_body: usize,
@@ -23,17 +30,33 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    pub(crate) fn new(call: Call, max_body: usize) -> Req {
+    pub(crate) fn new(
+        original: Rc<Request>,
+        metadata: Vec<(&'static str, String)>,
+        attachment: Attachment,
+        max_body: usize,
+    ) -> Req {
         Req {
-            request: call.request,
-            metadata: call.metadata,
-            attachment: call.attachment,
+            original,
+            edited: None,
+            metadata,
+            attachment,
             max_body,
             status: None,
             response_headers: Vec::new(),
             response_body: None,
             stop: false,
         }
+    }
+
+    /// The request as the script sees it now.
+    fn current(&self) -> &Request {
+        self.edited.as_ref().unwrap_or(&self.original)
+    }
+
+    /// The request to change: the original's copy, made on first use.
+    fn edit(&mut self) -> &mut Request {
+        self.edited.get_or_insert_with(|| (*self.original).clone())
     }
 
     /// The response the script set: any of status, headers or body makes
@@ -169,16 +192,18 @@ fn hex_digit(b: u8) -> Option<u8> {
 impl UserData for Req {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("RequestBody", |lua, this| {
-            lua.create_string(&this.request.body)
+            lua.create_string(&this.current().body)
         });
-        fields.add_field_method_get("RequestMethod", |_, this| Ok(this.request.method.clone()));
-        fields.add_field_method_get("RequestPath", |_, this| Ok(this.request.path.clone()));
-        fields.add_field_method_get("RequestRawQuery", |_, this| Ok(this.request.query.clone()));
+        fields.add_field_method_get("RequestMethod", |_, this| Ok(this.current().method.clone()));
+        fields.add_field_method_get("RequestPath", |_, this| Ok(this.current().path.clone()));
+        fields.add_field_method_get("RequestRawQuery", |_, this| {
+            Ok(this.current().query.clone())
+        });
         fields.add_field_method_get("RequestQuery", |lua, this| {
-            table(lua, &query_pairs(&this.request.query), false)
+            table(lua, &query_pairs(&this.current().query), false)
         });
         fields.add_field_method_get("RequestHeader", |lua, this| {
-            table(lua, &this.request.headers, true)
+            table(lua, &this.current().headers, true)
         });
         fields.add_field_method_get("Metadata", |lua, this| {
             let t = lua.create_table()?;
@@ -191,13 +216,14 @@ impl UserData for Req {
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method_mut("SetRequestBody", |_, this, s: mlua::String| {
-            this.request.body = this.body(&s)?;
+            let body = this.body(&s)?;
+            this.edit().body = body;
             Ok(())
         });
         methods.add_method_mut("SetRequestMethod", |_, this, s: mlua::String| {
             let method = http::Method::from_bytes(&s.as_bytes())
                 .map_err(|_| mlua::Error::runtime("invalid method"))?;
-            this.request.method = method.as_str().to_owned();
+            this.edit().method = method.as_str().to_owned();
             Ok(())
         });
         methods.add_method_mut("SetRequestPath", |_, this, s: mlua::String| {
@@ -206,27 +232,35 @@ impl UserData for Req {
             if !(path.is_empty() || path.starts_with('/')) {
                 return Err(mlua::Error::runtime("a path starts with '/'"));
             }
-            this.request.path = path;
+            this.edit().path = path;
             Ok(())
         });
         methods.add_method_mut("SetRequestRawQuery", |_, this, s: mlua::String| {
             let query = text(&s, "query")?;
             check_line("query", &query)?;
-            this.request.query = query.strip_prefix('?').unwrap_or(&query).to_owned();
+            this.edit().query = query.strip_prefix('?').unwrap_or(&query).to_owned();
             Ok(())
         });
         methods.add_method_mut(
             "SetRequestHeader",
             |_, this, (k, v): (mlua::String, mlua::String)| {
-                set_header(&mut this.request.headers, header(&k, &v)?);
+                let pair = header(&k, &v)?;
+                set_header(&mut this.edit().headers, pair);
                 Ok(())
             },
         );
         methods.add_method_mut("DeleteRequestHeader", |_, this, k: mlua::String| {
             let name = k.to_string_lossy();
-            this.request
+            if this
+                .current()
                 .headers
-                .retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(&name))
+            {
+                this.edit()
+                    .headers
+                    .retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+            }
             Ok(())
         });
         methods.add_method_mut("SetResponseStatusCode", |_, this, status: Value| {

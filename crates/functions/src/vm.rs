@@ -13,13 +13,14 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mlua::{ChunkMode, Function, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 use crate::modules::{self, CallCx};
 use crate::request::{Req, CASELESS};
-use crate::{Call, CompileError, Limits, Outcome, Script};
+use crate::{Attachment, CompileError, Limits, Outcome, Request, Script};
 
 /// Loaded scripts one VM keeps. Past it the cache is emptied and refilled:
 /// loading is a bytecode copy (tens of µs), so a miss is cheap, and 256
@@ -65,8 +66,11 @@ pub(crate) struct Vm {
     deadline: Rc<Cell<Instant>>,
     /// Set by the interrupt when it stopped a call.
     timed_out: Rc<Cell<bool>>,
-    /// Heap size after setup: the base of the per-call memory limit.
+    /// Heap size after setup: what `settle` collects back down to.
     baseline: usize,
+    /// `{__index = globals}`, read-only: the metatable of every call's
+    /// environment.
+    env_meta: Table,
     cache: HashMap<(String, u64), Function>,
 }
 
@@ -102,6 +106,9 @@ impl Vm {
             }
             Ok(VmState::Continue)
         });
+        let env_meta = lua.create_table()?;
+        env_meta.raw_set("__index", lua.globals())?;
+        env_meta.set_readonly(true);
         lua.gc_collect()?;
         let baseline = lua.used_memory();
         Ok(Vm {
@@ -110,6 +117,7 @@ impl Vm {
             deadline,
             timed_out,
             baseline,
+            env_meta,
             cache: HashMap::new(),
         })
     }
@@ -132,12 +140,19 @@ impl Vm {
         Ok(f)
     }
 
-    /// Runs one call within the limits; always answers an outcome.
-    pub(crate) fn run(&mut self, script: &Script, call: Call) -> Outcome {
+    /// Runs one call within the limits; always answers an outcome. The
+    /// request comes shared: the caller keeps its own handle to give the
+    /// original back should this panic.
+    pub(crate) fn run(
+        &mut self,
+        script: &Script,
+        original: Rc<Request>,
+        metadata: Vec<(&'static str, String)>,
+        config: Arc<Vec<(String, String)>>,
+        attachment: Attachment,
+    ) -> Outcome {
         let started = Instant::now();
-        let original = call.request.clone();
-        let config = call.config.clone();
-        let req = Req::new(call, self.limits.max_body);
+        let req = Req::new(original.clone(), metadata, attachment, self.limits.max_body);
         self.lua.set_app_data(CallCx {
             config,
             ..CallCx::default()
@@ -151,15 +166,27 @@ impl Vm {
         self.settle();
         let elapsed = started.elapsed();
         match result {
-            Ok(mut req) => Outcome {
-                response: req.response(),
-                stop_forwarding: req.stop,
-                request: req.request,
-                logs,
-                error: None,
-                duration_micros: elapsed.as_micros() as u64,
-            },
-            Err(error) => Outcome::failed(original, logs, error, elapsed),
+            Ok(mut req) => {
+                let response = req.response();
+                let stop_forwarding = req.stop;
+                let (changed, request) = match req.edited.take() {
+                    Some(edited) if edited != *original => (true, edited),
+                    _ => {
+                        drop(req);
+                        (false, unshare(original))
+                    }
+                };
+                Outcome {
+                    request,
+                    changed,
+                    response,
+                    stop_forwarding,
+                    logs,
+                    error: None,
+                    duration_micros: elapsed.as_micros() as u64,
+                }
+            }
+            Err(error) => Outcome::failed(unshare(original), logs, error, elapsed),
         }
     }
 
@@ -188,10 +215,16 @@ impl Vm {
         let r = self.lua.create_userdata(req).map_err(|e| short(&e))?;
         env.raw_set("r", &r).map_err(|e| short(&e))?;
         function.set_environment(env).map_err(|e| short(&e))?;
-        let limit = self.baseline + self.limits.memory;
+        // The call's allowance counts from what the heap holds now, so
+        // garbage earlier calls left (up to `COLLECT_ABOVE`) is not taken
+        // from it.
+        let limit = self.lua.used_memory() + self.limits.memory;
         self.lua.set_memory_limit(limit).map_err(|e| short(&e))?;
-        match function.call::<()>(()) {
-            Ok(()) => r.take::<Req>().map_err(|e| short(&e)),
+        let ran = function.call::<()>(());
+        let _ = self.lua.set_memory_limit(0);
+        let req = r.take::<Req>();
+        match ran {
+            Ok(()) => req.map_err(|e| short(&e)),
             Err(e) if is_memory(&e) => Err(format!(
                 "memory limit of {} MiB exceeded",
                 self.limits.memory >> 20
@@ -201,18 +234,18 @@ impl Vm {
     }
 
     /// A fresh global table for one call: reads fall through to the
-    /// read-only globals, writes stay in it and die with it.
+    /// read-only globals (through the one read-only metatable all calls
+    /// share), writes stay in it and die with it.
     fn environment(&self) -> mlua::Result<Table> {
         let env = self.lua.create_table()?;
-        let meta = self.lua.create_table()?;
-        meta.raw_set("__index", self.lua.globals())?;
-        env.set_metatable(Some(meta))?;
+        env.set_metatable(Some(self.env_meta.clone()))?;
         Ok(env)
     }
 
     /// Gives back what the call allocated once it is more than a little.
     fn settle(&self) {
-        if self.lua.used_memory() > self.baseline + COLLECT_ABOVE {
+        let above = COLLECT_ABOVE.min(self.limits.memory);
+        if self.lua.used_memory() > self.baseline + above {
             let _ = self.lua.gc_collect();
         }
     }
@@ -252,6 +285,12 @@ fn strip(lua: &Lua) -> mlua::Result<()> {
     debug.raw_set("traceback", traceback)?;
     g.raw_set("debug", debug)?;
     Ok(())
+}
+
+/// The request out of its `Rc`: moved when no one else holds it (the
+/// usual case), copied otherwise.
+fn unshare(request: Rc<Request>) -> Request {
+    Rc::try_unwrap(request).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// The deadline between calls: far enough never to come.

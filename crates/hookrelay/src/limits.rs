@@ -1,10 +1,21 @@
 //! `serve`'s flags for what unauthenticated peers may make the relay hold
-//! (DESIGN §7, issue 19); the README's limits table lists them with every
-//! fixed bound.
+//! (DESIGN §7, issue 19) and what one function call may spend (DESIGN §9);
+//! the README's limits table lists them with every fixed bound.
+
+use std::time::Duration;
 
 use clap::Args;
 
+use crate::exit::config_error;
+
 const MIB: usize = 1024 * 1024;
+
+/// The longest time limit a function may be given: a call holds one of
+/// the few function threads for all of it.
+const MAX_FUNCTION_TIMEOUT_MS: u64 = 10_000;
+/// The most memory a function call may be given, in MiB (one per function
+/// thread may be in use at once).
+const MAX_FUNCTION_MEMORY_MIB: usize = 1024;
 
 /// The flags (the TOML file's keys of the same names fill what they leave
 /// unset).
@@ -27,11 +38,24 @@ pub(crate) struct LimitArgs {
     /// Retry-After; at least 128, four of the largest body [default: 256].
     #[arg(long, env = "HOOKRELAY_INGEST_BODY_BUDGET_MIB")]
     pub(crate) ingest_body_budget_mib: Option<usize>,
+    /// Wall time of one function call in milliseconds, 1 to 10000; a call
+    /// still running then is stopped [default: 100].
+    #[arg(long, env = "HOOKRELAY_FUNCTION_TIMEOUT_MS")]
+    pub(crate) function_timeout_ms: Option<u64>,
+    /// Memory one function call may allocate in MiB, 1 to 1024
+    /// [default: 16].
+    #[arg(long, env = "HOOKRELAY_FUNCTION_MEMORY_MIB")]
+    pub(crate) function_memory_mib: Option<usize>,
 }
 
 impl LimitArgs {
-    /// Applies what the flags (or else the file) set to `config`.
-    pub(crate) fn apply(&self, file: &LimitArgs, config: &mut server::Config) {
+    /// Applies what the flags (or else the file) set to `config`; a
+    /// function limit out of its range is a configuration error.
+    pub(crate) fn apply(
+        &self,
+        file: &LimitArgs,
+        config: &mut server::Config,
+    ) -> anyhow::Result<()> {
         let pick = |flag: Option<usize>, file: Option<usize>| flag.or(file).map(|n| n.max(1));
         if let Some(n) = pick(
             self.max_unauthenticated_agents,
@@ -53,5 +77,22 @@ impl LimitArgs {
         if let Some(n) = pick(self.ingest_body_budget_mib, file.ingest_body_budget_mib) {
             config.ingest_body_budget = n.max(128) * MIB;
         }
+        if let Some(ms) = self.function_timeout_ms.or(file.function_timeout_ms) {
+            if !(1..=MAX_FUNCTION_TIMEOUT_MS).contains(&ms) {
+                return Err(config_error(format!(
+                    "--function-timeout-ms must be 1 to {MAX_FUNCTION_TIMEOUT_MS}"
+                )));
+            }
+            config.function_timeout = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.function_memory_mib.or(file.function_memory_mib) {
+            if !(1..=MAX_FUNCTION_MEMORY_MIB).contains(&mib) {
+                return Err(config_error(format!(
+                    "--function-memory-mib must be 1 to {MAX_FUNCTION_MEMORY_MIB}"
+                )));
+            }
+            config.function_memory = mib * MIB;
+        }
+        Ok(())
     }
 }

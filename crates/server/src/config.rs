@@ -124,6 +124,10 @@ pub struct Config {
     /// answer may carry (`None`: unlimited, DESIGN §10). A larger declared
     /// request answers 413; a stream that passes it is cut.
     pub tunnel_body_limit: Option<u64>,
+    /// Wall time of one function call (DESIGN §9: 100 ms).
+    pub function_timeout: Duration,
+    /// Memory one function call may allocate (DESIGN §9: 16 MiB).
+    pub function_memory: usize,
     /// The most events, and body bytes, one filtered event read or bulk
     /// resend examines (`GET /v1/events`, `POST /v1/events/resend`).
     pub event_scan: ScanBound,
@@ -182,6 +186,8 @@ impl Config {
             allow_private_destinations: false,
             tunnel_domain: None,
             tunnel_body_limit: None,
+            function_timeout: functions::Limits::default().time,
+            function_memory: functions::Limits::default().memory,
             event_scan: ScanBound::default(),
         }
     }

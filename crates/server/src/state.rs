@@ -77,7 +77,11 @@ impl AppState {
             }),
             tunnels: crate::tunnel::Registry::new(store.config_changes()),
             channels: Default::default(),
-            scripts: crate::scripts::Scripts::new(functions::Limits::default()),
+            scripts: crate::scripts::Scripts::new(functions::Limits {
+                time: config.function_timeout,
+                memory: config.function_memory,
+                ..functions::Limits::default()
+            }),
             ingest_blocks: Default::default(),
             body_budget: crate::ingest::BodyBudget::new(config.ingest_body_budget),
             admin_secret_hash,

@@ -224,3 +224,93 @@ async fn the_pool_survives_a_run_of_bad_scripts_on_every_thread() {
         assert_alive(&pool).await;
     }
 }
+
+/// Lower limits (the server's `--function-timeout-ms`,
+/// `--function-memory-mib`) take effect as given.
+#[tokio::test]
+async fn lower_limits_take_effect() {
+    let limits = Limits {
+        time: Duration::from_millis(20),
+        memory: 2 << 20,
+        ..Limits::default()
+    };
+    let pool = Pool::new(1, limits);
+    let started = Instant::now();
+    let o = run(&pool, "while true do end", "{}").await;
+    assert_failed(&o, "time limit of 20 ms exceeded");
+    assert!(
+        (20_000..Limits::default().time.as_micros() as u64).contains(&o.duration_micros),
+        "stopped at 20 ms, not at the default 100 ms: {} us",
+        o.duration_micros
+    );
+    assert!(started.elapsed() < LIMIT_SLACK);
+    let o = run(&pool, r#"local s = string.rep("x", 3 * 1024 * 1024)"#, "{}").await;
+    assert_failed(&o, "memory limit of 2 MiB exceeded");
+    // 1.5 MiB fits, again and again: what one call leaves for the
+    // collector is not taken from the next call's allowance.
+    for _ in 0..6 {
+        let o = run(&pool, r#"local s = string.rep("y", 1536 * 1024)"#, "{}").await;
+        assert_eq!(o.error, None);
+    }
+    assert_alive(&pool).await;
+}
+
+/// A thread stuck in slow calls does not hold up calls the other thread
+/// is free for (it takes at most 4 before the next thread gets one); a
+/// full pool refuses at once and keeps the request.
+#[tokio::test]
+async fn calls_go_to_a_free_thread_and_a_full_pool_refuses() {
+    let pool = Arc::new(Pool::new(2, Limits::default()));
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { run(&pool, "while true do end", "{}").await })
+        })
+        .collect();
+    // The first quick calls may be sent before all the slow ones and wait
+    // behind them; once the slow ones are all sent, a quick call runs at
+    // once on the other thread, while the slow ones still run (400 ms).
+    let started = Instant::now();
+    let mut quick = Duration::MAX;
+    while started.elapsed() < LIMIT_SLACK && quick > Duration::from_millis(50) {
+        tokio::task::yield_now().await;
+        let t0 = Instant::now();
+        assert_alive(&pool).await;
+        quick = t0.elapsed();
+    }
+    assert!(quick < Duration::from_millis(50), "{quick:?}");
+    assert!(
+        !slow.iter().all(|s| s.is_finished()),
+        "the quick call ran while slow ones were still queued"
+    );
+    for s in slow {
+        assert_failed(&s.await.unwrap(), "time limit");
+    }
+
+    // Two threads, 32 calls queued each: of 200 loops sent at once, those
+    // beyond the queues are refused without waiting, request unchanged.
+    let limits = Limits {
+        time: Duration::from_millis(10),
+        ..Limits::default()
+    };
+    let pool = Arc::new(Pool::new(2, limits));
+    let calls: Vec<_> = (0..200)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let t0 = Instant::now();
+                (run(&pool, "while true do end", "{}").await, t0.elapsed())
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for call in calls {
+        let (o, took) = call.await.unwrap();
+        if o.error.as_deref() == Some("the function pool is busy") {
+            busy += 1;
+            assert_failed(&o, "busy");
+            assert!(took < Duration::from_millis(500), "{took:?}");
+        }
+    }
+    assert!(busy >= 200 - 2 * (32 + 1), "{busy} refused");
+}

@@ -113,6 +113,8 @@ struct FileConfig {
     max_unauthenticated_agents_per_ip: Option<usize>,
     agent_message_budget_mib: Option<usize>,
     ingest_body_budget_mib: Option<usize>,
+    function_timeout_ms: Option<u64>,
+    function_memory_mib: Option<usize>,
     tunnel_domain: Option<String>,
     tunnel_body_limit: Option<String>,
 }
@@ -242,8 +244,10 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
         max_unauthenticated_agents_per_ip: file.max_unauthenticated_agents_per_ip,
         agent_message_budget_mib: file.agent_message_budget_mib,
         ingest_body_budget_mib: file.ingest_body_budget_mib,
+        function_timeout_ms: file.function_timeout_ms,
+        function_memory_mib: file.function_memory_mib,
     };
-    args.limits.apply(&file_limits, &mut config);
+    args.limits.apply(&file_limits, &mut config)?;
     config.tunnel_domain = match args.tunnel_domain.or(file.tunnel_domain) {
         Some(domain) => Some(tunnel_domain(&domain)?),
         None => None,
@@ -446,6 +450,49 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(resolve(args, &[]).is_err());
+    }
+
+    #[test]
+    fn function_limits_come_from_flags_or_the_file_within_range() {
+        let defaults = resolve(ServeArgs::default(), &[]).unwrap().config;
+        assert_eq!(defaults.function_timeout, Duration::from_millis(100));
+        assert_eq!(defaults.function_memory, 16 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("functions.toml");
+        std::fs::write(
+            &path,
+            "function_timeout_ms = 250\nfunction_memory_mib = 8\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let config = resolve(args, &[]).unwrap().config;
+        assert_eq!(config.function_timeout, Duration::from_millis(250));
+        assert_eq!(config.function_memory, 8 << 20);
+        // A flag wins over the file.
+        let mut args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        args.limits.function_timeout_ms = Some(20);
+        assert_eq!(
+            resolve(args, &[]).unwrap().config.function_timeout,
+            Duration::from_millis(20)
+        );
+        for (ms, mib) in [
+            (Some(0), None),
+            (Some(10_001), None),
+            (None, Some(0)),
+            (None, Some(1025)),
+        ] {
+            let mut args = ServeArgs::default();
+            args.limits.function_timeout_ms = ms;
+            args.limits.function_memory_mib = mib;
+            let err = resolve(args, &[]).err().expect("out of range");
+            assert!(err.downcast_ref::<ConfigError>().is_some(), "{err}");
+        }
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

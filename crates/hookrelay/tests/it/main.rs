@@ -11,6 +11,8 @@
 //! relay's own named as such (issue 18). `keys`: `hookrelay keys` on
 //! SQLite and on Redis, every kind of sealed record (issue 18). `send`:
 //! `hookrelay send` signs for every integration as the relay verifies.
+//! `function_cli`: `hookrelay admin function ...` and the function limit
+//! flags (issue 16).
 
 mod keys;
 mod protection;
@@ -27,6 +29,8 @@ mod sentry;
 mod tunnels;
 
 mod tls_cli;
+
+mod function_cli;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -218,12 +218,7 @@ async fn shape(
     ];
     let outcome = state
         .scripts
-        .run(
-            &loaded,
-            original.clone(),
-            metadata,
-            functions::Attachment::Input,
-        )
+        .run(&loaded, original, metadata, functions::Attachment::Input)
         .await;
     if let Some(error) = outcome.error {
         // Ids only: the message may quote what the script saw.
@@ -233,7 +228,7 @@ async fn shape(
             ..Default::default()
         };
     }
-    let forwarded = (outcome.request != original).then(|| {
+    let forwarded = outcome.changed.then(|| {
         let r = outcome.request;
         model::Forwarded {
             method: r.method,
