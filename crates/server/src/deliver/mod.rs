@@ -164,7 +164,7 @@ impl Hub {
         };
         // A pump that stopped (shutdown) drops the slot, which ends the
         // session: the agent reconnects.
-        let _ = cmds.send(GroupCmd::Join(slot)).await;
+        let _ = cmds.send(GroupCmd::Join(Box::new(slot))).await;
         cmds
     }
 

@@ -233,7 +233,7 @@ async fn read_loop(
                 last_heard = Instant::now();
                 match kind {
                     FromAgent::Ack(ack) => {
-                        if cmds.send(GroupCmd::Ack { agent: number, ack }).await.is_err() {
+                        if cmds.send(GroupCmd::Ack { agent: number, ack: Box::new(ack) }).await.is_err() {
                             return Some(Refusal::new("shutting_down", "delivery stopped"));
                         }
                     }
