@@ -50,13 +50,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         }
     }
     for (transport, shared) in cases {
-        let relay = Relay::start(spec).await?;
-        let bucket = relay.bucket("bench").await?;
-        let _ = relay.github_input(&bucket, "idle").await?;
-        relay
-            .internal_output(&bucket, "http://127.0.0.1:9/unused")
-            .await?;
-        let token = relay.agent_token().await?;
+        let (relay, token) = relay_for_agents(spec).await?;
         let group = |i: usize| {
             if shared {
                 "shared".to_owned()
@@ -110,6 +104,19 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     Ok(table.finish())
 }
 
+/// A fresh relay with bucket `bench`, an input and an internal output
+/// nobody answers (nothing is sent), and an agent token.
+async fn relay_for_agents(spec: &RelaySpec) -> anyhow::Result<(Relay, String)> {
+    let relay = Relay::start(spec).await?;
+    let bucket = relay.bucket("bench").await?;
+    let _ = relay.github_input(&bucket, "idle").await?;
+    relay
+        .internal_output(&bucket, "http://127.0.0.1:9/unused")
+        .await?;
+    let token = relay.agent_token().await?;
+    Ok((relay, token))
+}
+
 /// The idle `hookrelay agent` process itself, per transport (issue 14: at
 /// most 8 MB; bore's client 4.4 MB, rathole's 8.2 MB): connected, nothing
 /// to deliver, RSS read after it settled.
@@ -123,13 +130,7 @@ pub(crate) async fn agent_process(
         vec!["transport", "RSS MiB", "anon MiB"],
     );
     table.header();
-    let relay = Relay::start(spec).await?;
-    let bucket = relay.bucket("bench").await?;
-    let _ = relay.github_input(&bucket, "idle").await?;
-    relay
-        .internal_output(&bucket, "http://127.0.0.1:9/unused")
-        .await?;
-    let token = relay.agent_token().await?;
+    let (relay, token) = relay_for_agents(spec).await?;
     for &transport in transports {
         let agent = AgentProcess::spawn(
             spec,
