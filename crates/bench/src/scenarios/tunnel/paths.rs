@@ -144,6 +144,11 @@ impl Path {
             server_args.extend(["--bind-addr".into(), "127.0.0.1".into()]);
         }
         let server = spawn(bin, &server_args)?;
+        // bore's client gives up at once if the server is not listening
+        // yet (it does not retry), so wait for the control port.
+        wait_listening("127.0.0.1:7835", PATIENCE)
+            .await
+            .context("bore's server did not listen on 7835")?;
         let client = spawn(
             bin,
             &[
@@ -229,6 +234,18 @@ async fn ready(
         .await
         .with_context(|| format!("{name} did not come up"))?;
     Ok(path)
+}
+
+/// Waits until `addr` accepts a TCP connection.
+async fn wait_listening(addr: &str, patience: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(_) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() >= deadline => return Err(err.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 /// A port free a moment ago (the peers take their ports from flags).
