@@ -117,6 +117,10 @@ impl Relay {
             .env("HOOKRELAY_ADMIN_SECRET", ADMIN)
             .env("RELAY_POLL_SECRET", POLL_SECRET)
             .env("RUST_LOG", "warn")
+            // `idle --agents 10000` plus the bench's own connections: the
+            // default bound (10,000) held the last agent back. An env
+            // variable, which a relay from before the flag ignores.
+            .env("HOOKRELAY_MAX_CONNECTIONS", "12000")
             // The poll bench spreads its requests over client addresses
             // (X-Forwarded-For) so the per-IP poll limit (20/min) does not
             // turn it into a 429 benchmark.

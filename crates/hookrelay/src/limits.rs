@@ -21,6 +21,12 @@ const MAX_FUNCTION_MEMORY_MIB: usize = 1024;
 /// unset).
 #[derive(Args, Debug, Default)]
 pub(crate) struct LimitArgs {
+    /// Open connections at once, agents' included; at the bound the oldest
+    /// connection that has not yet sent a request gives way; at least 64
+    /// (each needs a file descriptor: raise `ulimit -n` with it)
+    /// [default: 10000].
+    #[arg(long, env = "HOOKRELAY_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
     /// Agent streams and WebSocket connections whose Hello is not yet
     /// verified, server-wide; beyond it the oldest is closed [default: 1024].
     #[arg(long, env = "HOOKRELAY_MAX_UNAUTHENTICATED_AGENTS")]
@@ -57,6 +63,9 @@ impl LimitArgs {
         config: &mut server::Config,
     ) -> anyhow::Result<()> {
         let pick = |flag: Option<usize>, file: Option<usize>| flag.or(file).map(|n| n.max(1));
+        if let Some(n) = pick(self.max_connections, file.max_connections) {
+            config.max_connections = n.max(64);
+        }
         if let Some(n) = pick(
             self.max_unauthenticated_agents,
             file.max_unauthenticated_agents,

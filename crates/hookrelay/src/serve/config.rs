@@ -109,6 +109,7 @@ struct FileConfig {
     header_read_timeout: Option<u64>,
     allowed_origin: Option<String>,
     allow_private_destinations: Option<bool>,
+    max_connections: Option<usize>,
     max_unauthenticated_agents: Option<usize>,
     max_unauthenticated_agents_per_ip: Option<usize>,
     agent_message_budget_mib: Option<usize>,
@@ -240,6 +241,7 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
     config.allow_private_destinations =
         args.allow_private_destinations || file.allow_private_destinations.unwrap_or(false);
     let file_limits = crate::limits::LimitArgs {
+        max_connections: file.max_connections,
         max_unauthenticated_agents: file.max_unauthenticated_agents,
         max_unauthenticated_agents_per_ip: file.max_unauthenticated_agents_per_ip,
         agent_message_budget_mib: file.agent_message_budget_mib,
@@ -493,6 +495,26 @@ mod tests {
             let err = resolve(args, &[]).err().expect("out of range");
             assert!(err.downcast_ref::<ConfigError>().is_some(), "{err}");
         }
+    }
+
+    #[test]
+    fn the_connection_bound_comes_from_the_flag_or_the_file_at_least_64() {
+        let defaults = resolve(ServeArgs::default(), &[]).unwrap().config;
+        assert_eq!(defaults.max_connections, 10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("connections.toml");
+        std::fs::write(&path, "max_connections = 20000\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(resolve(args, &[]).unwrap().config.max_connections, 20_000);
+        let mut args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        args.limits.max_connections = Some(3);
+        assert_eq!(resolve(args, &[]).unwrap().config.max_connections, 64);
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
