@@ -24,6 +24,7 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// A [`ConfigError`] as an `anyhow::Error`.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn config_error(message: impl Into<String>) -> anyhow::Error {
     ConfigError(message.into()).into()
 }

@@ -10,12 +10,17 @@
 mod agent;
 mod client;
 mod exit;
+#[cfg(feature = "server")]
 mod keys;
+#[cfg(feature = "server")]
 mod limits;
 mod listen;
 mod logs;
 mod out;
+// Sentry reporting is `serve`'s; only the log layer is shared.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 mod report;
+#[cfg(feature = "server")]
 mod serve;
 mod service;
 mod signals;
@@ -45,6 +50,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the relay.
+    #[cfg(feature = "server")]
     Serve(Box<serve::ServeArgs>),
     /// Run an agent: receive a bucket's webhooks over one outbound stream
     /// and forward them to internal URLs.
@@ -71,6 +77,7 @@ enum Command {
     /// Send a correctly signed test webhook.
     Send(client::SendArgs),
     /// Manage the master keys of a data directory: list, rotate, reencrypt, retire.
+    #[cfg(feature = "server")]
     Keys(keys::KeysArgs),
     /// Print a shell completion script: `hookrelay completions bash >
     /// /etc/bash_completion.d/hookrelay`.
@@ -124,6 +131,7 @@ fn main() -> ExitCode {
     let log = cli.log_format;
     let result = runtime.block_on(async move {
         match cli.command {
+            #[cfg(feature = "server")]
             Command::Serve(args) => serve::run(*args, log).await,
             Command::Agent(args) => agent::run_agent(*args, log).await,
             Command::Listen(args) => listen::run_listen(*args, log).await,
@@ -132,6 +140,7 @@ fn main() -> ExitCode {
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,
             Command::Completions { .. } | Command::Man => Ok(()),
+            #[cfg(feature = "server")]
             Command::Keys(args) => {
                 logs::init(log, false);
                 tokio::task::spawn_blocking(move || keys::run(args))

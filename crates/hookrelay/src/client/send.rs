@@ -223,7 +223,7 @@ async fn read_payload(file: Option<&PathBuf>) -> anyhow::Result<Option<Vec<u8>>>
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
     let file = read_payload(args.file.as_ref()).await?;
     check_input(&args).await?;
-    let now_secs = store::clock::now_ms() / 1000;
+    let now_secs = agent::now_ms() / 1000;
     let body =
         file.unwrap_or_else(|| default_payload(args.integration.as_deref(), &args.event, now_secs));
     let prepared = prepare(&args, &body, now_secs)?;

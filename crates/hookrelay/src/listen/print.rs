@@ -37,7 +37,7 @@ impl Line {
         }
         Line {
             bucket: bucket.to_owned(),
-            at_ms: store::clock::now_ms(),
+            at_ms: agent::now_ms(),
             event_type: event["eventType"].as_str().unwrap_or("-").to_owned(),
             id: text("id"),
             method: text("method"),
@@ -72,7 +72,7 @@ impl Line {
     pub(super) fn from_agent(bucket: &str, f: &agent::Forwarded) -> Self {
         Line {
             bucket: bucket.to_owned(),
-            at_ms: store::clock::now_ms(),
+            at_ms: agent::now_ms(),
             event_type: "-".into(),
             id: "-".into(),
             method: f.method.clone(),
