@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{cli, cli_json, Serve, BIN, SECRET};
+use super::{cli_json, send_github, Serve, BIN, SECRET};
 
 const ADMIN: &str = "admin-keys";
 const OLD: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -102,19 +102,7 @@ impl Drop for Place {
 /// `path` of this server (its port changes at each start).
 fn send(serve: &Serve, path: &str) {
     let url = format!("{}{path}", serve.url);
-    let (ok, out, err) = cli(
-        serve,
-        ADMIN,
-        &[
-            "send",
-            "--url",
-            &url,
-            "--integration",
-            "github",
-            "--secret",
-            SECRET,
-        ],
-    );
+    let (ok, out, err) = send_github(serve, ADMIN, &url, SECRET);
     assert!(ok, "send: {out} {err}");
 }
 

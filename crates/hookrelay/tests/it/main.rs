@@ -194,6 +194,24 @@ fn cli(serve: &Serve, token: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `hookrelay send` of a GitHub webhook signed with `secret` to `url`:
+/// (success, stdout, stderr).
+fn send_github(serve: &Serve, token: &str, url: &str, secret: &str) -> (bool, String, String) {
+    cli(
+        serve,
+        token,
+        &[
+            "send",
+            "--url",
+            url,
+            "--integration",
+            "github",
+            "--secret",
+            secret,
+        ],
+    )
+}
+
 fn cli_json(serve: &Serve, token: &str, args: &[&str]) -> Value {
     let (ok, stdout, stderr) = cli(serve, token, args);
     assert!(ok, "hookrelay {args:?} failed: {stderr}");
@@ -233,33 +251,9 @@ fn the_readme_quick_start_works_end_to_end() {
     let url = input["url"].as_str().expect("the input's URL").to_owned();
     assert!(url.starts_with(&serve.url));
 
-    let (ok, stdout, stderr) = cli(
-        &serve,
-        &token,
-        &[
-            "send",
-            "--url",
-            &url,
-            "--integration",
-            "github",
-            "--secret",
-            SECRET,
-        ],
-    );
+    let (ok, stdout, stderr) = send_github(&serve, &token, &url, SECRET);
     assert!(ok, "signed send refused: {stdout} {stderr}");
-    let (ok, _, _) = cli(
-        &serve,
-        &token,
-        &[
-            "send",
-            "--url",
-            &url,
-            "--integration",
-            "github",
-            "--secret",
-            "wrong",
-        ],
-    );
+    let (ok, _, _) = send_github(&serve, &token, &url, "wrong");
     assert!(!ok, "a wrong secret must be refused");
 
     let page = cli_json(&serve, &token, &["events", "--json", "list"]);
@@ -296,19 +290,7 @@ fn radarboard_environment_configures_named_inputs() {
     );
     assert!(serve.admin_token.is_none(), "an admin secret is configured");
     let url = format!("{}/api/webhooks/github", serve.url);
-    let (ok, stdout, stderr) = cli(
-        &serve,
-        "",
-        &[
-            "send",
-            "--url",
-            &url,
-            "--integration",
-            "github",
-            "--secret",
-            SECRET,
-        ],
-    );
+    let (ok, stdout, stderr) = send_github(&serve, "", &url, SECRET);
     assert!(ok, "{stdout} {stderr}");
     assert!(
         stdout.contains("\"received\":true") || stdout.contains("\"received\": true"),
