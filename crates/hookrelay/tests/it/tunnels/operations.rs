@@ -30,16 +30,9 @@ async fn the_body_limit_cuts_both_ways_and_metrics_count_requests() {
         .unwrap();
     assert_eq!(small["len"].as_u64(), Some((MIB / 2) as u64));
 
-    let declared = relay
-        .http
-        .post(&echo)
-        .body(vec![1u8; 2 * MIB])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(declared.status(), 413);
-    let error: Value = declared.json().await.unwrap();
-    assert_eq!(error["error"], "payload_too_large", "{error}");
+    let declared = head_only_answer(&echo, 2 * MIB).await;
+    assert!(declared.starts_with("HTTP/1.1 413"), "{declared}");
+    assert!(declared.contains("payload_too_large"), "{declared}");
 
     // Streamed without a length: cut once past the limit, so the service
     // never answers for the whole body.
@@ -185,4 +178,37 @@ async fn admin_tunnel_manages_tunnels_from_the_command_line() {
     assert_eq!(visit().await, 404, "deleted at once: unknown_tunnel");
     let (ok, _, stderr) = crate::cli(serve, ADMIN, &["admin", "tunnel", "show", &id]);
     assert!(!ok && stderr.contains("not_found"), "{stderr}");
+}
+
+/// Sends only a request head declaring `length` body bytes and reads the
+/// answer, which must come from the head alone. A client that also sent
+/// the body could lose the 413 to a reset: the relay closes a connection
+/// whose body it will not read, and the upload then meets a closed socket
+/// (seen once in the full suite).
+async fn head_only_answer(url: &str, length: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(url).expect("a URL");
+    let host = url.host_str().expect("a host");
+    let port = url.port_or_known_default().expect("a port");
+    let mut stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .expect("connect to the relay");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {length}\r\n\
+         Connection: close\r\n\r\n",
+        url.path()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("an answer to the head alone")
+    .expect("read the answer");
+    String::from_utf8_lossy(&answer).into_owned()
 }
