@@ -89,14 +89,20 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
     }
 
-    /// The text content of `css` (hidden text included).
+    /// The text content of `css` (hidden text included). An element the
+    /// page replaced between finding and reading it (a navigation under
+    /// way, seen once in the full suite) is found again.
     pub(crate) async fn text_of(&self, css: &str) -> String {
-        let element = self.wait_for(css).await;
-        element
-            .prop("textContent")
-            .await
-            .expect("textContent")
-            .unwrap_or_default()
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let element = self.wait_for(css).await;
+            match element.prop("textContent").await {
+                Ok(text) => return text.unwrap_or_default(),
+                Err(e)
+                    if e.is_stale_element_reference() && std::time::Instant::now() < deadline => {}
+                Err(e) => panic!("textContent of {css}: {e}"),
+            }
+        }
     }
 
     pub(crate) async fn fill(&self, css: &str, text: &str) {
