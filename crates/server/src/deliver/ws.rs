@@ -32,15 +32,39 @@ use crate::state::AppState;
 /// pings, a few hundred bytes each; tungstenite's default of 128 KiB was
 /// 85 % of an idle WebSocket agent's memory on the relay (massif), and a
 /// larger message is still read whole, in more reads.
-pub(super) const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 pub(super) type Socket = WebSocketStream<GatedIo<TokioIo<hyper::upgrade::Upgraded>>>;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
+    let budget = state.preauth.budget();
+    accept(
+        request,
+        proto::MAX_MESSAGE_BYTES,
+        budget,
+        move |socket, gate| session::run(state, WsLink { socket, gate }, Some(peer)),
+    )
+}
+
+/// Answers a WebSocket upgrade request (101, or 400 if it is not one) and,
+/// once upgraded, runs `serve` on the socket read through the
+/// pre-authentication meter, with messages of at most `max_message` bytes
+/// once the gate opens. Shared by the agent transport and the Webhook
+/// Relay socket server (`socket`).
+pub(super) fn accept<F, Fut>(
+    mut request: Request,
+    max_message: usize,
+    budget: Arc<tokio::sync::Semaphore>,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(Socket, Arc<Gate>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let Some(accept) = accept_key(request.headers()) else {
         return ApiError::invalid_request("expected a WebSocket upgrade (RFC 6455)")
             .into_response();
@@ -56,18 +80,14 @@ pub(crate) async fn upgrade(
             return;
         };
         let gate = Arc::new(Gate::default());
-        let meter = Meter::new(
-            preauth::WebSocket::default(),
-            Arc::clone(&gate),
-            state.preauth.budget(),
-        );
+        let meter = Meter::new(preauth::WebSocket::default(), Arc::clone(&gate), budget);
         let config = WebSocketConfig::default()
-            .max_message_size(Some(proto::MAX_MESSAGE_BYTES))
-            .max_frame_size(Some(proto::MAX_MESSAGE_BYTES))
+            .max_message_size(Some(max_message))
+            .max_frame_size(Some(max_message))
             .read_buffer_size(READ_BUFFER_BYTES);
         let io = GatedIo::new(TokioIo::new(upgraded), meter);
         let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        session::run(state, WsLink { socket, gate }, Some(peer)).await;
+        serve(socket, gate).await;
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
@@ -78,7 +98,7 @@ pub(crate) async fn upgrade(
 }
 
 /// The `Sec-WebSocket-Accept` answering a valid version-13 upgrade request.
-pub(super) fn accept_key(headers: &HeaderMap) -> Option<HeaderValue> {
+fn accept_key(headers: &HeaderMap) -> Option<HeaderValue> {
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()

@@ -26,23 +26,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use http::{header, HeaderValue, StatusCode};
-use hyper_util::rt::TokioIo;
 use model::{AgentMode, EventId, InputId, OutputId};
 use proto::{agent_message::Kind as FromAgent, pb, server_message::Kind as ToAgent};
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
-use super::preauth::{self, Gate, GatedIo, Meter};
+use super::preauth::Gate;
 use super::session::{self, AgentLink, LinkError, LinkReader, LinkWriter};
-use super::ws::{accept_key, Socket, READ_BUFFER_BYTES};
-use crate::error::ApiError;
+use super::ws::Socket;
 use crate::state::AppState;
 use frames::Action;
 
@@ -71,56 +66,31 @@ const VERSION: &str = "webhookrelay-socket";
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
-    let Some(accept) = accept_key(request.headers()) else {
-        return ApiError::invalid_request("expected a WebSocket upgrade (RFC 6455)")
-            .into_response();
-    };
-    let Some(on_upgrade) = request
-        .extensions_mut()
-        .remove::<hyper::upgrade::OnUpgrade>()
-    else {
-        return ApiError::invalid_request("this connection cannot be upgraded").into_response();
-    };
     let client = crate::client::client_ip(&state.config.trusted_proxies, peer, request.headers());
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let gate = Arc::new(Gate::default());
-        let meter = Meter::new(
-            preauth::WebSocket::default(),
-            Arc::clone(&gate),
-            state.preauth.budget(),
-        );
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_CLIENT_FRAME))
-            .max_frame_size(Some(MAX_CLIENT_FRAME))
-            .read_buffer_size(READ_BUFFER_BYTES);
-        let io = GatedIo::new(TokioIo::new(upgraded), meter);
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        let link = SocketLink {
-            socket,
-            gate,
-            client,
-            acks: VecDeque::new(),
-            out: Outgoing {
-                state: state.clone(),
-                key: None,
-                buckets: HashMap::new(),
-                inputs: HashMap::new(),
-                last_ping: Instant::now(),
-            },
-        };
-        session::run(state, link, Some(peer)).await;
-    });
-    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    response
+    let budget = state.preauth.budget();
+    super::ws::accept(
+        request,
+        MAX_CLIENT_FRAME,
+        budget,
+        move |socket, gate| async move {
+            let link = SocketLink {
+                socket,
+                gate,
+                client,
+                acks: VecDeque::new(),
+                out: Outgoing {
+                    state: state.clone(),
+                    key: None,
+                    buckets: HashMap::new(),
+                    inputs: HashMap::new(),
+                    last_ping: Instant::now(),
+                },
+            };
+            session::run(state, link, Some(peer)).await;
+        },
+    )
 }
 
 /// `meta.id` of a frame, the `{id}` of `PUT /v1/logs/{id}`: the delivery's
