@@ -188,15 +188,16 @@ async fn a_webhook_relay_client_receives_webhooks_and_reports_results() {
         .await
         .unwrap();
     assert_eq!(report.status(), StatusCode::OK);
-    let shown = w
-        .relay
-        .admin(
-            Method::GET,
-            &format!("/v1/events/{}", event["id"].as_str().unwrap()),
-            None,
-            StatusCode::OK,
-        )
-        .await;
+    // The link's ack reaches the group's pump after the frame is written,
+    // and its settlement commits on the pump's time: wait for it (an
+    // immediate read once saw the delivery still in flight).
+    let path = format!("/v1/events/{}", event["id"].as_str().unwrap());
+    testkit::wait_until(PATIENCE, "the delivery is settled", || async {
+        let shown = w.relay.admin(Method::GET, &path, None, StatusCode::OK).await;
+        shown["deliveries"][0]["state"] == "delivered"
+    })
+    .await;
+    let shown = w.relay.admin(Method::GET, &path, None, StatusCode::OK).await;
     let deliveries = shown["deliveries"].as_array().unwrap();
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["state"], "delivered");
