@@ -29,7 +29,16 @@ pub(crate) struct AgentCommand {
 pub(crate) enum AgentSub {
     /// Write a systemd unit (Linux) or launchd plist (macOS) running this
     /// agent, with the token in a 0600 file; starts nothing.
-    InstallService(Box<crate::service::InstallArgs>),
+    InstallService(Box<AgentService>),
+}
+
+/// `hookrelay agent install-service`: the agent's flags and the service's.
+#[derive(Args)]
+pub(crate) struct AgentService {
+    #[command(flatten)]
+    agent: AgentArgs,
+    #[command(flatten)]
+    service: crate::service::ServiceFlags,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,9 +47,10 @@ pub(crate) enum TransportArg {
     Ws,
 }
 
-/// Where the relay is and who the agent is.
+/// Where the relay is and who the agent is: the flags `agent`, `listen`
+/// and `tunnel` share, read from the same environment variables.
 #[derive(Args, Clone)]
-pub(crate) struct Connection {
+pub(crate) struct RelayFlags {
     /// The relay's URL (required; also read from HOOKRELAY_SERVER).
     #[arg(long, env = "HOOKRELAY_URL")]
     server: Option<String>,
@@ -64,10 +74,7 @@ pub(crate) struct Connection {
     token_secret: Option<String>,
     /// grpc (HTTP/2 stream) or ws (WebSocket).
     #[arg(long, env = "HOOKRELAY_TRANSPORT", value_enum, default_value = "grpc")]
-    transport: TransportArg,
-    /// At most this many deliveries in flight at once (1 to 1024).
-    #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", default_value_t = 16)]
-    max_in_flight: u32,
+    pub(crate) transport: TransportArg,
     /// PEM file of the CA that signed the relay's certificate (default:
     /// the system's roots).
     #[arg(long, env = "HOOKRELAY_CA_FILE")]
@@ -75,6 +82,16 @@ pub(crate) struct Connection {
     /// Allow plain http:// to a relay that is not on this machine.
     #[arg(long, env = "HOOKRELAY_INSECURE")]
     insecure: bool,
+}
+
+/// [`RelayFlags`] and the in-flight cap of an agent that forwards.
+#[derive(Args, Clone)]
+pub(crate) struct Connection {
+    #[command(flatten)]
+    pub(crate) relay: RelayFlags,
+    /// At most this many deliveries in flight at once (1 to 1024).
+    #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", default_value_t = 16)]
+    max_in_flight: u32,
 }
 
 #[derive(Args, Clone)]
@@ -96,7 +113,19 @@ pub(crate) struct AgentArgs {
 
 pub(crate) async fn run_agent(command: AgentCommand, log: LogFormat) -> Result<()> {
     match command.service {
-        Some(AgentSub::InstallService(args)) => crate::service::install(*args),
+        Some(AgentSub::InstallService(args)) => {
+            let config = args.agent.to_config()?;
+            crate::service::install(
+                args.service,
+                crate::service::Service {
+                    default_name: "hookrelay-agent".to_owned(),
+                    description: "hookrelay agent: forwards webhooks from the relay",
+                    arguments: args.agent.service_arguments(),
+                    token: format!("{}.{}", config.token_key, config.token_secret),
+                    ca_file: config.ca_file,
+                },
+            )
+        }
         None => {
             crate::logs::init(log, false);
             run(command.args.to_config()?).await
@@ -118,38 +147,22 @@ impl AgentArgs {
     /// service passes it in its environment).
     pub(crate) fn service_arguments(&self) -> Vec<String> {
         let c = &self.connection;
-        let mut out = Vec::new();
+        let mut out = vec!["agent".to_owned()];
         let mut flag = |name: &str, value: String| {
             out.push(format!("--{name}"));
             out.push(value);
         };
-        if let Some(server) = c.server.as_ref().or(c.server_fallback.as_ref()) {
-            flag("server", server.clone());
-        }
         for bucket in &self.buckets {
             flag("bucket", bucket.clone());
         }
         if !self.group.is_empty() {
             flag("group", self.group.clone());
         }
-        let transport = match c.transport {
-            TransportArg::Grpc => "grpc",
-            TransportArg::Ws => "ws",
-        };
-        flag("transport", transport.to_owned());
         flag("max-in-flight", c.max_in_flight.to_string());
         if let Some(d) = &self.destination {
             flag("destination", d.clone());
         }
-        if let Some(ca) = &c.ca_file {
-            // systemd runs the unit from `/`: a relative path would name
-            // another file there.
-            let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
-            flag("ca-file", ca.display().to_string());
-        }
-        if c.insecure {
-            out.push("--insecure".to_owned());
-        }
+        c.relay.push_service_arguments(&mut out);
         out
     }
 }
@@ -160,7 +173,7 @@ async fn run(config: agent::AgentConfig) -> Result<()> {
     Ok(agent::run(config, shutdown, None).await?)
 }
 
-impl Connection {
+impl RelayFlags {
     /// `--server`, else `HOOKRELAY_URL`, else `HOOKRELAY_SERVER`.
     pub(crate) fn server_url(&self) -> Result<String, ConfigError> {
         let server = self
@@ -185,6 +198,55 @@ impl Connection {
             )),
         }
     }
+
+    /// The agent token split into key and secret.
+    pub(crate) fn token_pair(&self) -> Result<(String, String), ConfigError> {
+        match (&self.token, &self.token_key, &self.token_secret) {
+            (Some(token), _, _) => token
+                .split_once('.')
+                .map(|(k, s)| (k.to_owned(), s.to_owned()))
+                .ok_or_else(|| ConfigError("--token must be KEY.SECRET".into())),
+            (None, Some(key), Some(secret)) => Ok((key.clone(), secret.clone())),
+            _ => Err(ConfigError(
+                "an agent token is required: --token KEY.SECRET or --token-key and --token-secret"
+                    .into(),
+            )),
+        }
+    }
+
+    /// `--ca-file`, checked to be a file.
+    pub(crate) fn checked_ca_file(&self) -> Result<Option<std::path::PathBuf>, ConfigError> {
+        match &self.ca_file {
+            Some(ca) if !ca.is_file() => Err(ConfigError(format!(
+                "--ca-file {}: no such file",
+                ca.display()
+            ))),
+            ca => Ok(ca.clone()),
+        }
+    }
+
+    /// These flags as command-line arguments for a service, without the
+    /// token (a service passes it in its environment, never on its command
+    /// line, where `ps` would show it).
+    pub(crate) fn push_service_arguments(&self, out: &mut Vec<String>) {
+        if let Some(server) = self.server.as_ref().or(self.server_fallback.as_ref()) {
+            out.extend(["--server".to_owned(), server.clone()]);
+        }
+        let transport = match self.transport {
+            TransportArg::Grpc => "grpc",
+            TransportArg::Ws => "ws",
+        };
+        out.extend(["--transport".to_owned(), transport.to_owned()]);
+        if let Some(ca) = &self.ca_file {
+            // systemd runs the unit from `/`: a relative path would name
+            // another file there.
+            let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
+            out.extend(["--ca-file".to_owned(), ca.display().to_string()]);
+        }
+        if self.insecure {
+            out.push("--insecure".to_owned());
+        }
+    }
 }
 
 /// The agent's configuration from its flags.
@@ -194,19 +256,9 @@ pub(crate) fn config(
     group: String,
     destination: Option<String>,
 ) -> Result<agent::AgentConfig, ConfigError> {
-    let (token_key, token_secret) =
-        match (&c.token, &c.token_key, &c.token_secret) {
-            (Some(token), _, _) => token
-                .split_once('.')
-                .map(|(k, s)| (k.to_owned(), s.to_owned()))
-                .ok_or_else(|| ConfigError("--token must be KEY.SECRET".into()))?,
-            (None, Some(key), Some(secret)) => (key.clone(), secret.clone()),
-            _ => return Err(ConfigError(
-                "an agent token is required: --token KEY.SECRET or --token-key and --token-secret"
-                    .into(),
-            )),
-        };
-    let server = c.server_url()?;
+    let relay = &c.relay;
+    let (token_key, token_secret) = relay.token_pair()?;
+    let server = relay.server_url()?;
     if let Some(d) = &destination {
         if !(d.starts_with("http://") || d.starts_with("https://")) {
             return Err(ConfigError(format!(
@@ -214,14 +266,7 @@ pub(crate) fn config(
             )));
         }
     }
-    if let Some(ca) = &c.ca_file {
-        if !ca.is_file() {
-            return Err(ConfigError(format!(
-                "--ca-file {}: no such file",
-                ca.display()
-            )));
-        }
-    }
+    let ca_file = relay.checked_ca_file()?;
     if !(1..=proto::MAX_IN_FLIGHT_CAP).contains(&c.max_in_flight) {
         return Err(ConfigError(
             "--max-in-flight must be between 1 and 1024".into(),
@@ -233,20 +278,20 @@ pub(crate) fn config(
         token_secret,
         buckets,
         group,
-        transport: match c.transport {
+        transport: match relay.transport {
             TransportArg::Grpc => agent::Transport::Grpc,
             TransportArg::Ws => agent::Transport::WebSocket,
         },
         destination,
         max_in_flight: c.max_in_flight,
         stop_grace: STOP_GRACE,
-        ca_file: c.ca_file.clone(),
+        ca_file,
     })
 }
 
 /// Plain http:// carries the token in the clear: only to this machine,
 /// unless the user says `--insecure` (DESIGN §7).
-pub(crate) fn check_server_url(server: &str, insecure: bool) -> Result<(), ConfigError> {
+fn check_server_url(server: &str, insecure: bool) -> Result<(), ConfigError> {
     if server.starts_with("https://") {
         return Ok(());
     }

@@ -56,7 +56,7 @@ enum Command {
     /// and forward them to internal URLs.
     Agent(Box<agent::AgentCommand>),
     /// Publish a local HTTP service through the relay (an HTTP tunnel).
-    Tunnel(Box<tunnel::TunnelArgs>),
+    Tunnel(Box<tunnel::TunnelCommand>),
     /// Forward a bucket's events to a local URL, printing each request
     /// (like `stripe listen`); several BUCKET=URL pairs in one session.
     Listen(Box<listen::ListenArgs>),
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args, log).await,
             Command::Agent(args) => agent::run_agent(*args, log).await,
             Command::Listen(args) => listen::run_listen(*args, log).await,
-            Command::Tunnel(args) => tunnel::run(*args, log).await,
+            Command::Tunnel(args) => tunnel::run_tunnel(*args, log).await,
             Command::Admin { client, command } => client::run_admin(client, command).await,
             Command::Events { client, command } => client::run_events(client, command).await,
             Command::Send(args) => client::run_send(args).await,

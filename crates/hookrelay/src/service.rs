@@ -1,7 +1,7 @@
-//! `hookrelay agent install-service`: writes a systemd unit (Linux) or a
-//! launchd plist (macOS) that runs `hookrelay agent` with the given
-//! arguments, keeping the token out of the unit in a 0600 file, and prints
-//! how to enable it. It starts nothing.
+//! `hookrelay agent install-service` and `hookrelay tunnel install-service`:
+//! write a systemd unit (Linux) or a launchd plist (macOS) that runs the
+//! agent or the tunnel with the given arguments, keeping the token out of
+//! the unit in a 0600 file, and print how to enable it. They start nothing.
 //!
 //! Every path written into a unit is absolute (systemd ignores a relative
 //! `EnvironmentFile=`, and the service would start without its token), and
@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use crate::agent::AgentArgs;
 use crate::exit::ConfigError;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -25,13 +24,13 @@ pub(crate) enum Platform {
     Launchd,
 }
 
-#[derive(Args)]
-pub(crate) struct InstallArgs {
-    #[command(flatten)]
-    agent: AgentArgs,
-    /// The service's name.
-    #[arg(long, default_value = "hookrelay-agent")]
-    name: String,
+/// The flags of `install-service` beside the command's own.
+#[derive(Args, Clone)]
+pub(crate) struct ServiceFlags {
+    /// The service's name [default: hookrelay-agent, or
+    /// hookrelay-tunnel-<tunnel name>].
+    #[arg(long)]
+    service_name: Option<String>,
     /// systemd or launchd [default: this system's].
     #[arg(long, value_enum)]
     platform: Option<Platform>,
@@ -50,48 +49,60 @@ pub(crate) struct InstallArgs {
     exe: Option<PathBuf>,
 }
 
-pub(crate) fn install(args: InstallArgs) -> Result<()> {
-    let platform = args.platform.unwrap_or(if cfg!(target_os = "macos") {
+/// What a service runs, from the validated flags of its command.
+pub(crate) struct Service {
+    /// The name when `--service-name` is not given.
+    pub(crate) default_name: String,
+    /// The unit's `Description=`.
+    pub(crate) description: &'static str,
+    /// The subcommand and its flags, without the token.
+    pub(crate) arguments: Vec<String>,
+    /// `KEY.SECRET`, passed in the service's environment.
+    pub(crate) token: String,
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+pub(crate) fn install(flags: ServiceFlags, service: Service) -> Result<()> {
+    let platform = flags.platform.unwrap_or(if cfg!(target_os = "macos") {
         Platform::Launchd
     } else {
         Platform::Systemd
     });
-    if !args
-        .name
+    let name = flags.service_name.unwrap_or(service.default_name);
+    if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        return Err(
-            ConfigError("--name may hold letters, digits, '-', '_' and '.' only".into()).into(),
-        );
+        return Err(ConfigError(
+            "--service-name may hold letters, digits, '-', '_' and '.' only".into(),
+        )
+        .into());
     }
-    let config = args.agent.to_config()?;
-    let exe = match &args.exe {
+    let exe = match &flags.exe {
         Some(exe) => absolute(exe)?,
         None => std::env::current_exe().context("cannot find this executable's path")?,
     };
-    let token = format!("{}.{}", config.token_key, config.token_secret);
-    let command = agent_arguments(&args.agent);
+    let (token, command) = (&service.token, &service.arguments);
     match platform {
         Platform::Systemd => {
             let unit_dir = absolute(
-                &args
+                &flags
                     .unit_dir
                     .unwrap_or_else(|| PathBuf::from("/etc/systemd/system")),
             )?;
             let env_dir = absolute(
-                &args
+                &flags
                     .env_dir
                     .unwrap_or_else(|| PathBuf::from("/etc/hookrelay")),
             )?;
-            let env_file = env_dir.join(format!("{}.env", args.name));
+            let env_file = env_dir.join(format!("{name}.env"));
             reachable_by_the_service(&exe, "the hookrelay binary", true)?;
-            if let Some(ca) = &config.ca_file {
+            if let Some(ca) = &service.ca_file {
                 reachable_by_the_service(&absolute(ca)?, "--ca-file", false)?;
             }
             write_private(&env_file, &format!("HOOKRELAY_TOKEN={token}\n"))?;
-            let unit = systemd_unit(&exe, &command, &env_file);
-            let unit_file = unit_dir.join(format!("{}.service", args.name));
+            let unit = systemd_unit(service.description, &exe, command, &env_file);
+            let unit_file = unit_dir.join(format!("{name}.service"));
             write_file(&unit_file, &unit, 0o644)?;
             crate::outln!(
                 "wrote {} and {} (mode 0600)",
@@ -99,18 +110,15 @@ pub(crate) fn install(args: InstallArgs) -> Result<()> {
                 env_file.display()
             );
             crate::outln!("enable and start it with:");
-            crate::outln!(
-                "  systemctl daemon-reload && systemctl enable --now {}",
-                args.name
-            );
+            crate::outln!("  systemctl daemon-reload && systemctl enable --now {name}");
         }
         Platform::Launchd => {
-            let unit_dir = match args.unit_dir {
+            let unit_dir = match flags.unit_dir {
                 Some(dir) => dir,
                 None => home()?.join("Library/LaunchAgents"),
             };
-            let label = format!("dev.hookrelay.{}", args.name);
-            let plist = launchd_plist(&label, &exe, &command, &token);
+            let label = format!("dev.hookrelay.{name}");
+            let plist = launchd_plist(&label, &exe, command, token);
             let plist_file = unit_dir.join(format!("{label}.plist"));
             // The plist carries the token: readable by its owner only.
             write_private(&plist_file, &plist)?;
@@ -197,15 +205,7 @@ fn reachable_by_the_service(path: &Path, what: &str, executable: bool) -> Result
     Ok(())
 }
 
-/// The `agent` arguments the service runs with; the token is passed in the
-/// environment instead, so it never shows in `ps` or the unit.
-fn agent_arguments(a: &AgentArgs) -> Vec<String> {
-    let mut out = vec!["agent".to_owned()];
-    out.extend(a.service_arguments());
-    out
-}
-
-fn systemd_unit(exe: &Path, arguments: &[String], env_file: &Path) -> String {
+fn systemd_unit(description: &str, exe: &Path, arguments: &[String], env_file: &Path) -> String {
     let mut exec = quote_systemd(&exe.display().to_string());
     for a in arguments {
         exec.push(' ');
@@ -213,10 +213,7 @@ fn systemd_unit(exe: &Path, arguments: &[String], env_file: &Path) -> String {
     }
     let mut unit = String::new();
     let _ = writeln!(unit, "[Unit]");
-    let _ = writeln!(
-        unit,
-        "Description=hookrelay agent: forwards webhooks from the relay"
-    );
+    let _ = writeln!(unit, "Description={description}");
     let _ = writeln!(unit, "Wants=network-online.target");
     let _ = writeln!(unit, "After=network-online.target");
     let _ = writeln!(unit);

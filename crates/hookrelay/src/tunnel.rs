@@ -1,89 +1,127 @@
 //! `hookrelay tunnel` (DESIGN §10): flags to a validated
 //! `tunnel::agent::TunnelConfig`, the public URLs printed at connect,
-//! signals to a clean stop (open requests finish first).
+//! signals to a clean stop (open requests finish first); `install-service`
+//! runs it as a system service ([`crate::service`]). The relay flags are
+//! the agent's ([`RelayFlags`]).
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{check_server_url, TransportArg};
+use crate::agent::{RelayFlags, TransportArg};
 use crate::exit::ConfigError;
 use crate::logs::LogFormat;
+use crate::service::{Service, ServiceFlags};
 use crate::signals::cancel_on_signal;
 
+/// `hookrelay tunnel [install-service]`.
 #[derive(Args)]
-pub(crate) struct TunnelArgs {
-    /// The relay's URL (required).
-    #[arg(long, env = "HOOKRELAY_SERVER")]
-    server: Option<String>,
-    /// A tunnel-mode agent token as `KEY.SECRET`.
-    #[arg(long, env = "HOOKRELAY_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct TunnelCommand {
+    #[command(subcommand)]
+    service: Option<TunnelSub>,
+    #[command(flatten)]
+    args: TunnelArgs,
+}
+
+#[derive(Subcommand)]
+enum TunnelSub {
+    /// Write a systemd unit (Linux) or launchd plist (macOS) running this
+    /// tunnel, with the token in a 0600 file; starts nothing.
+    InstallService(Box<TunnelService>),
+}
+
+#[derive(Args)]
+struct TunnelService {
+    #[command(flatten)]
+    tunnel: TunnelArgs,
+    #[command(flatten)]
+    service: ServiceFlags,
+}
+
+#[derive(Args)]
+struct TunnelArgs {
+    #[command(flatten)]
+    relay: RelayFlags,
     /// The tunnel's name (as created with `hookrelay admin tunnel create`).
-    #[arg(long, env = "HOOKRELAY_TUNNEL_NAME")]
-    name: String,
+    #[arg(long, env = "HOOKRELAY_TUNNEL_NAME", required = true)]
+    name: Option<String>,
     /// The local service every request goes to, e.g. http://localhost:3000.
-    #[arg(long, env = "HOOKRELAY_DESTINATION")]
-    destination: String,
-    /// grpc (HTTP/2 stream) or ws (WebSocket).
-    #[arg(long, env = "HOOKRELAY_TRANSPORT", value_enum, default_value = "grpc")]
-    transport: TransportArg,
-    /// PEM file of the CA that signed the relay's certificate (default:
-    /// the system's roots).
-    #[arg(long, env = "HOOKRELAY_CA_FILE")]
-    ca_file: Option<std::path::PathBuf>,
-    /// Allow plain http:// to a relay that is not on this machine.
-    #[arg(long, env = "HOOKRELAY_INSECURE")]
-    insecure: bool,
+    #[arg(long, env = "HOOKRELAY_DESTINATION", required = true)]
+    destination: Option<String>,
 }
 
 impl TunnelArgs {
     fn to_config(&self) -> Result<tunnel::agent::TunnelConfig, ConfigError> {
-        let (token_key, token_secret) = self
-            .token
-            .as_deref()
-            .and_then(|t| t.split_once('.'))
-            .map(|(k, s)| (k.to_owned(), s.to_owned()))
-            .ok_or_else(|| {
-                ConfigError("--token KEY.SECRET (a tunnel-mode agent token) is required".into())
-            })?;
-        let server = self
-            .server
-            .as_deref()
-            .ok_or_else(|| ConfigError("--server is required".into()))?;
-        check_server_url(server, self.insecure)?;
-        model::validate_dns_label("--name", &self.name).map_err(|e| ConfigError(e.to_string()))?;
+        let (token_key, token_secret) = self.relay.token_pair()?;
+        let server = self.relay.server_url()?;
+        let name = self.name()?;
+        model::validate_dns_label("--name", name).map_err(|e| ConfigError(e.to_string()))?;
         let destination =
-            tunnel::agent::Destination::parse(&self.destination).map_err(ConfigError)?;
-        if let Some(ca) = &self.ca_file {
-            if !ca.is_file() {
-                return Err(ConfigError(format!(
-                    "--ca-file {}: no such file",
-                    ca.display()
-                )));
-            }
-        }
+            tunnel::agent::Destination::parse(self.destination()?).map_err(ConfigError)?;
         Ok(tunnel::agent::TunnelConfig {
-            server: server.trim_end_matches('/').to_owned(),
+            server,
             token_key,
             token_secret,
-            name: self.name.clone(),
+            name: name.to_owned(),
             destination,
-            transport: match self.transport {
+            transport: match self.relay.transport {
                 TransportArg::Grpc => tunnel::agent::Transport::Grpc,
                 TransportArg::Ws => tunnel::agent::Transport::WebSocket,
             },
-            ca_file: self.ca_file.clone(),
+            ca_file: self.relay.checked_ca_file()?,
         })
+    }
+
+    fn name(&self) -> Result<&str, ConfigError> {
+        self.name
+            .as_deref()
+            .ok_or_else(|| ConfigError("--name is required".into()))
+    }
+
+    fn destination(&self) -> Result<&str, ConfigError> {
+        self.destination
+            .as_deref()
+            .ok_or_else(|| ConfigError("--destination is required".into()))
+    }
+
+    /// These arguments as `hookrelay tunnel` flags, without the token.
+    fn service_arguments(&self) -> Result<Vec<String>, ConfigError> {
+        let mut out = vec!["tunnel".to_owned()];
+        out.extend(["--name".to_owned(), self.name()?.to_owned()]);
+        out.extend(["--destination".to_owned(), self.destination()?.to_owned()]);
+        self.relay.push_service_arguments(&mut out);
+        Ok(out)
     }
 }
 
-pub(crate) async fn run(args: TunnelArgs, log: LogFormat) -> Result<()> {
+pub(crate) async fn run_tunnel(command: TunnelCommand, log: LogFormat) -> Result<()> {
+    match command.service {
+        Some(TunnelSub::InstallService(args)) => install_service(*args),
+        None => run(command.args, log).await,
+    }
+}
+
+fn install_service(args: TunnelService) -> Result<()> {
+    let config = args.tunnel.to_config()?;
+    crate::service::install(
+        args.service,
+        Service {
+            default_name: format!("hookrelay-tunnel-{}", config.name),
+            description: "hookrelay tunnel: publishes a local service through the relay",
+            arguments: args.tunnel.service_arguments()?,
+            token: format!("{}.{}", config.token_key, config.token_secret),
+            ca_file: config.ca_file,
+        },
+    )
+}
+
+async fn run(args: TunnelArgs, log: LogFormat) -> Result<()> {
     crate::logs::init(log, false);
     let config = args.to_config()?;
     let shutdown = CancellationToken::new();
     cancel_on_signal(shutdown.clone());
-    let destination = args.destination.clone();
+    let destination = args.destination()?.to_owned();
     tunnel::agent::run(config, shutdown, move |urls| {
         for url in urls {
             println!("tunnel {url} -> {destination}");

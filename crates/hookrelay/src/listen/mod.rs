@@ -68,7 +68,7 @@ struct Target {
 pub(crate) async fn run_listen(args: ListenArgs, log: LogFormat) -> Result<()> {
     crate::logs::init(log, false);
     let targets = targets(&args)?;
-    let c = &args.connection;
+    let c = &args.connection.relay;
     let server = c.server_url()?;
     let relay = Relay::new(&server, c.bearer()?, c.ca_file.as_deref())?;
     let stop = CancellationToken::new();
@@ -106,8 +106,12 @@ pub(crate) async fn run_listen(args: ListenArgs, log: LogFormat) -> Result<()> {
                 });
             }
             Access::AgentOnly => {
-                let config =
-                    crate::agent::config(c, vec![t.bucket.clone()], group, Some(t.forward))?;
+                let config = crate::agent::config(
+                    &args.connection,
+                    vec![t.bucket.clone()],
+                    group,
+                    Some(t.forward),
+                )?;
                 tasks.spawn(run_agent(config, t.bucket, lines, stop));
             }
         }

@@ -154,7 +154,7 @@ fn install_service_writes_a_unit_and_keeps_the_token_in_a_private_file() {
             "install-service",
             "--platform",
             "systemd",
-            "--name",
+            "--service-name",
             "relay-agent",
         ])
         .args([
@@ -235,6 +235,77 @@ fn install_service_writes_a_unit_and_keeps_the_token_in_a_private_file() {
             "--token",
             "a.b",
         ])
+        .arg("--unit-dir")
+        .arg(dir.path().join("never"))
+        .env_remove("HOOKRELAY_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(64));
+    assert!(!dir.path().join("never").exists());
+}
+
+/// Issue 15: a tunnel installs as a service the way an agent does: the
+/// unit runs `hookrelay tunnel` with its name and destination, named after
+/// the tunnel, and the token stays in the 0600 environment file. The
+/// relay's URL is read from `HOOKRELAY_URL`, as every command reads it.
+#[test]
+fn tunnel_install_service_writes_a_unit_named_after_the_tunnel() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (units, envs) = (dir.path().join("units"), dir.path().join("env"));
+    let out = Command::new(BIN)
+        .args(["tunnel", "install-service", "--platform", "systemd"])
+        .args(["--name", "myapp", "--destination", "http://localhost:3000"])
+        .args(["--token", "tok_t.tunnel-secret", "--transport", "ws"])
+        .args(["--exe", "/bin/sh"])
+        .arg("--unit-dir")
+        .arg(&units)
+        .arg("--env-dir")
+        .arg(&envs)
+        .env("HOOKRELAY_URL", "https://relay.example")
+        .env_remove("HOOKRELAY_SERVER")
+        .env_remove("HOOKRELAY_TOKEN")
+        .output()
+        .expect("run tunnel install-service");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("systemctl enable --now hookrelay-tunnel-myapp"),
+        "{printed}"
+    );
+    let unit = std::fs::read_to_string(units.join("hookrelay-tunnel-myapp.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    for word in [
+        "\"/bin/sh\" \"tunnel\"",
+        "\"--name\" \"myapp\"",
+        "\"--destination\" \"http://localhost:3000\"",
+        "\"--server\" \"https://relay.example\"",
+        "\"--transport\" \"ws\"",
+    ] {
+        assert!(exec.contains(word), "{word} missing from {exec}");
+    }
+    assert!(unit.contains("Description=hookrelay tunnel"), "{unit}");
+    assert!(!unit.contains("tunnel-secret"), "the secret stays out");
+    let env_file = envs.join("hookrelay-tunnel-myapp.env");
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "HOOKRELAY_TOKEN=tok_t.tunnel-secret\n"
+    );
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A name that is not a DNS label is refused before anything is written.
+    let refused = Command::new(BIN)
+        .args(["tunnel", "install-service", "--name", "My_App"])
+        .args(["--destination", "http://localhost:3000"])
+        .args(["--server", "https://relay.example", "--token", "a.b"])
         .arg("--unit-dir")
         .arg(dir.path().join("never"))
         .env_remove("HOOKRELAY_TOKEN")
