@@ -122,7 +122,11 @@ pub(crate) async fn run_agent(command: AgentCommand, log: LogFormat) -> Result<(
                     description: "hookrelay agent: forwards webhooks from the relay",
                     arguments: args.agent.service_arguments(),
                     token: format!("{}.{}", config.token_key, config.token_secret),
-                    ca_file: config.ca_file,
+                    reads: config
+                        .ca_file
+                        .into_iter()
+                        .map(|f| ("--ca-file", f))
+                        .collect(),
                 },
             )
         }

@@ -59,7 +59,8 @@ pub(crate) struct Service {
     pub(crate) arguments: Vec<String>,
     /// `KEY.SECRET`, passed in the service's environment.
     pub(crate) token: String,
-    pub(crate) ca_file: Option<PathBuf>,
+    /// Files the service reads, by the flag that names them (CA files).
+    pub(crate) reads: Vec<(&'static str, PathBuf)>,
 }
 
 pub(crate) fn install(flags: ServiceFlags, service: Service) -> Result<()> {
@@ -97,8 +98,8 @@ pub(crate) fn install(flags: ServiceFlags, service: Service) -> Result<()> {
             )?;
             let env_file = env_dir.join(format!("{name}.env"));
             reachable_by_the_service(&exe, "the hookrelay binary", true)?;
-            if let Some(ca) = &service.ca_file {
-                reachable_by_the_service(&absolute(ca)?, "--ca-file", false)?;
+            for (flag, file) in &service.reads {
+                reachable_by_the_service(&absolute(file)?, flag, false)?;
             }
             write_private(&env_file, &format!("HOOKRELAY_TOKEN={token}\n"))?;
             let unit = systemd_unit(service.description, &exe, command, &env_file);

@@ -46,9 +46,14 @@ struct TunnelArgs {
     /// The tunnel's name (as created with `hookrelay admin tunnel create`).
     #[arg(long, env = "HOOKRELAY_TUNNEL_NAME", required = true)]
     name: Option<String>,
-    /// The local service every request goes to, e.g. http://localhost:3000.
+    /// The local service every request goes to, e.g. http://localhost:3000
+    /// or https://localhost:8443.
     #[arg(long, env = "HOOKRELAY_DESTINATION", required = true)]
     destination: Option<String>,
+    /// PEM file of the CA that signed an https:// destination's
+    /// certificate (default: the system's roots).
+    #[arg(long, env = "HOOKRELAY_DESTINATION_CA_FILE")]
+    destination_ca_file: Option<std::path::PathBuf>,
 }
 
 impl TunnelArgs {
@@ -57,8 +62,15 @@ impl TunnelArgs {
         let server = self.relay.server_url()?;
         let name = self.name()?;
         model::validate_dns_label("--name", name).map_err(|e| ConfigError(e.to_string()))?;
+        let destination_ca = match &self.destination_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                ConfigError(format!("--destination-ca-file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
         let destination =
-            tunnel::agent::Destination::parse(self.destination()?).map_err(ConfigError)?;
+            tunnel::agent::Destination::parse(self.destination()?, destination_ca.as_deref())
+                .map_err(ConfigError)?;
         Ok(tunnel::agent::TunnelConfig {
             server,
             token_key,
@@ -90,6 +102,10 @@ impl TunnelArgs {
         let mut out = vec!["tunnel".to_owned()];
         out.extend(["--name".to_owned(), self.name()?.to_owned()]);
         out.extend(["--destination".to_owned(), self.destination()?.to_owned()]);
+        if let Some(ca) = &self.destination_ca_file {
+            let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
+            out.extend(["--destination-ca-file".to_owned(), ca.display().to_string()]);
+        }
         self.relay.push_service_arguments(&mut out);
         Ok(out)
     }
@@ -111,7 +127,16 @@ fn install_service(args: TunnelService) -> Result<()> {
             description: "hookrelay tunnel: publishes a local service through the relay",
             arguments: args.tunnel.service_arguments()?,
             token: format!("{}.{}", config.token_key, config.token_secret),
-            ca_file: config.ca_file,
+            reads: [
+                config.ca_file.map(|f| ("--ca-file", f)),
+                args.tunnel
+                    .destination_ca_file
+                    .clone()
+                    .map(|f| ("--destination-ca-file", f)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         },
     )
 }

@@ -110,15 +110,7 @@ async fn websocket(server: &str, ca: Option<&[u8]>) -> Result<BoxIo, String> {
         .max_message_size(Some(crate::MAX_CHUNK_BYTES))
         .max_frame_size(Some(crate::MAX_CHUNK_BYTES));
     let connector = if url.starts_with("wss://") {
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots(ca)?)
-            .with_no_client_auth();
-        Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
-            tls,
-        )))
+        Some(tokio_tungstenite::Connector::Rustls(client_tls(ca)?))
     } else {
         None
     };
@@ -159,6 +151,20 @@ fn ws_url(server: &str) -> Result<String, String> {
         rest.trim_end_matches('/'),
         crate::WS_PATH
     ))
+}
+
+/// A TLS client trusting the CA file's certificates, or the system's roots:
+/// for the relay (WebSocket) and for an `https://` destination.
+pub(crate) fn client_tls(
+    ca_pem: Option<&[u8]>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(tls))
 }
 
 /// The CA file's certificates, or the system's roots.

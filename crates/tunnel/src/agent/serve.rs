@@ -1,6 +1,7 @@
 //! The agent's HTTP/2 server on the tunnel connection: each request from
-//! the relay is sent to the destination over a keep-alive pool (HTTP/1.1)
-//! and its answer streamed back. An extended CONNECT (RFC 8441) becomes an
+//! the relay is sent to the destination over a keep-alive pool (HTTP/1.1,
+//! or HTTP/1.1 over TLS for an `https://` destination, verified against the
+//! system's roots or `--destination-ca-file`) and its answer streamed back. An extended CONNECT (RFC 8441) becomes an
 //! HTTP/1.1 upgrade at the destination, and the two upgraded streams are
 //! joined.
 
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_util::sync::CancellationToken;
@@ -25,24 +27,52 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// 64 concurrent requests of the benchmark without reconnecting.
 const POOL_IDLE_PER_HOST: usize = 64;
 
-/// Where the agent sends what arrives: `http://host:port[/base]`.
-#[derive(Debug, Clone)]
+/// Where the agent sends what arrives: `http(s)://host:port[/base]`.
+#[derive(Clone)]
 pub struct Destination {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     /// Prepended to every request's path; no trailing slash.
     base: String,
+    /// How an `https://` destination's certificate is checked (for
+    /// `http://`, a configuration that trusts nothing and is never used).
+    /// Built once here: loading the system's roots takes milliseconds, and
+    /// the agent reconnects with the same destination.
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base)
+    }
 }
 
 impl Destination {
-    /// Parses `--destination`; only `http://` (a local service).
-    pub fn parse(url: &str) -> Result<Self, String> {
+    /// Parses `--destination`, `http://` or `https://`; an `https://`
+    /// destination's certificate is checked against `ca_pem`'s
+    /// certificates when given (a local service's own CA), else the
+    /// system's roots. Nothing skips the check: a tunnel that forwards to
+    /// a service it cannot authenticate would hand it the visitors'
+    /// credentials.
+    pub fn parse(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, String> {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("invalid destination {url:?}: {e}"))?;
-        if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
-            return Err(format!("the destination {url:?} must be an http:// URL"));
-        }
+        let scheme = match uri.scheme() {
+            Some(s) if *s == http::uri::Scheme::HTTP || *s == http::uri::Scheme::HTTPS => s.clone(),
+            _ => {
+                return Err(format!(
+                    "the destination {url:?} must be an http:// or https:// URL"
+                ))
+            }
+        };
+        let tls = match (scheme == http::uri::Scheme::HTTPS, ca_pem) {
+            (true, ca) => super::connect::client_tls(ca)?,
+            (false, Some(_)) => {
+                return Err("--destination-ca-file is for an https:// destination".into())
+            }
+            (false, None) => plain_only()?,
+        };
         if uri.query().is_some() {
             return Err(format!("the destination {url:?} must not have a query"));
         }
@@ -51,9 +81,10 @@ impl Destination {
             .cloned()
             .ok_or_else(|| format!("the destination {url:?} has no host"))?;
         Ok(Destination {
-            scheme: http::uri::Scheme::HTTP,
+            scheme,
             authority,
             base: uri.path().trim_end_matches('/').to_owned(),
+            tls,
         })
     }
 
@@ -78,7 +109,7 @@ impl Destination {
 
 struct Forwarder {
     destination: Destination,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
 }
 
 /// Serves the relay's requests on `io` until the relay closes it, it fails,
@@ -90,6 +121,12 @@ pub(crate) async fn serve(
 ) -> Result<(), hyper::Error> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(rustls::ClientConfig::clone(&destination.tls))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
         .build(connector);
@@ -119,6 +156,18 @@ pub(crate) async fn serve(
             conn.await
         }
     }
+}
+
+/// A TLS configuration that trusts nothing, for the connector of an
+/// `http://` destination, which never starts TLS.
+fn plain_only() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
 }
 
 impl Forwarder {
@@ -254,16 +303,17 @@ mod tests {
 
     #[test]
     fn destinations_keep_their_base_path_and_refuse_the_rest() {
-        let d = Destination::parse("http://127.0.0.1:3000/base/").unwrap();
+        let d = Destination::parse("http://127.0.0.1:3000/base/", None).unwrap();
         let pq: http::uri::PathAndQuery = "/x/y?a=1".parse().unwrap();
         assert_eq!(
             d.uri_for(Some(&pq)).unwrap(),
             "http://127.0.0.1:3000/base/x/y?a=1"
         );
         assert_eq!(d.uri_for(None).unwrap(), "http://127.0.0.1:3000/base/");
-        assert!(Destination::parse("https://x").is_err());
-        assert!(Destination::parse("http://x/?a=1").is_err());
-        assert!(Destination::parse("localhost:3000").is_err());
+        assert!(Destination::parse("ftp://x", None).is_err());
+        assert!(Destination::parse("http://x/?a=1", None).is_err());
+        assert!(Destination::parse("localhost:3000", None).is_err());
+        assert!(Destination::parse("http://x", Some(b"pem")).is_err());
     }
 
     #[test]
