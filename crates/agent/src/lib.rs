@@ -28,9 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use forwarding::Forwarded;
 pub use session::now_ms;
 
-/// First wait before reconnecting; doubled per failure up to [`MAX_BACKOFF`].
-pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub use proto::link::backoff;
 
 /// Which stream the agent holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,40 +122,6 @@ pub async fn run(
                     () = tokio::time::sleep(wait) => {}
                 }
             }
-        }
-    }
-}
-
-/// The wait before reconnect attempt `failures` (1-based): `1 s × 2^(n−1)`
-/// capped at 60 s, then "full jitter" between half and all of it, so a
-/// fleet of agents cut off together does not return together.
-pub fn backoff(failures: u32, unit: f64) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let base = MIN_BACKOFF
-        .saturating_mul(2u32.saturating_pow(exponent))
-        .min(MAX_BACKOFF);
-    base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_a_minute() {
-        assert_eq!(backoff(1, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff(2, 1.0), Duration::from_secs(2));
-        assert_eq!(backoff(7, 1.0), Duration::from_secs(60));
-        assert_eq!(backoff(100, 1.0), Duration::from_secs(60));
-    }
-
-    proptest! {
-        #[test]
-        fn backoff_stays_between_half_a_second_and_a_minute(n in 0u32..1000, unit in 0.0f64..1.0) {
-            let d = backoff(n, unit);
-            prop_assert!(d >= Duration::from_millis(500));
-            prop_assert!(d <= MAX_BACKOFF);
         }
     }
 }

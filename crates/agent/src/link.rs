@@ -81,32 +81,6 @@ pub(crate) async fn connect(
     }
 }
 
-/// The roots a TLS connection trusts: the CA file's certificates, or the
-/// system's.
-fn roots(ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| format!("the CA file is not PEM: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("the CA file holds an unusable certificate: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err("the CA file holds no certificate".into());
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    Ok(roots)
-}
-
 struct GrpcLink {
     /// `None` once closed: dropping the sender ends the request stream.
     outbound: Option<mpsc::Sender<AgentMessage>>,
@@ -132,12 +106,12 @@ impl GrpcLink {
             };
             endpoint = endpoint
                 .tls_config(tls)
-                .map_err(|e| format!("TLS: {}", error_chain(&e)))?;
+                .map_err(|e| format!("TLS: {}", proto::link::error_chain(&e)))?;
         }
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| format!("cannot connect: {}", error_chain(&e)))?;
+            .map_err(|e| format!("cannot connect: {}", proto::link::error_chain(&e)))?;
         let mut client = AgentClient::new(channel)
             .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
@@ -229,45 +203,23 @@ struct WsLink {
 
 impl WsLink {
     async fn connect(server: &str, ca_pem: Option<&[u8]>) -> Result<Self, String> {
-        let url = ws_url(server)?;
+        let url = proto::link::ws_url(server, "/v1/agent/ws")?;
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(proto::MAX_MESSAGE_BYTES))
             .max_frame_size(Some(proto::MAX_MESSAGE_BYTES));
         let connector = if url.starts_with("wss://") {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let tls = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS: {e}"))?
-                .with_root_certificates(roots(ca_pem)?)
-                .with_no_client_auth();
-            Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
-                tls,
-            )))
+            Some(tokio_tungstenite::Connector::Rustls(
+                proto::link::client_tls(ca_pem)?,
+            ))
         } else {
             None
         };
         let (socket, _) =
             tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector)
                 .await
-                .map_err(|e| format!("cannot connect: {}", error_chain(&e)))?;
+                .map_err(|e| format!("cannot connect: {}", proto::link::error_chain(&e)))?;
         Ok(WsLink { socket })
     }
-}
-
-/// `http://host/base` → `ws://host/base/v1/agent/ws` (and https → wss).
-pub(crate) fn ws_url(server: &str) -> Result<String, String> {
-    let (scheme, rest) = server
-        .split_once("://")
-        .ok_or_else(|| format!("the server URL {server:?} has no scheme"))?;
-    let scheme = match scheme {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        other => return Err(format!("unsupported scheme {other:?}")),
-    };
-    Ok(format!(
-        "{scheme}://{}/v1/agent/ws",
-        rest.trim_end_matches('/')
-    ))
 }
 
 type WsSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -337,37 +289,5 @@ impl LinkWriter for WsWriter {
 
     async fn close(&mut self) {
         let _ = tokio::time::timeout(CLOSE_WAIT, self.0.close()).await;
-    }
-}
-
-/// tonic's transport errors say little at the top level; the cause says
-/// what went wrong ("connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ws_url;
-
-    #[test]
-    fn websocket_urls_follow_the_server_url() {
-        assert_eq!(
-            ws_url("http://127.0.0.1:8080").unwrap(),
-            "ws://127.0.0.1:8080/v1/agent/ws"
-        );
-        assert_eq!(
-            ws_url("https://relay.example/").unwrap(),
-            "wss://relay.example/v1/agent/ws"
-        );
-        assert!(ws_url("ftp://x").is_err());
-        assert!(ws_url("relay.example").is_err());
     }
 }

@@ -3,10 +3,14 @@
 //! (by protox, so no system `protoc`), the protocol's limits, and the
 //! WebSocket framing of the same messages (one message per binary frame).
 //!
+//! [`link`] holds what both kinds of agent do alike when they connect.
+//!
 //! Depends on nothing of ours: the server and the agent both depend on it.
 //! Start with `proto/hookrelay/v1/agent.proto`, which documents a session.
 
 use prost::Message;
+
+pub mod link;
 
 /// The generated messages and the `Agent` service (client and server).
 #[allow(clippy::all, unreachable_pub, missing_docs)]

@@ -84,9 +84,14 @@ async fn grpc(server: &str, ca: Option<&[u8]>) -> Result<BoxIo, String> {
             Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
             None => tls.with_native_roots(),
         };
-        endpoint = endpoint.tls_config(tls).map_err(|e| error_chain(&e))?;
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| proto::link::error_chain(&e))?;
     }
-    let channel = endpoint.connect().await.map_err(|e| error_chain(&e))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| proto::link::error_chain(&e))?;
     let mut client = TunnelClient::new(channel)
         .max_decoding_message_size(crate::MAX_CHUNK_BYTES)
         .max_encoding_message_size(crate::MAX_CHUNK_BYTES);
@@ -105,12 +110,14 @@ async fn grpc(server: &str, ca: Option<&[u8]>) -> Result<BoxIo, String> {
 }
 
 async fn websocket(server: &str, ca: Option<&[u8]>) -> Result<BoxIo, String> {
-    let url = ws_url(server)?;
+    let url = proto::link::ws_url(server, crate::WS_PATH)?;
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(crate::MAX_CHUNK_BYTES))
         .max_frame_size(Some(crate::MAX_CHUNK_BYTES));
     let connector = if url.starts_with("wss://") {
-        Some(tokio_tungstenite::Connector::Rustls(client_tls(ca)?))
+        Some(tokio_tungstenite::Connector::Rustls(
+            proto::link::client_tls(ca)?,
+        ))
     } else {
         None
     };
@@ -119,7 +126,7 @@ async fn websocket(server: &str, ca: Option<&[u8]>) -> Result<BoxIo, String> {
     let (socket, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| "connecting timed out".to_owned())?
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| proto::link::error_chain(&e))?;
     let (sink, stream) = socket.split();
     let inbound = stream.filter_map(|frame| {
         std::future::ready(match frame {
@@ -134,90 +141,4 @@ async fn websocket(server: &str, ca: Option<&[u8]>) -> Result<BoxIo, String> {
         .sink_map_err(io_error)
         .with(|data: Bytes| std::future::ready(Ok::<_, std::io::Error>(Message::Binary(data))));
     Ok(join(Box::pin(inbound), Box::pin(outbound)))
-}
-
-/// `http://host/base` → `ws://host/base/v1/tunnel/ws` (and https → wss).
-fn ws_url(server: &str) -> Result<String, String> {
-    let (scheme, rest) = server
-        .split_once("://")
-        .ok_or_else(|| format!("the server URL {server:?} has no scheme"))?;
-    let scheme = match scheme {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        other => return Err(format!("unsupported scheme {other:?}")),
-    };
-    Ok(format!(
-        "{scheme}://{}{}",
-        rest.trim_end_matches('/'),
-        crate::WS_PATH
-    ))
-}
-
-/// A TLS client trusting the CA file's certificates, or the system's roots:
-/// for the relay (WebSocket) and for an `https://` destination.
-pub(crate) fn client_tls(
-    ca_pem: Option<&[u8]>,
-) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots(ca_pem)?)
-        .with_no_client_auth();
-    Ok(std::sync::Arc::new(tls))
-}
-
-/// The CA file's certificates, or the system's roots.
-fn roots(ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| format!("the CA file is not PEM: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("the CA file holds an unusable certificate: {e}"))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err("no trusted certificate (empty CA file or system store)".into());
-    }
-    Ok(roots)
-}
-
-/// Transport errors say little at the top; the causes say what failed.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ws_url;
-
-    #[test]
-    fn websocket_urls_follow_the_server_url() {
-        assert_eq!(
-            ws_url("https://r.example/").unwrap(),
-            "wss://r.example/v1/tunnel/ws"
-        );
-        assert_eq!(
-            ws_url("http://127.0.0.1:1").unwrap(),
-            "ws://127.0.0.1:1/v1/tunnel/ws"
-        );
-        assert!(ws_url("ftp://x").is_err());
-    }
 }

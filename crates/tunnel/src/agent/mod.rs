@@ -15,15 +15,9 @@
 mod connect;
 mod serve;
 
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 
 pub use serve::Destination;
-
-/// First wait before reconnecting; doubled per failure up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What carries the tunnel connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,34 +87,11 @@ pub async fn run(
             Err(connect::Failure::Lost(reason)) => reason,
         };
         failures += 1;
-        let wait = backoff(failures, rand::random::<f64>());
+        let wait = proto::link::backoff(failures, rand::random::<f64>());
         tracing::warn!(%reason, retry_in_ms = wait.as_millis() as u64, "tunnel connection lost");
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(wait) => {}
         }
-    }
-}
-
-/// `1 s × 2^(n−1)` capped at 60 s, then between half and all of it, so
-/// agents cut off together do not return together (as the forward agent).
-fn backoff(failures: u32, unit: f64) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let base = MIN_BACKOFF
-        .saturating_mul(2u32.saturating_pow(exponent))
-        .min(MAX_BACKOFF);
-    base.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_a_minute_with_jitter() {
-        assert_eq!(backoff(1, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff(3, 1.0), Duration::from_secs(4));
-        assert_eq!(backoff(50, 1.0), MAX_BACKOFF);
-        assert_eq!(backoff(1, 0.0), Duration::from_millis(500));
     }
 }

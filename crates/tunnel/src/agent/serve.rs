@@ -67,7 +67,7 @@ impl Destination {
             }
         };
         let tls = match (scheme == http::uri::Scheme::HTTPS, ca_pem) {
-            (true, ca) => super::connect::client_tls(ca)?,
+            (true, ca) => proto::link::client_tls(ca)?,
             (false, Some(_)) => {
                 return Err("--destination-ca-file is for an https:// destination".into())
             }
