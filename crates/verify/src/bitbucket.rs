@@ -27,16 +27,13 @@ pub(crate) fn verify(
     _pre: &Preflight,
     secrets: &[Secret],
 ) -> Result<(), Rejection> {
-    let value = header::signature(req.headers, SIGNATURE)?;
-    let hex = value
-        .strip_prefix(b"sha256=")
-        .ok_or(Rejection::InvalidSignature("wrong signature prefix"))?;
-    signature::check_encoded(
+    signature::check_body_mac(
+        req,
+        SIGNATURE,
+        b"sha256=",
         HmacAlgorithm::Sha256,
         SignatureEncoding::Hex,
-        hex,
         secrets,
-        &[req.body],
     )
 }
 

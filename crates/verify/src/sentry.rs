@@ -40,13 +40,13 @@ pub(crate) fn verify(
     _pre: &Preflight,
     secrets: &[Secret],
 ) -> Result<(), Rejection> {
-    let value = header::signature(req.headers, SIGNATURE)?;
-    signature::check_encoded(
+    signature::check_body_mac(
+        req,
+        SIGNATURE,
+        b"",
         HmacAlgorithm::Sha256,
         SignatureEncoding::Hex,
-        value,
         secrets,
-        &[req.body],
     )
 }
 

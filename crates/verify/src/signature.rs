@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use model::{HmacAlgorithm, Secret, SignatureEncoding};
 use subtle::ConstantTimeEq;
 
-use crate::Rejection;
+use crate::{header, Rejection, Request};
 
 /// SHA-512, the longest digest we support.
 const MAX_DIGEST_LEN: usize = 64;
@@ -245,6 +245,24 @@ pub(crate) fn check_encoded(
 ) -> Result<(), Rejection> {
     let expected = decode(value, encoding, algorithm)?;
     check(algorithm, secrets, parts, &expected)
+}
+
+/// The most common scheme whole: header `name` holds `prefix` and then the
+/// encoded MAC of the raw body, keyed with the secret as text (Bitbucket,
+/// Intercom, Linear, Sentry, Shopify, Typeform, Vercel).
+pub(crate) fn check_body_mac(
+    req: &Request<'_>,
+    name: &str,
+    prefix: &[u8],
+    algorithm: HmacAlgorithm,
+    encoding: SignatureEncoding,
+    secrets: &[Secret],
+) -> Result<(), Rejection> {
+    let value = header::signature(req.headers, name)?;
+    let encoded = value
+        .strip_prefix(prefix)
+        .ok_or(Rejection::InvalidSignature("wrong signature prefix"))?;
+    check_encoded(algorithm, encoding, encoded, secrets, &[req.body])
 }
 
 #[cfg(test)]

@@ -67,8 +67,19 @@ pub(crate) fn verify(
     _pre: &Preflight,
     secrets: &[Secret],
 ) -> Result<(), Rejection> {
-    let ts = header::required(req.headers, TIMESTAMP, "missing timestamp")?;
-    let value = header::signature(req.headers, SIGNATURE)?;
+    verify_v0(req, TIMESTAMP, SIGNATURE, secrets)
+}
+
+/// Slack's `v0` scheme, which Zoom uses too under its own header names:
+/// `{signature}: v0=<hex>`, HMAC-SHA256 of `v0:{timestamp}:{body}`.
+pub(crate) fn verify_v0(
+    req: &Request<'_>,
+    timestamp: &str,
+    signature: &str,
+    secrets: &[Secret],
+) -> Result<(), Rejection> {
+    let ts = header::required(req.headers, timestamp, "missing timestamp")?;
+    let value = header::signature(req.headers, signature)?;
     let hex = value
         .strip_prefix(b"v0=")
         .ok_or(Rejection::InvalidSignature("wrong signature prefix"))?;
@@ -86,18 +97,31 @@ pub(crate) fn parse(_req: &Request<'_>, pre: Preflight) -> Result<Parsed, Reject
 }
 
 pub(crate) fn sign(secret: &str, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+    Ok(sign_v0(
+        secret,
+        out,
+        "X-Slack-Request-Timestamp",
+        "X-Slack-Signature",
+    ))
+}
+
+/// The sending side of [`verify_v0`].
+pub(crate) fn sign_v0(
+    secret: &str,
+    out: &Outgoing<'_>,
+    timestamp: &str,
+    signature: &str,
+) -> Signed {
     let ts = out.now_secs.to_string();
     let mac = signature::hmac(
         HmacAlgorithm::Sha256,
         secret.as_bytes(),
         &[b"v0:", ts.as_bytes(), b":", out.body],
     );
-    Ok(Signed::of(out)
-        .header("X-Slack-Request-Timestamp", ts)
-        .header(
-            "X-Slack-Signature",
-            format!("v0={}", mac.encode(SignatureEncoding::Hex)),
-        ))
+    Signed::of(out).header(timestamp, ts).header(
+        signature,
+        format!("v0={}", mac.encode(SignatureEncoding::Hex)),
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use model::{HmacAlgorithm, Secret, SignatureEncoding};
 use serde::Deserialize;
 
 use crate::sign::{Outgoing, SignError, Signed};
-use crate::{header, json, signature, Clock, Facts, Parsed, Preflight, Rejection, Request};
+use crate::{json, signature, Clock, Facts, Parsed, Preflight, Rejection, Request};
 
 const SIGNATURE: &str = "typeform-signature";
 
@@ -28,16 +28,13 @@ pub(crate) fn verify(
     _pre: &Preflight,
     secrets: &[Secret],
 ) -> Result<(), Rejection> {
-    let value = header::signature(req.headers, SIGNATURE)?;
-    let b64 = value
-        .strip_prefix(b"sha256=")
-        .ok_or(Rejection::InvalidSignature("wrong signature prefix"))?;
-    signature::check_encoded(
+    signature::check_body_mac(
+        req,
+        SIGNATURE,
+        b"sha256=",
         HmacAlgorithm::Sha256,
         SignatureEncoding::Base64,
-        b64,
         secrets,
-        &[req.body],
     )
 }
 

@@ -6,7 +6,7 @@
 use model::{HmacAlgorithm, Secret, SignatureEncoding};
 
 use crate::sign::{Outgoing, SignError, Signed};
-use crate::{header, signature, Clock, Parsed, Preflight, Rejection, Request};
+use crate::{signature, Clock, Parsed, Preflight, Rejection, Request};
 
 const SIGNATURE: &str = "x-vercel-signature";
 
@@ -19,13 +19,13 @@ pub(crate) fn verify(
     _pre: &Preflight,
     secrets: &[Secret],
 ) -> Result<(), Rejection> {
-    let value = header::signature(req.headers, SIGNATURE)?;
-    signature::check_encoded(
+    signature::check_body_mac(
+        req,
+        SIGNATURE,
+        b"",
         HmacAlgorithm::Sha1,
         SignatureEncoding::Hex,
-        value,
         secrets,
-        &[req.body],
     )
 }
 

@@ -5,11 +5,11 @@
 //! bodies. Zoom's `endpoint.url_validation` challenge is answered in
 //! `handshake`. Depends on the crate's shared modules only.
 
-use model::{HmacAlgorithm, Secret, SignatureEncoding};
+use model::Secret;
 use serde::Deserialize;
 
 use crate::sign::{Outgoing, SignError, Signed};
-use crate::{header, json, signature, Clock, Facts, Parsed, Preflight, Rejection, Request};
+use crate::{header, json, Clock, Facts, Parsed, Preflight, Rejection, Request};
 
 const SIGNATURE: &str = "x-zm-signature";
 const TIMESTAMP: &str = "x-zm-request-timestamp";
@@ -32,18 +32,7 @@ pub(crate) fn verify(
     _pre: &Preflight,
     secrets: &[Secret],
 ) -> Result<(), Rejection> {
-    let ts = header::required(req.headers, TIMESTAMP, "missing timestamp")?;
-    let value = header::signature(req.headers, SIGNATURE)?;
-    let hex = value
-        .strip_prefix(b"v0=")
-        .ok_or(Rejection::InvalidSignature("wrong signature prefix"))?;
-    signature::check_encoded(
-        HmacAlgorithm::Sha256,
-        SignatureEncoding::Hex,
-        hex,
-        secrets,
-        &[b"v0:", ts, b":", req.body],
-    )
+    crate::slack::verify_v0(req, TIMESTAMP, SIGNATURE, secrets)
 }
 
 pub(crate) fn parse(_req: &Request<'_>, pre: Preflight) -> Result<Parsed, Rejection> {
@@ -51,15 +40,11 @@ pub(crate) fn parse(_req: &Request<'_>, pre: Preflight) -> Result<Parsed, Reject
 }
 
 pub(crate) fn sign(secret: &str, out: &Outgoing<'_>) -> Result<Signed, SignError> {
-    let ts = out.now_secs.to_string();
-    let mac = signature::hmac(
-        HmacAlgorithm::Sha256,
-        secret.as_bytes(),
-        &[b"v0:", ts.as_bytes(), b":", out.body],
-    );
-    Ok(Signed::of(out).header("x-zm-request-timestamp", ts).header(
+    Ok(crate::slack::sign_v0(
+        secret,
+        out,
+        "x-zm-request-timestamp",
         "x-zm-signature",
-        format!("v0={}", mac.encode(SignatureEncoding::Hex)),
     ))
 }
 
