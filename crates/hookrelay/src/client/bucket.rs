@@ -2,9 +2,9 @@
 //! `auth` applies to every input in it.
 
 use model::Secret;
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, Column, View};
 
@@ -216,37 +216,26 @@ pub(crate) fn bucket_update_body(args: &BucketUpdate) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+const BUCKETS: Collection = Collection {
+    api: "v1",
+    name: "buckets",
+    noun: "bucket",
+    columns: COLUMNS,
+};
+
 /// Runs one bucket verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: BucketCommand) -> anyhow::Result<()> {
     match cmd {
-        BucketCommand::Create(args) => {
-            let body = bucket_create_body(&args)?;
-            view.object(
-                &api.send(Method::POST, &["v1", "buckets"], Some(&body))
-                    .await?,
-            );
-        }
-        BucketCommand::List => {
-            let answer = api.get(&["v1", "buckets"], &[], None).await?;
-            view.list(&answer, "buckets", COLUMNS);
-        }
-        BucketCommand::Show { id } => {
-            view.object(&api.get(&["v1", "buckets", &id], &[], None).await?);
-        }
+        BucketCommand::Create(args) => BUCKETS.create(api, view, &bucket_create_body(&args)?).await,
+        BucketCommand::List => BUCKETS.list(api, view).await,
+        BucketCommand::Show { id } => BUCKETS.show(api, view, &id).await,
         BucketCommand::Update(args) => {
-            let body = bucket_update_body(&args)?;
-            let answer = api
-                .send(Method::PATCH, &["v1", "buckets", &args.id], Some(&body))
-                .await?;
-            view.object(&answer);
+            BUCKETS
+                .update(api, view, &args.id, &bucket_update_body(&args)?)
+                .await
         }
-        BucketCommand::Delete { id } => {
-            api.send(Method::DELETE, &["v1", "buckets", &id], None)
-                .await?;
-            view.deleted("bucket", &id);
-        }
+        BucketCommand::Delete { id } => BUCKETS.delete(api, view, &id).await,
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use reqwest::Method;
 
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, Column, View};
 
@@ -40,19 +41,18 @@ const COLUMNS: &[Column] = &[
     ("CREATED", |v| cell(v, "/createdAt")),
 ];
 
+const CHANNELS: Collection = Collection {
+    api: "v1",
+    name: "channels",
+    noun: "channel",
+    columns: COLUMNS,
+};
+
 /// Runs one channel verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: ChannelCommand) -> anyhow::Result<()> {
     match cmd {
-        ChannelCommand::Create { bucket } => {
-            let path = ["v1", "buckets", bucket.as_str(), "channels"];
-            view.object(&api.send(Method::POST, &path, None).await?);
-        }
-        ChannelCommand::List { bucket } => {
-            let answer = api
-                .get(&["v1", "buckets", &bucket, "channels"], &[], None)
-                .await?;
-            view.list(&answer, "channels", COLUMNS);
-        }
+        ChannelCommand::Create { bucket } => CHANNELS.create_in(api, view, &bucket, None).await,
+        ChannelCommand::List { bucket } => CHANNELS.list_in(api, view, &bucket).await,
         ChannelCommand::Delete { bucket, id } => {
             api.send(
                 Method::DELETE,
@@ -61,7 +61,7 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: ChannelCommand) -> any
             )
             .await?;
             view.deleted("channel", &id);
+            Ok(())
         }
     }
-    Ok(())
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, Column, View};
 
@@ -178,43 +179,35 @@ fn invoke_body(args: &FunctionInvoke) -> anyhow::Result<Value> {
     }))
 }
 
+const FUNCTIONS: Collection = Collection {
+    api: "v1",
+    name: "functions",
+    noun: "function",
+    columns: COLUMNS,
+};
+
 /// Runs one function verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: FunctionCommand) -> anyhow::Result<()> {
     match cmd {
         FunctionCommand::Create(args) => {
             let body = create_body(&args, read_source(&args.file)?);
-            view.object(
-                &api.send(Method::POST, &["v1", "functions"], Some(&body))
-                    .await?,
-            );
+            FUNCTIONS.create(api, view, &body).await
         }
-        FunctionCommand::List => {
-            let answer = api.get(&["v1", "functions"], &[], None).await?;
-            view.list(&answer, "functions", COLUMNS);
-        }
-        FunctionCommand::Show { id } => {
-            view.object(&api.get(&["v1", "functions", &id], &[], None).await?);
-        }
+        FunctionCommand::List => FUNCTIONS.list(api, view).await,
+        FunctionCommand::Show { id } => FUNCTIONS.show(api, view, &id).await,
         FunctionCommand::Update(args) => {
             let source = args.file.as_ref().map(read_source).transpose()?;
             let body = update_body(&args, source)?;
-            let answer = api
-                .send(Method::PATCH, &["v1", "functions", &args.id], Some(&body))
-                .await?;
-            view.object(&answer);
+            FUNCTIONS.update(api, view, &args.id, &body).await
         }
-        FunctionCommand::Delete { id } => {
-            api.send(Method::DELETE, &["v1", "functions", &id], None)
-                .await?;
-            view.deleted("function", &id);
-        }
+        FunctionCommand::Delete { id } => FUNCTIONS.delete(api, view, &id).await,
         FunctionCommand::Invoke(args) => {
             let body = invoke_body(&args)?;
             let path = ["v1", "functions", args.id.as_str(), "invoke"];
             view.object(&api.send(Method::POST, &path, Some(&body)).await?);
+            Ok(())
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

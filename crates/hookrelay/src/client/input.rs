@@ -4,9 +4,9 @@
 //! `send` shares.
 
 use model::{GenericHmac, HmacAlgorithm, Secret, SignatureEncoding};
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, Column, View};
 
@@ -248,37 +248,29 @@ pub(crate) fn input_update_body(args: &InputUpdate) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+const INPUTS: Collection = Collection {
+    api: "v1",
+    name: "inputs",
+    noun: "input",
+    columns: COLUMNS,
+};
+
 /// Runs one input verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: InputCommand) -> anyhow::Result<()> {
     match cmd {
         InputCommand::Create(args) => {
             let body = input_create_body(&args)?;
-            let path = ["v1", "buckets", args.bucket.as_str(), "inputs"];
-            view.object(&api.send(Method::POST, &path, Some(&body)).await?);
+            INPUTS.create_in(api, view, &args.bucket, Some(&body)).await
         }
-        InputCommand::List { bucket } => {
-            let answer = api
-                .get(&["v1", "buckets", &bucket, "inputs"], &[], None)
-                .await?;
-            view.list(&answer, "inputs", COLUMNS);
-        }
-        InputCommand::Show { id } => {
-            view.object(&api.get(&["v1", "inputs", &id], &[], None).await?);
-        }
+        InputCommand::List { bucket } => INPUTS.list_in(api, view, &bucket).await,
+        InputCommand::Show { id } => INPUTS.show(api, view, &id).await,
         InputCommand::Update(args) => {
-            let body = input_update_body(&args)?;
-            let answer = api
-                .send(Method::PATCH, &["v1", "inputs", &args.id], Some(&body))
-                .await?;
-            view.object(&answer);
+            INPUTS
+                .update(api, view, &args.id, &input_update_body(&args)?)
+                .await
         }
-        InputCommand::Delete { id } => {
-            api.send(Method::DELETE, &["v1", "inputs", &id], None)
-                .await?;
-            view.deleted("input", &id);
-        }
+        InputCommand::Delete { id } => INPUTS.delete(api, view, &id).await,
     }
-    Ok(())
 }
 
 #[cfg(test)]

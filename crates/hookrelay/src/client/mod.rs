@@ -12,6 +12,7 @@
 mod admin;
 mod bucket;
 mod channel;
+mod collection;
 mod events;
 mod function;
 mod http;

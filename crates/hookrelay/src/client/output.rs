@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, Column, View};
 
@@ -141,37 +141,31 @@ pub(crate) fn output_update_body(args: &OutputUpdate) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+const OUTPUTS: Collection = Collection {
+    api: "v1",
+    name: "outputs",
+    noun: "output",
+    columns: COLUMNS,
+};
+
 /// Runs one output verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: OutputCommand) -> anyhow::Result<()> {
     match cmd {
         OutputCommand::Create(args) => {
             let body = output_create_body(&args);
-            let path = ["v1", "buckets", args.bucket.as_str(), "outputs"];
-            view.object(&api.send(Method::POST, &path, Some(&body)).await?);
+            OUTPUTS
+                .create_in(api, view, &args.bucket, Some(&body))
+                .await
         }
-        OutputCommand::List { bucket } => {
-            let answer = api
-                .get(&["v1", "buckets", &bucket, "outputs"], &[], None)
-                .await?;
-            view.list(&answer, "outputs", COLUMNS);
-        }
-        OutputCommand::Show { id } => {
-            view.object(&api.get(&["v1", "outputs", &id], &[], None).await?);
-        }
+        OutputCommand::List { bucket } => OUTPUTS.list_in(api, view, &bucket).await,
+        OutputCommand::Show { id } => OUTPUTS.show(api, view, &id).await,
         OutputCommand::Update(args) => {
-            let body = output_update_body(&args)?;
-            let answer = api
-                .send(Method::PATCH, &["v1", "outputs", &args.id], Some(&body))
-                .await?;
-            view.object(&answer);
+            OUTPUTS
+                .update(api, view, &args.id, &output_update_body(&args)?)
+                .await
         }
-        OutputCommand::Delete { id } => {
-            api.send(Method::DELETE, &["v1", "outputs", &id], None)
-                .await?;
-            view.deleted("output", &id);
-        }
+        OutputCommand::Delete { id } => OUTPUTS.delete(api, view, &id).await,
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use model::Secret;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, render_object, time_cell, Column, View};
 
@@ -123,6 +124,13 @@ pub(crate) fn tenant_secrets_body(args: &TenantSecrets) -> anyhow::Result<Value>
     Ok(json!({ "webhookSecrets": secrets }))
 }
 
+const TENANTS: Collection = Collection {
+    api: "api",
+    name: "tenants",
+    noun: "tenant",
+    columns: COLUMNS,
+};
+
 /// Runs one tenant verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: TenantCommand) -> anyhow::Result<()> {
     match cmd {
@@ -139,26 +147,16 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TenantCommand) -> anyh
             } else {
                 print_created(&answer);
             }
+            Ok(())
         }
-        TenantCommand::List => {
-            let answer = api.get(&["api", "tenants"], &[], None).await?;
-            view.list(&answer, "tenants", COLUMNS);
-        }
-        TenantCommand::Show { id } => {
-            view.object(&api.get(&["api", "tenants", &id], &[], None).await?);
-        }
+        TenantCommand::List => TENANTS.list(api, view).await,
+        TenantCommand::Show { id } => TENANTS.show(api, view, &id).await,
         TenantCommand::Update(args) => {
-            let body = tenant_update_body(&args)?;
-            let answer = api
-                .send(Method::PATCH, &["api", "tenants", &args.id], Some(&body))
-                .await?;
-            view.object(&answer);
+            TENANTS
+                .update(api, view, &args.id, &tenant_update_body(&args)?)
+                .await
         }
-        TenantCommand::Delete { id } => {
-            api.send(Method::DELETE, &["api", "tenants", &id], None)
-                .await?;
-            view.deleted("tenant", &id);
-        }
+        TenantCommand::Delete { id } => TENANTS.delete(api, view, &id).await,
         TenantCommand::Secrets(args) => {
             let body = tenant_secrets_body(&args)?;
             let answer = api
@@ -169,9 +167,9 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TenantCommand) -> anyh
                 )
                 .await?;
             view.object(&answer);
+            Ok(())
         }
     }
-    Ok(())
 }
 
 /// The create answer `{"tenant", "pollSecret", "webhookBaseUrl", "pollUrl"}`:

@@ -5,6 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, render_object, time_cell, Column, View};
 
@@ -131,6 +132,13 @@ pub(crate) fn token_update_body(args: &TokenUpdate) -> anyhow::Result<Value> {
     }
 }
 
+const TOKENS: Collection = Collection {
+    api: "v1",
+    name: "tokens",
+    noun: "token",
+    columns: COLUMNS,
+};
+
 /// Runs one token verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
@@ -139,43 +147,34 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TokenCommand) -> anyho
             let answer = api
                 .send(Method::POST, &["v1", "tokens"], Some(&body))
                 .await?;
-            if view.json {
-                view.raw(&answer);
-            } else {
-                crate::out!("{}", render_created(&answer));
-            }
+            print_secret(view, &answer);
+            Ok(())
         }
-        TokenCommand::List => {
-            let answer = api.get(&["v1", "tokens"], &[], None).await?;
-            view.list(&answer, "tokens", COLUMNS);
-        }
-        TokenCommand::Show { key } => {
-            view.object(&api.get(&["v1", "tokens", &key], &[], None).await?);
-        }
+        TokenCommand::List => TOKENS.list(api, view).await,
+        TokenCommand::Show { key } => TOKENS.show(api, view, &key).await,
         TokenCommand::Update(args) => {
-            let body = token_update_body(&args)?;
-            let answer = api
-                .send(Method::PATCH, &["v1", "tokens", &args.key], Some(&body))
-                .await?;
-            view.object(&answer);
+            TOKENS
+                .update(api, view, &args.key, &token_update_body(&args)?)
+                .await
         }
         TokenCommand::Rotate { key } => {
             let answer = api
                 .send(Method::POST, &["v1", "tokens", &key, "rotate"], None)
                 .await?;
-            if view.json {
-                view.raw(&answer);
-            } else {
-                crate::out!("{}", render_created(&answer));
-            }
+            print_secret(view, &answer);
+            Ok(())
         }
-        TokenCommand::Delete { key } => {
-            api.send(Method::DELETE, &["v1", "tokens", &key], None)
-                .await?;
-            view.deleted("token", &key);
-        }
+        TokenCommand::Delete { key } => TOKENS.delete(api, view, &key).await,
     }
-    Ok(())
+}
+
+/// A created or rotated token: its secret is shown this once.
+fn print_secret(view: View, answer: &Value) {
+    if view.json {
+        view.raw(answer);
+    } else {
+        crate::out!("{}", render_created(answer));
+    }
 }
 
 /// The create answer: the fields without the secret parts, then the bearer

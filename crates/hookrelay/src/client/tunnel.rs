@@ -2,10 +2,10 @@
 //! `auth` is checked at the relay before a visitor's request reaches the
 //! agent; `requests` prints the node's request log of the tunnel.
 
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::bucket::AuthArgs;
+use super::collection::Collection;
 use super::http::ApiClient;
 use super::table::{cell, time_cell, Column, View};
 
@@ -138,35 +138,25 @@ pub(crate) fn tunnel_update_body(args: &TunnelUpdate) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+const TUNNELS: Collection = Collection {
+    api: "v1",
+    name: "tunnels",
+    noun: "tunnel",
+    columns: COLUMNS,
+};
+
 /// Runs one tunnel verb.
 pub(crate) async fn run(api: &ApiClient, view: View, cmd: TunnelCommand) -> anyhow::Result<()> {
     match cmd {
-        TunnelCommand::Create(args) => {
-            let body = tunnel_create_body(&args)?;
-            view.object(
-                &api.send(Method::POST, &["v1", "tunnels"], Some(&body))
-                    .await?,
-            );
-        }
-        TunnelCommand::List => {
-            let answer = api.get(&["v1", "tunnels"], &[], None).await?;
-            view.list(&answer, "tunnels", COLUMNS);
-        }
-        TunnelCommand::Show { id } => {
-            view.object(&api.get(&["v1", "tunnels", &id], &[], None).await?);
-        }
+        TunnelCommand::Create(args) => TUNNELS.create(api, view, &tunnel_create_body(&args)?).await,
+        TunnelCommand::List => TUNNELS.list(api, view).await,
+        TunnelCommand::Show { id } => TUNNELS.show(api, view, &id).await,
         TunnelCommand::Update(args) => {
-            let body = tunnel_update_body(&args)?;
-            let answer = api
-                .send(Method::PATCH, &["v1", "tunnels", &args.id], Some(&body))
-                .await?;
-            view.object(&answer);
+            TUNNELS
+                .update(api, view, &args.id, &tunnel_update_body(&args)?)
+                .await
         }
-        TunnelCommand::Delete { id } => {
-            api.send(Method::DELETE, &["v1", "tunnels", &id], None)
-                .await?;
-            view.deleted("tunnel", &id);
-        }
+        TunnelCommand::Delete { id } => TUNNELS.delete(api, view, &id).await,
         TunnelCommand::Requests { id, limit } => {
             let query: Vec<(&str, String)> = limit
                 .map(|n| ("limit", n.to_string()))
@@ -176,9 +166,9 @@ pub(crate) async fn run(api: &ApiClient, view: View, cmd: TunnelCommand) -> anyh
                 .get(&["v1", "tunnels", &id, "requests"], &query, None)
                 .await?;
             view.list(&answer, "requests", REQUEST_COLUMNS);
+            Ok(())
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
