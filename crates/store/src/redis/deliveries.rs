@@ -23,6 +23,8 @@
 //! script; the global `pubt` lists the tenants that have public outputs,
 //! and `due_public_deliveries` runs one claim per such tenant.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use model::{Attempt, BucketId, TenantId};
 use redis::Value;
@@ -30,7 +32,7 @@ use redis::Value;
 use super::codec::{self, to_json, unavailable};
 use super::keys::{floor_bound, group_tag, member, parse_member};
 use super::{Inner, RedisStore};
-use crate::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, Result, Settle};
+use crate::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, Result, Settle, Settlement};
 
 impl Inner {
     /// Registers this node as possibly holding claims in `tenant` (before
@@ -126,6 +128,7 @@ impl DeliveryQueue for RedisStore {
         bucket: &BucketId,
         group: &str,
         catchup_from_ms: i64,
+        live_until_ms: i64,
     ) -> Result<()> {
         let mut con = self.inner.con()?;
         let _: i64 = self
@@ -137,10 +140,32 @@ impl DeliveryQueue for RedisStore {
             .arg(group_tag(Some(group)))
             .arg(floor_bound(catchup_from_ms))
             .arg(self.inner.clock.redis_now())
+            .arg(live_until_ms)
             .invoke_async(&mut con)
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn abandon_groups(&self, now_ms: i64) -> Result<usize> {
+        let mut abandoned = 0;
+        for tenant in self.inner.members(self.inner.keys.tenants()).await? {
+            let Ok(tenant) = tenant.parse::<TenantId>() else {
+                continue;
+            };
+            let mut con = self.inner.con()?;
+            let n: usize = self
+                .inner
+                .scripts
+                .abandon
+                .key(self.inner.keys.tenant(&tenant))
+                .arg(now_ms)
+                .invoke_async(&mut con)
+                .await
+                .map_err(unavailable)?;
+            abandoned += n;
+        }
+        Ok(abandoned)
     }
 
     async fn expire_deliveries(
@@ -240,8 +265,7 @@ impl DeliveryQueue for RedisStore {
     }
 
     async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
-        let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<String>> =
-            std::collections::BTreeMap::new();
+        let mut by_tenant: BTreeMap<&TenantId, Vec<String>> = BTreeMap::new();
         for k in keys {
             by_tenant.entry(&k.tenant).or_default().push(member(
                 &k.event,
@@ -262,20 +286,39 @@ impl DeliveryQueue for RedisStore {
         Ok(())
     }
 
+    async fn settle_batch(&self, batch: &[Settlement]) -> Result<()> {
+        let mut by_tenant: BTreeMap<&TenantId, Vec<&Settlement>> = BTreeMap::new();
+        for s in batch {
+            by_tenant.entry(&s.key.tenant).or_default().push(s);
+        }
+        for (tenant, batch) in by_tenant {
+            let mut call = self
+                .inner
+                .scripts
+                .settle_batch
+                .key(self.inner.keys.tenant(tenant));
+            call.arg(self.inner.clock.redis_now()).arg(&self.inner.node);
+            for s in batch {
+                let (kind, at) = settle_kind(s.next);
+                let attempt = s.attempt.as_ref().map(to_json).transpose()?;
+                call.arg(member(&s.key.event, &s.key.output, s.key.group.as_deref()))
+                    .arg(kind)
+                    .arg(at)
+                    .arg(attempt.unwrap_or_default());
+            }
+            let mut con = self.inner.con()?;
+            let _: i64 = call.invoke_async(&mut con).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     async fn settle(
         &self,
         key: &DeliveryKey,
         attempt: Option<Attempt>,
         next: Settle,
     ) -> Result<()> {
-        let (kind, at) = match next {
-            Settle::Delivered => ("delivered", 0),
-            Settle::Failed => ("failed", 0),
-            Settle::RetryAt(at) => ("retry", at),
-            Settle::Released => ("released", 0),
-            Settle::Expired => ("expired", 0),
-            Settle::Skipped => ("skipped", 0),
-        };
+        let (kind, at) = settle_kind(next);
         let attempt = attempt.as_ref().map(to_json).transpose()?;
         let mut con = self.inner.con()?;
         let answer: String = self
@@ -297,5 +340,17 @@ impl DeliveryQueue for RedisStore {
             "nf" => Err(Error::NotFound),
             other => Err(Error::Corrupt(format!("settle answered {other:?}"))),
         }
+    }
+}
+
+/// A settlement as the settle scripts spell it: kind and due time.
+fn settle_kind(next: Settle) -> (&'static str, i64) {
+    match next {
+        Settle::Delivered => ("delivered", 0),
+        Settle::Failed => ("failed", 0),
+        Settle::RetryAt(at) => ("retry", at),
+        Settle::Released => ("released", 0),
+        Settle::Expired => ("expired", 0),
+        Settle::Skipped => ("skipped", 0),
     }
 }

@@ -39,6 +39,7 @@
 //! | `P last` | string | the tenant's last committed event id |
 //! | `P dd:<input>:<delivery id>` | string, PX | dedup entry: expiry time |
 //! | `P d:<member>`, `P ed:<event>` | hash, zset | a delivery; an event's deliveries |
+//! | `P gl` | zset | `<bucket>\|=<group>` by the time until which the group counts as live |
 //! | `P q:`, `P qr:`, `P w:`, `P pq` | zset | pending queues (see `deliveries`) |
 //! | `P qc:`, `P qf:`, `P pqc:`, `P pqf:`, `P held:<node>` | zset, set | a node's claims |
 //! | `P chn:<id>`, `P chans:<bucket>` | hash, set | channel JSON and cursor; a bucket's channels |
