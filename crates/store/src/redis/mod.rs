@@ -159,6 +159,8 @@ pub(super) struct Inner {
     node: String,
     ttl: Duration,
     clock: Clock,
+    /// Tenants this node noted in `nt:<node>` lately (`deliveries`).
+    noted: deliveries::Noted,
     closed: AtomicBool,
     commits: watch::Sender<u64>,
     /// [`crate::ClusterBus::config_changes`]: this node's object writes and
@@ -232,6 +234,7 @@ impl RedisStore {
             node: ulid::Ulid::new().to_string().to_lowercase(),
             ttl: options.node_ttl,
             clock: Clock::default(),
+            noted: deliveries::Noted::default(),
             closed: AtomicBool::new(false),
             commits: watch::channel(0).0,
             config: watch::channel(0).0,
