@@ -57,7 +57,7 @@ impl Inner {
             .noted
             .0
             .lock()
-            .map_or(false, |n| n.get(tenant).is_some_and(fresh))
+            .is_ok_and(|n| n.get(tenant).is_some_and(fresh))
         {
             return Ok(());
         }
