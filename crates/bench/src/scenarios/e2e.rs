@@ -151,11 +151,22 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
 /// one-in-flight phase (profile-e2e.sh zeroes and dumps callgrind's
 /// counters with it), waiting at most 5 s for it.
 pub(super) async fn phase_hook(phase: &str) {
+    phase_hook_for(phase, None).await;
+}
+
+/// [`phase_hook`], telling the hook the relay's pid (as its second
+/// argument) so it can attach to it (profile-catchup.sh runs `perf`).
+pub(super) async fn phase_hook_for(phase: &str, relay_pid: Option<u32>) {
     let Some(hook) = std::env::var_os("HOOKRELAY_BENCH_PHASE_HOOK").filter(|h| !h.is_empty())
     else {
         return;
     };
-    let run = tokio::process::Command::new(&hook).arg(phase).status();
+    let mut command = tokio::process::Command::new(&hook);
+    command.arg(phase);
+    if let Some(pid) = relay_pid {
+        command.arg(pid.to_string());
+    }
+    let run = command.status();
     if tokio::time::timeout(Duration::from_secs(5), run)
         .await
         .is_err()
