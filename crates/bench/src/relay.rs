@@ -84,6 +84,11 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
+    /// The relay's data directory (its SQLite file, on SQLite).
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     /// One relay (on Redis, in a namespace of its own).
     pub(crate) async fn start(spec: &RelaySpec) -> anyhow::Result<Relay> {
         Self::start_in(spec, &fresh_namespace()).await

@@ -61,7 +61,9 @@ pub use event_log::{Appended, Cursor, EventLog, EventQuery};
 pub use functions::Functions;
 pub use limiter::{Limiter, RateDecision, SlidingWindow};
 pub use objects::{Buckets, TenantRecord, Tenants};
-pub use queue::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, LaneBatch, LaneRead, Settle};
+pub use queue::{
+    DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, LaneBatch, LaneRead, Settle, Settlement,
+};
 pub use tunnels::Tunnels;
 
 /// What went wrong in a store operation, in domain terms the server maps to

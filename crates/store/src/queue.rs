@@ -87,6 +87,14 @@ pub enum Settle {
     Skipped,
 }
 
+/// One settlement of a [`DeliveryQueue::settle_batch`].
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub key: DeliveryKey,
+    pub attempt: Option<Attempt>,
+    pub next: Settle,
+}
+
 /// The deliveries of each event, one per output (and agent group), from
 /// `pending` to a final state. [`crate::EventLog::append`] makes them.
 ///
@@ -102,18 +110,30 @@ pub enum Settle {
 ///   stops renewing its liveness, when another node takes it back).
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync + 'static {
-    /// Records that agent `group` subscribes to the bucket. The first time
-    /// a group does so, it gets a pending delivery per internal output for
-    /// every event received at or after `catchup_from_ms` (the first group
-    /// of a bucket takes over the deliveries that were waiting for any
-    /// group). Later events get a delivery per registered group.
+    /// Records that agent `group` subscribes to the bucket and counts as
+    /// live until `live_until_ms` at least (a later call may move that
+    /// later, never earlier). The first time a group does so (or the first
+    /// time after [`DeliveryQueue::abandon_groups`] ended its
+    /// registration), it gets a pending delivery per internal output for
+    /// every event received at or after `catchup_from_ms` that has none
+    /// for it (the first group of a bucket takes over the deliveries that
+    /// were waiting for any group instead). Later events get a delivery per
+    /// registered group.
     async fn register_group(
         &self,
         tenant: &TenantId,
         bucket: &BucketId,
         group: &str,
         catchup_from_ms: i64,
+        live_until_ms: i64,
     ) -> Result<()>;
+    /// Ends the registration of every agent group, in every tenant, whose
+    /// live-until time is before `now_ms` (DESIGN §13, abandoned groups):
+    /// later events get no delivery for it, and its pending deliveries
+    /// (retries in backoff too) become `expired` (visible, resendable by
+    /// hand). Deliveries in flight are left to their settlement. Returns
+    /// how many groups it abandoned.
+    async fn abandon_groups(&self, now_ms: i64) -> Result<usize>;
     /// Marks `expired` the group's pending deliveries of the bucket that
     /// have been pending since before `before_ms`, except those waiting out
     /// a retry's backoff; returns how many.
@@ -174,4 +194,18 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// a late release can never undo another settlement or a resend.
     async fn settle(&self, key: &DeliveryKey, attempt: Option<Attempt>, next: Settle)
         -> Result<()>;
+    /// Settles each delivery exactly as [`DeliveryQueue::settle`] would, in
+    /// one write (one transaction; on a shared store one script call per
+    /// tenant), so that the cost of bookkeeping is per batch of acks, not
+    /// per ack. A delivery that is not found is skipped. On an error some
+    /// may be written and some not: the caller tries the whole batch again.
+    async fn settle_batch(&self, batch: &[Settlement]) -> Result<()> {
+        for s in batch {
+            match self.settle(&s.key, s.attempt.clone(), s.next).await {
+                Ok(()) | Err(crate::Error::NotFound) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,6 +1,8 @@
 //! Scenario 5, catch-up: a real `hookrelay agent` connects once (so its
 //! group exists) and goes away; N webhooks are posted while it is away;
 //! then it starts again and the clock runs until all N have arrived.
+//! `$HOOKRELAY_BENCH_PHASE_HOOK start|stop <relay pid>` runs around the
+//! catch-up (profile-catchup.sh profiles the relay with it).
 
 use std::time::Instant;
 
@@ -61,6 +63,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         anyhow::ensure!(errors == 0, "{errors} webhooks were not answered 200");
         let posted = t0.elapsed().as_secs_f64();
 
+        super::e2e::phase_hook_for("start", Some(relay.pid())).await;
         let t1 = Instant::now();
         let agent = start()?;
         destination.wait_for(1, PATIENCE).await?;
@@ -69,6 +72,7 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             .wait_for(p.events, patience_for(p.events))
             .await?;
         let all = t1.elapsed().as_secs_f64();
+        super::e2e::phase_hook_for("stop", Some(relay.pid())).await;
         table.row(vec![
             json!(transport.name()),
             json!(p.events),

@@ -211,7 +211,7 @@ async fn wait_group(
 
 /// The destination's own rate: `events` requests over `concurrency`
 /// keep-alive connections.
-async fn direct(
+pub(super) async fn direct(
     destination: &Destination,
     g: u32,
     events: u64,

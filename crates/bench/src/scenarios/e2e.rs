@@ -82,6 +82,9 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let (s, answered) =
             sequential(relay, &destination, &input, &signed, &mut seq, p.sequential).await?;
         phase_hook("stop").await;
+        // The reference: what one durable commit costs on this disk, in
+        // the same run (a 2xx waits for one).
+        let sync = fsyncs(relay.data_dir(), FSYNCS).await?;
         table.row(vec![
             json!(transport.name()),
             json!("1 in flight"),
@@ -92,6 +95,23 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             json!(answered.ms(0.5)),
             json!(0),
         ]);
+        table.row(vec![
+            json!(format!("fsync after {}", transport.name())),
+            json!("1 in flight"),
+            json!(sync.len()),
+            json!(sync.ms(0.5)),
+            json!(sync.ms(0.99)),
+            json!(sync.max_ms()),
+            json!("-"),
+            json!(0),
+        ]);
+        table.note(format!(
+            "{}: e2e p50 {:.3} ms is {:+.3} ms from the disk's fsync p50 ({:.3} ms) measured right after it",
+            transport.name(),
+            s.ms(0.5),
+            s.ms(0.5) - sync.ms(0.5),
+            sync.ms(0.5)
+        ));
         for &rate in &p.rates {
             let (s, missing) = open_loop(
                 relay,
@@ -131,17 +151,57 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
 /// one-in-flight phase (profile-e2e.sh zeroes and dumps callgrind's
 /// counters with it), waiting at most 5 s for it.
 pub(super) async fn phase_hook(phase: &str) {
+    phase_hook_for(phase, None).await;
+}
+
+/// [`phase_hook`], telling the hook the relay's pid (as its second
+/// argument) so it can attach to it (profile-catchup.sh runs `perf`).
+pub(super) async fn phase_hook_for(phase: &str, relay_pid: Option<u32>) {
     let Some(hook) = std::env::var_os("HOOKRELAY_BENCH_PHASE_HOOK").filter(|h| !h.is_empty())
     else {
         return;
     };
-    let run = tokio::process::Command::new(&hook).arg(phase).status();
+    let mut command = tokio::process::Command::new(&hook);
+    command.arg(phase);
+    if let Some(pid) = relay_pid {
+        command.arg(pid.to_string());
+    }
+    let run = command.status();
     if tokio::time::timeout(Duration::from_secs(5), run)
         .await
         .is_err()
     {
         eprintln!("  (the phase hook {phase} still runs after 5 s; going on)");
     }
+}
+
+/// Appends-and-fsyncs timed for the reference row.
+const FSYNCS: usize = 200;
+
+/// `n` appends of 4 KiB to a file in `dir`, each followed by `fdatasync`
+/// (what a WAL commit costs at the least), one at a time.
+async fn fsyncs(dir: &std::path::Path, n: usize) -> anyhow::Result<Samples> {
+    let path = dir.join("bench-fsync.probe");
+    let samples = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let block = [0x5a_u8; 4096];
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            file.write_all(&block)?;
+            file.sync_data()?;
+            samples.push(t0.elapsed());
+        }
+        drop(file);
+        std::fs::remove_file(&path)?;
+        Ok(samples)
+    })
+    .await??;
+    Ok(Samples::new(samples))
 }
 
 /// `rounds` webhooks one after the other, each waiting for its arrival:

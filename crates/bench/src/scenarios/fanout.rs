@@ -30,6 +30,10 @@ pub(crate) struct Params {
 /// Connections posting the burst.
 const CONNECTIONS: usize = 8;
 
+/// The output's `concurrency` (its default, DESIGN §5): with it, each
+/// group has at most this many requests at the destination at once.
+const OUTPUT_CONCURRENCY: u32 = 16;
+
 pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     let mut table = Table::new(
         "fanout",
@@ -44,6 +48,8 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             "burst events",
             "events/s",
             "deliveries/s",
+            "reference/s",
+            "ratio",
             "all delivered s",
         ],
     );
@@ -84,6 +90,11 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let seq_lat = Samples::new(latencies);
 
         let burst = p.burst.min(p.max_deliveries / n).max(1);
+        // The reference: as many requests straight to the destination, with
+        // as many in flight as all the groups may have together.
+        let concurrency = groups * p.max_in_flight.min(OUTPUT_CONCURRENCY);
+        let reference =
+            super::deliver::direct(&destination, groups, n * burst, concurrency, &signed).await?;
         let first = p.sequential + 1;
         let before = destination.count();
         let t0 = Instant::now();
@@ -107,11 +118,14 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
             json!(burst),
             json!(burst as f64 / elapsed),
             json!((n * burst) as f64 / elapsed),
+            json!(reference),
+            json!((n * burst) as f64 / elapsed / reference.max(1e-9)),
             json!(elapsed),
         ]);
         table.note(format!(
-            "{groups} groups: burst posted in {:.3} s, all delivered after {elapsed:.3} s; duplicates {}",
+            "{groups} groups: burst posted in {:.3} s, all delivered after {elapsed:.3} s; reference: {} requests straight to the destination over {concurrency} keep-alive connections, first to last arrival; duplicates {}",
             posted.as_secs_f64(),
+            n * burst,
             destination.anomalies().0
         ));
         agents.stop().await;

@@ -64,6 +64,29 @@ pub(crate) async fn settle_with_retries(
     tracing::error!(event = %key.event, "gave up recording a delivery's outcome; it is released at the next start");
 }
 
+/// [`settle_with_retries`] for a batch: the whole batch is tried again (a
+/// repeated settlement of a delivery already settled changes nothing).
+pub(crate) async fn settle_batch_with_retries(
+    store: &dyn store::Store,
+    batch: &[store::Settlement],
+) {
+    let mut wait = Duration::from_millis(50);
+    for _ in 0..SETTLE_TRIES {
+        match store.settle_batch(batch).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(%err, deliveries = batch.len(), "could not record deliveries' outcomes; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(
+        deliveries = batch.len(),
+        "gave up recording deliveries' outcomes; they are released at the next start"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

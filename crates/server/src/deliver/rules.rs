@@ -311,6 +311,14 @@ pub(crate) async fn record(
     retry::settle_with_retries(state.store.as_ref(), key, attempt, next).await;
 }
 
+/// [`record`] for several settlements, in one store write.
+pub(crate) async fn record_batch(state: &AppState, batch: &[store::Settlement]) {
+    for s in batch {
+        state.metrics.delivery_settled(s.next);
+    }
+    retry::settle_batch_with_retries(state.store.as_ref(), batch).await;
+}
+
 /// How many due deliveries to ask the store for, to fill `room` slots
 /// while `held` deliveries are out: a shared store claims what it returns
 /// and never returns what this node holds; the embedded one returns held

@@ -1,8 +1,10 @@
 //! Background work, never in the request path. Today: retention, which
-//! deletes events older than their bucket's retention in small batches.
+//! deletes events older than their bucket's retention in small batches,
+//! and, on the same tick, the end of abandoned agent groups (DESIGN §13).
 //!
 //! [`spawn`] returns a handle; [`Jobs::stop`] cancels and waits.
-//! Uses the store's `EventLog` only; `run` in `lib.rs` owns the handle.
+//! Uses the store's `EventLog` and `DeliveryQueue`; `run` in `lib.rs` owns
+//! the handle.
 
 use std::time::Duration;
 
@@ -46,6 +48,23 @@ async fn retention(state: AppState, cancel: CancellationToken) {
             _ = ticker.tick() => {}
         }
         purge_all(&state, &cancel).await;
+        abandon_groups(&state).await;
+    }
+}
+
+/// Ends the agent groups no agent renewed within their catch-up window, so
+/// that a `listen` session or an agent that never returns stops collecting
+/// deliveries (they expire, and stay resendable by hand).
+async fn abandon_groups(state: &AppState) {
+    match state.store.abandon_groups(store::clock::now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            groups = n,
+            "abandoned agent groups: their pending deliveries expired"
+        ),
+        Err(err) => {
+            tracing::warn!(%err, "could not end abandoned agent groups; will retry next interval")
+        }
     }
 }
 

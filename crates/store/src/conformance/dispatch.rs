@@ -44,7 +44,7 @@ pub async fn groups_share_nothing_and_miss_nothing(store: &Arc<dyn Store>) {
     assert!(none.due.is_empty(), "an unregistered group gets nothing");
 
     store
-        .register_group(t, b, "blue", 0)
+        .register_group(t, b, "blue", 0, i64::MAX)
         .await
         .expect("register blue");
     let blue = store
@@ -72,7 +72,7 @@ pub async fn groups_share_nothing_and_miss_nothing(store: &Arc<dyn Store>) {
 
     // Registering again changes nothing.
     store
-        .register_group(t, b, "blue", 0)
+        .register_group(t, b, "blue", 0, i64::MAX)
         .await
         .expect("register blue again");
     let again = store
@@ -83,7 +83,7 @@ pub async fn groups_share_nothing_and_miss_nothing(store: &Arc<dyn Store>) {
 
     // A second group: a catch-up window that holds only the second event.
     store
-        .register_group(t, b, "green", second.received_at)
+        .register_group(t, b, "green", second.received_at, i64::MAX)
         .await
         .expect("register green");
     let green = store
@@ -124,7 +124,10 @@ pub async fn groups_share_nothing_and_miss_nothing(store: &Arc<dyn Store>) {
 pub async fn settle_and_retry(store: &Arc<dyn Store>) {
     let w = World::create(store, "settle").await;
     let (t, b) = (&w.tenant, &w.bucket.id);
-    store.register_group(t, b, "g", 0).await.expect("register");
+    store
+        .register_group(t, b, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     let a = store.append(w.event()).await.expect("append");
     let now = crate::clock::now_ms();
     let due = store
@@ -246,7 +249,10 @@ pub async fn settle_and_retry(store: &Arc<dyn Store>) {
 pub async fn expiry_spares_the_catchup_window(store: &Arc<dyn Store>) {
     let w = World::create(store, "expiry").await;
     let (t, b) = (&w.tenant, &w.bucket.id);
-    store.register_group(t, b, "g", 0).await.expect("register");
+    store
+        .register_group(t, b, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     let old = store.append(w.event()).await.expect("append");
     let young = store.append(w.event()).await.expect("append");
     let expired = store
@@ -286,7 +292,10 @@ pub async fn public_outputs_queue_for_the_server(store: &Arc<dyn Store>) {
     let mut public = output_in(&w.bucket);
     public.internal = false;
     store.create_output(&public).await.expect("public output");
-    store.register_group(t, b, "g", 0).await.expect("register");
+    store
+        .register_group(t, b, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     let a = store.append(w.event()).await.expect("append");
     let now = crate::clock::now_ms();
     let agents = store
@@ -312,4 +321,211 @@ pub async fn public_outputs_queue_for_the_server(store: &Arc<dyn Store>) {
         .await
         .expect("due public");
     assert!(after.due.iter().all(|d| d.key.tenant != *t));
+}
+
+/// The states of an event's deliveries for one group, sorted.
+async fn states_of(
+    store: &Arc<dyn Store>,
+    w: &World,
+    event: &EventId,
+    group: &str,
+) -> Vec<DeliveryState> {
+    let (_, deliveries) = store.event(&w.tenant, event).await.expect("read event");
+    let mut states: Vec<DeliveryState> = deliveries
+        .iter()
+        .filter(|d| d.group.as_deref() == Some(group))
+        .map(|d| d.state)
+        .collect();
+    states.sort_by_key(|s| format!("{s:?}"));
+    states
+}
+
+/// A group whose live-until time passed is abandoned (DESIGN §13): its
+/// pending deliveries expire, retries in backoff too, and later events get
+/// none for it, while a live group's are untouched. A renewal never makes
+/// a group's life shorter. A group that comes back is live again: it gets
+/// the events of its catch-up window it has no delivery of, keeps its
+/// expired ones expired, and a resend by hand brings those back.
+pub async fn abandoned_groups_stop_growing(store: &Arc<dyn Store>) {
+    use DeliveryState::{Expired, Pending};
+    let w = World::create(store, "abandon").await;
+    let (t, b) = (&w.tenant, &w.bucket.id);
+    let now = crate::clock::now_ms();
+    store
+        .register_group(t, b, "gone", 0, now + 1_000)
+        .await
+        .expect("register gone");
+    store
+        .register_group(t, b, "stays", 0, now + 1_000)
+        .await
+        .expect("register stays");
+    // A shorter renewal changes nothing; a longer one keeps `stays` live.
+    store
+        .register_group(t, b, "gone", 0, now)
+        .await
+        .expect("renew gone");
+    store
+        .register_group(t, b, "stays", 0, now + 3_600_000)
+        .await
+        .expect("renew stays");
+    let first = store.append(w.event()).await.expect("append");
+
+    // One of `gone`'s deliveries waits out a retry's backoff.
+    let due = store
+        .due_deliveries(t, b, Some("gone"), crate::clock::now_ms(), 100)
+        .await
+        .expect("due");
+    assert_eq!(due.due.len(), 2);
+    let (k0, k1) = (due.due[0].key.clone(), due.due[1].key.clone());
+    store
+        .mark_in_flight(&[k0.clone(), k1.clone()])
+        .await
+        .expect("mark");
+    store
+        .settle(&k0, Some(attempt(503)), Settle::RetryAt(now + 600_000))
+        .await
+        .expect("retry");
+    store
+        .settle(&k1, None, Settle::Released)
+        .await
+        .expect("release");
+
+    assert_eq!(
+        store.abandon_groups(now + 999).await.expect("abandon"),
+        0,
+        "both groups are live until now + 1 s"
+    );
+    assert_eq!(
+        store.abandon_groups(now + 2_000).await.expect("abandon"),
+        1,
+        "only `gone` lapsed"
+    );
+    assert_eq!(
+        states_of(store, &w, &first.id, "gone").await,
+        vec![Expired; 2]
+    );
+    assert_eq!(
+        states_of(store, &w, &first.id, "stays").await,
+        vec![Pending; 2]
+    );
+    let far = now + 3_600_000;
+    let nothing = store
+        .due_deliveries(t, b, Some("gone"), far, 100)
+        .await
+        .expect("due");
+    assert!(nothing.due.is_empty(), "an abandoned group has nothing due");
+    assert_eq!(nothing.next_at, None, "nor a retry to wait for");
+    assert_eq!(
+        store
+            .abandon_groups(now + 2_000)
+            .await
+            .expect("abandon again"),
+        0,
+        "abandoning is done once"
+    );
+
+    let second = store.append(w.event()).await.expect("append");
+    assert!(states_of(store, &w, &second.id, "gone").await.is_empty());
+    assert_eq!(
+        states_of(store, &w, &second.id, "stays").await,
+        vec![Pending; 2]
+    );
+
+    // Back within the window of both events: the second is delivered, the
+    // first stays expired.
+    store
+        .register_group(t, b, "gone", 0, far)
+        .await
+        .expect("come back");
+    assert_eq!(
+        states_of(store, &w, &first.id, "gone").await,
+        vec![Expired; 2]
+    );
+    assert_eq!(
+        states_of(store, &w, &second.id, "gone").await,
+        vec![Pending; 2]
+    );
+    let third = store.append(w.event()).await.expect("append");
+    assert_eq!(
+        states_of(store, &w, &third.id, "gone").await,
+        vec![Pending; 2]
+    );
+    let back = store
+        .due_deliveries(t, b, Some("gone"), crate::clock::now_ms(), 100)
+        .await
+        .expect("due");
+    let events: Vec<EventId> = back.due.iter().map(|d| d.key.event).collect();
+    assert_eq!(events, vec![second.id, second.id, third.id, third.id]);
+
+    // A resend by hand brings the expired ones back.
+    store
+        .reset_deliveries(t, &first.id, None)
+        .await
+        .expect("resend");
+    assert_eq!(
+        states_of(store, &w, &first.id, "gone").await,
+        vec![Pending; 2]
+    );
+}
+
+/// A batch of settlements does what each would do alone, and skips a
+/// delivery that does not exist.
+pub async fn settle_batch_settles_each(store: &Arc<dyn Store>) {
+    use crate::Settlement;
+    let w = World::create(store, "batch").await;
+    let (t, b) = (&w.tenant, &w.bucket.id);
+    store
+        .register_group(t, b, "g", 0, i64::MAX)
+        .await
+        .expect("register");
+    let a = store.append(w.event()).await.expect("append");
+    let now = crate::clock::now_ms();
+    let due = store
+        .due_deliveries(t, b, Some("g"), now, 100)
+        .await
+        .expect("due");
+    assert_eq!(due.due.len(), 2);
+    let (k0, k1) = (due.due[0].key.clone(), due.due[1].key.clone());
+    store
+        .mark_in_flight(&[k0.clone(), k1.clone()])
+        .await
+        .expect("mark");
+    let mut unknown = k0.clone();
+    unknown.event = EventId::floor_at(1);
+    let later = now + 60_000;
+    let batch = [
+        Settlement {
+            key: k0.clone(),
+            attempt: Some(attempt(200)),
+            next: Settle::Delivered,
+        },
+        Settlement {
+            key: unknown,
+            attempt: None,
+            next: Settle::Delivered,
+        },
+        Settlement {
+            key: k1.clone(),
+            attempt: Some(attempt(503)),
+            next: Settle::RetryAt(later),
+        },
+    ];
+    store.settle_batch(&batch).await.expect("settle batch");
+    let (_, deliveries) = store.event(t, &a.id).await.expect("read");
+    let of = |k: &crate::DeliveryKey| {
+        deliveries
+            .iter()
+            .find(|d| d.output == k.output)
+            .expect("delivery")
+    };
+    assert_eq!(of(&k0).state, DeliveryState::Delivered);
+    assert_eq!(of(&k1).state, DeliveryState::Pending);
+    assert_eq!(of(&k1).attempts.len(), 1);
+    let retry = store
+        .due_deliveries(t, b, Some("g"), later, 100)
+        .await
+        .expect("due later");
+    assert_eq!(retry.due.len(), 1);
+    assert_eq!(retry.due[0].key, k1);
+    assert_eq!(retry.due[0].tries, 1);
 }

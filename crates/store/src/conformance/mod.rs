@@ -44,8 +44,9 @@ use crate::{Appended, Cursor, Error, EventQuery, Result, Store, TenantRecord};
 
 pub use channels::channels;
 pub use dispatch::{
-    expiry_spares_the_catchup_window, groups_share_nothing_and_miss_nothing,
-    public_outputs_queue_for_the_server, settle_and_retry,
+    abandoned_groups_stop_growing, expiry_spares_the_catchup_window,
+    groups_share_nothing_and_miss_nothing, public_outputs_queue_for_the_server, settle_and_retry,
+    settle_batch_settles_each,
 };
 pub use events::{
     append_round_trip, concurrent_appends_are_ordered, dedup, deliveries_and_reset,
@@ -85,8 +86,9 @@ macro_rules! conformance_tests {
             append_round_trip, sequential_order, concurrent_appends_are_ordered, dedup,
             ephemeral_events, marked_events_have_no_deliveries, cursors, newest_first_cursors,
             deliveries_and_reset,
-            groups_share_nothing_and_miss_nothing, settle_and_retry,
-            expiry_spares_the_catchup_window, public_outputs_queue_for_the_server,
+            groups_share_nothing_and_miss_nothing, settle_and_retry, settle_batch_settles_each,
+            expiry_spares_the_catchup_window, abandoned_groups_stop_growing,
+            public_outputs_queue_for_the_server,
             purge_respects_retention, visibility_and_commits, polling_never_misses,
             close_refuses_later_calls,
         );

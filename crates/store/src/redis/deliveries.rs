@@ -23,6 +23,10 @@
 //! script; the global `pubt` lists the tenants that have public outputs,
 //! and `due_public_deliveries` runs one claim per such tenant.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use model::{Attempt, BucketId, TenantId};
 use redis::Value;
@@ -30,19 +34,49 @@ use redis::Value;
 use super::codec::{self, to_json, unavailable};
 use super::keys::{floor_bound, group_tag, member, parse_member};
 use super::{Inner, RedisStore};
-use crate::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, Result, Settle};
+use crate::{DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, Result, Settle, Settlement};
+
+/// How long a tenant noted in `nt:<node>` is not noted again: the note is
+/// one round trip, and a dispatch makes two calls that need it (claim and
+/// mark). Short, because a sweeper that took this node for dead (a long
+/// pause) deletes the registry, and claims made before the next note would
+/// then be invisible to the sweeper were the node to die for real.
+const NOTE_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// The tenants this node noted lately, and when.
+#[derive(Debug, Default)]
+pub(super) struct Noted(Mutex<HashMap<TenantId, Instant>>);
 
 impl Inner {
     /// Registers this node as possibly holding claims in `tenant` (before
     /// any claim is made, so the sweeper can find it).
     pub(super) async fn note_claims(&self, tenant: &TenantId) -> Result<()> {
+        let now = Instant::now();
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < NOTE_AGAIN_AFTER;
+        if self
+            .noted
+            .0
+            .lock()
+            .is_ok_and(|n| n.get(tenant).is_some_and(fresh))
+        {
+            return Ok(());
+        }
         let mut con = self.con()?;
         redis::cmd("SADD")
             .arg(self.keys.node_tenants(&self.node))
             .arg(tenant.as_str())
             .query_async::<()>(&mut con)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        if let Ok(mut noted) = self.noted.0.lock() {
+            // Bounded by the tenants this node dispatches for; the stale
+            // ones go whenever a note finds the map large.
+            if noted.len() >= 4096 {
+                noted.retain(|_, at| fresh(at));
+            }
+            noted.insert(tenant.clone(), now);
+        }
+        Ok(())
     }
 
     /// Claims the due public rows of one tenant (of one bucket unless
@@ -78,39 +112,69 @@ impl Inner {
         Ok((next_at, found))
     }
 
-    /// Reads each claimed row's event, output and tries. A row whose event
-    /// or output went meanwhile is skipped.
+    /// Reads each claimed row's event, output and tries, in one pipeline:
+    /// each event and output once however many rows name it, and each
+    /// event decrypted once (a batch of a fan-out names every event once
+    /// per output). A row whose event or output went meanwhile is skipped.
     pub(super) async fn load(&self, keys: Vec<DeliveryKey>) -> Result<Vec<DueDelivery>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let (mut events, mut outputs) = (Vec::new(), Vec::new());
+        let (mut seen_events, mut seen_outputs) = (HashSet::new(), HashSet::new());
         for k in &keys {
-            let prefix = self.keys.tenant(&k.tenant);
+            if seen_events.insert((&k.tenant, k.event)) {
+                events.push((&k.tenant, k.event));
+            }
+            if seen_outputs.insert((&k.tenant, &k.output)) {
+                outputs.push((&k.tenant, &k.output));
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (tenant, event) in &events {
+            pipe.hgetall(format!("{}e:{event}", self.keys.tenant(tenant)));
+        }
+        for (tenant, output) in &outputs {
+            pipe.hgetall(format!("{}o:{}", self.keys.tenant(tenant), output.as_str()));
+        }
+        for k in &keys {
             let m = member(&k.event, &k.output, k.group.as_deref());
-            pipe.hgetall(format!("{prefix}e:{}", k.event))
-                .hgetall(format!("{prefix}o:{}", k.output.as_str()))
-                .hget(format!("{prefix}d:{m}"), "tries");
+            pipe.hget(format!("{}d:{m}", self.keys.tenant(&k.tenant)), "tries");
         }
         let mut con = self.con()?;
         let rows: Vec<Value> = pipe.query_async(&mut con).await.map_err(unavailable)?;
+        if rows.len() != events.len() + outputs.len() + keys.len() {
+            return Err(Error::Corrupt("short pipeline reply".into()));
+        }
         let mut rows = rows.into_iter();
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let (Some(e), Some(o), Some(tries)) = (rows.next(), rows.next(), rows.next()) else {
-                return Err(Error::Corrupt("short pipeline reply".into()));
-            };
-            let (e, o) = (codec::fields(e)?, codec::fields(o)?);
-            if e.is_empty() || o.is_empty() {
-                continue;
+        let mut opened = HashMap::with_capacity(events.len());
+        for ((tenant, id), e) in events.iter().zip(rows.by_ref()) {
+            let e = codec::fields(e)?;
+            if !e.is_empty() {
+                let event = codec::event(tenant, &id.to_string(), &e, &self.crypto)?;
+                opened.insert((*tenant, *id), event);
             }
-            let event = codec::event(&key.tenant, &key.event.to_string(), &e, &self.crypto)?;
-            let output = super::objects::decode_output(&o)?;
+        }
+        let mut found = HashMap::with_capacity(outputs.len());
+        for ((tenant, id), o) in outputs.iter().zip(rows.by_ref()) {
+            let o = codec::fields(o)?;
+            if !o.is_empty() {
+                found.insert((*tenant, *id), super::objects::decode_output(&o)?);
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, tries) in keys.iter().zip(rows) {
+            let (Some(event), Some(output)) = (
+                opened.get(&(&key.tenant, key.event)),
+                found.get(&(&key.tenant, &key.output)),
+            ) else {
+                continue;
+            };
             let tries = codec::text(tries)?.parse().unwrap_or(0);
             out.push(DueDelivery {
-                key,
-                event,
-                output,
+                key: key.clone(),
+                event: event.clone(),
+                output: output.clone(),
                 tries,
             });
         }
@@ -126,6 +190,7 @@ impl DeliveryQueue for RedisStore {
         bucket: &BucketId,
         group: &str,
         catchup_from_ms: i64,
+        live_until_ms: i64,
     ) -> Result<()> {
         let mut con = self.inner.con()?;
         let _: i64 = self
@@ -137,10 +202,32 @@ impl DeliveryQueue for RedisStore {
             .arg(group_tag(Some(group)))
             .arg(floor_bound(catchup_from_ms))
             .arg(self.inner.clock.redis_now())
+            .arg(live_until_ms)
             .invoke_async(&mut con)
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn abandon_groups(&self, now_ms: i64) -> Result<usize> {
+        let mut abandoned = 0;
+        for tenant in self.inner.members(self.inner.keys.tenants()).await? {
+            let Ok(tenant) = tenant.parse::<TenantId>() else {
+                continue;
+            };
+            let mut con = self.inner.con()?;
+            let n: usize = self
+                .inner
+                .scripts
+                .abandon
+                .key(self.inner.keys.tenant(&tenant))
+                .arg(now_ms)
+                .invoke_async(&mut con)
+                .await
+                .map_err(unavailable)?;
+            abandoned += n;
+        }
+        Ok(abandoned)
     }
 
     async fn expire_deliveries(
@@ -240,8 +327,7 @@ impl DeliveryQueue for RedisStore {
     }
 
     async fn mark_in_flight(&self, keys: &[DeliveryKey]) -> Result<()> {
-        let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<String>> =
-            std::collections::BTreeMap::new();
+        let mut by_tenant: BTreeMap<&TenantId, Vec<String>> = BTreeMap::new();
         for k in keys {
             by_tenant.entry(&k.tenant).or_default().push(member(
                 &k.event,
@@ -262,20 +348,39 @@ impl DeliveryQueue for RedisStore {
         Ok(())
     }
 
+    async fn settle_batch(&self, batch: &[Settlement]) -> Result<()> {
+        let mut by_tenant: BTreeMap<&TenantId, Vec<&Settlement>> = BTreeMap::new();
+        for s in batch {
+            by_tenant.entry(&s.key.tenant).or_default().push(s);
+        }
+        for (tenant, batch) in by_tenant {
+            let mut call = self
+                .inner
+                .scripts
+                .settle_batch
+                .key(self.inner.keys.tenant(tenant));
+            call.arg(self.inner.clock.redis_now()).arg(&self.inner.node);
+            for s in batch {
+                let (kind, at) = settle_kind(s.next);
+                let attempt = s.attempt.as_ref().map(to_json).transpose()?;
+                call.arg(member(&s.key.event, &s.key.output, s.key.group.as_deref()))
+                    .arg(kind)
+                    .arg(at)
+                    .arg(attempt.unwrap_or_default());
+            }
+            let mut con = self.inner.con()?;
+            let _: i64 = call.invoke_async(&mut con).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     async fn settle(
         &self,
         key: &DeliveryKey,
         attempt: Option<Attempt>,
         next: Settle,
     ) -> Result<()> {
-        let (kind, at) = match next {
-            Settle::Delivered => ("delivered", 0),
-            Settle::Failed => ("failed", 0),
-            Settle::RetryAt(at) => ("retry", at),
-            Settle::Released => ("released", 0),
-            Settle::Expired => ("expired", 0),
-            Settle::Skipped => ("skipped", 0),
-        };
+        let (kind, at) = settle_kind(next);
         let attempt = attempt.as_ref().map(to_json).transpose()?;
         let mut con = self.inner.con()?;
         let answer: String = self
@@ -297,5 +402,17 @@ impl DeliveryQueue for RedisStore {
             "nf" => Err(Error::NotFound),
             other => Err(Error::Corrupt(format!("settle answered {other:?}"))),
         }
+    }
+}
+
+/// A settlement as the settle scripts spell it: kind and due time.
+fn settle_kind(next: Settle) -> (&'static str, i64) {
+    match next {
+        Settle::Delivered => ("delivered", 0),
+        Settle::Failed => ("failed", 0),
+        Settle::RetryAt(at) => ("retry", at),
+        Settle::Released => ("released", 0),
+        Settle::Expired => ("expired", 0),
+        Settle::Skipped => ("skipped", 0),
     }
 }

@@ -39,6 +39,7 @@
 //! | `P last` | string | the tenant's last committed event id |
 //! | `P dd:<input>:<delivery id>` | string, PX | dedup entry: expiry time |
 //! | `P d:<member>`, `P ed:<event>` | hash, zset | a delivery; an event's deliveries |
+//! | `P gl` | zset | `<bucket>\|=<group>` by the time until which the group counts as live |
 //! | `P q:`, `P qr:`, `P w:`, `P pq` | zset | pending queues (see `deliveries`) |
 //! | `P qc:`, `P qf:`, `P pqc:`, `P pqf:`, `P held:<node>` | zset, set | a node's claims |
 //! | `P chn:<id>`, `P chans:<bucket>` | hash, set | channel JSON and cursor; a bucket's channels |
@@ -158,6 +159,8 @@ pub(super) struct Inner {
     node: String,
     ttl: Duration,
     clock: Clock,
+    /// Tenants this node noted in `nt:<node>` lately (`deliveries`).
+    noted: deliveries::Noted,
     closed: AtomicBool,
     commits: watch::Sender<u64>,
     /// [`crate::ClusterBus::config_changes`]: this node's object writes and
@@ -231,6 +234,7 @@ impl RedisStore {
             node: ulid::Ulid::new().to_string().to_lowercase(),
             ttl: options.node_ttl,
             clock: Clock::default(),
+            noted: deliveries::Noted::default(),
             closed: AtomicBool::new(false),
             commits: watch::channel(0).0,
             config: watch::channel(0).0,

@@ -10,6 +10,8 @@
 use redis::Script;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
+/// `settle_one`, for the scripts that settle.
+const SETTLE_ONE: &str = include_str!("lua/settle_one.lua");
 
 fn tenant_script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
@@ -26,9 +28,11 @@ pub(super) struct Scripts {
     pub(super) due_public: Script,
     pub(super) mark: Script,
     pub(super) settle: Script,
+    pub(super) settle_batch: Script,
     pub(super) release: Script,
     pub(super) register: Script,
     pub(super) expire: Script,
+    pub(super) abandon: Script,
     pub(super) rate_limit: Script,
 }
 
@@ -43,10 +47,15 @@ impl Scripts {
             due: tenant_script(include_str!("lua/due.lua")),
             due_public: tenant_script(include_str!("lua/due_public.lua")),
             mark: tenant_script(include_str!("lua/mark.lua")),
-            settle: tenant_script(include_str!("lua/settle.lua")),
+            settle: tenant_script(&format!("{SETTLE_ONE}\n{}", include_str!("lua/settle.lua"))),
+            settle_batch: tenant_script(&format!(
+                "{SETTLE_ONE}\n{}",
+                include_str!("lua/settle_batch.lua")
+            )),
             release: tenant_script(include_str!("lua/release.lua")),
             register: tenant_script(include_str!("lua/register.lua")),
             expire: tenant_script(include_str!("lua/expire.lua")),
+            abandon: tenant_script(include_str!("lua/abandon.lua")),
             rate_limit: Script::new(include_str!("lua/ratelimit.lua")),
         }
     }

@@ -16,6 +16,7 @@ use super::rows::{self, db_err, to_json};
 use super::SqliteStore;
 use crate::{
     DeliveryKey, DeliveryQueue, DueBatch, DueDelivery, Error, LaneBatch, LaneRead, Result, Settle,
+    Settlement,
 };
 
 pub(super) fn register_group(
@@ -23,18 +24,24 @@ pub(super) fn register_group(
     tenant: &TenantId,
     bucket: &BucketId,
     group: &str,
-    catchup_from_ms: i64,
+    (catchup_from_ms, live_until_ms): (i64, i64),
     now_ms: i64,
 ) -> Result<()> {
     let (tenant, bucket) = (tenant.as_str(), bucket.as_str());
     let added = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO agent_groups (tenant, bucket, grp, created_at)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO agent_groups (tenant, bucket, grp, created_at, live_until)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut s| s.execute(params![tenant, bucket, group, now_ms]))
+        .and_then(|mut s| s.execute(params![tenant, bucket, group, now_ms, live_until_ms]))
         .map_err(db_err)?;
     if added == 0 {
+        conn.prepare_cached(
+            "UPDATE agent_groups SET live_until = max(live_until, ?4)
+             WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3",
+        )
+        .and_then(|mut s| s.execute(params![tenant, bucket, group, live_until_ms]))
+        .map_err(db_err)?;
         return Ok(());
     }
     let others: i64 = conn
@@ -58,6 +65,11 @@ pub(super) fn register_group(
          FROM events e JOIN outputs o
              ON o.tenant = e.tenant AND o.bucket = e.bucket AND o.internal = 1
          WHERE e.tenant = ?1 AND e.bucket = ?2 AND e.id >= ?4
+           -- A group that comes back after it was abandoned keeps the rows
+           -- it had (expired ones stay expired: resent by hand only).
+           AND NOT EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.tenant = e.tenant AND d.event_id = e.id
+                             AND d.output_id = o.id AND d.grp = ?3)
          ORDER BY e.id",
     )
     .and_then(|mut s| {
@@ -71,6 +83,35 @@ pub(super) fn register_group(
     })
     .map_err(db_err)?;
     Ok(())
+}
+
+/// Ends the registration of the groups whose `live_until` passed and
+/// expires their pending rows (retries in backoff too: nobody will come
+/// for them).
+pub(super) fn abandon_groups(conn: &Connection, now_ms: i64) -> Result<usize> {
+    let gone: Vec<(String, String, String)> = {
+        let mut stmt = conn
+            .prepare_cached("SELECT tenant, bucket, grp FROM agent_groups WHERE live_until < ?1")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db_err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_err)?
+    };
+    for (tenant, bucket, group) in &gone {
+        conn.prepare_cached(
+            "DELETE FROM agent_groups WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3",
+        )
+        .and_then(|mut s| s.execute(params![tenant, bucket, group]))
+        .map_err(db_err)?;
+        conn.prepare_cached(
+            "UPDATE deliveries SET state = 'expired', updated_at = ?4
+             WHERE tenant = ?1 AND bucket = ?2 AND grp = ?3 AND state = 'pending'",
+        )
+        .and_then(|mut s| s.execute(params![tenant, bucket, group, now_ms]))
+        .map_err(db_err)?;
+    }
+    Ok(gone.len())
 }
 
 pub(super) fn expire(
@@ -406,6 +447,17 @@ pub(super) fn settle(
     Ok(())
 }
 
+/// Several settlements in the one transaction of the caller's write.
+pub(super) fn settle_batch(conn: &Connection, batch: &[Settlement], now_ms: i64) -> Result<()> {
+    for s in batch {
+        match settle(conn, &s.key, s.attempt.as_ref(), s.next, now_ms) {
+            Ok(()) | Err(Error::NotFound) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
 /// At open: whoever held in-flight deliveries before is gone.
 pub(super) fn release_all_in_flight(conn: &Connection) -> Result<usize> {
     conn.execute(
@@ -423,11 +475,17 @@ impl DeliveryQueue for SqliteStore {
         bucket: &BucketId,
         group: &str,
         catchup_from_ms: i64,
+        live_until_ms: i64,
     ) -> Result<()> {
         let (tenant, bucket, group) = (tenant.clone(), bucket.clone(), group.to_owned());
         let now = self.shared.clock.now();
-        self.write(move |c| register_group(c, &tenant, &bucket, &group, catchup_from_ms, now))
+        let times = (catchup_from_ms, live_until_ms);
+        self.write(move |c| register_group(c, &tenant, &bucket, &group, times, now))
             .await
+    }
+
+    async fn abandon_groups(&self, now_ms: i64) -> Result<usize> {
+        self.write(move |c| abandon_groups(c, now_ms)).await
     }
 
     async fn expire_deliveries(
@@ -495,6 +553,13 @@ impl DeliveryQueue for SqliteStore {
         let key = key.clone();
         let now = self.shared.clock.now();
         self.write_bookkeeping(move |c| settle(c, &key, attempt.as_ref(), next, now))
+            .await
+    }
+
+    async fn settle_batch(&self, batch: &[Settlement]) -> Result<()> {
+        let batch = batch.to_vec();
+        let now = self.shared.clock.now();
+        self.write_bookkeeping(move |c| settle_batch(c, &batch, now))
             .await
     }
 }

@@ -17,7 +17,26 @@ use crate::{Error, Result};
 
 /// Migration `i` moves a database from `user_version = i` to `i + 1`.
 /// Append only; never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V_FUNCTIONS, V_DELIVER, V_CHANNELS];
+const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    V4,
+    V_FUNCTIONS,
+    V_DELIVER,
+    V_CHANNELS,
+    V_GROUP_LIVENESS,
+];
+
+/// How long an agent group counts as live without an agent (DESIGN §13,
+/// abandoned groups): `abandon_groups` ends the registration of a group
+/// whose `live_until` passed. Groups registered before this version count
+/// as live for a day after the upgrade, so that no group is abandoned
+/// before its agents had a chance to reconnect and renew it.
+const V_GROUP_LIVENESS: &str = "
+ALTER TABLE agent_groups ADD COLUMN live_until INTEGER NOT NULL DEFAULT 0;
+UPDATE agent_groups SET live_until = CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 86400000
+";
 
 /// Outputs' `concurrency` and `ordered` (DESIGN §5, §13).
 const V2: &str = "

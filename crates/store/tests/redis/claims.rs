@@ -18,7 +18,9 @@ async fn claims_of_a_dead_node_come_back() {
     let (a, b) = two_nodes(&ns).await;
     let w = World::create(&a, "claims").await;
     let (t, bk) = (&w.tenant, &w.bucket.id);
-    a.register_group(t, bk, "g", 0).await.expect("register");
+    a.register_group(t, bk, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     for _ in 0..2 {
         a.append(w.event()).await.expect("append");
     }
@@ -83,7 +85,9 @@ async fn close_gives_claims_back() {
     public.internal = false;
     a.create_output(&public).await.expect("public output");
     let (t, bk) = (&w.tenant, &w.bucket.id);
-    a.register_group(t, bk, "g", 0).await.expect("register");
+    a.register_group(t, bk, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     let e = a.append(w.event()).await.expect("append");
     let now = store::clock::now_ms();
     assert_eq!(
@@ -137,7 +141,9 @@ async fn unsent_claims_return_after_their_lease() {
     let (a, b) = two_nodes(&ns).await;
     let w = World::create(&a, "lease").await;
     let (t, bk) = (&w.tenant, &w.bucket.id);
-    a.register_group(t, bk, "g", 0).await.expect("register");
+    a.register_group(t, bk, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     a.append(w.event()).await.expect("append");
     let now = store::clock::now_ms();
     let claimed = a
@@ -209,7 +215,9 @@ async fn deleting_an_output_takes_its_queued_rows() {
     let (a, b) = two_nodes(&ns).await;
     let w = World::create(&a, "delete-output").await;
     let (t, bk) = (&w.tenant, &w.bucket.id);
-    a.register_group(t, bk, "g", 0).await.expect("register");
+    a.register_group(t, bk, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     let e = a.append(w.event()).await.expect("append");
     a.delete_output(t, &w.outputs[0].id).await.expect("delete");
     let (_, deliveries) = b.event(t, &e.id).await.expect("event");

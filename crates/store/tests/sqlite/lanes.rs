@@ -23,7 +23,10 @@ async fn a_lane_reads_from_its_cursor_and_rows_that_come_back_are_due_again() {
     let store: Arc<dyn Store> = super::open(&dir);
     let w = World::create(&store, "lanes").await;
     let (t, b) = (&w.tenant, &w.bucket.id);
-    store.register_group(t, b, "g", 0).await.expect("register");
+    store
+        .register_group(t, b, "g", 0, i64::MAX)
+        .await
+        .expect("register");
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(store.append(w.event()).await.expect("append").id);

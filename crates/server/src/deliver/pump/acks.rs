@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use model::{Attempt, BucketId, RetryPolicy};
 use proto::pb;
-use store::{DeliveryKey, Settle};
+use store::{DeliveryKey, Settle, Settlement};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -135,15 +135,35 @@ impl Pump {
         self.write_settlement(f, attempt, next);
     }
 
+    /// Queues a settlement for the next [`Pump::flush_settlements`].
     fn write_settlement(&mut self, f: InFlight, attempt: Option<Attempt>, next: Settle) {
+        let settlement = Settlement {
+            key: f.sent.key,
+            attempt,
+            next,
+        };
+        self.to_settle.push((f.marked, settlement));
+    }
+
+    /// Writes every queued settlement in one store call (one transaction,
+    /// or one script per tenant): acks that arrive together cost one
+    /// write, not one each. Each waits for its delivery's in-flight mark
+    /// first, so a settlement is never overwritten by its own mark.
+    pub(super) fn flush_settlements(&mut self) {
+        if self.to_settle.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.to_settle);
         let state = self.state.clone();
-        let mut marked = f.marked;
-        let key = f.sent.key;
         self.settling.spawn(async move {
-            // A closed channel means the mark task ended: written or failed.
-            let _ = marked.wait_for(|m| *m).await;
-            rules::record(&state, &key, attempt, next).await;
-            key
+            let mut settlements = Vec::with_capacity(batch.len());
+            for (mut marked, settlement) in batch {
+                // A closed channel means the mark task ended: written or failed.
+                let _ = marked.wait_for(|m| *m).await;
+                settlements.push(settlement);
+            }
+            rules::record_batch(&state, &settlements).await;
+            settlements.into_iter().map(|s| s.key).collect()
         });
     }
 

@@ -177,6 +177,9 @@ impl Pump {
             return Outcome::Gated(Box::new(due));
         }
         let gate = &self.gate;
+        // Agents with as much room take turns: one that acks fast would
+        // otherwise be picked every time while the others stay idle.
+        let (count, turn) = (self.agents.len(), self.next_dispatch as usize);
         let Some(at) = self
             .agents
             .iter()
@@ -184,7 +187,7 @@ impl Pump {
             .filter(|(_, a)| {
                 a.serves(bucket) && gate.slots_admit(&a.slots, &due.output.id, |b| a.serves(b))
             })
-            .max_by_key(|(_, a)| a.free())
+            .max_by_key(|(i, a)| (a.free(), (i + turn) % count))
             .map(|(i, _)| i)
         else {
             return Outcome::Gated(Box::new(due));

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use model::{Bucket, BucketId, TenantId};
 use proto::pb;
-use store::{DeliveryKey, Settle};
-use tokio::sync::mpsc;
+use store::{DeliveryKey, Settle, Settlement};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,18 @@ use acks::Agent;
 
 /// Time an agent gets beyond the output's own timeout to ack.
 pub(crate) const ACK_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a pump with agents tells the store its group is still live
+/// (DESIGN §13: a group no agent has joined for longer than its bucket's
+/// `catchup` is abandoned). Each renewal keeps the group live for the
+/// catch-up window plus one period, so a group is abandoned between
+/// `catchup` and `catchup` + this after its last agent left.
+pub(crate) const GROUP_RENEWAL: Duration = Duration::from_secs(60);
+
+/// Commands handled in one turn of the loop before it dispatches and
+/// writes settlements: acks that arrived together are settled in one
+/// store write.
+const COMMAND_BATCH: usize = 256;
 
 /// Commands queued per group before joins, leaves and acks wait.
 const COMMAND_QUEUE: usize = 1024;
@@ -84,6 +96,7 @@ impl PumpHandle {
             waiting_since: None,
             next_dispatch: 0,
             settling: JoinSet::new(),
+            to_settle: Vec::new(),
             wake_at: None,
             dirty: false,
         };
@@ -114,7 +127,10 @@ struct Pump {
     /// The oldest event read and left unsent in the last look (claims).
     waiting_since: Option<i64>,
     next_dispatch: u64,
-    settling: JoinSet<DeliveryKey>,
+    /// Settlement writes under way, each a batch.
+    settling: JoinSet<Vec<DeliveryKey>>,
+    /// Settlements not yet handed to a write, with their mark's signal.
+    to_settle: Vec<(watch::Receiver<bool>, Settlement)>,
     /// When a retry waiting out its backoff becomes due (store time, ms).
     wake_at: Option<i64>,
     dirty: bool,
@@ -123,6 +139,8 @@ struct Pump {
 impl Pump {
     async fn run(mut self, mut rx: mpsc::Receiver<GroupCmd>, cancel: CancellationToken) {
         let mut commits = self.state.store.commits();
+        let mut renewal = tokio::time::interval_at(Instant::now() + GROUP_RENEWAL, GROUP_RENEWAL);
+        renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.dirty {
                 self.dirty = false;
@@ -132,7 +150,13 @@ impl Pump {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd).await,
+                    Some(cmd) => {
+                        self.handle(cmd).await;
+                        for _ in 1..COMMAND_BATCH {
+                            let Ok(cmd) = rx.try_recv() else { break };
+                            self.handle(cmd).await;
+                        }
+                    }
                     None => break,
                 },
                 changed = commits.changed() => {
@@ -143,17 +167,19 @@ impl Pump {
                     self.dirty = true;
                 }
                 Some(done) = self.settling.join_next(), if !self.settling.is_empty() => {
-                    if let Ok(key) = done {
+                    for key in done.unwrap_or_default() {
                         self.lanes.touch(&key.output);
                         self.held.remove(&key);
                     }
                     self.dirty = true;
                 }
+                _ = renewal.tick() => self.renew().await,
                 () = tokio::time::sleep_until(timer) => {
                     self.lanes.touch_all();
                     self.on_timer();
                 }
             }
+            self.flush_settlements();
             // Only once every settlement is written, so a successor pump
             // never sees a delivery this one still holds.
             if self.agents.is_empty()
@@ -173,6 +199,7 @@ impl Pump {
             .hub
             .forget_pump(&self.tenant, &self.group, &self.members);
         self.release_everything();
+        self.flush_settlements();
         self.state
             .metrics
             .backlog_oldest(&self.tenant, &self.group, None);
@@ -215,7 +242,13 @@ impl Pump {
                 let registered = self
                     .state
                     .store
-                    .register_group(&self.tenant, &bucket.id, &self.group, from)
+                    .register_group(
+                        &self.tenant,
+                        &bucket.id,
+                        &self.group,
+                        from,
+                        live_until(bucket, now),
+                    )
                     .await;
                 if let Err(err) = registered {
                     tracing::warn!(%err, bucket = %bucket.id, "could not register an agent group");
@@ -235,6 +268,41 @@ impl Pump {
             }
         }
         self.agents.push(Agent::new(slot));
+    }
+
+    /// Keeps the group live in the store while it has agents here, so
+    /// that it is never taken for abandoned (and, were it abandoned while
+    /// the store could not be reached, registers it again).
+    async fn renew(&self) {
+        if self.agents.is_empty() {
+            return;
+        }
+        let now = store::clock::now_ms();
+        for id in &self.buckets {
+            let bucket = match self.state.store.bucket(&self.tenant, id).await {
+                Ok(bucket) => bucket,
+                Err(store::Error::NotFound) => continue,
+                Err(err) => {
+                    tracing::warn!(%err, bucket = %id, "could not renew an agent group");
+                    continue;
+                }
+            };
+            let from = now.saturating_sub(catchup_ms(&bucket));
+            let renewed = self
+                .state
+                .store
+                .register_group(
+                    &self.tenant,
+                    id,
+                    &self.group,
+                    from,
+                    live_until(&bucket, now),
+                )
+                .await;
+            if let Err(err) = renewed {
+                tracing::warn!(%err, bucket = %id, "could not renew an agent group");
+            }
+        }
     }
 
     async fn expire_older_than(&self, bucket: &BucketId, from: i64) {
@@ -285,6 +353,14 @@ impl Pump {
     fn wake_by(&mut self, at: i64) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
+}
+
+/// Until when a renewal at `now` keeps the group live: its bucket's
+/// catch-up window after the next renewal is due.
+fn live_until(bucket: &Bucket, now: i64) -> i64 {
+    let period = i64::try_from(GROUP_RENEWAL.as_millis()).unwrap_or(i64::MAX);
+    now.saturating_add(period)
+        .saturating_add(catchup_ms(bucket))
 }
 
 /// A bucket's catch-up window in ms.

@@ -3,8 +3,11 @@
 -- a later group gets a pending row per internal output for every event at
 -- or after the catch-up floor. Runs in one step, so its cost grows with
 -- the rows it moves (bounded by retention).
--- ARGV: bucket, group tag, floor bound ('[evt_...'), now_ms
+-- Either way the group counts as live until ARGV[5] at least (`gl`, by
+-- live-until time; `abandon.lua` ends the registrations that lapse).
+-- ARGV: bucket, group tag, floor bound ('[evt_...'), now_ms, live_until_ms
 local bucket, g, floor = ARGV[1], ARGV[2], ARGV[3]
+redis.call('ZADD', P .. 'gl', 'GT', ARGV[5], bucket .. '|' .. g)
 if redis.call('SADD', P .. 'b:' .. bucket .. ':groups', string.sub(g, 2)) == 0 then
   return 0
 end
