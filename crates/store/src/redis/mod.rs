@@ -13,7 +13,7 @@
 //! - `scripts` and `lua/`: the Lua scripts (one tenant, one slot each).
 //! - `tenants`: [`crate::Tenants`], tenants and tokens; `objects`:
 //!   [`crate::Buckets`], buckets, inputs, outputs.
-//! - `append`: the writer task (group commit, id mint, retries).
+//! - `append`: the writer task (group commit, id proposal and re-mint).
 //! - `events`: [`crate::EventLog`]: appends, reads, resend, retention.
 //! - `deliveries`: [`crate::DeliveryQueue`]: agent groups, due queues and
 //!   claims, settling.
@@ -34,9 +34,9 @@
 //! | `P i:<id>`, `P iname` | hash, hash | input JSON, sealed secrets; name → id |
 //! | `P o:<id>` | hash | output JSON, bucket, created |
 //! | `P k:<key>`, `P tokens` | hash, set | token JSON, hash, description, buckets; keys |
-//! | `P e:<id>` | hash | event metadata JSON, sealed payload |
+//! | `P e:<id>` | hash | event metadata JSON, sealed payload (and the id it was sealed under, if re-minted: `append`) |
 //! | `P ev`, `P b:<id>:ev` | zset (lex) | event ids of the tenant, of a bucket |
-//! | `P last` | string | the tenant's last committed event id |
+//! | `P last`, `P remints` | string | the tenant's last committed event id; how many ids the append script re-minted |
 //! | `P dd:<input>:<delivery id>` | string, PX | dedup entry: expiry time |
 //! | `P d:<member>`, `P ed:<event>` | hash, zset | a delivery; an event's deliveries |
 //! | `P q:`, `P qr:`, `P w:`, `P pq` | zset | pending queues (see `deliveries`) |
