@@ -19,7 +19,7 @@
 //!   claims, settling.
 //! - `cluster`: clock, liveness, sweeper.
 //! - `bus`: [`crate::ClusterBus`]: commit ticks, signals, agents.
-//! - `limiter`: [`crate::Limiter`].
+//! - `limiter`: [`crate::Limiter`] (counts batched like appends).
 //! - `maintenance`: [`RedisKeyMaintenance`], what `hookrelay keys` does.
 //!
 //! # Keys
@@ -171,6 +171,8 @@ pub(super) struct Inner {
     /// Held by the writer while it handles a batch (`close` waits on it).
     busy: tokio::sync::Mutex<()>,
     writer: mpsc::Sender<append::Job>,
+    /// Rate-limit requests for the counting task (`limiter`).
+    hits: mpsc::Sender<limiter::Hit>,
 }
 
 impl Inner {
@@ -191,7 +193,7 @@ impl Inner {
 /// The Redis implementation of [`crate::Store`]; one per node.
 pub struct RedisStore {
     inner: Arc<Inner>,
-    /// The writer, liveness, sweeper and bus tasks: aborted on drop (a
+    /// The writer, rate-limit counter, liveness, sweeper and bus tasks: aborted on drop (a
     /// dropped store is a dead node: its claims wait for the sweepers of
     /// the others) and on close.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -222,6 +224,7 @@ impl RedisStore {
                 .map_err(unavailable)?;
         }
         let (writer, jobs) = mpsc::channel(append::QUEUE);
+        let (hits, counted) = mpsc::channel(limiter::QUEUE);
         let inner = Arc::new(Inner {
             conn,
             client,
@@ -239,12 +242,14 @@ impl RedisStore {
             pipelines: AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
             writer,
+            hits,
         });
         inner.check_keys().await?;
         inner.refresh().await?;
         let pubsub = bus::subscribe(&inner).await?;
         let tasks = vec![
             tokio::spawn(append::writer(Arc::clone(&inner), jobs)),
+            tokio::spawn(limiter::counter(Arc::clone(&inner), counted)),
             tokio::spawn(cluster::liveness(Arc::clone(&inner))),
             tokio::spawn(cluster::sweeper(Arc::clone(&inner))),
             tokio::spawn(bus::listen(Arc::clone(&inner), pubsub)),

@@ -144,6 +144,42 @@ async fn rate_limits_count_across_nodes() {
     cleanup(&ns).await;
 }
 
+/// Concurrent requests on one key, batched into shared script calls on
+/// each node, are counted one by one: exactly the limit passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rate_limit_hits_are_counted_exactly() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let limit = model::RateLimit {
+        requests: 50,
+        window_seconds: 60,
+    };
+    let now = store::clock::now_ms();
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let node = Arc::clone(if i % 2 == 0 { &a } else { &b });
+            let key = if i % 4 < 2 {
+                "ingest:one"
+            } else {
+                "ingest:two"
+            };
+            tokio::spawn(async move { (key, node.rate_limit(key, limit, now).await) })
+        })
+        .collect();
+    let mut allowed = std::collections::HashMap::new();
+    for task in tasks {
+        let (key, decision) = task.await.expect("task");
+        if decision.expect("rate limit") == store::RateDecision::Allowed {
+            *allowed.entry(key).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(allowed.get("ingest:one"), Some(&50));
+    assert_eq!(allowed.get("ingest:two"), Some(&50));
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
 /// A node whose master key differs from the cluster's refuses to start:
 /// it could read nothing the others sealed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
