@@ -73,6 +73,46 @@ pub(crate) fn forget_namespaces(spec: &RelaySpec) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Redis's own CPU time (`INFO cpu`: user and system, all its threads) in
+/// µs, when the relay runs on Redis.
+pub(crate) fn redis_cpu_micros(spec: &RelaySpec) -> anyhow::Result<Option<u64>> {
+    if !spec.on_redis() {
+        return Ok(None);
+    }
+    let client = redis::Client::open(spec.store.as_str())?;
+    let mut con = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    let info: String = redis::cmd("INFO").arg("cpu").query(&mut con)?;
+    let mut seconds = 0.0;
+    for line in info.lines() {
+        if let Some(v) = line
+            .strip_prefix("used_cpu_sys:")
+            .or_else(|| line.strip_prefix("used_cpu_user:"))
+        {
+            seconds += v.trim().parse::<f64>()?;
+        }
+    }
+    Ok(Some((seconds * 1e6) as u64))
+}
+
+/// How many event ids the append script re-minted (another node's commit
+/// was ahead of the proposed id, or the proposal was too old) in this
+/// bench process's namespaces, when the relay runs on Redis.
+pub(crate) fn redis_remints(spec: &RelaySpec) -> anyhow::Result<Option<u64>> {
+    if !spec.on_redis() {
+        return Ok(None);
+    }
+    let client = redis::Client::open(spec.store.as_str())?;
+    let mut con = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    let pattern = format!("{}*:remints", namespace_prefix());
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut con)?;
+    let mut total = 0;
+    for key in keys {
+        let n: Option<u64> = redis::cmd("GET").arg(key).query(&mut con)?;
+        total += n.unwrap_or(0);
+    }
+    Ok(Some(total))
+}
+
 /// A running relay; killed (and its data directory removed) when dropped.
 pub(crate) struct Relay {
     /// `http://127.0.0.1:<port>`.

@@ -59,11 +59,55 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let tag = format!("fn-{round}");
         // Alternate which goes first, so drift favours neither.
         if round % 2 == 0 {
-            without.push(load(targets, &plain, &signed, p.connections, p.seconds, &tag).await?);
-            with_fn.push(load(targets, &with, &signed, p.connections, p.seconds, &tag).await?);
+            without.push(
+                load(
+                    targets,
+                    None,
+                    &plain,
+                    &signed,
+                    p.connections,
+                    p.seconds,
+                    &tag,
+                )
+                .await?,
+            );
+            with_fn.push(
+                load(
+                    targets,
+                    None,
+                    &with,
+                    &signed,
+                    p.connections,
+                    p.seconds,
+                    &tag,
+                )
+                .await?,
+            );
         } else {
-            with_fn.push(load(targets, &with, &signed, p.connections, p.seconds, &tag).await?);
-            without.push(load(targets, &plain, &signed, p.connections, p.seconds, &tag).await?);
+            with_fn.push(
+                load(
+                    targets,
+                    None,
+                    &with,
+                    &signed,
+                    p.connections,
+                    p.seconds,
+                    &tag,
+                )
+                .await?,
+            );
+            without.push(
+                load(
+                    targets,
+                    None,
+                    &plain,
+                    &signed,
+                    p.connections,
+                    p.seconds,
+                    &tag,
+                )
+                .await?,
+            );
         }
     }
     let errors: u64 = without.iter().chain(&with_fn).map(|r| r.errors).sum();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde_json::json;
 
-use crate::relay::{cpu_micros, Relay, RelaySpec, Signed};
+use crate::relay::{cpu_micros, redis_cpu_micros, redis_remints, Relay, RelaySpec, Signed};
 use crate::report::Table;
 use crate::sender::{Samples, Sender};
 
@@ -37,6 +37,8 @@ pub(crate) struct Round {
     pub(crate) samples: Vec<Duration>,
     pub(crate) errors: u64,
     pub(crate) cpu_per_event_us: f64,
+    /// Redis's CPU-µs per accepted webhook (a relay on Redis).
+    pub(crate) store_cpu_per_event_us: Option<f64>,
 }
 
 pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
@@ -58,7 +60,8 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         ),
         vec![
             "connections", "requests", "req/s", "baseline req/s", "ratio", "p50 ms", "p99 ms",
-            "p99.9 ms", "baseline p99.9 ms", "CPU us/event", "baseline CPU us/event", "errors",
+            "p99.9 ms", "baseline p99.9 ms", "CPU us/event", "baseline CPU us/event",
+            "Redis CPU us/event", "errors",
         ],
     );
     table.header();
@@ -67,12 +70,23 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..p.rounds.max(1) {
             let tag = format!("{level}-{round}");
-            let r = load(&nodes, &input, &signed, connections, p.seconds, &tag).await?;
+            let r = load(
+                &nodes,
+                Some(spec),
+                &input,
+                &signed,
+                connections,
+                p.seconds,
+                &tag,
+            )
+            .await?;
             accepted += r.samples.len() as u64;
             ours.push(r);
             if let Some(b) = &baseline {
                 let targets = std::slice::from_ref(b);
-                theirs.push(load(targets, &input, &signed, connections, p.seconds, &tag).await?);
+                theirs.push(
+                    load(targets, None, &input, &signed, connections, p.seconds, &tag).await?,
+                );
             }
         }
         table.row(level_row(connections, &ours, &theirs));
@@ -84,6 +98,11 @@ pub(crate) async fn run(spec: &RelaySpec, p: &Params) -> anyhow::Result<Table> {
     table.note(format!(
         "answered 200: {accepted}; stored by the relay: {stored}"
     ));
+    if let Some(remints) = redis_remints(spec)? {
+        table.note(format!(
+            "ids re-minted by the append script (another node's commit ahead): {remints}; appends refused: the errors column"
+        ));
+    }
     if let Some(b) = baseline {
         b.stop().await;
     }
@@ -130,6 +149,10 @@ fn level_row(connections: usize, ours: &[Round], theirs: &[Round]) -> Vec<serde_
         or_null(b.ms(0.999), has),
         json!(median(ours.iter().map(|r| r.cpu_per_event_us))),
         or_null(median(theirs.iter().map(|r| r.cpu_per_event_us)), has),
+        match ours.iter().all(|r| r.store_cpu_per_event_us.is_some()) {
+            true => json!(median(ours.iter().filter_map(|r| r.store_cpu_per_event_us))),
+            false => json!(null),
+        },
         json!(ours.iter().map(|r| r.errors).sum::<u64>()),
     ]
 }
@@ -144,9 +167,11 @@ pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// `connections` keep-alive senders spread over `targets` for `seconds`;
-/// the targets' CPU time is read before and after.
+/// the targets' CPU time (and Redis's, given the targets' `store` spec)
+/// is read before and after.
 pub(crate) async fn load(
     targets: &[Relay],
+    store: Option<&RelaySpec>,
     input: &str,
     signed: &Signed,
     connections: usize,
@@ -157,6 +182,10 @@ pub(crate) async fn load(
         .iter()
         .map(|t| cpu_micros(t.pid()).unwrap_or(0))
         .sum();
+    let store_before = match store {
+        Some(spec) => redis_cpu_micros(spec)?,
+        None => None,
+    };
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -198,7 +227,14 @@ pub(crate) async fn load(
         .map(|t| cpu_micros(t.pid()).unwrap_or(0))
         .sum();
     let events = samples.len().max(1) as f64;
+    let store_after = match store {
+        Some(spec) => redis_cpu_micros(spec)?,
+        None => None,
+    };
     Ok(Round {
+        store_cpu_per_event_us: store_before
+            .zip(store_after)
+            .map(|(b, a)| a.saturating_sub(b) as f64 / events),
         rate: samples.len() as f64 / elapsed,
         cpu_per_event_us: cpu_after.saturating_sub(cpu_before) as f64 / events,
         samples,

@@ -1,26 +1,28 @@
-//! Appends: one writer task per store batches concurrent appends into one
-//! pipeline of `lua/append.lua` calls (group commit), minting each event's
-//! id before sealing its payload (the id is the payload's associated data).
+//! Appends: one writer task per store batches concurrent appends (group
+//! commit) into one pipeline per round trip, with one `lua/append.lua`
+//! call per tenant and up to [`CALL_EVENTS`] events, and the commit tick
+//! for the other nodes at its end.
 //!
-//! Order across nodes: the node mints a ULID at its estimate of Redis time,
-//! above the last id it has seen for the tenant; the script refuses an id
-//! not above the tenant's last committed id (`last`), or whose time is
-//! older than Redis `TIME` minus [`SKEW_MS`], and answers the last id and
-//! Redis time; the node re-mints above them and retries (at most
-//! [`MAX_ROUNDS`] times). So ids increase strictly in commit order per
-//! tenant, and an event committed at Redis time `t` has `receivedAt >= t -
-//! SKEW_MS`: what `visible_before` builds on (`cluster::Clock`).
+//! Ids: the node proposes each event's id (a ULID at its estimate of Redis
+//! time, above the last id it has seen for the tenant) and seals the
+//! payload under it (the id is the payload's associated data). The script
+//! commits the event under the proposed id when that id is above the
+//! tenant's last committed id (`last`) and not older than Redis `TIME`
+//! minus [`SKEW_MS`]; otherwise it mints the id itself, at Redis time and
+//! above `last`, and keeps the proposed id in the event's field `a`, which
+//! is what its payload opens with. So no append is refused or retried for
+//! its order or its age, whatever the number of nodes: ids increase
+//! strictly in commit order per tenant, and an event committed at Redis
+//! time `t` has `receivedAt >= t - SKEW_MS` (a re-minted one `>= t`): what
+//! `visible_before` builds on (`cluster::Clock`). That covers the event
+//! whose sealing and sending take longer than [`SKEW_MS`] (a 900 KB body
+//! in a debug build on a loaded machine took ~0.7 s): it is re-minted at
+//! its commit, not refused.
 //!
-//! An event whose sealing and sending take longer than [`SKEW_MS`] (a
-//! 900 KB body in a debug build on a loaded machine took ~0.7 s) would be
-//! refused for its age on every round, and re-sealed each time: its retry
-//! is minted ahead of Redis time by what the refused round lagged
-//! ([`lead_after`]), so it lands. A lead only makes `receivedAt` later than
-//! the commit, never earlier, so the bound above still holds.
-//!
-//! Within one pipeline a tenant's events are minted in pipeline order, and
-//! Redis runs a connection's commands in order, so a node's own appends
-//! never refuse each other; only another node's commit can force a retry.
+//! Within one pipeline a tenant's events are proposed in pipeline order,
+//! and Redis runs a connection's commands in order, so a node alone never
+//! has its proposals re-minted; only another node's commit (or a slow
+//! seal) can make the script mint.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -38,13 +40,14 @@ use crate::{sealed, Appended, Error, Result};
 
 /// How far an id's time may lag Redis time at commit.
 pub(super) const SKEW_MS: i64 = 500;
-/// Re-mints of one event before its append fails `Unavailable`. Nodes
-/// appending to one tenant at once refuse each other's stale batches: with
-/// 8 rounds, three nodes under 8 connections saw 0.17 % of appends fail
-/// (503, for the sender to retry); a round is one Redis round trip.
-const MAX_ROUNDS: u32 = 64;
-/// Appends sent in one pipeline at most.
+/// Appends taken into one pipeline at most.
 const MAX_BATCH: usize = 256;
+/// Events in one script call at most: a call runs atomically, so this
+/// bounds how long one call holds Redis.
+const CALL_EVENTS: usize = 64;
+/// Sealed payload bytes in one script call at most (its first event
+/// always goes in), for the same reason.
+const CALL_BYTES: usize = 1 << 20;
 /// Appends waiting for the writer at most (then callers wait).
 pub(super) const QUEUE: usize = 4096;
 
@@ -56,58 +59,30 @@ pub(super) struct Job {
     pub(super) reply: oneshot::Sender<Result<Appended>>,
 }
 
-struct Try {
-    job: Job,
-    rounds: u32,
-    /// How far ahead of Redis time this append's next id is minted.
-    lead_ms: i64,
-}
-
-/// The most an id is minted ahead of Redis time: far above any seal and
-/// send of a body within the largest body limit.
-const MAX_LEAD_MS: i64 = 30_000;
-
-/// The lead of the next round of an append minted at `minted_ms` and
-/// refused when Redis time was `redis_now`: twice what it lagged when it
-/// lagged beyond half the skew bound (age refusals), else unchanged.
-fn lead_after(lead_ms: i64, minted_ms: i64, redis_now: i64) -> i64 {
-    let lag = redis_now - minted_ms;
-    if lag > SKEW_MS / 2 {
-        (lead_ms + lag * 2).min(MAX_LEAD_MS)
-    } else {
-        lead_ms
-    }
+/// One script call: a tenant's appends, in order.
+struct Call {
+    tenant: TenantId,
+    replies: Vec<oneshot::Sender<Result<Appended>>>,
+    payload_bytes: usize,
+    cmd: redis::Cmd,
 }
 
 /// The writer task: runs until the store is dropped or closed.
 pub(super) async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Job>) {
     let mut last: HashMap<TenantId, Ulid> = HashMap::new();
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![Try {
-            job: first,
-            rounds: 0,
-            lead_ms: 0,
-        }];
+        let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(Try {
-                    job,
-                    rounds: 0,
-                    lead_ms: 0,
-                }),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
         let busy = inner.busy.lock().await;
         inner.queued.fetch_sub(batch.len(), Ordering::SeqCst);
-        let mut committed = false;
-        while !batch.is_empty() {
-            let (again, any) = round(&inner, &mut last, batch).await;
-            committed |= any;
-            batch = again;
-        }
-        if committed {
-            inner.tick_commits().await;
+        let calls = calls(&inner, &mut last, batch);
+        if !calls.is_empty() && commit(&inner, &mut last, calls).await {
+            inner.commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         drop(busy);
     }
@@ -125,9 +100,9 @@ impl Inner {
     }
 }
 
-/// Mints the next id of `tenant`: at Redis time, or just above the last
-/// id seen when that is not older.
-fn mint(last: &mut HashMap<TenantId, Ulid>, tenant: &TenantId, now_ms: i64) -> Ulid {
+/// Proposes the next id of `tenant`: at Redis time, or just above the
+/// last id seen when that is not older.
+fn propose(last: &mut HashMap<TenantId, Ulid>, tenant: &TenantId, now_ms: i64) -> Ulid {
     let now = now_ms.clamp(0, MAX_ULID_MS) as u64;
     let next = match last.get(tenant) {
         Some(prev) if prev.timestamp_ms() >= now => prev
@@ -139,133 +114,217 @@ fn mint(last: &mut HashMap<TenantId, Ulid>, tenant: &TenantId, now_ms: i64) -> U
     next
 }
 
-/// One pipeline: answers the settled appends, returns those to re-mint and
-/// whether anything was committed.
-async fn round(
-    inner: &Inner,
-    last: &mut HashMap<TenantId, Ulid>,
-    batch: Vec<Try>,
-) -> (Vec<Try>, bool) {
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    let mut minted = Vec::with_capacity(batch.len());
-    let mut sent = Vec::with_capacity(batch.len());
-    for t in batch {
-        let ulid = mint(
-            last,
-            &t.job.event.tenant,
-            inner.clock.redis_now() + t.lead_ms,
-        );
+/// The batch as script calls: grouped by tenant (in arrival order within
+/// each), each call within [`CALL_EVENTS`] and [`CALL_BYTES`]. An append
+/// whose payload cannot be sealed is answered here.
+fn calls(inner: &Inner, last: &mut HashMap<TenantId, Ulid>, batch: Vec<Job>) -> Vec<Call> {
+    let mut calls: Vec<Call> = Vec::new();
+    // The call still open per tenant (an index into `calls`).
+    let mut open: HashMap<TenantId, usize> = HashMap::new();
+    for job in batch {
+        let tenant = job.event.tenant.clone();
+        let ulid = propose(last, &tenant, inner.clock.redis_now());
         let id = EventId::from_ulid(ulid);
-        match command(inner, &t.job, &id, ulid.timestamp_ms() as i64) {
-            Ok(args) => {
-                pipe.add_command(args);
-                minted.push(id);
-                sent.push(t);
+        let payload = match &job.plaintext {
+            Some(plain) => match sealed::seal_event(&inner.crypto, &id.to_string(), plain) {
+                Ok(sealed) => Some(sealed.0),
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let size = payload.as_ref().map_or(0, Vec::len);
+        let at = match open.get(&tenant) {
+            Some(&i)
+                if calls[i].replies.len() < CALL_EVENTS
+                    && calls[i].payload_bytes + size <= CALL_BYTES =>
+            {
+                i
             }
+            _ => {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(inner.scripts.append.get_hash())
+                    .arg(1)
+                    .arg(inner.keys.tenant(&tenant))
+                    .arg(SKEW_MS);
+                calls.push(Call {
+                    tenant: tenant.clone(),
+                    replies: Vec::new(),
+                    payload_bytes: 0,
+                    cmd,
+                });
+                open.insert(tenant, calls.len() - 1);
+                calls.len() - 1
+            }
+        };
+        let call = &mut calls[at];
+        match event_args(
+            &mut call.cmd,
+            &job.event,
+            &id,
+            ulid.timestamp_ms() as i64,
+            payload,
+        ) {
+            Ok(()) => {
+                call.payload_bytes += size;
+                call.replies.push(job.reply);
+            }
+            // Only the metadata's JSON can fail, before any argument of
+            // this event is added.
             Err(e) => {
-                let _ = t.job.reply.send(Err(e));
+                let _ = job.reply.send(Err(e));
             }
         }
     }
-    if sent.is_empty() {
-        return (Vec::new(), false);
+    calls.retain(|c| !c.replies.is_empty());
+    calls
+}
+
+/// Sends the calls in one pipeline (again, once, those that found the
+/// script missing) and answers each append; whether any committed.
+async fn commit(inner: &Inner, last: &mut HashMap<TenantId, Ulid>, calls: Vec<Call>) -> bool {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for call in &calls {
+        pipe.add_command(call.cmd.clone());
     }
+    // The other nodes' tick rides on the commit's own round trip; Redis
+    // runs it after the calls. A tick for a batch of duplicates is only a
+    // spurious wake-up.
+    pipe.cmd("PUBLISH")
+        .arg(inner.keys.bus())
+        .arg(inner.bus_message(b"c"));
     inner.pipelines.fetch_add(1, Ordering::SeqCst);
     // The raw connection: appends queued before `close` still go through.
     let mut con = inner.conn.clone();
-    let answers: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut con).await {
-        Ok(answers) => answers,
-        Err(e) => {
-            // Which of them Redis ran is unknown: each caller hears
-            // Unavailable, and a sender retry may store a copy.
-            for t in sent {
-                let _ = t.job.reply.send(Err(codec::unavailable(e.clone())));
-            }
-            return (Vec::new(), false);
-        }
-    };
-    let mut again = Vec::new();
     let mut committed = false;
-    let mut reload = false;
-    for ((mut t, id), answer) in sent.into_iter().zip(minted).zip(answers) {
-        let outcome = match answer {
-            Ok(v) => decode(v),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                reload = true;
-                Outcome::Retry(None, None)
+    let mut pending = calls;
+    for attempt in 0..2 {
+        let answers: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut con).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                // Which of them Redis ran is unknown: each caller hears
+                // Unavailable, and a sender retry may store a copy.
+                for call in pending {
+                    for reply in call.replies {
+                        let _ = reply.send(Err(codec::unavailable(e.clone())));
+                    }
+                }
+                return committed;
             }
-            Err(e) => Outcome::Done(Err(codec::unavailable(e))),
         };
-        match outcome {
-            Outcome::Done(Ok(())) => {
-                committed = true;
-                let received_at = id.ulid().timestamp_ms() as i64;
-                let _ = t.job.reply.send(Ok(Appended { id, received_at }));
-            }
-            Outcome::Done(Err(e)) => {
-                let _ = t.job.reply.send(Err(e));
-            }
-            Outcome::Retry(seen, now) => {
-                if let Some(seen) = seen {
-                    let entry = last.entry(t.job.event.tenant.clone()).or_insert(seen);
-                    *entry = (*entry).max(seen);
+        let mut missing = Vec::new();
+        for (call, answer) in pending.into_iter().zip(answers) {
+            match answer {
+                Err(e)
+                    if attempt == 0
+                        && e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    missing.push(call);
                 }
-                if let Some(now) = now {
-                    inner.clock.observe(now);
-                    t.lead_ms = lead_after(t.lead_ms, id.ulid().timestamp_ms() as i64, now);
+                Err(e) => {
+                    for reply in call.replies {
+                        let _ = reply.send(Err(codec::unavailable(e.clone())));
+                    }
                 }
-                t.rounds += 1;
-                if t.rounds >= MAX_ROUNDS {
-                    let e = Error::Unavailable("could not order the event after retries".into());
-                    let _ = t.job.reply.send(Err(e));
-                } else {
-                    again.push(t);
-                }
+                Ok(v) => committed |= settle(inner, last, call, v),
             }
         }
-    }
-    if reload {
+        if missing.is_empty() {
+            break;
+        }
+        // Redis lost its script cache (a restart or SCRIPT FLUSH): none of
+        // these calls ran, so sending them again stores nothing twice.
         let _ = inner
             .scripts
             .append
             .prepare_invoke()
             .load_async(&mut con)
             .await;
+        pipe = redis::pipe();
+        pipe.ignore_errors();
+        for call in &missing {
+            pipe.add_command(call.cmd.clone());
+        }
+        pending = missing;
     }
-    (again, committed)
+    committed
 }
 
-enum Outcome {
-    Done(Result<()>),
-    /// Re-mint above this id and this Redis time.
-    Retry(Option<Ulid>, Option<i64>),
-}
-
-fn decode(v: Value) -> Outcome {
-    let parsed = (|| -> Result<Outcome> {
-        let mut items = codec::array(v)?.into_iter();
-        let tag = codec::text(items.next().unwrap_or(Value::Nil))?;
-        Ok(match tag.as_str() {
-            "ok" => Outcome::Done(Ok(())),
-            "nf" => Outcome::Done(Err(Error::NotFound)),
-            "dup" => Outcome::Done(Err(Error::Duplicate)),
-            "retry" => {
-                let seen = codec::text(items.next().unwrap_or(Value::Nil))?;
-                let seen = seen.parse::<EventId>().ok().map(|id| id.ulid());
-                let now = codec::opt_ms(items.next().unwrap_or(Value::Nil))?;
-                Outcome::Retry(seen, now)
+/// Answers the appends of one call from its script's answer; whether any
+/// committed.
+fn settle(inner: &Inner, last: &mut HashMap<TenantId, Ulid>, call: Call, answer: Value) -> bool {
+    let (now, answers) = match decode(answer, call.replies.len()) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            let e = e.to_string();
+            for reply in call.replies {
+                let _ = reply.send(Err(Error::Corrupt(e.clone())));
             }
-            other => Outcome::Done(Err(Error::Corrupt(format!("append answered {other:?}")))),
-        })
-    })();
-    parsed.unwrap_or_else(|e| Outcome::Done(Err(e)))
+            return false;
+        }
+    };
+    inner.clock.observe(now);
+    let mut committed = false;
+    for (reply, outcome) in call.replies.into_iter().zip(answers) {
+        if let Ok(appended) = &outcome {
+            committed = true;
+            let seen = last
+                .entry(call.tenant.clone())
+                .or_insert(appended.id.ulid());
+            *seen = (*seen).max(appended.id.ulid());
+        }
+        let _ = reply.send(outcome);
+    }
+    committed
 }
 
-/// The EVALSHA of one append.
-fn command(inner: &Inner, job: &Job, id: &EventId, ms: i64) -> Result<redis::Cmd> {
-    let e = &job.event;
-    let id_text = id.to_string();
+/// A script answer: Redis time and one outcome per event sent.
+fn decode(v: Value, events: usize) -> Result<(i64, Vec<Result<Appended>>)> {
+    let mut items = codec::array(v)?.into_iter();
+    let now = codec::opt_ms(items.next().unwrap_or(Value::Nil))?
+        .ok_or_else(|| Error::Corrupt("append answered no time".into()))?;
+    let _remints = items.next();
+    let outcomes = codec::array(items.next().unwrap_or(Value::Nil))?;
+    if outcomes.len() != events {
+        return Err(Error::Corrupt(format!(
+            "append answered {} outcomes for {events} events",
+            outcomes.len()
+        )));
+    }
+    let outcomes = outcomes
+        .into_iter()
+        .map(|o| {
+            let mut items = codec::array(o)?.into_iter();
+            let tag = codec::text(items.next().unwrap_or(Value::Nil))?;
+            match tag.as_str() {
+                "ok" => {
+                    let id = codec::text(items.next().unwrap_or(Value::Nil))?
+                        .parse::<EventId>()
+                        .map_err(|e| Error::Corrupt(format!("append answered an id: {e}")))?;
+                    let received_at = id.ulid().timestamp_ms() as i64;
+                    Ok(Appended { id, received_at })
+                }
+                "nf" => Err(Error::NotFound),
+                "dup" => Err(Error::Duplicate),
+                other => Err(Error::Corrupt(format!("append answered {other:?}"))),
+            }
+        })
+        .collect();
+    Ok((now, outcomes))
+}
+
+/// Adds one event's arguments to its call, in `lua/append.lua`'s order.
+fn event_args(
+    cmd: &mut redis::Cmd,
+    e: &NewEvent,
+    id: &EventId,
+    ms: i64,
+    payload: Option<Vec<u8>>,
+) -> Result<()> {
     let meta = EventMeta {
         bucket: e.bucket.clone(),
         input: e.input,
@@ -281,45 +340,21 @@ fn command(inner: &Inner, job: &Job, id: &EventId, ms: i64) -> Result<redis::Cmd
         verified: e.verified,
         marks: e.marks.clone(),
     };
-    let payload = match &job.plaintext {
-        Some(plain) => Some(sealed::seal_event(&inner.crypto, &id_text, plain)?.0),
-        None => None,
-    };
+    let meta = to_json(&meta)?;
     let window = e.dedup_window_ms.clamp(0, MAX_DEDUP_WINDOW_MS);
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(inner.scripts.append.get_hash())
-        .arg(1)
-        .arg(inner.keys.tenant(&e.tenant))
-        .arg(&id_text)
+    cmd.arg(id.to_string())
         .arg(ms)
         .arg(e.bucket.as_str())
         .arg(e.input.to_string())
-        .arg(to_json(&meta)?)
+        .arg(meta)
         .arg(if payload.is_some() { "1" } else { "0" })
         .arg(payload.unwrap_or_default())
         .arg(if e.delivery_id.is_some() { "1" } else { "0" })
         .arg(e.delivery_id.as_deref().unwrap_or_default())
         .arg(window)
-        .arg(SKEW_MS)
         .arg(if e.marks.delivers() { "1" } else { "0" });
-    Ok(cmd)
+    Ok(())
 }
 
 /// The longest dedup window honoured (as in SQLite).
 const MAX_DEDUP_WINDOW_MS: i64 = 3_600_000;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_append_refused_for_its_age_is_minted_ahead_by_its_lag() {
-        // Refused 700 ms behind: the next round is minted 1.4 s ahead.
-        assert_eq!(lead_after(0, 10_000, 10_700), 1_400);
-        // Refused for another node's id, not its age: no lead.
-        assert_eq!(lead_after(0, 10_000, 10_010), 0);
-        // Leads add up, within the cap.
-        assert_eq!(lead_after(1_400, 11_400, 12_100), 2_800);
-        assert_eq!(lead_after(0, 0, 100_000), MAX_LEAD_MS);
-    }
-}

@@ -40,10 +40,7 @@ impl Inner {
     }
 
     pub(super) async fn publish(&self, body: &[u8]) -> Result<()> {
-        let mut msg = Vec::with_capacity(self.node.len() + 1 + body.len());
-        msg.extend_from_slice(self.node.as_bytes());
-        msg.push(0);
-        msg.extend_from_slice(body);
+        let msg = self.bus_message(body);
         // The raw connection: the writer still announces the appends it
         // finishes while `close` drains it.
         let mut con = self.conn.clone();
@@ -52,6 +49,16 @@ impl Inner {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// A bus message from this node (the append writer sends its commit
+    /// tick in the pipeline of the commit itself).
+    pub(super) fn bus_message(&self, body: &[u8]) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(self.node.len() + 1 + body.len());
+        msg.extend_from_slice(self.node.as_bytes());
+        msg.push(0);
+        msg.extend_from_slice(body);
+        msg
     }
 
     /// Handles one bus message.

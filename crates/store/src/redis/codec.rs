@@ -120,14 +120,23 @@ pub(super) struct EventMeta {
     pub(super) marks: model::EventMarks,
 }
 
-/// Decodes an event hash (`m` metadata, `p` sealed payload if kept) and
-/// opens its payload; a payload that does not open is reported on that
-/// event alone, like SQLite does.
+/// Decodes an event hash (`m` metadata, `p` sealed payload if kept, `a`
+/// the id it was sealed under when the append script re-minted the
+/// event's id) and opens its payload; a payload that does not open is
+/// reported on that event alone, like SQLite does.
 pub(super) fn event(tenant: &TenantId, id: &str, f: &Fields, keys: &Keyring) -> Result<Event> {
     let what = "event";
     let meta: EventMeta = from_json(field(f, "m", what)?, what)?;
+    let event_id = id
+        .parse::<EventId>()
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+    let sealed_as = match f.get("a") {
+        Some(a) => std::str::from_utf8(a)
+            .map_err(|_| Error::Corrupt(format!("{what}: field a is not UTF-8")))?,
+        None => id,
+    };
     let (query, headers, body, forwarded) =
-        match f.get("p").map(|p| sealed::open_event(keys, id, p)) {
+        match f.get("p").map(|p| sealed::open_event(keys, sealed_as, p)) {
             None => (None, None, EventBody::Omitted { size: meta.size }, None),
             Some(Ok(p)) => (
                 Some(p.query),
@@ -146,14 +155,14 @@ pub(super) fn event(tenant: &TenantId, id: &str, f: &Fields, keys: &Keyring) -> 
             }
         };
     Ok(Event {
-        id: id
-            .parse::<EventId>()
-            .map_err(|e| Error::Corrupt(e.to_string()))?,
+        id: event_id,
         tenant: tenant.clone(),
         bucket: meta.bucket,
         input: meta.input,
         integration: meta.integration,
-        received_at: meta.received_at,
+        // The id's time, which the metadata's copy of it equals unless the
+        // append script re-minted the id.
+        received_at: event_id.ulid().timestamp_ms() as i64,
         method: meta.method,
         path: meta.path,
         query,

@@ -339,7 +339,13 @@ impl RedisKeyMaintenance {
                 .hget(&record.key, record.field)
                 .await
                 .map_err(unavailable)?;
-            let aad = sealed::aad_of(record.table, &record.id);
+            // An event whose id the append script re-minted was sealed
+            // under the id it keeps in `a`.
+            let sealed_as: Option<String> = match record.table {
+                Table::Events => self.con.hget(&record.key, "a").await.map_err(unavailable)?,
+                _ => None,
+            };
+            let aad = sealed::aad_of(record.table, sealed_as.as_deref().unwrap_or(&record.id));
             match sealed::reseal(&self.crypto, &aad, &value) {
                 Ok(Some(resealed)) => {
                     let swapped: i64 = redis::Script::new(SWAP)

@@ -13,13 +13,13 @@
 //! - `scripts` and `lua/`: the Lua scripts (one tenant, one slot each).
 //! - `tenants`: [`crate::Tenants`], tenants and tokens; `objects`:
 //!   [`crate::Buckets`], buckets, inputs, outputs.
-//! - `append`: the writer task (group commit, id mint, retries).
+//! - `append`: the writer task (group commit, id proposal and re-mint).
 //! - `events`: [`crate::EventLog`]: appends, reads, resend, retention.
 //! - `deliveries`: [`crate::DeliveryQueue`]: agent groups, due queues and
 //!   claims, settling.
 //! - `cluster`: clock, liveness, sweeper.
 //! - `bus`: [`crate::ClusterBus`]: commit ticks, signals, agents.
-//! - `limiter`: [`crate::Limiter`].
+//! - `limiter`: [`crate::Limiter`] (counts batched like appends).
 //! - `maintenance`: [`RedisKeyMaintenance`], what `hookrelay keys` does.
 //!
 //! # Keys
@@ -34,9 +34,9 @@
 //! | `P i:<id>`, `P iname` | hash, hash | input JSON, sealed secrets; name → id |
 //! | `P o:<id>` | hash | output JSON, bucket, created |
 //! | `P k:<key>`, `P tokens` | hash, set | token JSON, hash, description, buckets; keys |
-//! | `P e:<id>` | hash | event metadata JSON, sealed payload |
+//! | `P e:<id>` | hash | event metadata JSON, sealed payload (and the id it was sealed under, if re-minted: `append`) |
 //! | `P ev`, `P b:<id>:ev` | zset (lex) | event ids of the tenant, of a bucket |
-//! | `P last` | string | the tenant's last committed event id |
+//! | `P last`, `P remints` | string | the tenant's last committed event id; how many ids the append script re-minted |
 //! | `P dd:<input>:<delivery id>` | string, PX | dedup entry: expiry time |
 //! | `P d:<member>`, `P ed:<event>` | hash, zset | a delivery; an event's deliveries |
 //! | `P gl` | zset | `<bucket>\|=<group>` by the time until which the group counts as live |
@@ -174,6 +174,8 @@ pub(super) struct Inner {
     /// Held by the writer while it handles a batch (`close` waits on it).
     busy: tokio::sync::Mutex<()>,
     writer: mpsc::Sender<append::Job>,
+    /// Rate-limit requests for the counting task (`limiter`).
+    hits: mpsc::Sender<limiter::Hit>,
 }
 
 impl Inner {
@@ -194,7 +196,7 @@ impl Inner {
 /// The Redis implementation of [`crate::Store`]; one per node.
 pub struct RedisStore {
     inner: Arc<Inner>,
-    /// The writer, liveness, sweeper and bus tasks: aborted on drop (a
+    /// The writer, rate-limit counter, liveness, sweeper and bus tasks: aborted on drop (a
     /// dropped store is a dead node: its claims wait for the sweepers of
     /// the others) and on close.
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -225,6 +227,7 @@ impl RedisStore {
                 .map_err(unavailable)?;
         }
         let (writer, jobs) = mpsc::channel(append::QUEUE);
+        let (hits, counted) = mpsc::channel(limiter::QUEUE);
         let inner = Arc::new(Inner {
             conn,
             client,
@@ -243,12 +246,14 @@ impl RedisStore {
             pipelines: AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
             writer,
+            hits,
         });
         inner.check_keys().await?;
         inner.refresh().await?;
         let pubsub = bus::subscribe(&inner).await?;
         let tasks = vec![
             tokio::spawn(append::writer(Arc::clone(&inner), jobs)),
+            tokio::spawn(limiter::counter(Arc::clone(&inner), counted)),
             tokio::spawn(cluster::liveness(Arc::clone(&inner))),
             tokio::spawn(cluster::sweeper(Arc::clone(&inner))),
             tokio::spawn(bus::listen(Arc::clone(&inner), pubsub)),

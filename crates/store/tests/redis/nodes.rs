@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::EventId;
+use model::{EventBody, EventId};
 use store::conformance::World;
 use store::prelude::*;
 use store::{Cursor, Error, EventQuery};
@@ -72,6 +72,10 @@ async fn appends_from_two_nodes_share_one_order() {
         .all(|p| p[0].received_at <= p[1].received_at));
     for node in [&a, &b] {
         let read = node.events(&w.tenant, &everything()).await.expect("events");
+        // Ids the append script re-minted included: their payloads open.
+        assert!(read
+            .iter()
+            .all(|e| matches!(e.body, EventBody::Stored(ref b) if b == b"{\"hello\":\"world\"}")));
         let ids: Vec<EventId> = read.iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), N + 1);
         assert!(ids.windows(2).all(|p| p[0] < p[1]));
@@ -135,6 +139,42 @@ async fn rate_limits_count_across_nodes() {
         .await
         .expect("rate limit");
     assert_eq!(other, store::RateDecision::Allowed, "keys are separate");
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// Concurrent requests on one key, batched into shared script calls on
+/// each node, are counted one by one: exactly the limit passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rate_limit_hits_are_counted_exactly() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let limit = model::RateLimit {
+        requests: 50,
+        window_seconds: 60,
+    };
+    let now = store::clock::now_ms();
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let node = Arc::clone(if i % 2 == 0 { &a } else { &b });
+            let key = if i % 4 < 2 {
+                "ingest:one"
+            } else {
+                "ingest:two"
+            };
+            tokio::spawn(async move { (key, node.rate_limit(key, limit, now).await) })
+        })
+        .collect();
+    let mut allowed = std::collections::HashMap::new();
+    for task in tasks {
+        let (key, decision) = task.await.expect("task");
+        if decision.expect("rate limit") == store::RateDecision::Allowed {
+            *allowed.entry(key).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(allowed.get("ingest:one"), Some(&50));
+    assert_eq!(allowed.get("ingest:two"), Some(&50));
     a.close().await;
     b.close().await;
     cleanup(&ns).await;
@@ -231,6 +271,61 @@ async fn receive_times_follow_redis_time() {
             appended.received_at
         );
         assert!(node.visible_before() <= redis_time().await);
+    }
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}
+
+/// Another node's commit ahead of this node's proposal (here a `last` id a
+/// minute ahead, as a node with a fast clock would leave): the append
+/// script mints the id above it instead of refusing, the payload still
+/// opens, and the node proposes above it from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_behind_the_last_commit_is_reminted_not_refused() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let w = World::create(&a, "remint").await;
+    let prefix = format!("{ns}:{{{}}}:", w.tenant.as_str());
+    let client = redis::Client::open(super::url()).expect("redis url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let ahead = redis_time().await + 60_000;
+    let planted = EventId::from_ulid(ulid::Ulid::from_parts(ahead as u64, 7));
+    redis::cmd("SET")
+        .arg(format!("{prefix}last"))
+        .arg(planted.to_string())
+        .query_async::<()>(&mut con)
+        .await
+        .expect("SET last");
+
+    let first = a.append(w.event()).await.expect("re-minted, not refused");
+    assert!(first.id > planted, "{} above {planted}", first.id);
+    assert_eq!(first.received_at, ahead);
+    // A's next proposal is above what it learnt; B's is not, and is re-minted.
+    let second = a.append(w.event()).await.expect("append on A");
+    let third = b.append(w.event()).await.expect("append on B");
+    assert!(first.id < second.id && second.id < third.id);
+    let remints: i64 = redis::cmd("GET")
+        .arg(format!("{prefix}remints"))
+        .query_async(&mut con)
+        .await
+        .expect("GET remints");
+    assert_eq!(remints, 2, "the first append on each node");
+
+    for node in [&a, &b] {
+        let read = node.events(&w.tenant, &everything()).await.expect("events");
+        let ids: Vec<EventId> = read.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [first.id, second.id, third.id]);
+        for e in &read {
+            assert!(matches!(e.body, EventBody::Stored(_)), "{} opens", e.id);
+            assert_eq!(e.received_at, e.id.ulid().timestamp_ms() as i64);
+        }
+        let (one, deliveries) = node.event(&w.tenant, &third.id).await.expect("event");
+        assert!(matches!(one.body, EventBody::Stored(_)));
+        assert_eq!(deliveries.len(), 2, "one per output of the bucket");
     }
     a.close().await;
     b.close().await;
