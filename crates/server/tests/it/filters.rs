@@ -100,11 +100,13 @@ async fn four_events(relay: &Relay, destination: &Destination) -> (Vec<Value>, V
         let (status, _) =
             testkit::post(&relay.http, gh["url"].as_str().unwrap(), &headers, body).await;
         assert_eq!(status, StatusCode::OK);
+        next_millisecond(relay).await;
     }
     for body in [&b"hello again"[..], b"bye"] {
         let (status, _) =
             testkit::post(&relay.http, plain["url"].as_str().unwrap(), &[], body).await;
         assert_eq!(status, StatusCode::OK);
+        next_millisecond(relay).await;
     }
     let events = relay.events().await;
     assert_eq!(events.len(), 4);
@@ -122,6 +124,23 @@ async fn four_events(relay: &Relay, destination: &Destination) -> (Vec<Value>, V
     })
     .await;
     (events, gh)
+}
+
+/// Waits until the clock has passed the newest event's `receivedAt`, so
+/// that the next event is received in a later millisecond and a time range
+/// can tell the two apart (an append can take well under a millisecond).
+async fn next_millisecond(relay: &Relay) {
+    let newest = relay
+        .events()
+        .await
+        .iter()
+        .filter_map(|e| e["receivedAt"].as_i64())
+        .max()
+        .unwrap_or(0);
+    testkit::wait_until(PATIENCE, "the clock passed the newest event", || async {
+        store::clock::now_ms() > newest
+    })
+    .await;
 }
 
 fn relay_reaching_loopback() -> testkit::RelayBuilder {
