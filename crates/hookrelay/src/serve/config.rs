@@ -291,10 +291,15 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
     if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout) {
         config.header_read_timeout = Duration::from_secs(secs.max(1));
     }
-    let node_url = match args.node_url.or(file.node_url) {
-        Some(url) => Some(node_url(&url)?),
-        None => None,
-    };
+    let node_url =
+        match args.node_url.or(file.node_url) {
+            Some(_) if config.tls.is_some() => return Err(config_error(
+                "--node-url with --tls-cert: nodes serving TLS cannot carry tunnel requests to \
+                 each other yet (node URLs are http://)",
+            )),
+            Some(url) => Some(node_url(&url)?),
+            None => None,
+        };
     Ok(Resolved {
         listen,
         data_dir,
