@@ -95,6 +95,21 @@ impl Key {
         self.id
     }
 
+    /// A key for another purpose than sealing, named by `label` (e.g. the
+    /// nodes' shared key for node-to-node requests): SHA-256 over a label
+    /// and this key. The key is 256 uniformly random bits, so a hash with a
+    /// distinct label per purpose is a sound derivation, and the derived
+    /// key reveals nothing of the master key or of another purpose's.
+    pub fn derive(&self, label: &str) -> [u8; KEY_LEN] {
+        Sha256::new()
+            .chain_update(b"hookrelay derived key\0")
+            .chain_update(label.as_bytes())
+            .chain_update([0])
+            .chain_update(self.bytes)
+            .finalize()
+            .into()
+    }
+
     /// The key in standard base64, the form of `HOOKRELAY_MASTER_KEY` and of
     /// the key file. Only for writing the key where it belongs.
     pub fn to_base64(&self) -> String {

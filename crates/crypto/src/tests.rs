@@ -178,3 +178,16 @@ fn seal_cost() {
         println!("{size:>7} B: seal {seal:?}, open {open:?} per record");
     }
 }
+
+#[test]
+fn derived_keys_differ_by_label_and_by_key() {
+    let a = Key::from_bytes([1; KEY_LEN]);
+    let b = Key::from_bytes([2; KEY_LEN]);
+    assert_eq!(
+        a.derive("node"),
+        Key::from_bytes([1; KEY_LEN]).derive("node")
+    );
+    assert_ne!(a.derive("node"), a.derive("other"));
+    assert_ne!(a.derive("node"), b.derive("node"));
+    assert_ne!(a.derive("node"), [1; KEY_LEN]);
+}

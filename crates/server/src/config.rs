@@ -124,6 +124,10 @@ pub struct Config {
     /// answer may carry (`None`: unlimited, DESIGN §10). A larger declared
     /// request answers 413; a stream that passes it is cut.
     pub tunnel_body_limit: Option<u64>,
+    /// `--node-url` with a shared store: where the other nodes reach this
+    /// one for tunnels whose agents it holds (DESIGN §10). `None`: no
+    /// other node sends tunnel requests here (one node, or none given).
+    pub node: Option<NodeLink>,
     /// Wall time of one function call (DESIGN §9: 100 ms).
     pub function_timeout: Duration,
     /// Memory one function call may allocate (DESIGN §9: 16 MiB).
@@ -131,6 +135,17 @@ pub struct Config {
     /// The most events, and body bytes, one filtered event read or bulk
     /// resend examines (`GET /v1/events`, `POST /v1/events/resend`).
     pub event_scan: ScanBound,
+}
+
+/// This node's part in carrying tunnel requests between nodes.
+#[derive(Debug, Clone)]
+pub struct NodeLink {
+    /// This node's base URL as the other nodes reach it (`http://host:port`).
+    pub url: String,
+    /// The node-to-node keys derived from the master keys (base64), the
+    /// active key's first: requests carry the first, and any one is
+    /// accepted, so nodes mid-rotation still reach each other.
+    pub keys: Vec<Secret>,
 }
 
 /// A bound on one scan of the event log.
@@ -186,6 +201,7 @@ impl Config {
             allow_private_destinations: false,
             tunnel_domain: None,
             tunnel_body_limit: None,
+            node: None,
             function_timeout: functions::Limits::default().time,
             function_memory: functions::Limits::default().memory,
             event_scan: ScanBound::default(),

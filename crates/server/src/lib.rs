@@ -75,7 +75,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use bootstrap::Bootstrapped;
-pub use config::Config;
+pub use config::{Config, NodeLink};
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -116,8 +116,10 @@ pub async fn run(
         public_stop.clone(),
     ));
     let signals = tokio::spawn(cluster::listen(state.clone(), shutdown.child_token()));
+    let holds = tokio::spawn(tunnel::refresh_holds(state.clone(), shutdown.child_token()));
     listener::serve(listener, app, &config, shutdown).await;
     let _ = signals.await;
+    let _ = holds.await;
     state.hub.stop();
     public_stop.cancel();
     let _ = public.await;

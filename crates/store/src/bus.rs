@@ -4,10 +4,14 @@
 //! that is the one thing every node already reaches. The embedded store has
 //! one node, and keeps the trait's defaults (nothing sent, nothing heard)
 //! but the configuration feed, which every store keeps.
-//! A node-to-node channel for tunnels (DESIGN §10) belongs beside it.
+//! Tunnels (DESIGN §10) keep here which nodes hold a tunnel's agents, so
+//! a node without one knows where to carry a visitor's request; the
+//! request itself goes node to node, never through the store.
 
 use async_trait::async_trait;
-use model::{EventId, TenantId};
+use std::time::Duration;
+
+use model::{EventId, TenantId, TunnelId};
 use tokio::sync::watch;
 
 use crate::Result;
@@ -73,6 +77,21 @@ pub trait ClusterBus: Send + Sync + 'static {
     /// Withdraws an agent announced by this node.
     async fn withdraw_agent(&self, _tenant: &TenantId, _agent_id: &str) -> Result<()> {
         Ok(())
+    }
+    /// Records that the node reachable at `node_url` holds agents of
+    /// `tunnel`, for `ttl` unless refreshed: a node that dies without
+    /// [`ClusterBus::release_tunnel`] drops out when its hold lapses.
+    async fn hold_tunnel(&self, _tunnel: &TunnelId, _node_url: &str, _ttl: Duration) -> Result<()> {
+        Ok(())
+    }
+    /// The node at `node_url` holds no agent of `tunnel` any more.
+    async fn release_tunnel(&self, _tunnel: &TunnelId, _node_url: &str) -> Result<()> {
+        Ok(())
+    }
+    /// The URLs of the nodes whose hold on `tunnel` has not lapsed (this
+    /// node's own among them); empty when the store knows only this node.
+    async fn tunnel_nodes(&self, _tunnel: &TunnelId) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
     /// The tenant's agents on every live node, as announced; `None` when
     /// the store knows only this node (the caller lists its own).

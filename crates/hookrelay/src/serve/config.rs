@@ -83,6 +83,12 @@ pub(crate) struct ServeArgs {
     /// with a KiB/MiB/GiB suffix (e.g. 100MiB) [default: unlimited].
     #[arg(long, env = "HOOKRELAY_TUNNEL_BODY_LIMIT")]
     tunnel_body_limit: Option<String>,
+    /// With a shared store (redis://): this node's address as the other
+    /// nodes reach it, http://HOST:PORT, so they can carry tunnel requests
+    /// to the agents connected here [default: http:// and the listen
+    /// address, unless that is a wildcard such as 0.0.0.0].
+    #[arg(long, env = "HOOKRELAY_NODE_URL")]
+    node_url: Option<String>,
     /// A TOML file with the same settings (snake_case keys).
     #[arg(long, env = "HOOKRELAY_CONFIG")]
     config: Option<PathBuf>,
@@ -118,6 +124,7 @@ struct FileConfig {
     function_memory_mib: Option<usize>,
     tunnel_domain: Option<String>,
     tunnel_body_limit: Option<String>,
+    node_url: Option<String>,
 }
 
 /// Where events and configuration live.
@@ -137,6 +144,8 @@ pub(super) struct Resolved {
     /// Whether `config.public_url` was configured, rather than derived from
     /// the listen address (which is only known for port 0 after binding).
     pub(super) public_url_given: bool,
+    /// `--node-url`, checked; `None` when not given.
+    pub(super) node_url: Option<String>,
     pub(super) config: server::Config,
 }
 
@@ -282,13 +291,44 @@ pub(super) fn resolve(args: ServeArgs, env: &[(String, String)]) -> anyhow::Resu
     if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout) {
         config.header_read_timeout = Duration::from_secs(secs.max(1));
     }
+    let node_url =
+        match args.node_url.or(file.node_url) {
+            Some(_) if config.tls.is_some() => return Err(config_error(
+                "--node-url with --tls-cert: nodes serving TLS cannot carry tunnel requests to \
+                 each other yet (node URLs are http://)",
+            )),
+            Some(url) => Some(node_url(&url)?),
+            None => None,
+        };
     Ok(Resolved {
         listen,
         data_dir,
         store,
         public_url_given,
+        node_url,
         config,
     })
+}
+
+/// `--node-url`: `http://host:port`, nothing after the authority (the
+/// node-to-node client speaks HTTP/2 without TLS, on the nodes' network).
+fn node_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim_end_matches('/');
+    let valid = url::Url::parse(url).is_ok_and(|parsed| {
+        parsed.scheme() == "http"
+            && parsed.host_str().is_some_and(|h| !h.is_empty())
+            && parsed.username().is_empty()
+            && parsed.password().is_none()
+            && parsed.path() == "/"
+            && parsed.query().is_none()
+            && parsed.fragment().is_none()
+    }) && !url["http://".len().min(url.len())..].contains('/');
+    if !valid {
+        return Err(config_error(format!(
+            "--node-url {url:?}: expected http://HOST:PORT, the address other nodes reach this one at"
+        )));
+    }
+    Ok(url.to_owned())
 }
 
 /// `--tunnel-domain`: DNS labels separated by dots, lower-cased.
@@ -422,6 +462,34 @@ mod tests {
         let resolved = resolve(args, &[]).expect("the sample resolves");
         assert!(matches!(resolved.store, StoreChoice::Sqlite));
         assert_eq!(resolved.config.bcrypt_cost, 12);
+    }
+
+    #[test]
+    fn node_urls_are_http_host_and_port() {
+        for good in [
+            "http://10.0.0.5:8080",
+            "http://node-2.internal:80/",
+            "http://[::1]:9",
+        ] {
+            assert!(node_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "10.0.0.5:8080",
+            "https://node:443",
+            "http://",
+            "http://node/base",
+            "http://user@node:80",
+            "http://node:80?x",
+        ] {
+            assert!(node_url(bad).is_err(), "{bad}");
+        }
+        let args = ServeArgs {
+            node_url: Some("http://10.0.0.5:8080/".into()),
+            ..ServeArgs::default()
+        };
+        let resolved = resolve(args, &[]).unwrap();
+        assert_eq!(resolved.node_url.as_deref(), Some("http://10.0.0.5:8080"));
     }
 
     #[test]

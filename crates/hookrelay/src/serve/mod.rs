@@ -45,6 +45,7 @@ pub(crate) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
         data_dir,
         store: store_choice,
         public_url_given,
+        node_url,
         mut config,
     } = resolve(args, &env)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -62,6 +63,7 @@ pub(crate) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
 
     let master = var_of(&env, crate::keys::ENV);
     let (keys, source) = crate::keys::load(&data_dir, master.as_deref(), true)?;
+    config.node = node_link(&store_choice, node_url, &config, local, &keys);
     let keys = crypto::Keyring::new(&keys).map_err(|e| config_error(format!("master key: {e}")))?;
     let from = match source {
         crate::keys::Source::Env => crate::keys::ENV.to_owned(),
@@ -87,6 +89,48 @@ pub(crate) async fn run(args: ServeArgs, log_format: LogFormat) -> anyhow::Resul
     server::run(listener, config, store, shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// What the node needs to take part in cross-node tunnels (DESIGN §10):
+/// only with the shared store, at `--node-url` or, without it, at its
+/// listen address when that is one the other nodes can dial.
+fn node_link(
+    store: &StoreChoice,
+    given: Option<String>,
+    config: &server::Config,
+    local: std::net::SocketAddr,
+    keys: &[crypto::Key],
+) -> Option<server::NodeLink> {
+    use base64::Engine;
+    let url = match (store, given) {
+        (StoreChoice::Sqlite, Some(_)) => {
+            tracing::warn!(
+                "--node-url is for a shared store (redis://); the embedded store has one node"
+            );
+            return None;
+        }
+        (StoreChoice::Sqlite, None) => return None,
+        (StoreChoice::Redis(..), Some(url)) => url,
+        (StoreChoice::Redis(..), None) if config.tls.is_none() && !local.ip().is_unspecified() => {
+            format!("http://{local}")
+        }
+        (StoreChoice::Redis(..), None) => {
+            tracing::warn!(
+                "no --node-url: tunnel requests reaching this node are carried to other nodes, \
+                 but none are carried here"
+            );
+            return None;
+        }
+    };
+    tracing::info!(node_url = %url, "other nodes send tunnel requests for agents here");
+    let keys = keys
+        .iter()
+        .map(|key| {
+            let derived = key.derive("node-to-node tunnel requests");
+            model::Secret::new(base64::engine::general_purpose::STANDARD.encode(derived))
+        })
+        .collect();
+    Some(server::NodeLink { url, keys })
 }
 
 async fn open_store(

@@ -562,6 +562,16 @@ fn tunnels(doc: &mut Doc) {
             .empty(101, "switching protocols"),
     );
     doc.add(
+        ANY,
+        "/v1/tunnel/node/{rest}",
+        op("A tunnel request carried from another node")
+            .says("`/v1/tunnel/node/{tunnel id}/...`: with a shared store, a node that has none of a tunnel's agents sends the visitor's request (already routed, authorised and given its `X-Forwarded-*` headers) here, to a node that has one (`serve --node-url`). Only for the cluster's nodes: the `X-Hookrelay-Node-Key` header carries a key derived from the shared master key.")
+            .path_param("rest", "the tunnel's id, then the path sent to the service")
+            .raw_body("the visitor's request")
+            .answer_as(200, "*/*", "the service's answer, whatever its status")
+            .errors(&[401, 404, 502, 504]),
+    );
+    doc.add(
         &[Post],
         "/hookrelay.v1.Tunnel/Open",
         op("Tunnel agent connection over gRPC")

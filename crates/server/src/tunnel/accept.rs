@@ -149,12 +149,14 @@ async fn run(state: AppState, mut io: BoxIo, peer: Option<SocketAddr>) {
         Err(err) => return tracing::info!(%err, "tunnel HTTP/2 failed to start"),
     };
     state.tunnels.add(&tunnel.id, number, sender);
+    super::nodes::held(&state, &tunnel.id).await;
     tracing::info!(tunnel = %tunnel.id, agent = number, "tunnel agent connected");
     tokio::select! {
         end = connection => if let Err(err) = end { tracing::info!(%err, "tunnel connection ended") },
         () = state.shutdown.cancelled() => {}
     }
     state.tunnels.remove(&tunnel.id, number);
+    super::nodes::released(&state, &tunnel.id).await;
     tracing::info!(tunnel = %tunnel.id, agent = number, "tunnel agent disconnected");
 }
 

@@ -125,3 +125,34 @@ where
         self.inner.size_hint()
     }
 }
+
+/// An answer relayed for another node: its agent counts as busy until the
+/// body ends (that node logs the request).
+pub(crate) struct Holding<B> {
+    pub(crate) inner: B,
+    pub(crate) _busy: Busy,
+}
+
+impl<B> Body for Holding<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<tower::BoxError>,
+{
+    type Data = Bytes;
+    type Error = tower::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tower::BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

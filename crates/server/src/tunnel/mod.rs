@@ -17,6 +17,7 @@
 //! - `log`: the bounded per-tunnel ring of request metadata.
 //! - `metrics`: the tunnel figures of `/metrics`.
 //! - `names`: tunnels by name, cached along the store's configuration feed.
+//! - `nodes`: requests carried to the node that holds the tunnel's agent.
 //! - `api`: `/v1/tunnels` and `/v1/tunnels/{id}/requests`.
 
 mod accept;
@@ -25,6 +26,7 @@ mod body;
 mod log;
 mod metrics;
 mod names;
+mod nodes;
 mod proxy;
 pub(crate) mod route;
 
@@ -53,11 +55,18 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/t/{*rest}", any(proxy::by_path))
         .route("/v1/tunnel/ws", axum::routing::get(accept::websocket))
+        .route("/v1/tunnel/node/{*rest}", any(nodes::receive))
         .route_service(
             "/hookrelay.v1.Tunnel/Open",
             accept::grpc_service(state.clone()),
         )
         .merge(admin_router())
+}
+
+/// Keeps this node's holds on its tunnels in the store until `cancel`
+/// (with `serve --node-url`; otherwise returns at once).
+pub(crate) async fn refresh_holds(state: AppState, cancel: tokio_util::sync::CancellationToken) {
+    nodes::refresh_holds(state, cancel).await;
 }
 
 /// `/v1/tunnels`, also called in-process by the dashboard.
@@ -80,6 +89,8 @@ pub(crate) struct Registry {
     pub(crate) log: RequestLog,
     metrics: metrics::TunnelMetrics,
     pub(crate) names: names::Names,
+    /// Connections to the other nodes, for their tunnels' agents.
+    peers: nodes::Peers,
 }
 
 impl Registry {
@@ -91,6 +102,7 @@ impl Registry {
             next: AtomicU64::new(1),
             log: RequestLog::new(),
             metrics: metrics::TunnelMetrics::default(),
+            peers: nodes::Peers::default(),
         }
     }
 
@@ -146,6 +158,11 @@ impl Registry {
             .iter()
             .min_by_key(|a| a.in_flight.load(Ordering::Relaxed))
             .cloned()
+    }
+
+    /// The tunnels with an agent connected to this node.
+    fn tunnel_ids(&self) -> Vec<TunnelId> {
+        lock(&self.agents).keys().cloned().collect()
     }
 
     /// Agents connected to this node for `tunnel` (the API's view).

@@ -59,13 +59,35 @@ pub(crate) async fn by_host(
     }
 }
 
-fn unknown() -> Response {
+pub(super) fn unknown() -> Response {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "unknown_tunnel",
         "no tunnel by this name",
     )
     .into_response()
+}
+
+pub(super) fn offline() -> Response {
+    let message = "no agent serves this tunnel now";
+    ApiError::new(StatusCode::BAD_GATEWAY, "tunnel_offline", message).into_response()
+}
+
+pub(super) fn agent_gone() -> Response {
+    let message = "the tunnel agent went away before answering";
+    ApiError::new(StatusCode::BAD_GATEWAY, "tunnel_error", message).into_response()
+}
+
+pub(super) fn first_byte_timeout() -> Response {
+    let message = "the destination sent no answer within 60 s";
+    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "destination_timeout", message).into_response()
+}
+
+/// Where a request goes: an agent connected here, or another node that
+/// holds one (DESIGN §10, several nodes).
+enum Via {
+    Agent(tunnel::relay::Sender<Body>),
+    Node(String),
 }
 
 async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Request) -> Response {
@@ -111,23 +133,32 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
         bytes_out: 0,
         client_ip: client.to_string(),
     };
-    let Some(agent) = state.tunnels.pick(&tunnel.id) else {
-        let mut record = record;
-        record.status = 502;
-        state.tunnels.finished(&tunnel.id, record);
-        let message = "no agent serves this tunnel now";
-        return ApiError::new(StatusCode::BAD_GATEWAY, "tunnel_offline", message).into_response();
+    let upgrade = upgrade_protocol(req.headers());
+    let agent = state.tunnels.pick(&tunnel.id);
+    // Upgrades are served by the node that holds an agent: extended
+    // CONNECT is not carried between nodes.
+    let node = match (&agent, &upgrade) {
+        (None, None) => super::nodes::holder(&state, &tunnel.id).await,
+        _ => None,
     };
-    let mut sender = agent.sender.clone();
+    let (via, busy) = match (agent, node) {
+        (Some(agent), _) => (Via::Agent(agent.sender.clone()), Some(Busy::new(agent))),
+        (None, Some(node)) => (Via::Node(node), None),
+        (None, None) => {
+            let mut record = record;
+            record.status = 502;
+            state.tunnels.finished(&tunnel.id, record);
+            return offline();
+        }
+    };
     let mut finish = Finish {
         state: state.clone(),
         tunnel: tunnel.id.clone(),
         record,
         bytes_in: Arc::new(AtomicU64::new(0)),
         bytes_out: Arc::new(AtomicU64::new(0)),
-        _busy: Some(Busy::new(agent)),
+        _busy: busy,
     };
-    let upgrade = upgrade_protocol(req.headers());
     let visitor_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let outbound = match outbound(
         &state,
@@ -142,24 +173,31 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
         Err(err) => return err.into_response(),
     };
     let started = Instant::now();
-    let answer =
-        tokio::time::timeout(tunnel::FIRST_BYTE_TIMEOUT, sender.send_request(outbound)).await;
+    let sent = async {
+        match via {
+            Via::Agent(mut sender) => sender.send_request(outbound).await.map_err(|err| {
+                tracing::debug!(%err, tunnel = %tunnel.id, "tunnel request failed");
+            }),
+            Via::Node(node) => super::nodes::send(&state, &node, &tunnel.id, outbound)
+                .await
+                .map_err(|err| {
+                    tracing::info!(%err, tunnel = %tunnel.id, "tunnel request to another node failed");
+                }),
+        }
+    };
+    let answer = tokio::time::timeout(tunnel::FIRST_BYTE_TIMEOUT, sent).await;
     let latency = started.elapsed();
     finish.record.latency_ms = latency.as_millis() as u64;
     finish.record.latency_micros = Some(latency.as_micros() as u64);
     let response = match answer {
         Ok(Ok(response)) => response,
-        Ok(Err(err)) => {
-            tracing::debug!(%err, tunnel = %tunnel.id, "tunnel request failed");
+        Ok(Err(())) => {
             finish.record.status = 502;
-            let message = "the tunnel agent went away before answering";
-            return ApiError::new(StatusCode::BAD_GATEWAY, "tunnel_error", message).into_response();
+            return agent_gone();
         }
         Err(_) => {
             finish.record.status = 504;
-            let message = "the destination sent no answer within 60 s";
-            return ApiError::new(StatusCode::GATEWAY_TIMEOUT, "destination_timeout", message)
-                .into_response();
+            return first_byte_timeout();
         }
     };
     finish.record.status = response.status().as_u16();

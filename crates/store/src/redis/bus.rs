@@ -1,6 +1,9 @@
 //! The cluster bus on Redis: one pub/sub channel, `bus`, carrying commit
 //! ticks and [`Signal`]s between the nodes of one namespace, and the
-//! cluster-wide agent list (`agents`, per tenant: agent id → node, JSON).
+//! cluster-wide agent list (`agents`, per tenant: agent id → node, JSON),
+//! and which nodes hold a tunnel's agents (the global sorted set
+//! `tat:<tunnel id>`: node URL scored by when its hold lapses, in Redis
+//! time, so a hold is one member and lapsing needs no sweeper).
 //!
 //! Bus messages are `<node id>\0<tag><fields>`: `c` (a commit or resend:
 //! tick `commits()`), `g` (config changed), `a<event id>\0<answer bytes>`.
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use model::{EventId, TenantId};
+use model::{EventId, TenantId, TunnelId};
 use redis::AsyncCommands;
 use tokio::sync::{broadcast, watch};
 
@@ -146,6 +149,40 @@ impl ClusterBus for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn hold_tunnel(&self, tunnel: &TunnelId, node_url: &str, ttl: Duration) -> Result<()> {
+        let mut con = self.inner.con()?;
+        let key = self.inner.keys.tunnel_nodes(tunnel);
+        let now = self.inner.clock.redis_now();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        // Lapsed holds go at each refresh; the key itself outlives the
+        // last hold by one TTL, so a tunnel nobody serves leaves nothing.
+        let _: ((), (), ()) = redis::pipe()
+            .zadd(&key, node_url, now.saturating_add(ttl_ms))
+            .zrembyscore(&key, "-inf", now)
+            .pexpire(&key, ttl_ms.saturating_mul(2))
+            .query_async(&mut con)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn release_tunnel(&self, tunnel: &TunnelId, node_url: &str) -> Result<()> {
+        let mut con = self.inner.con()?;
+        let _: () = con
+            .zrem(self.inner.keys.tunnel_nodes(tunnel), node_url)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn tunnel_nodes(&self, tunnel: &TunnelId) -> Result<Vec<String>> {
+        let mut con = self.inner.con()?;
+        let now = self.inner.clock.redis_now();
+        con.zrangebyscore(self.inner.keys.tunnel_nodes(tunnel), now, "+inf")
+            .await
+            .map_err(unavailable)
     }
 
     /// The tenant's agents on live nodes; those of dead nodes are dropped.

@@ -8,7 +8,7 @@
 //! members with equal scores list deliveries in event order, and the group
 //! last, so a group name may hold any character.
 
-use model::{EventId, OutputId, TenantId};
+use model::{EventId, OutputId, TenantId, TunnelId};
 
 use crate::{DeliveryKey, Error, Result};
 
@@ -46,6 +46,12 @@ impl Keys {
     /// Tunnel name → `<tenant> <id>`: names are unique on the server.
     pub(super) fn tunnel_names(&self) -> String {
         format!("{}:tname", self.ns)
+    }
+
+    /// Sorted set of the node URLs holding agents of a tunnel, scored by
+    /// when each hold lapses (tunnel ids are unique on the server).
+    pub(super) fn tunnel_nodes(&self, tunnel: &TunnelId) -> String {
+        format!("{}:tat:{}", self.ns, tunnel.as_str())
     }
 
     /// Channel capability digest → `<tenant> <id>` (public streams know

@@ -50,6 +50,7 @@
 //! | `{ns}:chcap` | hash | channel capability digest → `<tenant> <id>` |
 //! | `{ns}:admins`, `{ns}:pubt` | set | admin tokens; tenants with public outputs |
 //! | `{ns}:node:<id>` | string, PX | a node's liveness |
+//! | `{ns}:tat:<tunnel id>` | zset, PX | node URLs holding the tunnel's agents, by lapse time |
 //! | `{ns}:nodes`, `{ns}:nt:<node>` | set | nodes to watch; tenants a node may hold claims in |
 //! | `{ns}:rl:<key>` | hash, PX | other rate-limit windows (`poll:<ip>`) |
 //! | `{ns}:canary` | string | sealed under the cluster's key: a node with another key refuses to start |

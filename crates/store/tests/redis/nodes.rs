@@ -331,3 +331,48 @@ async fn an_id_behind_the_last_commit_is_reminted_not_refused() {
     b.close().await;
     cleanup(&ns).await;
 }
+
+/// Which nodes hold a tunnel's agents (DESIGN §10): each node's hold is
+/// seen by the others, a release takes it out at once, and a hold that is
+/// not refreshed lapses by itself (a node killed with its agents).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_holds_are_shared_released_and_lapse() {
+    let ns = namespace();
+    let (a, b) = two_nodes(&ns).await;
+    let tunnel = model::TunnelId::generate();
+    let other = model::TunnelId::generate();
+    let long = Duration::from_secs(60);
+    a.hold_tunnel(&tunnel, "http://10.0.0.1:8080", long)
+        .await
+        .expect("hold on A");
+    b.hold_tunnel(&tunnel, "http://10.0.0.2:8080", long)
+        .await
+        .expect("hold on B");
+    let mut held = b.tunnel_nodes(&tunnel).await.expect("nodes");
+    held.sort();
+    assert_eq!(held, ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]);
+    assert!(a.tunnel_nodes(&other).await.expect("nodes").is_empty());
+
+    a.release_tunnel(&tunnel, "http://10.0.0.1:8080")
+        .await
+        .expect("release");
+    assert_eq!(
+        a.tunnel_nodes(&tunnel).await.expect("nodes"),
+        ["http://10.0.0.2:8080"]
+    );
+
+    b.hold_tunnel(&tunnel, "http://10.0.0.2:8080", Duration::from_millis(300))
+        .await
+        .expect("short hold");
+    let deadline = tokio::time::Instant::now() + patience();
+    while !a.tunnel_nodes(&tunnel).await.expect("nodes").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an unrefreshed hold never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.close().await;
+    b.close().await;
+    cleanup(&ns).await;
+}

@@ -7,10 +7,12 @@
 //! tunnels, refused tokens. `agents`: two agents sharing a tunnel, one
 //! killed mid-request. `tls`: both transports through TLS with a private CA.
 //! `operations`: `serve --tunnel-body-limit`, the tunnel metrics, and
-//! `hookrelay admin tunnel`.
+//! `hookrelay admin tunnel`. `nodes`: three relays on one Redis, the agent
+//! on the third, visitors on the others.
 
 mod agents;
 mod destination;
+mod nodes;
 mod operations;
 mod routing;
 mod tls;
