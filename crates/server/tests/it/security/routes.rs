@@ -121,6 +121,9 @@ const OPERATIONS: &str = "operations route: no credentials, no tenant data";
 const TUNNEL_VISITORS: &str = "tunnel visitors: a tunnel's name is its public address, not a \
     tenant's secret, and visitors present no tenant credential; routing, auth and crafted \
     targets in crates/hookrelay/tests/it/tunnels";
+const NODES: &str = "nodes of a cluster: no tenant credential but the key derived from the \
+    master key (401 without it); a tunnel's id is the address, and the request was routed and \
+    authorised on the visitor's node; tested in crates/hookrelay/tests/it/tunnels/nodes.rs";
 const DASHBOARD: &str = "dashboard: a cookie session that calls the API in-process with its \
     credential (the API's own checks); tenant isolation in tests/browser";
 
@@ -390,6 +393,7 @@ pub(super) const ROUTES: &[Route] = &[
         probe: Probe::TunnelHello(Transport::Grpc),
     },
     outside("ANY", "/t/{*rest}", TUNNEL_VISITORS),
+    outside("ANY", "/v1/tunnel/node/{*rest}", NODES),
     outside("ANY", "/ui/{*rest}", DASHBOARD),
     outside("GET", "/ui", DASHBOARD),
     outside("GET", "/ui/", DASHBOARD),
