@@ -117,7 +117,7 @@ pub async fn run(
     ));
     let signals = tokio::spawn(cluster::listen(state.clone(), shutdown.child_token()));
     let holds = tokio::spawn(tunnel::refresh_holds(state.clone(), shutdown.child_token()));
-    listener::serve(listener, app, &config, shutdown).await;
+    listener::serve(listener, app, state.clone(), &config, shutdown).await;
     let _ = signals.await;
     let _ = holds.await;
     state.hub.stop();

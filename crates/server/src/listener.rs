@@ -37,6 +37,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::framing::Guarded;
+use crate::state::AppState;
 
 /// HTTP/2 receive window of a connection (all its streams together).
 const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
@@ -58,6 +59,7 @@ const H1_MAX_BUFFER: usize = 64 * 1024;
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
+    state: AppState,
     config: &Config,
     shutdown: CancellationToken,
 ) {
@@ -128,7 +130,7 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let ticket = waiting.enter();
-        let service = connection_service(app.clone(), peer, Arc::clone(&ticket));
+        let service = connection_service(app.clone(), state.clone(), peer, Arc::clone(&ticket));
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let first_bytes = config.header_read_timeout;
         let tls = tls.clone();
@@ -322,6 +324,7 @@ impl Drop for Entry {
 /// connection just evicted is answered 503 without reaching the router.
 fn connection_service(
     app: Router,
+    state: AppState,
     peer: SocketAddr,
     ticket: Arc<Ticket>,
 ) -> impl hyper::service::Service<
@@ -336,11 +339,15 @@ fn connection_service(
         let started = ticket.start();
         request.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
+        let state = state.clone();
         async move {
             if !started {
                 return Ok(crate::error::ApiError::unavailable().into_response());
             }
-            app.oneshot(request.map(axum::body::Body::new)).await
+            match crate::tunnel::front(&state, peer, request.map(axum::body::Body::new)).await {
+                Ok(response) => Ok(response),
+                Err(request) => app.oneshot(request).await,
+            }
         }
     })
 }

@@ -127,7 +127,7 @@ impl Metrics {
         self.events_stored.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn request(&self, route: &str, status: u16) {
+    pub(crate) fn request(&self, route: &str, status: u16) {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         // Look up by &str first so the common case allocates nothing.
         if let Some(by_status) = requests.get_mut(route) {

@@ -48,7 +48,7 @@ pub(crate) mod schemas {
         CreateBody, PatchBody, RequestList, RequestsQuery, TunnelList, TunnelView,
     };
 }
-pub(crate) use proxy::by_host;
+pub(crate) use proxy::{by_host, front};
 
 /// The public, agent and admin routes of tunnels.
 pub(crate) fn router(state: &AppState) -> Router<AppState> {

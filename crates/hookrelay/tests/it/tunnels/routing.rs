@@ -140,6 +140,30 @@ async fn auth_offline_unknown_and_refused_tokens() {
         offline.json::<Value>().await.unwrap()["error"],
         "tunnel_offline"
     );
+    // ... and the visitor's connection closes after it: visitors of an
+    // offline tunnel hold no keep-alive connection (and its buffers).
+    let addr = relay.serve.url.trim_start_matches("http://").to_owned();
+    let mut visitor = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    visitor
+        .write_all(
+            format!(
+                "GET /t/locked/x HTTP/1.1\r\nhost: {addr}\r\nauthorization: Basic dTpw\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        visitor.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the relay closes an offline tunnel's visitor")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    assert!(answer.contains("tunnel_offline"), "{answer}");
     let unknown = relay
         .http
         .get(relay.url("nothing-here", "/"))

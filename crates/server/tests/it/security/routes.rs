@@ -121,9 +121,9 @@ const OPERATIONS: &str = "operations route: no credentials, no tenant data";
 const TUNNEL_VISITORS: &str = "tunnel visitors: a tunnel's name is its public address, not a \
     tenant's secret, and visitors present no tenant credential; routing, auth and crafted \
     targets in crates/hookrelay/tests/it/tunnels";
-const NODES: &str = "node-to-node tunnel requests: authenticated by the key derived from the \
-    master key, not by a tenant credential; a missing or wrong key is refused (401) in \
-    crates/hookrelay/tests/it/tunnels/nodes.rs";
+const NODES: &str = "nodes of a cluster: no tenant credential but the key derived from the \
+    master key (401 without it); a tunnel's id is the address, and the request was routed and \
+    authorised on the visitor's node; tested in crates/hookrelay/tests/it/tunnels/nodes.rs";
 const DASHBOARD: &str = "dashboard: a cookie session that calls the API in-process with its \
     credential (the API's own checks); tenant isolation in tests/browser";
 
