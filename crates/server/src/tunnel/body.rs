@@ -96,47 +96,25 @@ impl Drop for Finish {
     }
 }
 
-/// The response body: counted, and logging the request when dropped.
-pub(crate) struct Logged<B> {
-    pub(crate) inner: Counted<B>,
-    pub(crate) _finish: Finish,
-}
-
-impl<B> Body for Logged<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<tower::BoxError>,
-{
-    type Data = Bytes;
-    type Error = tower::BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tower::BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// An answer relayed for another node: its agent counts as busy until the
-/// body ends (that node logs the request).
-pub(crate) struct Holding<B> {
+/// A body that keeps `_guard` until it is dropped: the request's log entry
+/// ([`Finish`]), or an agent's busy mark for an answer relayed to another
+/// node ([`Busy`]: that node logs the request).
+pub(crate) struct Guarded<B, G> {
     pub(crate) inner: B,
-    pub(crate) _busy: Busy,
+    pub(crate) _guard: G,
 }
 
-impl<B> Body for Holding<B>
+/// The response body: counted, and logging the request when dropped.
+pub(crate) type Logged<B> = Guarded<Counted<B>, Finish>;
+/// An answer relayed for another node: its agent counts as busy until the
+/// body ends.
+pub(crate) type Holding<B> = Guarded<B, Busy>;
+
+impl<B, G> Body for Guarded<B, G>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<tower::BoxError>,
+    G: Unpin,
 {
     type Data = Bytes;
     type Error = tower::BoxError;

@@ -207,7 +207,7 @@ pub(crate) async fn receive(State(state): State<AppState>, req: Request) -> Resp
             strip_hop_by_hop(&mut parts.headers);
             let body = Holding {
                 inner: body,
-                _busy: busy,
+                _guard: busy,
             };
             Response::from_parts(parts, Body::new(body))
         }

@@ -260,7 +260,7 @@ async fn proxy(state: AppState, peer: SocketAddr, target: Target, mut req: Reque
     let count = Arc::clone(&finish.bytes_out);
     let body = Logged {
         inner: Counted::new(body, count, state.config.tunnel_body_limit),
-        _finish: finish,
+        _guard: finish,
     };
     Response::from_parts(parts, Body::new(body))
 }
