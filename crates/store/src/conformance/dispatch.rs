@@ -119,10 +119,13 @@ pub async fn groups_share_nothing_and_miss_nothing(store: &Arc<dyn Store>) {
     assert_eq!(states(store, &w, &third.id).await.len(), 4);
 }
 
-/// In-flight deliveries leave the queue; settling moves them on, retries
-/// come back when due, and resend starts over.
-pub async fn settle_and_retry(store: &Arc<dyn Store>) {
-    let w = World::create(store, "settle").await;
+/// A world whose group `g` has one event's two deliveries in flight: the
+/// world, the event, the two delivery keys and the time they were due.
+async fn one_event_in_flight(
+    store: &Arc<dyn Store>,
+    name: &str,
+) -> (World, crate::Appended, [DeliveryKey; 2], i64) {
+    let w = World::create(store, name).await;
     let (t, b) = (&w.tenant, &w.bucket.id);
     store
         .register_group(t, b, "g", 0, i64::MAX)
@@ -140,6 +143,14 @@ pub async fn settle_and_retry(store: &Arc<dyn Store>) {
         .mark_in_flight(&[k0.clone(), k1.clone()])
         .await
         .expect("mark");
+    (w, a, [k0, k1], now)
+}
+
+/// In-flight deliveries leave the queue; settling moves them on, retries
+/// come back when due, and resend starts over.
+pub async fn settle_and_retry(store: &Arc<dyn Store>) {
+    let (w, a, [k0, k1], now) = one_event_in_flight(store, "settle").await;
+    let (t, b) = (&w.tenant, &w.bucket.id);
     assert_eq!(
         states(store, &w, &a.id).await,
         vec![DeliveryState::InFlight; 2]
@@ -472,24 +483,8 @@ pub async fn abandoned_groups_stop_growing(store: &Arc<dyn Store>) {
 /// delivery that does not exist.
 pub async fn settle_batch_settles_each(store: &Arc<dyn Store>) {
     use crate::Settlement;
-    let w = World::create(store, "batch").await;
+    let (w, a, [k0, k1], now) = one_event_in_flight(store, "batch").await;
     let (t, b) = (&w.tenant, &w.bucket.id);
-    store
-        .register_group(t, b, "g", 0, i64::MAX)
-        .await
-        .expect("register");
-    let a = store.append(w.event()).await.expect("append");
-    let now = crate::clock::now_ms();
-    let due = store
-        .due_deliveries(t, b, Some("g"), now, 100)
-        .await
-        .expect("due");
-    assert_eq!(due.due.len(), 2);
-    let (k0, k1) = (due.due[0].key.clone(), due.due[1].key.clone());
-    store
-        .mark_in_flight(&[k0.clone(), k1.clone()])
-        .await
-        .expect("mark");
     let mut unknown = k0.clone();
     unknown.event = EventId::floor_at(1);
     let later = now + 60_000;
